@@ -1,0 +1,175 @@
+#include "dataplane/routing/route_table.h"
+
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace zproxy::routing {
+namespace {
+
+// RFC 9110 tchar, the alphabet of a method token.
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  for (char t : std::string_view("!#$%&'*+-.^_`|~")) {
+    if (c == t) return true;
+  }
+  return false;
+}
+
+bool ValidateMethod(const std::string& m, std::string* why) {
+  if (m.empty()) {
+    *why = "empty method";
+    return false;
+  }
+  for (char c : m) {
+    if (!IsTokenChar(c)) {
+      *why = "method \"" + m + "\" is not an HTTP token";
+      return false;
+    }
+    // Methods are case-sensitive, so "get" would never match a GET request. A lowercase
+    // method in a config is a typo far more often than a custom method; say so.
+    if (c >= 'a' && c <= 'z') {
+      *why = "method \"" + m + "\" is lowercase; methods are case-sensitive (use \"GET\", ...)";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ValidatePath(const std::string& p, std::string* why) {
+  if (p.front() != '/') {
+    *why = "\"" + p + "\" must start with \"/\"";
+    return false;
+  }
+  if (p.find('?') != std::string::npos) {
+    // The router sees the path without its query, so this could never match.
+    *why = "\"" + p + "\" must not contain a query (\"?\")";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& config,
+                                                    std::string* error) {
+  std::unordered_map<std::string_view, uint32_t> cluster_by_name;
+  for (int i = 0; i < config.clusters_size(); ++i) {
+    const std::string& name = config.clusters(i).name();
+    if (name.empty()) continue;  // cannot be referenced; cluster validation reports it
+    if (!cluster_by_name.emplace(name, static_cast<uint32_t>(i)).second) {
+      *error = "clusters[" + std::to_string(i) + "].name: duplicate cluster name \"" + name + "\"";
+      return nullptr;
+    }
+  }
+
+  std::shared_ptr<RouteTable> table(new RouteTable());
+  table->listeners_.resize(config.listeners_size());
+  uint32_t stat_index = 0;
+  for (int li = 0; li < config.listeners_size(); ++li) {
+    const zproxy::v1::Listener& listener = config.listeners(li);
+    CompiledListener& out = table->listeners_[li];
+    out.routes.reserve(listener.routes_size());
+    for (int ri = 0; ri < listener.routes_size(); ++ri) {
+      const zproxy::v1::Route& route = listener.routes(ri);
+      const zproxy::v1::RouteMatch& match = route.match();
+      const std::string field =
+          "listeners[" + std::to_string(li) + "].routes[" + std::to_string(ri) + "]";
+      std::string why;
+
+      CompiledRoute compiled;
+      if (route.cluster().empty()) {
+        *error = field + ".cluster: required";
+        return nullptr;
+      }
+      auto cluster = cluster_by_name.find(route.cluster());
+      if (cluster == cluster_by_name.end()) {
+        *error = field + ".cluster: unknown cluster \"" + route.cluster() + "\"";
+        return nullptr;
+      }
+
+      // Exactly one of path/prefix. Requiring it (rather than defaulting to "any path")
+      // keeps every route's reach visible in the config; "prefix: /" means everything.
+      if (!match.path().empty() && !match.prefix().empty()) {
+        *error = field + ".match: set either path or prefix, not both";
+        return nullptr;
+      }
+      if (match.path().empty() && match.prefix().empty()) {
+        *error = field + ".match: one of path or prefix is required (prefix \"/\" matches all)";
+        return nullptr;
+      }
+      compiled.exact_path = !match.path().empty();
+      compiled.path = compiled.exact_path ? match.path() : match.prefix();
+      if (!ValidatePath(compiled.path, &why)) {
+        *error = field + ".match." + (compiled.exact_path ? "path" : "prefix") + ": " + why;
+        return nullptr;
+      }
+
+      for (int hi = 0; hi < match.hosts_size(); ++hi) {
+        HostPattern pattern;
+        if (!HostPattern::Compile(match.hosts(hi), &pattern, &why)) {
+          *error = field + ".match.hosts[" + std::to_string(hi) + "]: " + why;
+          return nullptr;
+        }
+        compiled.hosts.push_back(std::move(pattern));
+      }
+      for (int mi = 0; mi < match.methods_size(); ++mi) {
+        if (!ValidateMethod(match.methods(mi), &why)) {
+          *error = field + ".match.methods[" + std::to_string(mi) + "]: " + why;
+          return nullptr;
+        }
+        compiled.methods.push_back(match.methods(mi));
+      }
+
+      compiled.entry.cluster_index = cluster->second;
+      compiled.entry.cluster_name = route.cluster();
+      compiled.entry.host_rewrite = route.host_rewrite();
+      compiled.entry.listener_index = static_cast<uint32_t>(li);
+      compiled.entry.route_index = static_cast<uint32_t>(ri);
+      compiled.entry.stat_index = stat_index++;
+      out.any_host_patterns |= !compiled.hosts.empty();
+      out.routes.push_back(std::move(compiled));
+    }
+  }
+  table->route_count_ = stat_index;
+  return table;
+}
+
+const RouteEntry* RouteTable::Match(uint32_t listener_index, std::string_view host,
+                                    std::string_view path, std::string_view method) const {
+  if (listener_index >= listeners_.size()) return nullptr;
+  const CompiledListener& listener = listeners_[listener_index];
+  // Normalize once per request into a stack buffer, not once per pattern; listeners
+  // without host conditions skip it entirely.
+  const NormalizedHost normalized(listener.any_host_patterns ? host : std::string_view());
+
+  // Linear, first match wins. Conditions are checked cheapest-first (path, then method,
+  // then host). See route_table_benchmark.cc for what this costs with many routes.
+  for (const CompiledRoute& route : listener.routes) {
+    if (route.exact_path ? path != route.path : !path.starts_with(route.path)) continue;
+    if (!route.methods.empty()) {
+      bool found = false;
+      for (const std::string& m : route.methods) {
+        if (m == method) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) continue;
+    }
+    if (!route.hosts.empty()) {
+      bool found = false;
+      for (const HostPattern& pattern : route.hosts) {
+        if (pattern.Matches(normalized)) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) continue;
+    }
+    return &route.entry;
+  }
+  return nullptr;
+}
+
+}  // namespace zproxy::routing

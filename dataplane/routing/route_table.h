@@ -1,0 +1,85 @@
+// HTTP router: an immutable table compiled from one config snapshot, looked up per request.
+//
+// Lifecycle: the snapshot applier calls RouteTable::Build once per config version; the
+// result is shared (shared_ptr<const RouteTable>) by every worker, which swaps its pointer
+// when a new version is applied. Nothing in a built table changes, so lookups need no locks.
+//
+// Matching semantics: within a listener, routes are tried in config order and the FIRST
+// route whose host, path and method conditions all hold wins. This is Envoy's rule. nginx
+// users should note it is not nginx's "longest prefix location wins": put the more specific
+// routes (e.g. prefix "/api/v2") before the general ones (prefix "/").
+//  - host: empty list = any host. Otherwise the request's Host (port stripped, case
+//    folded, one trailing dot ignored) must equal one of the entries, or end in a
+//    wildcard's suffix: "*.example.com" matches "a.example.com" and "a.b.example.com",
+//    not "example.com". IPv6 literals are written "[::1]".
+//  - path: `path` = exact match, `prefix` = byte prefix ("/api" also matches "/apix",
+//    as in Envoy; write "/api/" to require the separator). The caller passes the path
+//    without the query string. Comparison is case-sensitive (paths are).
+//  - method: empty list = any; else exact, case-sensitive (RFC 9110 methods are).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/routing/host_pattern.h"
+#include "zproxy/v1/config.pb.h"
+
+namespace zproxy::routing {
+
+// What a request is routed to. Owned by the RouteTable; valid as long as it is.
+struct RouteEntry {
+  uint32_t cluster_index = 0;  // index into Config.clusters of the snapshot
+  std::string cluster_name;
+  std::string host_rewrite;  // Host sent upstream; "" = keep the client's
+  uint32_t listener_index = 0;
+  uint32_t route_index = 0;  // position in Config.listeners[listener_index].routes
+  // Dense index over all routes of all listeners (0..RouteTable::route_count()-1), so
+  // per-worker metrics can be a flat array instead of a map.
+  uint32_t stat_index = 0;
+};
+
+class RouteTable {
+ public:
+  // Compiles and validates the routes of every listener. On a configuration error returns
+  // nullptr and sets *error to a message that names the field, e.g.
+  // `listeners[0].routes[2].cluster: unknown cluster "api"`. Never throws on bad input.
+  static std::shared_ptr<const RouteTable> Build(const zproxy::v1::Config& config,
+                                                 std::string* error);
+
+  // Hot path: allocates nothing. `host` is the raw Host header value (may carry a port),
+  // `path` the request path without the query. Returns nullptr when no route matches (the
+  // proxy answers 404) or listener_index is out of range (e.g. a tcp_proxy listener has no
+  // routes and always yields nullptr).
+  const RouteEntry* Match(uint32_t listener_index, std::string_view host, std::string_view path,
+                          std::string_view method) const;
+
+  size_t listener_count() const { return listeners_.size(); }
+  size_t route_count() const { return route_count_; }
+
+  RouteTable(const RouteTable&) = delete;
+  RouteTable& operator=(const RouteTable&) = delete;
+
+ private:
+  struct CompiledRoute {
+    bool exact_path = false;           // else prefix
+    std::string path;                  // exact path or prefix
+    std::vector<HostPattern> hosts;    // empty = any host
+    std::vector<std::string> methods;  // empty = any method
+    RouteEntry entry;
+  };
+  struct CompiledListener {
+    std::vector<CompiledRoute> routes;
+    // True when some route restricts hosts; lets Match skip normalizing the host.
+    bool any_host_patterns = false;
+  };
+
+  RouteTable() = default;
+
+  std::vector<CompiledListener> listeners_;
+  size_t route_count_ = 0;
+};
+
+}  // namespace zproxy::routing
