@@ -1,0 +1,59 @@
+#include "controlplane/config/defaults.h"
+
+namespace zproxy::config {
+void ApplyDefaults(zproxy::v1::IoUring* u) {
+  if (u->sq_depth() == 0) u->set_sq_depth(Defaults::kSqDepth);
+  if (u->buf_count() == 0) u->set_buf_count(Defaults::kBufCount);
+  if (u->buf_size() == 0) u->set_buf_size(Defaults::kBufSize);
+  if (u->send_zc_threshold() == 0) u->set_send_zc_threshold(Defaults::kSendZcThreshold);
+  if (u->sqpoll_idle_ms() == 0) u->set_sqpoll_idle_ms(Defaults::kSqpollIdleMs);
+}
+
+void ApplyDefaults(zproxy::v1::HttpOptions* h) {
+  if (h->max_request_line_bytes() == 0)
+    h->set_max_request_line_bytes(Defaults::kMaxRequestLineBytes);
+  if (h->max_header_bytes() == 0) h->set_max_header_bytes(Defaults::kMaxHeaderBytes);
+  if (h->max_headers() == 0) h->set_max_headers(Defaults::kMaxHeaders);
+  if (h->idle_timeout_ms() == 0) h->set_idle_timeout_ms(Defaults::kHttpIdleTimeoutMs);
+  if (h->request_header_timeout_ms() == 0) {
+    h->set_request_header_timeout_ms(Defaults::kRequestHeaderTimeoutMs);
+  }
+}
+
+void ApplyDefaults(zproxy::v1::Listener* l) {
+  // HTTP options mean nothing to an L4 pass-through listener; leave it without them.
+  if (!l->has_tcp_proxy()) ApplyDefaults(l->mutable_http());
+}
+
+void ApplyDefaults(zproxy::v1::Endpoint* e) {
+  if (e->weight() == 0) e->set_weight(Defaults::kEndpointWeight);
+}
+
+void ApplyDefaults(zproxy::v1::HealthCheck* hc) {
+  if (hc->interval_ms() == 0) hc->set_interval_ms(Defaults::kHealthIntervalMs);
+  if (hc->timeout_ms() == 0) hc->set_timeout_ms(Defaults::kHealthTimeoutMs);
+  if (hc->healthy_threshold() == 0) hc->set_healthy_threshold(Defaults::kHealthyThreshold);
+  if (hc->unhealthy_threshold() == 0) hc->set_unhealthy_threshold(Defaults::kUnhealthyThreshold);
+}
+
+void ApplyDefaults(zproxy::v1::Cluster* c) {
+  if (c->lb() == zproxy::v1::LB_POLICY_UNSPECIFIED) c->set_lb(Defaults::kLbPolicy);
+  if (c->pool_size() == 0) c->set_pool_size(Defaults::kPoolSize);
+  if (c->connect_timeout_ms() == 0) c->set_connect_timeout_ms(Defaults::kConnectTimeoutMs);
+  if (c->read_timeout_ms() == 0) c->set_read_timeout_ms(Defaults::kReadTimeoutMs);
+  if (c->idle_timeout_ms() == 0) c->set_idle_timeout_ms(Defaults::kClusterIdleTimeoutMs);
+  for (auto& e : *c->mutable_endpoints()) ApplyDefaults(&e);
+  // No health_check block = no active checks; do not invent one.
+  if (c->has_health_check()) ApplyDefaults(c->mutable_health_check());
+}
+
+void ApplyDefaults(zproxy::v1::Config* config) {
+  ApplyDefaults(config->mutable_io_uring());
+  for (auto& l : *config->mutable_listeners()) ApplyDefaults(&l);
+  for (auto& c : *config->mutable_clusters()) ApplyDefaults(&c);
+  if (config->drain_timeout_ms() == 0) config->set_drain_timeout_ms(Defaults::kDrainTimeoutMs);
+  if (config->admin_address().empty()) config->set_admin_address(Defaults::kAdminAddress);
+  if (config->bpffs_path().empty()) config->set_bpffs_path(Defaults::kBpffsPath);
+}
+
+}  // namespace zproxy::config

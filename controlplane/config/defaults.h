@@ -1,0 +1,67 @@
+// The one home of the config defaults. A field left at 0 / empty is filled in here, so the
+// data plane never sees "unset" and the Admin API (which reuses these) agrees with the file.
+//
+// Proto3 cannot tell an explicit 0 from "not given", so a 0 written in the file also
+// becomes the default. Fields where 0 has its own meaning (workers: 0 = one per CPU,
+// http.max_body_bytes: 0 = unlimited) get no default.
+#pragma once
+
+#include <cstdint>
+
+#include "zproxy/v1/config.pb.h"
+
+namespace zproxy::config {
+
+struct Defaults {
+  // io_uring, per worker.
+  static constexpr uint32_t kSqDepth = 4096;
+  static constexpr uint32_t kBufCount = 1024;
+  // 16 KiB: the largest TLS record plaintext, so one kTLS receive fits one buffer, and a
+  // typical request head (well under 8 KiB) fits too. 1024 x 16 KiB = 16 MiB per worker,
+  // shared by all of its connections (an idle connection owns no buffer).
+  static constexpr uint32_t kBufSize = 16384;
+  // Placeholder until bench/ measures the crossover (reports put it at 8-16 KiB).
+  static constexpr uint32_t kSendZcThreshold = 16384;
+  static constexpr uint32_t kSqpollIdleMs = 1000;
+
+  // Clusters and endpoints.
+  static constexpr uint32_t kPoolSize = 64;
+  static constexpr uint32_t kConnectTimeoutMs = 2000;
+  static constexpr uint32_t kReadTimeoutMs = 30000;
+  static constexpr uint32_t kClusterIdleTimeoutMs = 60000;
+  static constexpr uint32_t kEndpointWeight = 1;
+  static constexpr zproxy::v1::LbPolicy kLbPolicy = zproxy::v1::ROUND_ROBIN;
+
+  // Active health checks (only when a cluster has a health_check block).
+  static constexpr uint32_t kHealthIntervalMs = 5000;
+  static constexpr uint32_t kHealthTimeoutMs = 1000;
+  static constexpr uint32_t kHealthyThreshold = 2;
+  static constexpr uint32_t kUnhealthyThreshold = 3;
+
+  // HTTP listeners.
+  static constexpr uint32_t kMaxRequestLineBytes = 8192;
+  static constexpr uint32_t kMaxHeaderBytes = 65536;
+  static constexpr uint32_t kMaxHeaders = 100;
+  static constexpr uint32_t kHttpIdleTimeoutMs = 60000;
+  static constexpr uint32_t kRequestHeaderTimeoutMs = 10000;
+
+  // Process-wide.
+  static constexpr uint32_t kDrainTimeoutMs = 10000;
+  static constexpr const char* kAdminAddress = "unix:/run/zproxy/admin.sock";
+  static constexpr const char* kBpffsPath = "/sys/fs/bpf/zproxy";
+  // metrics_address and access_log: empty = off, so no default.
+};
+
+// Fills every unset (0 / empty) field that has a default, in place. Idempotent.
+void ApplyDefaults(zproxy::v1::Config* config);
+
+// Per-message helpers, for the Admin API's partial updates (a cluster or listener added
+// at run time gets the same defaults as one from the file).
+void ApplyDefaults(zproxy::v1::IoUring* io_uring);
+void ApplyDefaults(zproxy::v1::Listener* listener);
+void ApplyDefaults(zproxy::v1::HttpOptions* http);
+void ApplyDefaults(zproxy::v1::Cluster* cluster);
+void ApplyDefaults(zproxy::v1::Endpoint* endpoint);
+void ApplyDefaults(zproxy::v1::HealthCheck* health_check);
+
+}  // namespace zproxy::config

@@ -1,0 +1,270 @@
+#include "controlplane/config/validate.h"
+
+#include <arpa/inet.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "common/net_address.h"
+
+namespace zproxy::config {
+namespace {
+
+using zproxy::v1::Cluster;
+using zproxy::v1::Config;
+using zproxy::v1::Listener;
+using zproxy::v1::Route;
+
+bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+std::string Index(const std::string& base, int i) { return base + "[" + std::to_string(i) + "]"; }
+
+class Validator {
+ public:
+  explicit Validator(const Config& config) : config_(config) {}
+
+  ConfigErrors Run() {
+    CheckClusters();
+    CheckListeners();
+    CheckProcess();
+    CheckIoUring();
+    return std::move(errors_);
+  }
+
+ private:
+  void Error(std::string path, std::string message) {
+    errors_.push_back(ConfigError{std::move(path), std::move(message), "", 0, 0});
+  }
+
+  // Returns the normalized address ("1.2.3.4:80") or "" after reporting an error.
+  std::string CheckAddress(const std::string& path, const std::string& text) {
+    if (text.empty()) {
+      Error(path, "address is required (\"host:port\")");
+      return "";
+    }
+    NetAddress addr;
+    std::string why;
+    if (!ParseNetAddress(text, &addr, &why)) {
+      Error(path, "invalid address " + Quote(text) + ": " + why);
+      return "";
+    }
+    return addr.ToString();
+  }
+
+  void CheckClusters() {
+    for (int i = 0; i < config_.clusters_size(); ++i) {
+      const Cluster& c = config_.clusters(i);
+      std::string path = Index("clusters", i);
+      if (c.name().empty()) {
+        Error(path + ".name", "cluster name is required");
+      } else if (!cluster_names_.insert(c.name()).second) {
+        Error(path + ".name", "duplicate cluster name " + Quote(c.name()));
+      }
+      if (c.endpoints_size() == 0) Error(path + ".endpoints", "at least one endpoint is required");
+      for (int j = 0; j < c.endpoints_size(); ++j) {
+        const auto& e = c.endpoints(j);
+        std::string ep = Index(path + ".endpoints", j);
+        CheckAddress(ep + ".address", e.address());
+        if (e.weight() < 1 || e.weight() > Limits::kMaxEndpointWeight) {
+          Error(ep + ".weight", "weight must be 1.." + std::to_string(Limits::kMaxEndpointWeight) +
+                                    ", got " + std::to_string(e.weight()));
+        }
+      }
+      if (c.has_health_check() && !c.health_check().http_path().empty() &&
+          c.health_check().http_path()[0] != '/') {
+        Error(path + ".health_check.http_path",
+              "must start with '/', got " + Quote(c.health_check().http_path()));
+      }
+    }
+  }
+
+  void CheckClusterRef(const std::string& path, const std::string& name) {
+    if (name.empty()) {
+      Error(path, "cluster is required");
+    } else if (cluster_names_.count(name) == 0) {
+      Error(path, "unknown cluster " + Quote(name));
+    }
+  }
+
+  void CheckRoute(const std::string& path, const Route& r) {
+    CheckClusterRef(path + ".cluster", r.cluster());
+    const auto& m = r.match();
+    if (!m.prefix().empty() && !m.path().empty()) {
+      Error(path + ".match", "give at most one of prefix and path");
+    }
+    if (!m.prefix().empty() && m.prefix()[0] != '/') {
+      Error(path + ".match.prefix", "must start with '/', got " + Quote(m.prefix()));
+    }
+    if (!m.path().empty() && m.path()[0] != '/') {
+      Error(path + ".match.path", "must start with '/', got " + Quote(m.path()));
+    }
+    for (int k = 0; k < m.hosts_size(); ++k) {
+      std::string why;
+      if (!ValidateHostPattern(m.hosts(k), &why)) {
+        Error(Index(path + ".match.hosts", k), "invalid host " + Quote(m.hosts(k)) + ": " + why);
+      }
+    }
+    for (int k = 0; k < m.methods_size(); ++k) {
+      if (!IsHttpToken(m.methods(k))) {
+        Error(Index(path + ".match.methods", k),
+              "invalid method " + Quote(m.methods(k)) + " (must be an HTTP token)");
+      }
+    }
+  }
+
+  void CheckListeners() {
+    if (config_.listeners_size() == 0) Error("listeners", "at least one listener is required");
+    std::set<std::string> names;
+    std::map<std::string, std::string> addresses;  // normalized address -> listener path
+    for (int i = 0; i < config_.listeners_size(); ++i) {
+      const Listener& l = config_.listeners(i);
+      std::string path = Index("listeners", i);
+      if (l.name().empty()) {
+        Error(path + ".name", "listener name is required");
+      } else if (!names.insert(l.name()).second) {
+        Error(path + ".name", "duplicate listener name " + Quote(l.name()));
+      }
+      std::string addr = CheckAddress(path + ".address", l.address());
+      if (!addr.empty()) {
+        auto [it, inserted] = addresses.emplace(addr, path);
+        if (!inserted) {
+          Error(path + ".address", "address " + addr + " is already used by " + it->second);
+        }
+      }
+      bool has_routes = l.routes_size() > 0;
+      if (has_routes && l.has_tcp_proxy()) {
+        Error(path, "give either routes (HTTP) or tcp_proxy (L4), not both");
+      } else if (!has_routes && !l.has_tcp_proxy()) {
+        Error(path, "needs routes (HTTP) or tcp_proxy (L4)");
+      }
+      if (l.has_tcp_proxy()) CheckClusterRef(path + ".tcp_proxy.cluster", l.tcp_proxy().cluster());
+      for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
+      if (l.has_http()) {
+        const auto& h = l.http();
+        if (h.max_headers() == 0 || h.max_headers() > Limits::kMaxHeaders) {
+          Error(path + ".http.max_headers", "must be 1.." + std::to_string(Limits::kMaxHeaders) +
+                                                ", got " + std::to_string(h.max_headers()));
+        }
+        if (h.max_request_line_bytes() > h.max_header_bytes()) {
+          Error(path + ".http.max_request_line_bytes",
+                "must not exceed max_header_bytes (" + std::to_string(h.max_header_bytes()) + ")");
+        }
+      }
+    }
+    listener_addresses_ = std::move(addresses);
+  }
+
+  void CheckProcess() {
+    if (config_.workers() > Limits::kMaxWorkers) {
+      Error("workers", "must be at most " + std::to_string(Limits::kMaxWorkers) + ", got " +
+                           std::to_string(config_.workers()));
+    }
+    if (!config_.metrics_address().empty()) {
+      std::string addr = CheckAddress("metrics_address", config_.metrics_address());
+      auto it = listener_addresses_.find(addr);
+      if (!addr.empty() && it != listener_addresses_.end()) {
+        Error("metrics_address", "address " + addr + " is already used by " + it->second);
+      }
+    }
+    const std::string& admin = config_.admin_address();
+    if (admin.rfind("unix:", 0) == 0) {
+      std::string p = admin.substr(5);
+      if (p.empty() || p[0] != '/') {
+        Error("admin_address", "unix socket path must be absolute, got " + Quote(admin));
+      } else if (p.size() >= 108) {
+        Error("admin_address", "unix socket path is longer than 107 bytes");
+      }
+    } else if (!admin.empty()) {
+      CheckAddress("admin_address", admin);
+    }
+    if (!config_.bpffs_path().empty() && config_.bpffs_path()[0] != '/') {
+      Error("bpffs_path", "must be an absolute path, got " + Quote(config_.bpffs_path()));
+    }
+  }
+
+  void CheckIoUring() {
+    const auto& u = config_.io_uring();
+    if (!IsPowerOfTwo(u.sq_depth()) || u.sq_depth() > Limits::kMaxSqDepth) {
+      Error("io_uring.sq_depth", "must be a power of two in 1.." +
+                                     std::to_string(Limits::kMaxSqDepth) + ", got " +
+                                     std::to_string(u.sq_depth()));
+    }
+    if (!IsPowerOfTwo(u.buf_count()) || u.buf_count() > Limits::kMaxBufCount) {
+      Error("io_uring.buf_count", "must be a power of two in 1.." +
+                                      std::to_string(Limits::kMaxBufCount) + ", got " +
+                                      std::to_string(u.buf_count()));
+    }
+    if (u.buf_size() < Limits::kMinBufSize || u.buf_size() > Limits::kMaxBufSize) {
+      Error("io_uring.buf_size", "must be " + std::to_string(Limits::kMinBufSize) + ".." +
+                                     std::to_string(Limits::kMaxBufSize) + " bytes, got " +
+                                     std::to_string(u.buf_size()));
+    }
+  }
+
+  const Config& config_;
+  std::set<std::string> cluster_names_;
+  std::map<std::string, std::string> listener_addresses_;
+  ConfigErrors errors_;
+};
+
+bool IsLabelChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+bool IsHostName(const std::string& name, std::string* error) {
+  if (name.empty()) return *error = "empty name", false;
+  if (name.size() > 253) return *error = "longer than 253 characters", false;
+  size_t label = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      if (label == 0) return *error = "empty label", false;
+      if (label > 63) return *error = "label longer than 63 characters", false;
+      label = 0;
+    } else if (!IsLabelChar(name[i])) {
+      return *error = std::string("invalid character '") + name[i] + "'", false;
+    } else {
+      ++label;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ValidateHostPattern(const std::string& host, std::string* error) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr a;
+    std::string inner = host.substr(1, host.size() - 2);
+    if (inet_pton(AF_INET6, inner.c_str(), &a) == 1) return true;
+    *error = "not an IPv6 address";
+    return false;
+  }
+  if (host.rfind("*.", 0) == 0) return IsHostName(host.substr(2), error);
+  if (host.find('*') != std::string::npos) {
+    *error = "a wildcard is only allowed as a leading \"*.\"";
+    return false;
+  }
+  if (host.find(':') != std::string::npos) {
+    *error = "hosts match without a port; IPv6 literals need brackets";
+    return false;
+  }
+  return IsHostName(host, error);
+}
+
+bool IsHttpToken(const std::string& text) {
+  if (text.empty()) return false;
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              kExtra.find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+ConfigErrors ValidateConfig(const zproxy::v1::Config& config) { return Validator(config).Run(); }
+
+}  // namespace zproxy::config
