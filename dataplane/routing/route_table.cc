@@ -1,5 +1,8 @@
 #include "dataplane/routing/route_table.h"
 
+#include <algorithm>
+#include <array>
+#include <map>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -50,6 +53,24 @@ bool ValidatePath(const std::string& p, std::string* why) {
 }
 
 }  // namespace
+
+void RouteTable::IndexHosts(CompiledListener* listener) {
+  // std::map: sorted keys for the binary search, built once per snapshot.
+  std::map<std::string, std::vector<uint32_t>, std::less<>> exact, wildcard;
+  for (uint32_t pos = 0; pos < listener->routes.size(); ++pos) {
+    const CompiledRoute& route = listener->routes[pos];
+    if (route.hosts.empty()) listener->any_host_routes.push_back(pos);
+    for (const HostPattern& pattern : route.hosts) {
+      std::vector<uint32_t>& list = (pattern.wildcard() ? wildcard : exact)[pattern.key()];
+      // A route listing the same host twice appears once.
+      if (list.empty() || list.back() != pos) list.push_back(pos);
+    }
+  }
+  for (auto& [key, routes] : exact) listener->exact_hosts.push_back({key, std::move(routes)});
+  for (auto& [key, routes] : wildcard) {
+    listener->wildcard_hosts.push_back({key, std::move(routes)});
+  }
+}
 
 std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& config,
                                                     std::string* error) {
@@ -127,49 +148,76 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
       compiled.entry.listener_index = static_cast<uint32_t>(li);
       compiled.entry.route_index = static_cast<uint32_t>(ri);
       compiled.entry.stat_index = stat_index++;
-      out.any_host_patterns |= !compiled.hosts.empty();
       out.routes.push_back(std::move(compiled));
     }
+    IndexHosts(&out);
   }
   table->route_count_ = stat_index;
   return table;
+}
+
+const std::vector<uint32_t>* RouteTable::FindBucket(const std::vector<HostBucket>& buckets,
+                                                    std::string_view key) {
+  auto it = std::lower_bound(buckets.begin(), buckets.end(), key,
+                             [](const HostBucket& b, std::string_view k) { return b.key < k; });
+  return it != buckets.end() && it->key == key ? &it->routes : nullptr;
+}
+
+bool RouteTable::PathAndMethodMatch(const CompiledRoute& route, std::string_view path,
+                                    std::string_view method) {
+  if (route.exact_path ? path != route.path : !path.starts_with(route.path)) return false;
+  if (route.methods.empty()) return true;
+  for (const std::string& m : route.methods) {
+    if (m == method) return true;
+  }
+  return false;
 }
 
 const RouteEntry* RouteTable::Match(uint32_t listener_index, std::string_view host,
                                     std::string_view path, std::string_view method) const {
   if (listener_index >= listeners_.size()) return nullptr;
   const CompiledListener& listener = listeners_[listener_index];
-  // Normalize once per request into a stack buffer, not once per pattern; listeners
-  // without host conditions skip it entirely.
-  const NormalizedHost normalized(listener.any_host_patterns ? host : std::string_view());
 
-  // Linear, first match wins. Conditions are checked cheapest-first (path, then method,
-  // then host). See route_table_benchmark.cc for what this costs with many routes.
-  for (const CompiledRoute& route : listener.routes) {
-    if (route.exact_path ? path != route.path : !path.starts_with(route.path)) continue;
-    if (!route.methods.empty()) {
-      bool found = false;
-      for (const std::string& m : route.methods) {
-        if (m == method) {
-          found = true;
-          break;
-        }
+  // Gather the candidate lists: any-host routes, the exact host's bucket, and one bucket
+  // per wildcard suffix of the host (".b.example.com", ".example.com", ".com" for
+  // "a.b.example.com"; never the whole host, so "*.example.com" skips "example.com").
+  // A normalized host has at most kMaxHostLength / 2 dots, so the arrays cannot overflow.
+  struct Cursor {
+    const uint32_t* it;
+    const uint32_t* end;
+  };
+  std::array<Cursor, kMaxHostLength / 2 + 3> lists;
+  size_t n = 0;
+  auto add = [&](const std::vector<uint32_t>* v) {
+    if (v != nullptr && !v->empty()) lists[n++] = {v->data(), v->data() + v->size()};
+  };
+  add(&listener.any_host_routes);
+  const NormalizedHost normalized(
+      listener.exact_hosts.empty() && listener.wildcard_hosts.empty() ? std::string_view() : host);
+  if (normalized.valid() && !normalized.view().empty()) {
+    const std::string_view h = normalized.view();
+    add(FindBucket(listener.exact_hosts, h));
+    if (!listener.wildcard_hosts.empty()) {
+      for (size_t dot = h.find('.', 1); dot != std::string_view::npos; dot = h.find('.', dot + 1)) {
+        add(FindBucket(listener.wildcard_hosts, h.substr(dot)));
       }
-      if (!found) continue;
     }
-    if (!route.hosts.empty()) {
-      bool found = false;
-      for (const HostPattern& pattern : route.hosts) {
-        if (pattern.Matches(normalized)) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) continue;
-    }
-    return &route.entry;
   }
-  return nullptr;
+
+  // Merge in ascending route position: the first candidate whose path and method match
+  // is the first route in config order that matches the whole request.
+  while (true) {
+    uint32_t next = UINT32_MAX;
+    for (size_t i = 0; i < n; ++i) {
+      if (lists[i].it != lists[i].end) next = std::min(next, *lists[i].it);
+    }
+    if (next == UINT32_MAX) return nullptr;
+    for (size_t i = 0; i < n; ++i) {
+      if (lists[i].it != lists[i].end && *lists[i].it == next) ++lists[i].it;
+    }
+    const CompiledRoute& route = listener.routes[next];
+    if (PathAndMethodMatch(route, path, method)) return &route.entry;
+  }
 }
 
 }  // namespace zproxy::routing

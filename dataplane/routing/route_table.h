@@ -66,15 +66,31 @@ class RouteTable {
   struct CompiledRoute {
     bool exact_path = false;           // else prefix
     std::string path;                  // exact path or prefix
-    std::vector<HostPattern> hosts;    // empty = any host
     std::vector<std::string> methods;  // empty = any method
+    std::vector<HostPattern> hosts;    // empty = any host (kept for introspection)
     RouteEntry entry;
   };
+  // Positions (into CompiledListener::routes, ascending) of the routes naming one host key.
+  struct HostBucket {
+    std::string key;  // lowercased exact host, or wildcard suffix with its leading dot
+    std::vector<uint32_t> routes;
+  };
+  // Host conditions are indexed so a lookup only visits routes that can match the host:
+  // the any-host routes, the bucket for the exact host and the buckets for each of its
+  // wildcard suffixes. Each list is in config order, so merging them in ascending
+  // position keeps "first match wins" exactly as a linear scan would.
   struct CompiledListener {
     std::vector<CompiledRoute> routes;
-    // True when some route restricts hosts; lets Match skip normalizing the host.
-    bool any_host_patterns = false;
+    std::vector<uint32_t> any_host_routes;
+    std::vector<HostBucket> exact_hosts;     // sorted by key
+    std::vector<HostBucket> wildcard_hosts;  // sorted by key
   };
+
+  static void IndexHosts(CompiledListener* listener);
+  static const std::vector<uint32_t>* FindBucket(const std::vector<HostBucket>& buckets,
+                                                 std::string_view key);
+  static bool PathAndMethodMatch(const CompiledRoute& route, std::string_view path,
+                                 std::string_view method);
 
   RouteTable() = default;
 

@@ -2,7 +2,14 @@
 
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <new>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -28,6 +35,22 @@ std::string BuildError(const std::string& text) {
   EXPECT_EQ(table, nullptr);
   return error;
 }
+
+// Counts heap allocations so tests can prove the hot path makes none.
+std::atomic<long> g_allocations{0};
+}  // namespace
+}  // namespace zproxy::routing
+
+void* operator new(std::size_t size) {
+  zproxy::routing::g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace zproxy::routing {
+namespace {
 
 constexpr char kClusters[] = R"(
   clusters { name: "app" }
@@ -220,6 +243,130 @@ TEST(RouteTableTest, BuildErrorsNameTheField) {
             "listeners[0].routes[0].match.methods[0]: method \"GE T\" is not an HTTP token");
   EXPECT_EQ(BuildError(c + R"(clusters { name: "app" })"),
             "clusters[3].name: duplicate cluster name \"app\"");
+}
+
+// The host index must give exactly what a plain first-match scan gives. The reference
+// below is written independently of the implementation, straight from the semantics.
+struct RefRoute {
+  bool exact = false;
+  std::string path;
+  std::vector<std::string> hosts;
+  std::vector<std::string> methods;
+};
+
+std::string RefNormalize(std::string h) {
+  if (!h.empty() && h[0] == '[') {
+    h = h.substr(0, h.find(']') + 1);
+  } else if (h.find(':') != std::string::npos) {
+    h = h.substr(0, h.find(':'));
+  }
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return h;
+}
+
+bool RefHostMatch(const std::string& pattern, const std::string& host) {
+  std::string p = RefNormalize(pattern);
+  if (p.rfind("*.", 0) == 0) {
+    std::string suffix = p.substr(1);
+    return host.size() > suffix.size() &&
+           host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  return p == host;
+}
+
+int RefMatch(const std::vector<RefRoute>& routes, const std::string& raw_host,
+             const std::string& path, const std::string& method) {
+  const std::string host = RefNormalize(raw_host);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const RefRoute& r = routes[i];
+    if (r.exact ? path != r.path : path.rfind(r.path, 0) != 0) continue;
+    if (!r.methods.empty() &&
+        std::find(r.methods.begin(), r.methods.end(), method) == r.methods.end()) {
+      continue;
+    }
+    if (!r.hosts.empty() && std::none_of(r.hosts.begin(), r.hosts.end(),
+                                         [&](const auto& p) { return RefHostMatch(p, host); })) {
+      continue;
+    }
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+TEST(RouteTableTest, IndexedLookupEqualsFirstMatchScan) {
+  std::mt19937 rng(12345);
+  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  const std::vector<std::string> names = {"a.x.test", "b.x.test", "x.test",  "a.b.x.test",
+                                          "y.test",   "[::1]",    "Z.X.TEST"};
+  const std::vector<std::string> wildcards = {"*.x.test", "*.b.x.test", "*.test", "*.Y.test"};
+  const std::vector<std::string> paths = {"/", "/a", "/a/", "/a/b", "/b", "/ab"};
+  const std::vector<std::string> methods = {"GET", "POST", "PUT"};
+  const std::vector<std::string> request_hosts = {
+      "a.x.test", "A.X.TEST:80", "b.x.test.", "x.test",   "a.b.x.test", "c.b.x.test:8080",
+      "y.test",   "q.y.test",    "[::1]:80",  "[::2]",    "other",      "",
+      "z.x.test", ".x.test",     "test",      "a..x.test"};
+
+  for (int round = 0; round < 200; ++round) {
+    zproxy::v1::Config config;
+    config.add_clusters()->set_name("c");
+    auto* listener = config.add_listeners();
+    std::vector<RefRoute> ref;
+    const int n = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      RefRoute r;
+      r.exact = rng() % 3 == 0;
+      r.path = pick(paths);
+      for (int k = static_cast<int>(rng() % 4); k > 0; --k) {
+        r.hosts.push_back(rng() % 3 == 0 ? pick(wildcards) : pick(names));
+      }
+      if (rng() % 3 == 0) r.methods.push_back(pick(methods));
+      auto* route = listener->add_routes();
+      route->set_cluster("c");
+      if (r.exact) {
+        route->mutable_match()->set_path(r.path);
+      } else {
+        route->mutable_match()->set_prefix(r.path);
+      }
+      for (const auto& h : r.hosts) route->mutable_match()->add_hosts(h);
+      for (const auto& m : r.methods) route->mutable_match()->add_methods(m);
+      ref.push_back(r);
+    }
+    std::string error;
+    auto table = RouteTable::Build(config, &error);
+    ASSERT_NE(table, nullptr) << error;
+    for (const std::string& host : request_hosts) {
+      for (const std::string& path : paths) {
+        for (const std::string& method : methods) {
+          const RouteEntry* e = table->Match(0, host, path, method);
+          const int got = e == nullptr ? -1 : static_cast<int>(e->route_index);
+          ASSERT_EQ(got, RefMatch(ref, host, path, method))
+              << "round " << round << " host " << host << " path " << path << " " << method;
+        }
+      }
+    }
+  }
+}
+
+TEST(RouteTableTest, MatchDoesNotAllocate) {
+  auto t = MustBuild(std::string(kClusters) + R"(
+    listeners {
+      routes { match { path: "/x" hosts: "a.example.com" methods: "GET" } cluster: "api" }
+      routes { match { prefix: "/" hosts: "*.example.com" } cluster: "static" }
+      routes { match { prefix: "/" } cluster: "app" }
+    })");
+  const std::string long_host(400, 'h');
+  const long probe = g_allocations.load();
+  ::operator delete(::operator new(4));  // the counter must see allocations, or this test is void
+  ASSERT_GT(g_allocations.load(), probe);
+  const long before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) {
+    t->Match(0, "A.Example.com:8080", "/x", "GET");
+    t->Match(0, "b.a.example.com", "/y", "POST");
+    t->Match(0, long_host, "/z", "GET");
+    t->Match(5, "a.example.com", "/", "GET");
+  }
+  EXPECT_EQ(g_allocations.load(), before);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "dataplane/upstream/lb.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <map>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -12,6 +15,22 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+// Counts heap allocations so tests can prove the hot path makes none.
+std::atomic<long> g_allocations{0};
+}  // namespace
+}  // namespace zproxy::upstream
+
+void* operator new(std::size_t size) {
+  zproxy::upstream::g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace zproxy::upstream {
+namespace {
 
 constexpr uint32_t kNone = EndpointSet::kNone;
 
@@ -251,6 +270,24 @@ TEST(EndpointSetTest, CloseSaturatesAndBadIndicesAreIgnored) {
   set.SetHealthByte(9, nullptr);
   EXPECT_EQ(set.active(1), 0u);
   EXPECT_EQ(set.address(1).ToString(), "127.0.0.1:3001");
+}
+
+TEST(EndpointSetTest, PickDoesNotAllocate) {
+  EndpointSet rr(MakeConfig(LbAlgorithm::kRoundRobin, {1, 2, 3}));
+  EndpointSet lc(MakeConfig(LbAlgorithm::kLeastConnections, {1, 2, 3}));
+  const long probe = g_allocations.load();
+  ::operator delete(::operator new(4));  // the counter must see allocations, or this test is void
+  ASSERT_GT(g_allocations.load(), probe);
+  const long before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) {
+    uint32_t a = rr.Pick();
+    rr.Pick(a);
+    uint32_t b = lc.Pick();
+    lc.OnConnectionOpened(b);
+    lc.Pick(b);
+    lc.OnConnectionClosed(b);
+  }
+  EXPECT_EQ(g_allocations.load(), before);
 }
 
 }  // namespace
