@@ -1,0 +1,226 @@
+// zproxy-dataplane: started by zproxyd with --control-fd. Receives the listen sockets
+// and the config snapshot, runs one io_uring worker per CPU, serves /metrics, and drains
+// on SIGTERM.
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "dataplane/bootstrap/handoff.h"
+#include "dataplane/http1/http1.h"
+#include "dataplane/metrics/metrics_server.h"
+#include "dataplane/metrics/prometheus.h"
+#include "dataplane/snapshot.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+namespace {
+
+struct Args {
+  int control_fd = -1;
+};
+
+bool ParseArgs(int argc, char** argv, Args* args) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--control-fd") == 0 && i + 1 < argc) {
+      args->control_fd = atoi(argv[++i]);
+    } else {
+      fprintf(stderr, "usage: zproxy-dataplane --control-fd N\n"
+                      "(started by zproxyd, which passes the listen sockets and config)\n");
+      return false;
+    }
+  }
+  if (args->control_fd < 0) {
+    fprintf(stderr, "zproxy-dataplane: --control-fd is required (it is started by zproxyd)\n");
+    return false;
+  }
+  return true;
+}
+
+std::vector<int> AffinityCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+      if (CPU_ISSET(i, &set)) cpus.push_back(i);
+    }
+  }
+  return cpus;
+}
+
+void RaiseFileLimit() {
+  rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int Run(int argc, char** argv) {
+  SetLogComponent("dataplane");
+  Args args;
+  if (!ParseArgs(argc, argv, &args)) return 2;
+  RaiseFileLimit();
+
+  zproxy::v1::DataplaneBootstrap boot;
+  std::vector<UniqueFd> fds;
+  std::string error;
+  if (!bootstrap::ReceiveBootstrap(args.control_fd, &boot, &fds, &error)) {
+    ZLOG_ERROR("cannot receive bootstrap from zproxyd: %s", error.c_str());
+    return 1;
+  }
+  auto snap = BuildSnapshot(boot.config(), boot.config_version(), &error);
+  if (snap == nullptr) {
+    ZLOG_ERROR("config rejected: %s", error.c_str());
+    return 1;
+  }
+
+  std::vector<int> cpus = AffinityCpus();
+  uint32_t workers = boot.workers() != 0 ? boot.workers()
+                                         : static_cast<uint32_t>(std::max<size_t>(1, cpus.size()));
+  std::vector<std::vector<WorkerListenSocket>> sockets(workers);
+  for (int i = 0; i < boot.sockets_size(); i++) {
+    const auto& s = boot.sockets(i);
+    uint16_t listener = 0xffff;
+    for (int l = 0; l < boot.config().listeners_size(); l++) {
+      if (boot.config().listeners(l).name() == s.listener()) listener = static_cast<uint16_t>(l);
+    }
+    if (listener == 0xffff || s.worker() >= workers || static_cast<size_t>(i) >= fds.size()) {
+      ZLOG_ERROR("bootstrap socket %d (listener \"%s\", worker %u) does not match the config", i,
+                 s.listener().c_str(), s.worker());
+      return 1;
+    }
+    if (!boot.config().listeners(listener).has_tcp_proxy()) {
+      sockets[s.worker()].push_back(WorkerListenSocket{fds[i].get(), listener});
+    }
+  }
+
+  // Signals are handled by the main thread only (sigwait); workers never see them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const auto& ur = boot.config().io_uring();
+  std::vector<std::unique_ptr<Worker>> pool;
+  for (uint32_t w = 0; w < workers; w++) {
+    WorkerOptions opt;
+    opt.index = w;
+    opt.cpu = cpus.empty() ? -1 : cpus[w % cpus.size()];
+    opt.ring.sq_depth = ur.sq_depth() != 0 ? ur.sq_depth() : 4096;
+    opt.ring.sqpoll = ur.sqpoll();
+    opt.ring.sqpoll_idle_ms = ur.sqpoll_idle_ms() != 0 ? ur.sqpoll_idle_ms() : 1000;
+    opt.buf_count = ur.buf_count() != 0 ? ur.buf_count() : 1024;
+    opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;
+    pool.push_back(std::make_unique<Worker>(opt, snap, sockets[w]));
+  }
+
+  // Each worker creates its ring on its own thread (SINGLE_ISSUER); startup waits for
+  // all of them so a failure (io_uring blocked) is reported before serving.
+  std::vector<std::thread> threads;
+  std::vector<std::string> init_errors(workers);
+  std::atomic<uint32_t> ready{0};
+  std::atomic<bool> failed{false};
+  for (uint32_t w = 0; w < workers; w++) {
+    threads.emplace_back([&, w] {
+      char name[16];
+      snprintf(name, sizeof(name), "zp-worker-%u", w);
+      pthread_setname_np(pthread_self(), name);
+      if (!pool[w]->Init(&init_errors[w])) {
+        failed.store(true);
+        ready.fetch_add(1);
+        return;
+      }
+      ready.fetch_add(1);
+      while (ready.load() < workers) std::this_thread::yield();
+      if (failed.load()) return;
+      pool[w]->Run();
+    });
+  }
+  while (ready.load() < workers) std::this_thread::yield();
+  if (failed.load()) {
+    for (auto& t : threads) t.join();
+    for (uint32_t w = 0; w < workers; w++) {
+      if (!init_errors[w].empty()) {
+        ZLOG_ERROR("worker %u: %s", w, init_errors[w].c_str());
+        break;
+      }
+    }
+    return 1;
+  }
+
+  const io::RingFeatures& f = pool[0]->features();
+  ZLOG_INFO("serving config version %lu with %u worker(s) on CPUs [%s]; parser SIMD: %s",
+            static_cast<unsigned long>(snap->version), workers,
+            [&] {
+              std::string s;
+              for (uint32_t w = 0; w < workers && !cpus.empty(); w++) {
+                if (!s.empty()) s += ",";
+                s += std::to_string(cpus[w % cpus.size()]);
+              }
+              return s;
+            }().c_str(),
+            http1::SimdLevel());
+  ZLOG_INFO("io_uring: single_issuer=%d defer_taskrun=%d sqpoll=%d registered_files=%d",
+            f.single_issuer, f.defer_taskrun, f.sqpoll, f.registered_files);
+  if (!f.defer_taskrun) ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
+  if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
+  if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
+
+  MetricsServer metrics;
+  if (!boot.config().metrics_address().empty()) {
+    DataplaneInfo info;
+    info.simd_level = http1::SimdLevel();
+    info.single_issuer = f.single_issuer;
+    info.defer_taskrun = f.defer_taskrun;
+    info.sqpoll = f.sqpoll;
+    info.send_zc = f.send_zc;
+    info.registered_files = f.registered_files;
+    info.config_version = snap->version;
+    std::vector<const WorkerStats*> stats;
+    for (auto& w : pool) stats.push_back(&w->stats());
+    if (!metrics.Start(boot.config().metrics_address(),
+                       [stats, info] { return RenderPrometheus(stats, info); }, &error)) {
+      ZLOG_ERROR("%s", error.c_str());
+    } else {
+      ZLOG_INFO("metrics on http://%s/metrics", boot.config().metrics_address().c_str());
+    }
+  }
+
+  uint32_t drain_ms = boot.config().drain_timeout_ms() != 0 ? boot.config().drain_timeout_ms()
+                                                            : 10000;
+  while (true) {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (sig == SIGHUP) {
+      ZLOG_INFO("SIGHUP ignored: config changes arrive from zproxyd");
+      continue;
+    }
+    ZLOG_INFO("signal %d: draining (up to %u ms)", sig, drain_ms);
+    break;
+  }
+  for (auto& w : pool) w->Stop(drain_ms);
+  for (auto& t : threads) t.join();
+  metrics.Stop();
+  ZLOG_INFO("drained; exiting");
+  return 0;
+}
+
+}  // namespace
+}  // namespace zproxy::dataplane
+
+int main(int argc, char** argv) { return zproxy::dataplane::Run(argc, argv); }

@@ -1,0 +1,149 @@
+#include "dataplane/metrics/prometheus.h"
+
+#include <cstdio>
+
+namespace zproxy::dataplane {
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) {}
+  void Family(const char* name, const char* type, const char* help) {
+    *out_ += "# HELP ";
+    *out_ += name;
+    *out_ += " ";
+    *out_ += help;
+    *out_ += "\n# TYPE ";
+    *out_ += name;
+    *out_ += " ";
+    *out_ += type;
+    *out_ += "\n";
+  }
+  void Sample(const char* name, const std::string& labels, double value) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%.17g", value);
+    *out_ += name;
+    if (!labels.empty()) {
+      *out_ += "{";
+      *out_ += labels;
+      *out_ += "}";
+    }
+    *out_ += " ";
+    *out_ += buf;
+    *out_ += "\n";
+  }
+
+ private:
+  std::string* out_;
+};
+
+std::string W(size_t i) { return "worker=\"" + std::to_string(i) + "\""; }
+
+}  // namespace
+
+std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
+                             const DataplaneInfo& info) {
+  std::string out;
+  out.reserve(16384);
+  Writer w(&out);
+  using Field = Counter WorkerStats::*;
+  auto per_worker = [&](const char* name, const char* type, const char* help, Field f) {
+    w.Family(name, type, help);
+    for (size_t i = 0; i < workers.size(); i++) {
+      w.Sample(name, W(i), static_cast<double>((workers[i]->*f).Load()));
+    }
+  };
+
+  w.Family("zproxy_requests_total", "counter",
+           "Responses sent to clients, by status class and worker.");
+  static const char* kClasses[6] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int c = 1; c <= 5; c++) {
+      w.Sample("zproxy_requests_total", W(i) + ",class=\"" + kClasses[c] + "\"",
+               static_cast<double>(workers[i]->requests_by_class[c].Load()));
+    }
+  }
+  per_worker("zproxy_accepts_total", "counter", "Client connections accepted.",
+             &WorkerStats::accepts);
+  w.Family("zproxy_connections_open", "gauge", "Open connections by side (client, upstream).");
+  for (size_t i = 0; i < workers.size(); i++) {
+    w.Sample("zproxy_connections_open", W(i) + ",side=\"client\"",
+             static_cast<double>(workers[i]->client_open.Load()));
+    w.Sample("zproxy_connections_open", W(i) + ",side=\"upstream\"",
+             static_cast<double>(workers[i]->upstream_open.Load()));
+  }
+  w.Family("zproxy_connections_idle", "gauge",
+           "Idle connections: client keep-alive without a request, pooled upstream.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    w.Sample("zproxy_connections_idle", W(i) + ",side=\"client\"",
+             static_cast<double>(workers[i]->client_idle.Load()));
+    w.Sample("zproxy_connections_idle", W(i) + ",side=\"upstream\"",
+             static_cast<double>(workers[i]->upstream_idle.Load()));
+  }
+  per_worker("zproxy_upstream_connects_total", "counter", "New upstream connections opened.",
+             &WorkerStats::upstream_connects);
+  per_worker("zproxy_upstream_reused_total", "counter",
+             "Requests sent on a pooled keep-alive upstream connection.",
+             &WorkerStats::upstream_reused);
+  per_worker("zproxy_upstream_retries_total", "counter",
+             "Requests retried on another endpoint or a fresh connection.",
+             &WorkerStats::upstream_retries);
+  w.Family("zproxy_upstream_reuse_ratio", "gauge",
+           "Share of upstream requests served by a reused connection.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    double reused = static_cast<double>(workers[i]->upstream_reused.Load());
+    double fresh = static_cast<double>(workers[i]->upstream_connects.Load());
+    w.Sample("zproxy_upstream_reuse_ratio", W(i),
+             reused + fresh > 0 ? reused / (reused + fresh) : 0.0);
+  }
+  w.Family("zproxy_errors_total", "counter", "Requests that failed, by cause.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int c = 0; c < static_cast<int>(ErrorCause::kCount); c++) {
+      w.Sample("zproxy_errors_total",
+               W(i) + ",cause=\"" + ErrorCauseName(static_cast<ErrorCause>(c)) + "\"",
+               static_cast<double>(workers[i]->errors[c].Load()));
+    }
+  }
+  w.Family("zproxy_parser_rejections_total", "counter",
+           "Requests rejected by the HTTP/1.1 parser, by reason.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int e = 1; e < static_cast<int>(http1::Error::kCount); e++) {
+      w.Sample("zproxy_parser_rejections_total",
+               W(i) + ",reason=\"" + http1::ErrorName(static_cast<http1::Error>(e)) + "\"",
+               static_cast<double>(workers[i]->parser_rejections[e].Load()));
+    }
+  }
+  per_worker("zproxy_recv_enobufs_total", "counter",
+             "Multishot receives re-armed after the provided buffer ring ran dry.",
+             &WorkerStats::enobufs_rearms);
+  per_worker("zproxy_send_zc_total", "counter", "Sends issued as IORING_OP_SEND_ZC.",
+             &WorkerStats::send_zc);
+  per_worker("zproxy_send_zc_bytes_total", "counter", "Bytes sent with IORING_OP_SEND_ZC.",
+             &WorkerStats::send_zc_bytes);
+  per_worker("zproxy_send_total", "counter", "Sends issued as plain send/sendmsg.",
+             &WorkerStats::send_plain);
+  per_worker("zproxy_client_bytes_received_total", "counter", "Bytes received from clients.",
+             &WorkerStats::bytes_from_clients);
+  per_worker("zproxy_client_bytes_sent_total", "counter", "Bytes sent to clients.",
+             &WorkerStats::bytes_to_clients);
+  per_worker("zproxy_peername_failures_total", "counter",
+             "Connections whose client address could not be read (no X-Forwarded-For).",
+             &WorkerStats::peername_failures);
+
+  w.Family("zproxy_dataplane_info", "gauge",
+           "Active kernel paths and fallbacks (value is always 1).");
+  std::string labels = "simd=\"" + info.simd_level + "\"";
+  labels += std::string(",single_issuer=\"") + (info.single_issuer ? "1" : "0") + "\"";
+  labels += std::string(",defer_taskrun=\"") + (info.defer_taskrun ? "1" : "0") + "\"";
+  labels += std::string(",sqpoll=\"") + (info.sqpoll ? "1" : "0") + "\"";
+  labels += std::string(",send_zc=\"") + (info.send_zc ? "1" : "0") + "\"";
+  labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
+  w.Sample("zproxy_dataplane_info", labels, 1);
+  w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
+  w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));
+  w.Family("zproxy_workers", "gauge", "Number of data plane workers.");
+  w.Sample("zproxy_workers", "", static_cast<double>(workers.size()));
+  return out;
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,66 @@
+// Per-worker counters. Each worker is the only writer of its own WorkerStats, so an
+// increment is a plain load+store (no locked instruction); the metrics thread reads
+// them with relaxed loads. Values are monotonic counters or gauges.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/http1/http1.h"
+
+namespace zproxy::dataplane {
+
+// Why a request did not get an upstream answer (the label of zproxy_errors_total).
+enum class ErrorCause : uint8_t {
+  kConnectRefused,
+  kConnectTimeout,
+  kConnectError,
+  kReadTimeout,
+  kUpstreamClosed,    // upstream closed or reset before a complete response
+  kBadResponse,       // upstream sent a malformed response
+  kNoRoute,
+  kNoHealthyUpstream,
+  kClientTimeout,     // client did not send a full request head in time (408)
+  kClientReset,       // client went away mid-exchange
+  kBodyTooLarge,
+  kOverload,          // internal queue limits
+  kCount,
+};
+
+const char* ErrorCauseName(ErrorCause c);
+
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void Add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void Sub(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  uint64_t Load() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct WorkerStats {
+  Counter requests_by_class[6];  // index 1..5 = 1xx..5xx, 0 = other
+  Counter accepts;
+  Counter client_open;      // gauge
+  Counter client_idle;      // gauge: keep-alive connections with no request in flight
+  Counter upstream_open;    // gauge
+  Counter upstream_idle;    // gauge: pooled
+  Counter upstream_connects;
+  Counter upstream_reused;
+  Counter upstream_retries;
+  Counter errors[static_cast<int>(ErrorCause::kCount)];
+  Counter parser_rejections[static_cast<int>(http1::Error::kCount)];
+  Counter enobufs_rearms;
+  Counter send_zc;
+  Counter send_zc_bytes;
+  Counter send_plain;
+  Counter bytes_from_clients;
+  Counter bytes_to_clients;
+  Counter peername_failures;
+
+  void CountStatus(int status) {
+    int cls = status / 100;
+    requests_by_class[(cls >= 1 && cls <= 5) ? cls : 0].Add();
+  }
+  void CountError(ErrorCause c) { errors[static_cast<int>(c)].Add(); }
+};
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,56 @@
+#include "dataplane/snapshot.h"
+
+namespace zproxy::dataplane {
+namespace {
+template <typename T>
+T OrDefault(T value, T fallback) {
+  return value != 0 ? value : fallback;
+}
+}  // namespace
+
+std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
+                                              std::string* error) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = version;
+  snap->config = config;
+  snap->send_zc_threshold = config.io_uring().send_zc_threshold();
+  for (const auto& l : config.listeners()) {
+    ListenerRuntime lr;
+    lr.name = l.name();
+    const auto& h = l.http();
+    lr.limits.max_request_line_bytes = OrDefault(h.max_request_line_bytes(), 8192u);
+    lr.limits.max_header_bytes = OrDefault(h.max_header_bytes(), 65536u);
+    lr.limits.max_headers = std::min(OrDefault(h.max_headers(), 100u), 128u);
+    lr.max_body_bytes = h.max_body_bytes();
+    lr.idle_timeout_ms = OrDefault(h.idle_timeout_ms(), 60000u);
+    lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
+    lr.add_forwarded_headers = !h.xff_disable();
+    snap->listeners.push_back(std::move(lr));
+  }
+  for (int i = 0; i < config.clusters_size(); i++) {
+    const auto& c = config.clusters(i);
+    ClusterRuntime cr;
+    cr.name = c.name();
+    std::string err;
+    if (!upstream::BuildClusterLbConfig(c, &cr.lb, &err)) {
+      *error = "clusters[" + std::to_string(i) + "]." + err;
+      return nullptr;
+    }
+    for (const auto& e : c.endpoints()) cr.endpoint_names.push_back(e.address());
+    cr.pool_size = OrDefault(c.pool_size(), 64u);
+    cr.connect_timeout_ms = OrDefault(c.connect_timeout_ms(), 2000u);
+    cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);
+    cr.idle_timeout_ms = OrDefault(c.idle_timeout_ms(), 60000u);
+    cr.tcp_fast_open = c.tcp_fast_open();
+    snap->clusters.push_back(std::move(cr));
+  }
+  std::string err;
+  snap->routes = routing::RouteTable::Build(config, &err);
+  if (snap->routes == nullptr) {
+    *error = err;
+    return nullptr;
+  }
+  return snap;
+}
+
+}  // namespace zproxy::dataplane

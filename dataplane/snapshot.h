@@ -1,0 +1,52 @@
+// The data plane's runtime view of one config version: everything a worker needs,
+// resolved and validated once (addresses, limits, route table), immutable afterwards.
+// The gRPC config stream (Admin API issue) produces these; today zproxyd's bootstrap
+// message does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/http1/http1.h"
+#include "dataplane/routing/route_table.h"
+#include "dataplane/upstream/lb.h"
+#include "zproxy/v1/config.pb.h"
+
+namespace zproxy::dataplane {
+
+struct ListenerRuntime {
+  std::string name;
+  http1::Limits limits;
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+  uint32_t idle_timeout_ms = 60000;
+  uint32_t header_timeout_ms = 10000;
+  bool add_forwarded_headers = true;
+};
+
+struct ClusterRuntime {
+  std::string name;
+  upstream::ClusterLbConfig lb;
+  std::vector<std::string> endpoint_names;  // "host:port" as configured (Host fallback)
+  uint32_t pool_size = 64;
+  uint32_t connect_timeout_ms = 2000;
+  uint32_t read_timeout_ms = 30000;
+  uint32_t idle_timeout_ms = 60000;
+  bool tcp_fast_open = false;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  zproxy::v1::Config config;
+  std::vector<ListenerRuntime> listeners;  // same order as config.listeners
+  std::vector<ClusterRuntime> clusters;    // same order as config.clusters
+  std::shared_ptr<const routing::RouteTable> routes;
+  uint32_t send_zc_threshold = 0;  // 0 = never
+};
+
+// Builds a snapshot; on error returns nullptr with *error naming the field.
+std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
+                                              std::string* error);
+
+}  // namespace zproxy::dataplane

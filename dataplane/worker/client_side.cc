@@ -1,0 +1,322 @@
+// Client side of the data path: accepting connections, reading and parsing request
+// heads, routing, and streaming request bodies to the upstream.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "dataplane/proxy/head_writer.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+namespace {
+// liburing 2.3 predates io_uring socket commands (kernel 6.7); the ABI constants are
+// stable, so they are defined here and guarded by the runtime result.
+constexpr uint32_t kSocketUringOpGetsockopt = 2;
+}  // namespace
+
+void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
+  bool more = cqe->flags & IORING_CQE_F_MORE;
+  if (!more) {
+    accept_armed_[socket_index] = false;
+    if (!draining_) {
+      if (cqe->res < 0 && cqe->res != -ECANCELED) {
+        ZLOG_WARN("worker %u: accept ended: %s; re-arming", options_.index, strerror(-cqe->res));
+      }
+      ArmAccept(socket_index);
+    }
+  }
+  if (cqe->res < 0) {
+    if (cqe->res == -ENFILE || cqe->res == -EMFILE) {
+      ZLOG_WARN("worker %u: accept: %s (registered file table full: raise the limit)",
+                options_.index, strerror(-cqe->res));
+    }
+    return;
+  }
+  int fixed_index = cqe->res;
+  uint16_t listener = sockets_[socket_index].listener;
+  uint32_t idx = NewConn(ConnKind::kClient, fixed_index, listener);
+  Conn& c = conns_.Get(idx);
+  c.flags |= kFixedFile;
+  stats_.accepts.Add();
+  stats_.client_idle.Add();
+  if (draining_) {
+    CloseConn(idx);
+    return;
+  }
+  if (snap_->listeners[listener].add_forwarded_headers) {
+    // The client address for X-Forwarded-For. Multishot accept shares one address buffer
+    // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
+    // io_uring command on the direct descriptor, no extra syscall. Queued before the
+    // recv, so it completes first.
+    io_uring_sqe* sqe = ring_.Sqe();
+    memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = IORING_OP_URING_CMD;
+    sqe->fd = fixed_index;
+    sqe->flags = IOSQE_FIXED_FILE;
+    sqe->cmd_op = kSocketUringOpGetsockopt;
+    uint32_t* level_optname = reinterpret_cast<uint32_t*>(&sqe->addr);
+    level_optname[0] = SOL_SOCKET;
+    level_optname[1] = SO_PEERNAME;
+    sqe->addr3 = reinterpret_cast<uint64_t>(&c.peer);
+    // SO_PEERNAME rejects an optlen larger than the address.
+    sqe->file_index = socket_family_[socket_index] == AF_INET6 ? sizeof(sockaddr_in6)
+                                                                : sizeof(sockaddr_in);
+    io_uring_sqe_set_data64(sqe, Ud(io::Op::kPeerName, idx));
+    c.flags |= kPeerPending;
+    c.inflight++;
+  }
+  timers_.Arm(t_client_header_[listener], idx, NowMs());
+  ArmRecv(idx);
+}
+
+void Worker::OnPeerName(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  c.flags &= ~kPeerPending;
+  if (res < 0) {
+    c.peer.sin6_family = AF_UNSPEC;
+    stats_.peername_failures.Add();
+    if (!peername_warned_) {
+      peername_warned_ = true;
+      ZLOG_WARN("worker %u: getsockopt(SO_PEERNAME) via io_uring failed (%s; needs kernel >= "
+                "6.7): X-Forwarded-For will not carry the client address",
+                options_.index, strerror(-res));
+    }
+  }
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (c.io != kNil && ios_.Get(c.io).in_count > 0) ProcessClientInput(conn_idx);
+}
+
+std::string_view Worker::ClientIp(Conn& c, char* buf, size_t cap) {
+  if (c.peer.sin6_family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&c.peer);
+    if (inet_ntop(AF_INET, &v4->sin_addr, buf, static_cast<socklen_t>(cap)) != nullptr) return buf;
+  } else if (c.peer.sin6_family == AF_INET6) {
+    if (inet_ntop(AF_INET6, &c.peer.sin6_addr, buf, static_cast<socklen_t>(cap)) != nullptr) {
+      return buf;
+    }
+  }
+  return {};
+}
+
+void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kClosing) return;
+  uint32_t b = blocks_.Alloc();
+  size_t len = proxy::WriteLocalResponse(status, body, close, blocks_.Data(b), blocks_.block_size());
+  QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+  stats_.CountStatus(status);
+  if (close) {
+    // Nothing after this response will be read: drop input, stop reading, close once
+    // the response is out.
+    c.flags |= kCloseAfterSend;
+    DropInput(conn_idx);
+    PauseRecv(conn_idx);
+    timers_.Disarm(conn_idx);
+  }
+  Flush(conn_idx);
+}
+
+void Worker::RejectRequest(uint32_t conn_idx, http1::Error error) {
+  stats_.parser_rejections[static_cast<int>(error)].Add();
+  char body[128];
+  int n = snprintf(body, sizeof(body), "zproxy: bad request (%s)\n", http1::ErrorName(error));
+  SendLocalResponse(conn_idx, http1::ErrorHttpStatus(error),
+                    std::string_view(body, static_cast<size_t>(n)), true);
+}
+
+void Worker::ProcessClientInput(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kClosing) return;
+  if (c.exchange != kNil) {
+    PumpRequestBody(c.exchange);
+    return;
+  }
+  if (c.flags & kCloseAfterSend) {
+    DropInput(conn_idx);
+    return;
+  }
+  if (c.flags & kPeerPending) return;  // parse once the client address is known
+  while (!(conns_.Get(conn_idx).flags & (kClosing | kCloseAfterSend)) &&
+         conns_.Get(conn_idx).exchange == kNil) {
+    ConnIo& io = Io(conn_idx);
+    if (io.in_count == 0) break;
+    const InSlice& front = io.in[io.in_head];
+    std::string_view data(SliceData(front), front.len);
+    if (!ParseRequestHead(conn_idx, data, front.is_block)) {
+      if (io.in_count > 1) {
+        CoalesceInput(conn_idx);
+        continue;
+      }
+      // Incomplete head: wait for more within the header timeout.
+      Conn& c2 = conns_.Get(conn_idx);
+      if (c2.timer.list != t_client_header_[c2.owner]) {
+        timers_.Arm(t_client_header_[c2.owner], conn_idx, NowMs());
+      }
+      break;
+    }
+  }
+}
+
+// Returns false when the head is incomplete (nothing consumed); true when it was
+// handled (forwarded, answered locally, or rejected).
+bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool assembled) {
+  Conn& c = conns_.Get(conn_idx);
+  const ListenerRuntime& listener = snap_->listeners[c.owner];
+  http1::RequestHead req;
+  http1::Error err = http1::Error::kNone;
+  http1::Status st = http1::ParseRequest(data, listener.limits, header_storage_, &req, &err);
+  if (st == http1::Status::kNeedMore) {
+    if (assembled && data.size() >= blocks_.block_size()) {
+      RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
+      return true;
+    }
+    return false;
+  }
+  if (st == http1::Status::kError) {
+    RejectRequest(conn_idx, err);
+    return true;
+  }
+  timers_.Disarm(conn_idx);
+  if (req.body == http1::BodyKind::kContentLength && listener.max_body_bytes != 0 &&
+      req.content_length > listener.max_body_bytes) {
+    stats_.CountError(ErrorCause::kBodyTooLarge);
+    SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true);
+    return true;
+  }
+  const routing::RouteEntry* route =
+      snap_->routes->Match(c.owner, req.host, req.path, req.method);
+  if (route == nullptr) {
+    stats_.CountError(ErrorCause::kNoRoute);
+    // Without a body the connection stays usable; with one, we would have to read and
+    // discard it, so close instead.
+    bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
+    size_t head_bytes = req.head_bytes;
+    SendLocalResponse(conn_idx, 404, "zproxy: no route\n", close);
+    if (!close) {
+      ConsumeIn(conn_idx, head_bytes);
+      timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
+    }
+    return true;
+  }
+  // Build the upstream request head now: the parsed views point into the input, which
+  // is released right after.
+  const ClusterRuntime& cluster = snap_->clusters[route->cluster_index];
+  char ip[INET6_ADDRSTRLEN];
+  proxy::RequestRewrite rw;
+  rw.host_rewrite = route->host_rewrite;
+  rw.fallback_host = cluster.endpoint_names.empty() ? std::string_view("localhost")
+                                                   : std::string_view(cluster.endpoint_names[0]);
+  rw.client_ip = ClientIp(c, ip, sizeof(ip));
+  rw.add_forwarded = listener.add_forwarded_headers;
+  uint32_t block = blocks_.Alloc();
+  size_t head_len = proxy::WriteRequestHead(req, rw, blocks_.Data(block), blocks_.block_size());
+  if (head_len == 0) {
+    blocks_.Free(block);
+    RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
+    return true;
+  }
+  uint32_t ex_idx = exchanges_.Alloc();
+  Exchange& ex = exchanges_.Get(ex_idx);
+  ex.client = conn_idx;
+  ex.client_gen = c.gen;
+  ex.cluster = static_cast<uint16_t>(route->cluster_index);
+  ex.method = req.method_id;
+  ex.version_minor = req.version_minor;
+  ex.client_keep_alive = req.keep_alive;
+  ex.req_body = req.body;
+  ex.req_remaining = req.content_length;
+  ex.max_body = listener.max_body_bytes;
+  ex.req_done = req.body == http1::BodyKind::kNone;
+  ex.req_head_block = block;
+  ex.req_head_len = static_cast<uint32_t>(head_len);
+  c.exchange = ex_idx;
+  stats_.client_idle.Sub();
+  ConsumeIn(conn_idx, req.head_bytes);
+  if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
+  return true;
+}
+
+void Worker::PumpRequestBody(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.req_done || ex.upstream == kNil || !ex.head_queued) return;
+  uint32_t client = ex.client;
+  uint32_t up = ex.upstream;
+  ConnIo& io = Io(client);
+  while (!ex.req_done && io.in_count > 0 && OutHasRoom(up)) {
+    const InSlice& s = io.in[io.in_head];
+    size_t take = s.len;
+    if (ex.req_body == http1::BodyKind::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(take, ex.req_remaining));
+      ex.req_remaining -= take;
+      if (ex.req_remaining == 0) ex.req_done = true;
+    } else {
+      http1::Error err = http1::Error::kNone;
+      http1::Status st = ex.req_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
+      if (st == http1::Status::kError) {
+        stats_.parser_rejections[static_cast<int>(err)].Add();
+        if (!ex.resp_started) {
+          // Malformed framing mid-body: the upstream already has part of the request,
+          // so its connection is discarded; the client gets the 400.
+          AbortExchange(ex_idx, false);
+          RejectRequest(client, err);
+        } else {
+          AbortExchange(ex_idx, true);
+        }
+        return;
+      }
+      if (st == http1::Status::kDone) ex.req_done = true;
+      if (ex.max_body != 0 && ex.req_chunks.data_bytes() > ex.max_body) {
+        stats_.CountError(ErrorCause::kBodyTooLarge);
+        if (!ex.resp_started) {
+          AbortExchange(ex_idx, false);
+          SendLocalResponse(client, 413, "zproxy: request body too large\n", true);
+        } else {
+          AbortExchange(ex_idx, true);
+        }
+        return;
+      }
+    }
+    if (take == 0) break;
+    ForwardFront(client, up, take);
+  }
+  Flush(up);
+  MaybeResumeRecv(client);
+}
+
+void Worker::FinishExchange(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  uint32_t client = ex.client;
+  bool reusable = false;
+  if (ex.upstream != kNil) {
+    Conn& u = conns_.Get(ex.upstream);
+    reusable = ex.upstream_keep_alive && ex.req_done && !(u.flags & kSendInflight) &&
+               OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0;
+  }
+  ReleaseUpstream(ex_idx, reusable);
+  bool close = !ex.client_keep_alive || !ex.req_done || draining_;
+  Conn& c = conns_.Get(client);
+  c.exchange = kNil;
+  FreeExchange(ex_idx);
+  stats_.client_idle.Add();
+  if (c.flags & kClosing) return;
+  if (close) {
+    c.flags |= kCloseAfterSend;
+    DropInput(client);
+    if (OutCount(client) == 0 && !(c.flags & kSendInflight)) CloseConn(client);
+    return;
+  }
+  timers_.Arm(t_client_idle_[c.owner], client, NowMs());
+  if (InBytes(client) > 0) ProcessClientInput(client);  // pipelined request
+  MaybeResumeRecv(client);
+  ReleaseIoIfIdle(client);
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,145 @@
+// Per-worker connection state. Kept small on purpose: an idle keep-alive client
+// connection is just a Conn (no buffers, no queues), which is how memory per idle
+// connection stays in the tens of bytes. Queues (ConnIo) and request state (Exchange)
+// are attached from pools only while a connection is busy.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "dataplane/http1/http1.h"
+#include "dataplane/worker/slab.h"
+#include "dataplane/worker/timer_list.h"
+
+namespace zproxy::dataplane {
+
+enum class ConnKind : uint8_t { kClient, kUpstream };
+
+enum ConnFlag : uint16_t {
+  kRecvArmed = 1 << 0,      // a multishot recv is active
+  kSendInflight = 1 << 1,   // one send at a time per socket (ordering)
+  kClosing = 1 << 2,        // close started; slot freed when no op is in flight
+  kFixedFile = 1 << 3,      // fd is an index into the registered file table
+  kRecvPaused = 1 << 4,     // backpressure: do not re-arm recv
+  kCloseAfterSend = 1 << 5, // close once the output queue has drained
+  kConnecting = 1 << 6,     // upstream connect in flight
+  kPooled = 1 << 7,         // idle in the upstream keep-alive pool
+  kReused = 1 << 8,         // upstream connection served an earlier request
+  kPeerPending = 1 << 9,    // SO_PEERNAME request in flight
+  kCancelSent = 1 << 10,    // recv cancel already submitted
+};
+
+struct Conn {
+  uint16_t gen = 0;
+  ConnKind kind = ConnKind::kClient;
+  uint8_t inflight = 0;  // ops whose final CQE has not arrived
+  uint16_t flags = 0;
+  uint16_t owner = 0;     // listener index (client) or cluster index (upstream)
+  int32_t fd = -1;
+  uint32_t endpoint = 0;  // upstream endpoint index
+  uint32_t exchange = kNil;
+  uint32_t io = kNil;     // ConnIo index
+  uint32_t pool_prev = kNil, pool_next = kNil;  // upstream keep-alive pool (per endpoint)
+  TimerLink timer;
+  sockaddr_in6 peer{};  // client address (v4 stored as sockaddr_in) for X-Forwarded-For
+
+  // Slab contract: reset all but the generation, which only ever grows.
+  void Reset() {
+    uint16_t g = gen;
+    *this = Conn();
+    gen = g;
+  }
+};
+
+// Owner of the memory an output item points to, released when the item has been sent.
+enum class ItemOwner : uint8_t { kStatic, kBuffer, kBlock };
+
+struct OutItem {
+  const char* data;
+  uint32_t len;
+  ItemOwner owner;
+  uint32_t ref;  // buffer id or block index
+};
+
+// Received bytes not consumed yet: a window into a provided buffer.
+// Usually a provided buffer; a block when a head arrived in pieces and was coalesced.
+struct InSlice {
+  uint32_t ref;  // buffer id, or block index when is_block
+  uint32_t off;
+  uint32_t len;
+  bool is_block;
+};
+
+constexpr uint32_t kOutCap = 64;
+constexpr uint32_t kInCap = 64;
+constexpr uint32_t kMaxIov = 16;
+// Backpressure: stop reading a socket while this much of its input waits for its peer.
+constexpr uint32_t kInPauseAt = 8;
+constexpr uint32_t kInResumeAt = 4;
+// Do not queue more than this many items towards a socket; the rest waits as input.
+constexpr uint32_t kOutLimit = 16;
+
+struct ConnIo {
+  OutItem out[kOutCap];
+  uint32_t out_head = 0, out_count = 0;
+  uint32_t sending = 0;  // items covered by the send in flight
+  InSlice in[kInCap];
+  uint32_t in_head = 0, in_count = 0;
+  iovec iov[kMaxIov];
+  msghdr msg{};
+
+  void Reset() {
+    out_head = out_count = sending = 0;
+    in_head = in_count = 0;
+  }
+  OutItem& OutAt(uint32_t i) { return out[(out_head + i) % kOutCap]; }
+  InSlice& InAt(uint32_t i) { return in[(in_head + i) % kInCap]; }
+};
+
+enum class RespState : uint8_t { kWaitHead, kBody, kDone };
+
+// One request/response in flight between a client connection and an upstream one.
+struct Exchange {
+  uint32_t client = kNil;
+  uint32_t upstream = kNil;
+  uint16_t client_gen = 0;
+  uint16_t cluster = 0;
+  uint32_t endpoint = kNil;
+  uint32_t failed_endpoint = kNil;
+  uint8_t attempts = 0;
+  bool lb_counted = false;
+
+  // Request
+  http1::Method method = http1::Method::kOther;
+  uint8_t version_minor = 1;
+  bool client_keep_alive = true;
+  bool head_queued = false;  // request head handed to the upstream's output queue
+  bool req_done = false;     // whole request (head + body) handed to the upstream
+  bool retried_stale = false;
+  bool upstream_eof = false;  // close-delimited response: upstream finished
+  http1::BodyKind req_body = http1::BodyKind::kNone;
+  uint64_t req_remaining = 0;
+  uint64_t max_body = 0;
+  http1::ChunkedScanner req_chunks;
+  uint32_t req_head_block = kNil;  // rewritten request head (kept for a retry)
+  uint32_t req_head_len = 0;
+
+  // Response
+  RespState resp = RespState::kWaitHead;
+  bool resp_started = false;  // a byte of the final response was queued to the client
+  bool upstream_keep_alive = false;
+  uint16_t status = 0;
+  http1::BodyKind resp_body = http1::BodyKind::kNone;
+  uint64_t resp_remaining = 0;
+  http1::ChunkedScanner resp_chunks;
+
+  // Head assembly when a head spans several receive buffers.
+  uint32_t asm_block = kNil;
+  uint32_t asm_len = 0;
+
+  void Reset() { *this = Exchange(); }
+};
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,102 @@
+// Opening and closing connections, and tearing down exchanges. A slot is only reused
+// once every operation that references it has completed (Conn::inflight), so a late
+// completion can never touch a new connection's state.
+#include "common/log.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+uint64_t Worker::Ud(io::Op op, uint32_t conn_idx) const {
+  return io::UserData{op, conn_idx, conns_.Get(conn_idx).gen, 0}.Pack();
+}
+
+uint32_t Worker::NewConn(ConnKind kind, int fd, uint16_t owner) {
+  uint32_t idx = conns_.Alloc();
+  Conn& c = conns_.Get(idx);
+  c.kind = kind;
+  c.fd = fd;
+  c.owner = owner;
+  if (kind == ConnKind::kClient) {
+    stats_.client_open.Add();
+  } else {
+    stats_.upstream_open.Add();
+  }
+  return idx;
+}
+
+void Worker::CloseConn(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kClosing) return;
+  c.flags |= kClosing;
+  timers_.Disarm(conn_idx);
+  if (c.flags & kPooled) PoolRemove(conn_idx);
+  if (c.kind == ConnKind::kClient) {
+    stats_.client_open.Sub();
+    if (c.exchange == kNil) stats_.client_idle.Sub();
+  } else {
+    stats_.upstream_open.Sub();
+  }
+  // Cancel whatever is pending on the socket (multishot recv, a send waiting for buffer
+  // space, a connect), then close it. Completions arrive later and release the slot.
+  io_uring_sqe* sqe = ring_.Sqe();
+  unsigned cancel_flags = IORING_ASYNC_CANCEL_ALL;
+  if (c.flags & kFixedFile) cancel_flags |= IORING_ASYNC_CANCEL_FD_FIXED;
+  io_uring_prep_cancel_fd(sqe, c.fd, cancel_flags);
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+  sqe = ring_.Sqe();
+  if (c.flags & kFixedFile) {
+    io_uring_prep_close_direct(sqe, static_cast<unsigned>(c.fd));
+  } else {
+    io_uring_prep_close(sqe, c.fd);
+  }
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kClose, conn_idx));
+  c.inflight++;
+}
+
+void Worker::MaybeFreeConn(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (!(c.flags & kClosing) || c.inflight != 0) return;
+  if (c.io != kNil) {
+    ConnIo& io = ios_.Get(c.io);
+    while (io.out_count > 0) {
+      ReleaseItem(io.out[io.out_head]);
+      io.out_head = (io.out_head + 1) % kOutCap;
+      io.out_count--;
+    }
+    DropInput(conn_idx);
+    ios_.Free(c.io);
+    c.io = kNil;
+  }
+  c.gen++;
+  c.fd = -1;
+  conns_.Free(conn_idx);
+}
+
+void Worker::FreeExchange(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
+  if (ex.asm_block != kNil) blocks_.Free(ex.asm_block);
+  if (ex.lb_counted) lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+  exchanges_.Free(ex_idx);
+}
+
+// Ends an exchange that cannot complete normally: the upstream connection is closed
+// (its state is unknown), and the client connection is closed if asked or if it has
+// already seen part of a response (a truncated response must never look complete).
+void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.upstream != kNil) {
+    Conn& u = conns_.Get(ex.upstream);
+    u.exchange = kNil;
+    CloseConn(ex.upstream);
+    ex.upstream = kNil;
+  }
+  uint32_t client = ex.client;
+  Conn& c = conns_.Get(client);
+  c.exchange = kNil;
+  FreeExchange(ex_idx);
+  stats_.client_idle.Add();  // no exchange any more; CloseConn expects that accounting
+  if (close_client) CloseConn(client);
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,375 @@
+// Per-socket byte movement: multishot receive into provided buffers, input slices,
+// output queues with one send in flight per socket, SEND_ZC for large buffers, and
+// backpressure (a reader is paused while its peer cannot keep up).
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+ConnIo& Worker::Io(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil) c.io = ios_.Alloc();
+  return ios_.Get(c.io);
+}
+
+uint32_t Worker::OutCount(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  return c.io == kNil ? 0 : ios_.Get(c.io).out_count;
+}
+
+bool Worker::OutHasRoom(uint32_t conn_idx) { return OutCount(conn_idx) < kOutLimit; }
+
+size_t Worker::InBytes(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil) return 0;
+  ConnIo& io = ios_.Get(c.io);
+  size_t n = 0;
+  for (uint32_t i = 0; i < io.in_count; i++) n += io.InAt(i).len;
+  return n;
+}
+
+void Worker::BufUnref(uint16_t bid) {
+  if (--buf_refs_[bid] == 0) bufs_.Recycle(bid);
+}
+
+void Worker::ReleaseItem(const OutItem& item) {
+  if (item.owner == ItemOwner::kBuffer) {
+    BufUnref(static_cast<uint16_t>(item.ref));
+  } else if (item.owner == ItemOwner::kBlock) {
+    blocks_.Free(item.ref);
+  }
+}
+
+void Worker::ArmRecv(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & (kRecvArmed | kClosing | kRecvPaused)) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
+  if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = bufs_.group_id();
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kRecv, conn_idx));
+  c.flags |= kRecvArmed;
+  c.flags &= ~kCancelSent;
+  c.inflight++;
+}
+
+void Worker::PauseRecv(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kRecvPaused) return;
+  c.flags |= kRecvPaused;
+  if ((c.flags & kRecvArmed) && !(c.flags & kCancelSent)) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, Ud(io::Op::kRecv, conn_idx), 0);
+    io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+    c.flags |= kCancelSent;
+  }
+}
+
+void Worker::MaybeResumeRecv(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (!(c.flags & kRecvPaused) || (c.flags & kClosing)) return;
+  if (c.io != kNil && ios_.Get(c.io).in_count >= kInResumeAt) return;
+  c.flags &= ~kRecvPaused;
+  ArmRecv(conn_idx);
+}
+
+void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
+  Conn& c = conns_.Get(conn_idx);
+  bool more = cqe->flags & IORING_CQE_F_MORE;
+  if (!more) {
+    c.flags &= ~kRecvArmed;
+    c.inflight--;
+  }
+  int res = cqe->res;
+  if (res > 0) {
+    uint16_t bid = static_cast<uint16_t>(cqe->flags >> 16);
+    buf_refs_[bid] = 1;
+    if (c.flags & kClosing) {
+      BufUnref(bid);
+      MaybeFreeConn(conn_idx);
+      return;
+    }
+    ConnIo& io = Io(conn_idx);
+    if (io.in_count == kInCap) {
+      // Backpressure failed to stop the peer in time; refuse to buffer without bound.
+      BufUnref(bid);
+      stats_.CountError(ErrorCause::kOverload);
+      ZLOG_WARN("worker %u: input queue overflow on connection %u; closing", options_.index,
+                conn_idx);
+      if (c.exchange != kNil) AbortExchange(c.exchange, true); else CloseConn(conn_idx);
+      return;
+    }
+    io.in[(io.in_head + io.in_count) % kInCap] = InSlice{bid, 0, static_cast<uint32_t>(res), false};
+    io.in_count++;
+    if (c.kind == ConnKind::kClient) {
+      stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
+      ProcessClientInput(conn_idx);
+    } else {
+      ProcessUpstreamInput(conn_idx);
+    }
+    // The handlers may have closed the connection; re-check before re-arming.
+    Conn& c2 = conns_.Get(conn_idx);
+    if (c2.gen == io::UserData::Unpack(cqe->user_data).gen && !(c2.flags & kClosing)) {
+      if (c2.io != kNil && ios_.Get(c2.io).in_count >= kInPauseAt) PauseRecv(conn_idx);
+      if (!more) ArmRecv(conn_idx);
+    }
+    return;
+  }
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // The provided-buffer ring ran dry: not the connection's fault. Re-arm; the buffers
+    // come back as sends complete.
+    stats_.enobufs_rearms.Add();
+    if (!more) ArmRecv(conn_idx);
+    return;
+  }
+  if (res == -ECANCELED) {
+    // Paused for backpressure (or closing): re-armed by MaybeResumeRecv.
+    c.flags &= ~kCancelSent;
+    if (!(c.flags & kRecvPaused)) ArmRecv(conn_idx);
+    return;
+  }
+  // EOF (0) or error.
+  if (c.kind == ConnKind::kClient) {
+    if (c.exchange != kNil) {
+      Exchange& ex = exchanges_.Get(c.exchange);
+      if (res == 0 && ex.req_done) {
+        // Half-close after a complete request: the client may still read the response
+        // (HTTP/1.1 permits shutting down the write side). Finish, then close.
+        c.flags |= kCloseAfterSend;
+        ex.client_keep_alive = false;
+        return;
+      }
+      stats_.CountError(ErrorCause::kClientReset);
+      AbortExchange(c.exchange, true);
+    } else {
+      CloseConn(conn_idx);
+    }
+  } else {
+    OnUpstreamEof(conn_idx, res);
+  }
+}
+
+// Consumes n bytes from the front of the connection's input slices.
+void Worker::ConsumeIn(uint32_t conn_idx, size_t n) {
+  ConnIo& io = Io(conn_idx);
+  while (n > 0 && io.in_count > 0) {
+    InSlice& s = io.in[io.in_head];
+    size_t take = std::min<size_t>(n, s.len);
+    s.off += static_cast<uint32_t>(take);
+    s.len -= static_cast<uint32_t>(take);
+    n -= take;
+    if (s.len == 0) {
+      ReleaseSlice(s);
+      io.in_head = (io.in_head + 1) % kInCap;
+      io.in_count--;
+    }
+  }
+}
+
+void Worker::DropInput(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil) return;
+  ConnIo& io = ios_.Get(c.io);
+  while (io.in_count > 0) {
+    ReleaseSlice(io.in[io.in_head]);
+    io.in_head = (io.in_head + 1) % kInCap;
+    io.in_count--;
+  }
+}
+
+void Worker::CoalesceInput(uint32_t conn_idx) {
+  ConnIo& io = Io(conn_idx);
+  if (io.in_count < 2) return;
+  InSlice merged{0, 0, 0, true};
+  InSlice& front = io.in[io.in_head];
+  char* dst;
+  if (front.is_block) {
+    merged = front;
+    dst = blocks_.Data(merged.ref);
+    if (merged.off != 0) {
+      memmove(dst, dst + merged.off, merged.len);
+      merged.off = 0;
+    }
+    io.in_head = (io.in_head + 1) % kInCap;
+    io.in_count--;
+  } else {
+    merged.ref = blocks_.Alloc();
+    dst = blocks_.Data(merged.ref);
+  }
+  uint32_t cap = blocks_.block_size();
+  while (io.in_count > 0 && merged.len < cap) {
+    InSlice& s = io.in[io.in_head];
+    uint32_t take = std::min(s.len, cap - merged.len);
+    memcpy(dst + merged.len, SliceData(s), take);
+    merged.len += take;
+    s.off += take;
+    s.len -= take;
+    if (s.len != 0) break;
+    ReleaseSlice(s);
+    io.in_head = (io.in_head + 1) % kInCap;
+    io.in_count--;
+  }
+  // Put the merged block back at the front.
+  io.in_head = (io.in_head + kInCap - 1) % kInCap;
+  io.in[io.in_head] = merged;
+  io.in_count++;
+}
+
+bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
+  ConnIo& io = Io(from);
+  const InSlice& s = io.in[io.in_head];
+  bool ok;
+  if (!s.is_block) {
+    ok = QueueOut(to, SliceData(s), static_cast<uint32_t>(n), ItemOwner::kBuffer, s.ref);
+  } else {
+    // Blocks are not reference counted (rare path: a fragmented head); copy.
+    uint32_t b = blocks_.Alloc();
+    memcpy(blocks_.Data(b), SliceData(s), n);
+    ok = QueueOut(to, blocks_.Data(b), static_cast<uint32_t>(n), ItemOwner::kBlock, b);
+  }
+  ConsumeIn(from, n);
+  return ok;
+}
+
+// An idle connection keeps no queue memory: that is most of the memory per connection.
+void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing))) return;
+  ConnIo& io = ios_.Get(c.io);
+  if (io.out_count != 0 || io.in_count != 0) return;
+  ios_.Free(c.io);
+  c.io = kNil;
+}
+
+bool Worker::QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwner owner,
+                      uint32_t ref) {
+  ConnIo& io = Io(conn_idx);
+  if (io.out_count == kOutCap) {
+    ReleaseItem(OutItem{data, len, owner, ref});
+    return false;
+  }
+  if (owner == ItemOwner::kBuffer) BufRef(static_cast<uint16_t>(ref));
+  io.out[(io.out_head + io.out_count) % kOutCap] = OutItem{data, len, owner, ref};
+  io.out_count++;
+  return true;
+}
+
+void Worker::Flush(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if ((c.flags & (kSendInflight | kConnecting)) || c.io == kNil) return;
+  if (c.flags & kClosing) return;
+  ConnIo& io = ios_.Get(c.io);
+  if (io.out_count == 0) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  const OutItem& first = io.out[io.out_head];
+  uint32_t zc_threshold = snap_->send_zc_threshold;
+  if (io.out_count == 1 || first.len >= 65536) {
+    // One buffer: plain send, or zero-copy for large provided buffers (never heads:
+    // those are small, and a small SEND_ZC can wait for a delayed ACK).
+    bool zc = ring_.features().send_zc && zc_threshold != 0 && first.owner == ItemOwner::kBuffer &&
+              first.len >= zc_threshold;
+    if (zc) {
+      io_uring_prep_send_zc(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL, 0);
+      uint16_t bid = static_cast<uint16_t>(first.ref);
+      BufRef(bid);  // held until the NOTIF completion
+      io::UserData ud{io::Op::kSendZc, conn_idx, c.gen, static_cast<uint16_t>(bid + 1)};
+      io_uring_sqe_set_data64(sqe, ud.Pack());
+      stats_.send_zc.Add();
+      stats_.send_zc_bytes.Add(first.len);
+    } else {
+      io_uring_prep_send(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL);
+      io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
+      stats_.send_plain.Add();
+    }
+    io.sending = 1;
+  } else {
+    uint32_t n = std::min<uint32_t>(io.out_count, kMaxIov);
+    for (uint32_t i = 0; i < n; i++) {
+      const OutItem& it = io.OutAt(i);
+      io.iov[i].iov_base = const_cast<char*>(it.data);
+      io.iov[i].iov_len = it.len;
+    }
+    io.msg = msghdr{};
+    io.msg.msg_iov = io.iov;
+    io.msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, c.fd, &io.msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
+    io.sending = n;
+    stats_.send_plain.Add();
+  }
+  if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
+  c.flags |= kSendInflight;
+  c.inflight++;
+}
+
+void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  c.flags &= ~kSendInflight;
+  ConnIo& io = ios_.Get(c.io);
+  io.sending = 0;
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (res < 0) {
+    // Peer gone (EPIPE/ECONNRESET) or cancelled: the exchange cannot complete.
+    if (c.exchange != kNil) {
+      if (c.kind == ConnKind::kClient) stats_.CountError(ErrorCause::kClientReset);
+      if (c.kind == ConnKind::kUpstream) {
+        UpstreamFailed(c.exchange, ErrorCause::kUpstreamClosed, false);
+      } else {
+        AbortExchange(c.exchange, true);
+      }
+    } else {
+      CloseConn(conn_idx);
+    }
+    return;
+  }
+  size_t sent = static_cast<size_t>(res);
+  if (c.kind == ConnKind::kClient) stats_.bytes_to_clients.Add(sent);
+  while (sent > 0 && io.out_count > 0) {
+    OutItem& it = io.out[io.out_head];
+    if (sent >= it.len) {
+      sent -= it.len;
+      ReleaseItem(it);
+      io.out_head = (io.out_head + 1) % kOutCap;
+      io.out_count--;
+    } else {
+      it.data += sent;
+      it.len -= static_cast<uint32_t>(sent);
+      sent = 0;
+    }
+  }
+  (void)zc;
+  // Room again: move more bytes from the peer into this queue.
+  if (c.exchange != kNil) {
+    Exchange& ex = exchanges_.Get(c.exchange);
+    if (c.kind == ConnKind::kUpstream) {
+      PumpRequestBody(c.exchange);
+    } else if (ex.resp == RespState::kBody && ex.upstream != kNil) {
+      PumpResponseBody(c.exchange);
+    }
+  }
+  Conn& c2 = conns_.Get(conn_idx);
+  if (c2.flags & kClosing) return;
+  if (io.out_count > 0) {
+    Flush(conn_idx);
+  } else if (c2.flags & kCloseAfterSend) {
+    CloseConn(conn_idx);
+  } else if (c2.kind == ConnKind::kClient && c2.exchange == kNil && draining_) {
+    CloseConn(conn_idx);
+  } else {
+    ReleaseIoIfIdle(conn_idx);
+  }
+}
+
+}  // namespace zproxy::dataplane

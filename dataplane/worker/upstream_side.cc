@@ -1,0 +1,419 @@
+// Upstream side of the data path: endpoint selection, connecting (with one retry on
+// another endpoint), the per-worker keep-alive pool, and response parsing/streaming.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "dataplane/proxy/head_writer.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+namespace {
+#ifndef TCP_FASTOPEN_CONNECT
+#define TCP_FASTOPEN_CONNECT 30
+#endif
+
+const char* UpstreamErrorBody(ErrorCause cause) {
+  switch (cause) {
+    case ErrorCause::kConnectRefused: return "zproxy: upstream connect failed (connection refused)\n";
+    case ErrorCause::kConnectTimeout: return "zproxy: upstream connect timeout\n";
+    case ErrorCause::kConnectError: return "zproxy: upstream connect failed\n";
+    case ErrorCause::kReadTimeout: return "zproxy: upstream read timeout\n";
+    case ErrorCause::kUpstreamClosed: return "zproxy: upstream closed connection before response\n";
+    case ErrorCause::kBadResponse: return "zproxy: invalid upstream response\n";
+    case ErrorCause::kNoHealthyUpstream: return "zproxy: no healthy upstream\n";
+    default: return "zproxy: upstream error\n";
+  }
+}
+
+int UpstreamErrorStatus(ErrorCause cause) {
+  switch (cause) {
+    case ErrorCause::kConnectTimeout:
+    case ErrorCause::kReadTimeout: return 504;
+    case ErrorCause::kNoHealthyUpstream: return 503;
+    default: return 502;
+  }
+}
+}  // namespace
+
+bool Worker::AssignUpstream(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  upstream::EndpointSet& lb = *lb_[ex.cluster];
+  uint32_t endpoint = lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone
+                                                         : ex.failed_endpoint);
+  if (endpoint == upstream::EndpointSet::kNone) return false;
+  ex.endpoint = endpoint;
+  lb.OnConnectionOpened(endpoint);
+  ex.lb_counted = true;
+  uint32_t up = PoolPop(ex.cluster, endpoint);
+  if (up != kNil) {
+    stats_.upstream_reused.Add();
+    AttachUpstream(ex_idx, up);
+  } else {
+    StartConnect(ex_idx, endpoint);
+  }
+  return true;
+}
+
+void Worker::StartConnect(uint32_t ex_idx, uint32_t endpoint) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  const ClusterRuntime& cluster = snap_->clusters[ex.cluster];
+  const NetAddress& addr = lb_[ex.cluster]->address(endpoint);
+  int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ZLOG_WARN("worker %u: socket(): %s", options_.index, strerror(errno));
+    UpstreamFailed(ex_idx, ErrorCause::kConnectError, true);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (cluster.tcp_fast_open) {
+    // The connect completes at once and the request head rides in the SYN when the
+    // kernel has a cookie for the endpoint.
+    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one));
+  }
+  uint32_t up = NewConn(ConnKind::kUpstream, fd, ex.cluster);
+  Conn& u = conns_.Get(up);
+  u.endpoint = endpoint;
+  u.exchange = ex_idx;
+  u.flags |= kConnecting;
+  ex.upstream = up;
+  stats_.upstream_connects.Add();
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_connect(sqe, fd, addr.sa(), addr.len);
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kConnect, up));
+  u.inflight++;
+  timers_.Arm(t_connect_[ex.cluster], up, NowMs());
+}
+
+void Worker::OnConnect(uint32_t conn_idx, int res) {
+  Conn& u = conns_.Get(conn_idx);
+  u.inflight--;
+  u.flags &= ~kConnecting;
+  if (u.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  timers_.Disarm(conn_idx);
+  uint32_t ex_idx = u.exchange;
+  if (res < 0) {
+    ErrorCause cause = res == -ECONNREFUSED ? ErrorCause::kConnectRefused
+                       : res == -ETIMEDOUT  ? ErrorCause::kConnectTimeout
+                                            : ErrorCause::kConnectError;
+    if (ex_idx == kNil) {
+      CloseConn(conn_idx);
+    } else {
+      UpstreamFailed(ex_idx, cause, true);
+    }
+    return;
+  }
+  ArmRecv(conn_idx);
+  if (ex_idx == kNil) {
+    CloseConn(conn_idx);
+    return;
+  }
+  u.exchange = kNil;  // AttachUpstream links both ways
+  AttachUpstream(ex_idx, conn_idx);
+}
+
+void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  Conn& u = conns_.Get(up_idx);
+  u.exchange = ex_idx;
+  ex.upstream = up_idx;
+  // Keep the head only while a retry is still possible: a reused keep-alive connection
+  // may turn out to be closed by the upstream before it reads the request.
+  bool keep_for_retry = (u.flags & kReused) && ex.req_body == http1::BodyKind::kNone &&
+                        !ex.retried_stale;
+  if (keep_for_retry) {
+    uint32_t copy = blocks_.Alloc();
+    memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
+    QueueOut(up_idx, blocks_.Data(copy), ex.req_head_len, ItemOwner::kBlock, copy);
+  } else {
+    QueueOut(up_idx, blocks_.Data(ex.req_head_block), ex.req_head_len, ItemOwner::kBlock,
+             ex.req_head_block);
+    ex.req_head_block = kNil;
+  }
+  ex.head_queued = true;
+  timers_.Arm(t_read_[ex.cluster], up_idx, NowMs());
+  PumpRequestBody(ex_idx);
+  Flush(up_idx);
+  MaybeResumeRecv(ex.client);
+}
+
+void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  stats_.CountError(cause);
+  if (ex.resp_started) {
+    // Part of the response is already on its way: the only honest signal left is to
+    // close the client connection (the response is visibly incomplete).
+    AbortExchange(ex_idx, true);
+    return;
+  }
+  bool close = !ex.req_done || !ex.client_keep_alive || draining_;
+  uint32_t client = ex.client;
+  AbortExchange(ex_idx, false);
+  SendLocalResponse(client, UpstreamErrorStatus(cause), UpstreamErrorBody(cause), close);
+  if (!close) {
+    Conn& c = conns_.Get(client);
+    timers_.Arm(t_client_idle_[c.owner], client, NowMs());
+    if (InBytes(client) > 0) ProcessClientInput(client);
+  }
+}
+
+void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.upstream != kNil) {
+    Conn& u = conns_.Get(ex.upstream);
+    u.exchange = kNil;
+    CloseConn(ex.upstream);
+    ex.upstream = kNil;
+  }
+  if (ex.lb_counted) {
+    lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+    ex.lb_counted = false;
+  }
+  // Nothing reached the upstream yet (connect failed): retry once on another endpoint.
+  if (may_retry && !ex.head_queued && ex.attempts == 0 && ex.req_head_block != kNil) {
+    ex.attempts = 1;
+    ex.failed_endpoint = ex.endpoint;
+    stats_.upstream_retries.Add();
+    stats_.CountError(cause);
+    if (AssignUpstream(ex_idx)) return;
+    stats_.errors[static_cast<int>(cause)].Sub();  // counted once below
+  }
+  RespondUpstreamError(ex_idx, cause);
+}
+
+void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  if (u.exchange == kNil) {
+    // Bytes on an idle keep-alive connection: the upstream broke protocol. Drop it.
+    CloseConn(conn_idx);
+    return;
+  }
+  uint32_t ex_idx = u.exchange;
+  timers_.Arm(t_read_[u.owner], conn_idx, NowMs());
+  while (true) {
+    Exchange& ex = exchanges_.Get(ex_idx);
+    if (ex.resp == RespState::kBody) {
+      PumpResponseBody(ex_idx);
+      return;
+    }
+    if (ex.resp != RespState::kWaitHead) return;
+    ConnIo& io = Io(conn_idx);
+    if (io.in_count == 0) return;
+    const InSlice& front = io.in[io.in_head];
+    size_t consumed = 0;
+    if (!ParseResponseHead(ex_idx, std::string_view(SliceData(front), front.len), &consumed)) {
+      if (io.in_count > 1) {
+        CoalesceInput(conn_idx);
+        continue;
+      }
+      if (front.is_block && front.len >= blocks_.block_size()) {
+        UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+      }
+      return;
+    }
+    if (consumed == 0) return;  // exchange failed and was torn down
+    ConsumeIn(conn_idx, consumed);
+    if (exchanges_.Get(ex_idx).resp == RespState::kDone) {
+      FinishExchange(ex_idx);
+      return;
+    }
+  }
+}
+
+// Parses a response head from the upstream's front input. Returns false if incomplete;
+// on success sets *consumed to the head size (0 if the exchange was torn down).
+bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* consumed) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  http1::Limits limits;
+  limits.max_header_bytes = blocks_.block_size() - 4096;
+  limits.max_headers = 128;
+  http1::ResponseHead resp;
+  http1::Error err = http1::Error::kNone;
+  http1::Status st = http1::ParseResponse(data, ex.method, limits, header_storage_, &resp, &err);
+  if (st == http1::Status::kNeedMore) return false;
+  if (st == http1::Status::kError || resp.status == 101) {
+    // 101 without an upgrade request (Upgrade is stripped until WebSocket support).
+    UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+    *consumed = 0;
+    return true;
+  }
+  uint32_t client = ex.client;
+  bool informational = resp.status < 200;
+  if (informational) {
+    // 1xx are forwarded as they come (100-continue, 103 early hints), except to
+    // HTTP/1.0 clients, which cannot parse them.
+    if (ex.version_minor >= 1) {
+      uint32_t b = blocks_.Alloc();
+      size_t len = proxy::WriteResponseHead(resp, proxy::ResponseRewrite{}, blocks_.Data(b),
+                                            blocks_.block_size());
+      QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+      Flush(client);
+    }
+    *consumed = resp.head_bytes;
+    return true;
+  }
+  ex.status = resp.status;
+  ex.resp_body = resp.body;
+  ex.resp_remaining = resp.content_length;
+  ex.upstream_keep_alive = resp.keep_alive;
+  bool close_client = !ex.client_keep_alive || !ex.req_done || draining_ ||
+                      resp.body == http1::BodyKind::kCloseDelimited;
+  ex.client_keep_alive = !close_client;
+  proxy::ResponseRewrite rw;
+  rw.close = close_client;
+  rw.client_http10 = ex.version_minor == 0;
+  uint32_t b = blocks_.Alloc();
+  size_t len = proxy::WriteResponseHead(resp, rw, blocks_.Data(b), blocks_.block_size());
+  if (len == 0) {
+    blocks_.Free(b);
+    UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+    *consumed = 0;
+    return true;
+  }
+  QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+  ex.resp_started = true;
+  stats_.CountStatus(resp.status);
+  ex.resp = resp.body == http1::BodyKind::kNone ? RespState::kDone : RespState::kBody;
+  if (close_client) conns_.Get(client).flags |= kCloseAfterSend;
+  *consumed = resp.head_bytes;
+  if (ex.resp == RespState::kDone) Flush(client);
+  return true;
+}
+
+void Worker::PumpResponseBody(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  uint32_t up = ex.upstream;
+  uint32_t client = ex.client;
+  if (up == kNil) return;
+  ConnIo& io = Io(up);
+  while (ex.resp == RespState::kBody && io.in_count > 0 && OutHasRoom(client)) {
+    const InSlice& s = io.in[io.in_head];
+    size_t take = s.len;
+    if (ex.resp_body == http1::BodyKind::kContentLength) {
+      take = static_cast<size_t>(std::min<uint64_t>(take, ex.resp_remaining));
+      ex.resp_remaining -= take;
+      if (ex.resp_remaining == 0) ex.resp = RespState::kDone;
+    } else if (ex.resp_body == http1::BodyKind::kChunked) {
+      http1::Error err = http1::Error::kNone;
+      http1::Status st = ex.resp_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
+      if (st == http1::Status::kError) {
+        stats_.CountError(ErrorCause::kBadResponse);
+        AbortExchange(ex_idx, true);
+        return;
+      }
+      if (st == http1::Status::kDone) ex.resp = RespState::kDone;
+    }
+    if (take > 0) ForwardFront(up, client, take);
+  }
+  if (ex.resp == RespState::kBody && ex.upstream_eof && io.in_count == 0 &&
+      ex.resp_body == http1::BodyKind::kCloseDelimited) {
+    ex.resp = RespState::kDone;
+  }
+  Flush(client);
+  MaybeResumeRecv(up);
+  if (ex.resp == RespState::kDone) {
+    FinishExchange(ex_idx);
+  } else if (ex.upstream_eof && io.in_count == 0) {
+    // The upstream closed before the body was complete.
+    stats_.CountError(ErrorCause::kUpstreamClosed);
+    AbortExchange(ex_idx, true);
+  }
+}
+
+void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
+  Conn& u = conns_.Get(conn_idx);
+  if (u.exchange == kNil) {
+    CloseConn(conn_idx);  // pooled connection closed by the upstream
+    return;
+  }
+  uint32_t ex_idx = u.exchange;
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.resp == RespState::kBody) {
+    ex.upstream_eof = true;
+    PumpResponseBody(ex_idx);
+    return;
+  }
+  if (ex.resp == RespState::kWaitHead && !ex.resp_started && (u.flags & kReused) &&
+      ex.req_head_block != kNil && InBytes(conn_idx) == 0) {
+    // A keep-alive connection the upstream had already closed: the request never got
+    // an answer and had no body, so it is safe to send again on a fresh connection.
+    ex.retried_stale = true;
+    u.exchange = kNil;
+    CloseConn(conn_idx);
+    ex.upstream = kNil;
+    ex.head_queued = false;
+    stats_.upstream_retries.Add();
+    StartConnect(ex_idx, ex.endpoint);
+    return;
+  }
+  UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
+}
+
+void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.lb_counted) {
+    lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+    ex.lb_counted = false;
+  }
+  uint32_t up = ex.upstream;
+  if (up == kNil) return;
+  ex.upstream = kNil;
+  Conn& u = conns_.Get(up);
+  u.exchange = kNil;
+  timers_.Disarm(up);
+  const ClusterRuntime& cluster = snap_->clusters[u.owner];
+  PoolHead& pool = pools_[u.owner][u.endpoint];
+  if (!reusable || draining_ || pool.count >= cluster.pool_size || (u.flags & kRecvPaused)) {
+    CloseConn(up);
+    return;
+  }
+  PoolPush(up);
+}
+
+void Worker::PoolPush(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  PoolHead& pool = pools_[u.owner][u.endpoint];
+  u.flags |= kPooled | kReused;
+  u.pool_prev = kNil;
+  u.pool_next = pool.head;
+  if (pool.head != kNil) conns_.Get(pool.head).pool_prev = conn_idx;
+  pool.head = conn_idx;
+  pool.count++;
+  stats_.upstream_idle.Add();
+  timers_.Arm(t_pool_[u.owner], conn_idx, NowMs());
+  ReleaseIoIfIdle(conn_idx);
+}
+
+void Worker::PoolRemove(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  PoolHead& pool = pools_[u.owner][u.endpoint];
+  if (u.pool_prev != kNil) conns_.Get(u.pool_prev).pool_next = u.pool_next;
+  else pool.head = u.pool_next;
+  if (u.pool_next != kNil) conns_.Get(u.pool_next).pool_prev = u.pool_prev;
+  u.pool_prev = u.pool_next = kNil;
+  u.flags &= ~kPooled;
+  pool.count--;
+  stats_.upstream_idle.Sub();
+}
+
+// Most recently used first: it is the one least likely to have been closed by the
+// upstream's own idle timeout.
+uint32_t Worker::PoolPop(uint16_t cluster, uint32_t endpoint) {
+  PoolHead& pool = pools_[cluster][endpoint];
+  uint32_t idx = pool.head;
+  if (idx == kNil) return kNil;
+  PoolRemove(idx);
+  timers_.Disarm(idx);
+  return idx;
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,238 @@
+#include "dataplane/worker/worker.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace zproxy::dataplane {
+
+namespace {
+constexpr uint32_t kTickMs = 50;
+
+uint32_t MaxBlockSize(const Snapshot& snap) {
+  uint32_t max = 8192;
+  for (const auto& l : snap.listeners) max = std::max(max, l.limits.max_header_bytes);
+  // Room for the headers the proxy adds (X-Forwarded-*, framing) on top of the largest
+  // head a client or upstream may send.
+  return max + 4096;
+}
+}  // namespace
+
+Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
+               std::vector<WorkerListenSocket> sockets)
+    : options_(options),
+      snap_(std::move(snapshot)),
+      sockets_(std::move(sockets)),
+      blocks_(MaxBlockSize(*snap_)),
+      timers_(LinkOfConn{&conns_}) {}
+
+Worker::~Worker() = default;
+
+bool Worker::Init(std::string* error) {
+  if (options_.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(options_.cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0) {
+      ZLOG_WARN("worker %u: cannot pin to CPU %d; running unpinned", options_.index, options_.cpu);
+    }
+  }
+  if (!ring_.Init(options_.ring, error)) return false;
+  if (!bufs_.Init(ring_.raw(), 0, options_.buf_count, options_.buf_size, error)) return false;
+  buf_refs_.assign(options_.buf_count, 0);
+
+  for (const auto& l : snap_->listeners) {
+    t_client_idle_.push_back(timers_.AddList(l.idle_timeout_ms));
+    t_client_header_.push_back(timers_.AddList(l.header_timeout_ms));
+  }
+  for (const auto& c : snap_->clusters) {
+    t_connect_.push_back(timers_.AddList(c.connect_timeout_ms));
+    t_read_.push_back(timers_.AddList(c.read_timeout_ms));
+    t_pool_.push_back(timers_.AddList(c.idle_timeout_ms));
+    lb_.push_back(std::make_unique<upstream::EndpointSet>(c.lb));
+    pools_.emplace_back(c.lb.endpoints.size());
+  }
+  accept_armed_.assign(sockets_.size(), false);
+  return true;
+}
+
+void Worker::UpdateNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+  if (start_ns_ == 0) start_ns_ = ns;
+  now_ms_ = static_cast<uint32_t>((ns - start_ns_) / 1000000ull) + 1;
+}
+
+void Worker::ArmTick() {
+  tick_ts_.tv_sec = 0;
+  tick_ts_.tv_nsec = kTickMs * 1000000ll;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_timeout(sqe, &tick_ts_, 0, 0);
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kTick, 0, 0, 0}.Pack());
+}
+
+void Worker::ArmAccept(uint32_t socket_index) {
+  io_uring_sqe* sqe = ring_.Sqe();
+  // Direct descriptors: accepted sockets go straight into the registered file table,
+  // so no fd table entry, and no fget/fput per operation.
+  io_uring_prep_multishot_accept_direct(sqe, sockets_[socket_index].fd, nullptr, nullptr, 0);
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kAccept, socket_index, 0, 0}.Pack());
+  accept_armed_[socket_index] = true;
+}
+
+void Worker::Run() {
+  UpdateNow();
+  for (uint32_t i = 0; i < sockets_.size(); i++) ArmAccept(i);
+  ArmTick();
+  io_uring* ring = ring_.raw();
+  while (running_) {
+    int rc = io_uring_submit_and_wait(ring, 1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+      ZLOG_ERROR("worker %u: io_uring_submit_and_wait: %s", options_.index, strerror(-rc));
+      break;
+    }
+    UpdateNow();
+    unsigned head;
+    unsigned count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      Dispatch(cqe);
+      count++;
+    }
+    io_uring_cq_advance(ring, count);
+    bufs_.Commit();
+  }
+}
+
+void Worker::Stop(uint32_t drain_timeout_ms) {
+  drain_timeout_ms_.store(drain_timeout_ms);
+  stop_requested_.store(true);
+}
+
+void Worker::Dispatch(io_uring_cqe* cqe) {
+  io::UserData ud = io::UserData::Unpack(cqe->user_data);
+  switch (ud.op) {
+    case io::Op::kAccept:
+      OnAccept(ud.slot, cqe);
+      return;
+    case io::Op::kTick:
+      OnTick();
+      return;
+    case io::Op::kSendZc:
+      if (cqe->flags & IORING_CQE_F_NOTIF) {
+        // The kernel no longer references the buffer: drop the send's own reference.
+        if (ud.bid != 0) BufUnref(static_cast<uint16_t>(ud.bid - 1));
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  if (ud.op == io::Op::kCancel || ud.op == io::Op::kNone) return;
+  Conn& c = conns_.Get(ud.slot);
+  if (c.gen != ud.gen) {
+    // A completion for a slot that has been reused. Only possible for ops we do not
+    // count; still return any buffer the kernel picked.
+    if (cqe->flags & IORING_CQE_F_BUFFER) BufUnref(static_cast<uint16_t>(cqe->flags >> 16));
+    return;
+  }
+  switch (ud.op) {
+    case io::Op::kRecv:
+      OnRecv(ud.slot, cqe);
+      break;
+    case io::Op::kSend:
+      OnSend(ud.slot, cqe->res, false);
+      break;
+    case io::Op::kSendZc:
+      OnSend(ud.slot, cqe->res, true);
+      break;
+    case io::Op::kConnect:
+      OnConnect(ud.slot, cqe->res);
+      break;
+    case io::Op::kPeerName:
+      OnPeerName(ud.slot, cqe->res);
+      break;
+    case io::Op::kClose:
+      c.inflight--;
+      MaybeFreeConn(ud.slot);
+      break;
+    default:
+      break;
+  }
+}
+
+void Worker::OnTick() {
+  ArmTick();
+  if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
+  timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
+  if (draining_) {
+    if (stats_.client_open.Load() == 0 || static_cast<int32_t>(NowMs() - drain_deadline_ms_) >= 0) {
+      if (stats_.client_open.Load() != 0) {
+        ZLOG_WARN("worker %u: drain deadline passed with %lu client connections open",
+                  options_.index, static_cast<unsigned long>(stats_.client_open.Load()));
+      }
+      running_ = false;
+    }
+  }
+}
+
+void Worker::StartDrain() {
+  draining_ = true;
+  drain_deadline_ms_ = NowMs() + drain_timeout_ms_.load();
+  // Stop accepting on this worker's sockets; zproxyd still holds them, so a restarted
+  // data plane can take over without the kernel refusing connections.
+  for (uint32_t i = 0; i < sockets_.size(); i++) {
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_cancel64(sqe, io::UserData{io::Op::kAccept, i, 0, 0}.Pack(), 0);
+    io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+  }
+  // Idle keep-alive connections have nothing in flight: close them now. Busy ones close
+  // after their current response (FinishExchange checks draining_).
+  for (uint32_t i = 0; i < conns_.capacity(); i++) {
+    Conn& c = conns_.Get(i);
+    if (c.fd < 0 || (c.flags & kClosing)) continue;
+    if (c.kind == ConnKind::kClient && c.exchange == kNil && (c.io == kNil || OutCount(i) == 0)) {
+      CloseConn(i);
+    } else if (c.kind == ConnKind::kUpstream && (c.flags & kPooled)) {
+      CloseConn(i);
+    }
+  }
+}
+
+void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kClosing) return;
+  if (c.kind == ConnKind::kClient) {
+    if (c.exchange == kNil && InBytes(conn_idx) > 0) {
+      // A partial request head did not complete in time.
+      stats_.CountError(ErrorCause::kClientTimeout);
+      SendLocalResponse(conn_idx, 408, "zproxy: request header timeout\n", true);
+      return;
+    }
+    CloseConn(conn_idx);  // idle keep-alive timeout
+    return;
+  }
+  // Upstream side.
+  if (c.flags & kPooled) {
+    CloseConn(conn_idx);
+    return;
+  }
+  if (c.exchange == kNil) {
+    CloseConn(conn_idx);
+    return;
+  }
+  uint32_t ex = c.exchange;
+  if (c.flags & kConnecting) {
+    UpstreamFailed(ex, ErrorCause::kConnectTimeout, true);
+  } else {
+    UpstreamFailed(ex, ErrorCause::kReadTimeout, false);
+  }
+}
+
+}  // namespace zproxy::dataplane

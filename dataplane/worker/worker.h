@@ -1,0 +1,186 @@
+// One io_uring event loop per CPU. A worker owns everything it touches: its ring,
+// provided buffers, connections, upstream pools and counters. Workers share only the
+// immutable config snapshot and their stats (read by the metrics thread).
+//
+// The work is split by stage of the data path:
+//   worker.cc          loop, completion dispatch, timers, draining
+//   client_side.cc     accept, client reads, request parsing and routing
+//   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
+//   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
+//   conn_lifecycle.cc  closing connections and releasing what they hold
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/http1/http1.h"
+#include "dataplane/io/buffer_ring.h"
+#include "dataplane/io/ring.h"
+#include "dataplane/io/user_data.h"
+#include "dataplane/metrics/worker_stats.h"
+#include "dataplane/snapshot.h"
+#include "dataplane/upstream/lb.h"
+#include "dataplane/worker/block_pool.h"
+#include "dataplane/worker/conn.h"
+#include "dataplane/worker/slab.h"
+#include "dataplane/worker/timer_list.h"
+
+namespace zproxy::dataplane {
+
+struct WorkerListenSocket {
+  int fd;
+  uint16_t listener;  // index into the snapshot's listeners
+};
+
+struct WorkerOptions {
+  uint32_t index = 0;
+  int cpu = -1;  // pin to this CPU (-1 = no pinning)
+  io::RingOptions ring;
+  uint32_t buf_count = 1024;
+  uint32_t buf_size = 32768;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
+         std::vector<WorkerListenSocket> sockets);
+  ~Worker();
+
+  // Creates the ring and buffers. Call on the worker's own thread (SINGLE_ISSUER).
+  bool Init(std::string* error);
+  // Runs until Stop() and the drain finish (or the drain deadline passes).
+  void Run();
+  // Thread-safe: stop accepting, finish in-flight requests, close idle connections.
+  void Stop(uint32_t drain_timeout_ms);
+
+  const WorkerStats& stats() const { return stats_; }
+  uint32_t index() const { return options_.index; }
+  const io::RingFeatures& features() const { return ring_.features(); }
+
+ private:
+  // --- worker.cc
+  void Dispatch(io_uring_cqe* cqe);
+  void OnTick();
+  void StartDrain();
+  void ArmTick();
+  void ArmAccept(uint32_t socket_index);
+  uint32_t NowMs() const { return now_ms_; }
+  void UpdateNow();
+  void OnTimeout(uint32_t conn_idx, uint16_t list);
+
+  // --- client_side.cc
+  void OnAccept(uint32_t socket_index, io_uring_cqe* cqe);
+  void OnPeerName(uint32_t conn_idx, int res);
+  void ProcessClientInput(uint32_t conn_idx);
+  bool ParseRequestHead(uint32_t conn_idx, std::string_view data, bool assembled);
+  void RejectRequest(uint32_t conn_idx, http1::Error error);
+  void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close);
+  std::string_view ClientIp(Conn& c, char* buf, size_t cap);
+  void PumpRequestBody(uint32_t ex_idx);
+  void FinishExchange(uint32_t ex_idx);
+  void ClientIdle(uint32_t conn_idx);
+
+  // --- upstream_side.cc
+  bool AssignUpstream(uint32_t ex_idx);
+  void RespondUpstreamError(uint32_t ex_idx, ErrorCause cause);
+  void StartConnect(uint32_t ex_idx, uint32_t endpoint);
+  void OnConnect(uint32_t conn_idx, int res);
+  void AttachUpstream(uint32_t ex_idx, uint32_t up_idx);
+  void UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry);
+  void ProcessUpstreamInput(uint32_t conn_idx);
+  bool ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* consumed);
+  void PumpResponseBody(uint32_t ex_idx);
+  void OnUpstreamEof(uint32_t conn_idx, int err);
+  void ReleaseUpstream(uint32_t ex_idx, bool reusable);
+  uint32_t PoolPop(uint16_t cluster, uint32_t endpoint);
+  void PoolPush(uint32_t conn_idx);
+  void PoolRemove(uint32_t conn_idx);
+
+  // --- output_queue.cc
+  bool QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwner owner, uint32_t ref);
+  void Flush(uint32_t conn_idx);
+  void OnSend(uint32_t conn_idx, int res, bool zc);
+  void ReleaseItem(const OutItem& item);
+  uint32_t OutCount(uint32_t conn_idx);
+  bool OutHasRoom(uint32_t conn_idx);
+  ConnIo& Io(uint32_t conn_idx);
+  void OnRecv(uint32_t conn_idx, io_uring_cqe* cqe);
+  void ArmRecv(uint32_t conn_idx);
+  void PauseRecv(uint32_t conn_idx);
+  void MaybeResumeRecv(uint32_t conn_idx);
+  void BufRef(uint16_t bid) { buf_refs_[bid]++; }
+  void BufUnref(uint16_t bid);
+  void ConsumeIn(uint32_t conn_idx, size_t n);
+  void DropInput(uint32_t conn_idx);
+  void ReleaseIoIfIdle(uint32_t conn_idx);
+  // Merges the input slices into one block so an incomplete head is parsed from
+  // contiguous memory and holds at most one receive buffer.
+  void CoalesceInput(uint32_t conn_idx);
+  const char* SliceData(const InSlice& s) {
+    return (s.is_block ? blocks_.Data(s.ref) : bufs_.Data(static_cast<uint16_t>(s.ref))) + s.off;
+  }
+  void ReleaseSlice(const InSlice& s) {
+    if (s.is_block) blocks_.Free(s.ref); else BufUnref(static_cast<uint16_t>(s.ref));
+  }
+  // Queues bytes of the front input slice of `from` towards `to` (shared buffer or copy).
+  bool ForwardFront(uint32_t from, uint32_t to, size_t n);
+  size_t InBytes(uint32_t conn_idx);
+
+  // --- conn_lifecycle.cc
+  uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);
+  void CloseConn(uint32_t conn_idx);
+  void MaybeFreeConn(uint32_t conn_idx);
+  void AbortExchange(uint32_t ex_idx, bool close_client);
+  void FreeExchange(uint32_t ex_idx);
+  uint64_t Ud(io::Op op, uint32_t conn_idx) const;
+  int Fd(const Conn& c) const { return c.fd; }
+  void PrepFd(io_uring_sqe* sqe, const Conn& c);
+
+  WorkerOptions options_;
+  std::shared_ptr<const Snapshot> snap_;
+  std::vector<WorkerListenSocket> sockets_;
+  io::Ring ring_;
+  io::BufferRing bufs_;
+  std::vector<uint16_t> buf_refs_;
+  WorkerStats stats_;
+
+  Slab<Conn, 1024> conns_;
+  Slab<ConnIo, 64> ios_;
+  Slab<Exchange, 256> exchanges_;
+  BlockPool blocks_;
+  http1::Header header_storage_[128];
+
+  struct LinkOfConn {
+    Slab<Conn, 1024>* conns;
+    TimerLink& operator()(uint32_t idx) const { return conns->Get(idx).timer; }
+  };
+  TimerLists<LinkOfConn> timers_;
+  // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
+  std::vector<uint16_t> t_client_idle_, t_client_header_;
+  std::vector<uint16_t> t_connect_, t_read_, t_pool_;
+
+  // Per cluster per worker balancing state and keep-alive pool heads.
+  std::vector<std::unique_ptr<upstream::EndpointSet>> lb_;
+  struct PoolHead {
+    uint32_t head = kNil;
+    uint32_t count = 0;
+  };
+  std::vector<std::vector<PoolHead>> pools_;  // [cluster][endpoint]
+
+  __kernel_timespec tick_ts_{};
+  uint32_t now_ms_ = 0;
+  uint64_t start_ns_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<uint32_t> drain_timeout_ms_{0};
+  bool draining_ = false;
+  uint32_t drain_deadline_ms_ = 0;
+  bool running_ = true;
+  bool peername_warned_ = false;
+  std::vector<bool> accept_armed_;
+  std::vector<int> socket_family_;
+};
+
+}  // namespace zproxy::dataplane
