@@ -1,0 +1,122 @@
+#include "dataplane/proxy/head_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace zproxy::proxy {
+namespace {
+
+using http1::Header;
+
+std::string Req(const char* raw, const RequestRewrite& rw) {
+  Header storage[64];
+  http1::RequestHead req;
+  http1::Error err;
+  std::string_view in(raw);
+  EXPECT_EQ(http1::ParseRequest(in, http1::Limits{}, storage, &req, &err), http1::Status::kDone)
+      << http1::ErrorName(err);
+  char out[4096];
+  size_t n = WriteRequestHead(req, rw, out, sizeof(out));
+  return std::string(out, n);
+}
+
+TEST(HeadWriter, AppendsForwardedForAndSetsProtoAndHost) {
+  RequestRewrite rw;
+  rw.client_ip = "10.0.0.7";
+  std::string out = Req(
+      "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 1.2.3.4\r\n"
+      "X-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n",
+      rw);
+  EXPECT_EQ(out,
+            "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n"
+            "Accept: */*\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n\r\n");
+}
+
+TEST(HeadWriter, MergesSeveralForwardedForFields) {
+  RequestRewrite rw;
+  rw.client_ip = "10.0.0.7";
+  std::string out = Req(
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nA: b\r\n"
+      "X-Forwarded-For: 2.2.2.2\r\n\r\n",
+      rw);
+  EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.7\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Forwarded-For: 2.2.2.2\r\n"), std::string::npos) << out;
+}
+
+TEST(HeadWriter, DropsHopByHopIncludingConnectionNamed) {
+  RequestRewrite rw;
+  rw.client_ip = "127.0.0.1";
+  std::string out = Req(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Custom\r\nKeep-Alive: 5\r\n"
+      "X-Custom: secret\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: foo\r\n"
+      "X-Other: kept\r\n\r\n",
+      rw);
+  for (const char* gone : {"Connection:", "Keep-Alive:", "X-Custom:", "TE:", "Proxy-Connection:",
+                           "Upgrade:"}) {
+    EXPECT_EQ(out.find(gone), std::string::npos) << gone << " in\n" << out;
+  }
+  EXPECT_NE(out.find("X-Other: kept\r\n"), std::string::npos);
+}
+
+TEST(HeadWriter, HostRewriteAndChunkedRedeclared) {
+  RequestRewrite rw;
+  rw.host_rewrite = "internal.svc";
+  rw.add_forwarded = false;
+  std::string out =
+      Req("POST /x HTTP/1.1\r\nHost: public\r\nTransfer-Encoding: chunked\r\n\r\n", rw);
+  EXPECT_EQ(out, "POST /x HTTP/1.1\r\nHost: internal.svc\r\nTransfer-Encoding: chunked\r\n\r\n");
+}
+
+TEST(HeadWriter, AbsoluteFormBecomesOriginForm) {
+  RequestRewrite rw;
+  rw.add_forwarded = false;
+  std::string out = Req("GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n", rw);
+  EXPECT_EQ(out, "GET /p?q HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+
+TEST(HeadWriter, Http10ClientProxiedAsHttp10WithKeepAlive) {
+  RequestRewrite rw;
+  rw.add_forwarded = false;
+  rw.fallback_host = "127.0.0.1:3000";
+  std::string out = Req("GET / HTTP/1.0\r\n\r\n", rw);
+  EXPECT_EQ(out, "GET / HTTP/1.0\r\nHost: 127.0.0.1:3000\r\nConnection: keep-alive\r\n\r\n");
+}
+
+TEST(HeadWriter, OverflowReturnsZero) {
+  Header storage[8];
+  http1::RequestHead req;
+  http1::Error err;
+  ASSERT_EQ(http1::ParseRequest("GET / HTTP/1.1\r\nHost: h\r\n\r\n", http1::Limits{}, storage, &req,
+                                &err),
+            http1::Status::kDone);
+  char out[10];
+  EXPECT_EQ(WriteRequestHead(req, RequestRewrite{}, out, sizeof(out)), 0u);
+}
+
+TEST(HeadWriter, ResponseHeadCloseAndChunked) {
+  Header storage[16];
+  http1::ResponseHead resp;
+  http1::Error err;
+  ASSERT_EQ(http1::ParseResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                 "Connection: keep-alive\r\nX-A: 1\r\n\r\n",
+                                 http1::Method::kGet, http1::Limits{}, storage, &resp, &err),
+            http1::Status::kDone);
+  char out[512];
+  ResponseRewrite rw;
+  rw.close = true;
+  size_t n = WriteResponseHead(resp, rw, out, sizeof(out));
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+}
+
+TEST(HeadWriter, LocalResponseHasLengthAndBody) {
+  char out[256];
+  size_t n = WriteLocalResponse(502, "zproxy: upstream connect failed\n", true, out, sizeof(out));
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 32\r\n"
+            "Connection: close\r\n\r\nzproxy: upstream connect failed\n");
+}
+
+}  // namespace
+}  // namespace zproxy::proxy
