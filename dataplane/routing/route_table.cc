@@ -29,25 +29,6 @@ bool ValidateMethod(const std::string& m, std::string* why) {
       *why = "method \"" + m + "\" is not an HTTP token";
       return false;
     }
-    // Methods are case-sensitive, so "get" would never match a GET request. A lowercase
-    // method in a config is a typo far more often than a custom method; say so.
-    if (c >= 'a' && c <= 'z') {
-      *why = "method \"" + m + "\" is lowercase; methods are case-sensitive (use \"GET\", ...)";
-      return false;
-    }
-  }
-  return true;
-}
-
-bool ValidatePath(const std::string& p, std::string* why) {
-  if (p.front() != '/') {
-    *why = "\"" + p + "\" must start with \"/\"";
-    return false;
-  }
-  if (p.find('?') != std::string::npos) {
-    // The router sees the path without its query, so this could never match.
-    *why = "\"" + p + "\" must not contain a query (\"?\")";
-    return false;
   }
   return true;
 }
@@ -109,20 +90,18 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
         return nullptr;
       }
 
-      // Exactly one of path/prefix. Requiring it (rather than defaulting to "any path")
-      // keeps every route's reach visible in the config; "prefix: /" means everything.
+      // At most one of path/prefix; neither means any path. These rules mirror
+      // controlplane/config/validate.cc on purpose: whatever `zproxyd --check` accepts
+      // must build here, or the data plane would NACK a snapshot the user was told is valid.
       if (!match.path().empty() && !match.prefix().empty()) {
         *error = field + ".match: set either path or prefix, not both";
         return nullptr;
       }
-      if (match.path().empty() && match.prefix().empty()) {
-        *error = field + ".match: one of path or prefix is required (prefix \"/\" matches all)";
-        return nullptr;
-      }
       compiled.exact_path = !match.path().empty();
-      compiled.path = compiled.exact_path ? match.path() : match.prefix();
-      if (!ValidatePath(compiled.path, &why)) {
-        *error = field + ".match." + (compiled.exact_path ? "path" : "prefix") + ": " + why;
+      compiled.path = compiled.exact_path ? match.path() : match.prefix();  // "" prefix = all
+      if (!compiled.path.empty() && compiled.path.front() != '/') {
+        *error = field + ".match." + (compiled.exact_path ? "path" : "prefix") + ": \"" +
+                 compiled.path + "\" must start with \"/\"";
         return nullptr;
       }
 

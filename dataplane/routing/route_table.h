@@ -13,9 +13,11 @@
 //    wildcard's suffix: "*.example.com" matches "a.example.com" and "a.b.example.com",
 //    not "example.com". IPv6 literals are written "[::1]".
 //  - path: `path` = exact match, `prefix` = byte prefix ("/api" also matches "/apix",
-//    as in Envoy; write "/api/" to require the separator). The caller passes the path
-//    without the query string. Comparison is case-sensitive (paths are).
-//  - method: empty list = any; else exact, case-sensitive (RFC 9110 methods are).
+//    as in Envoy; write "/api/" to require the separator); neither = any path. The caller
+//    passes the path without the query string, so a configured "?" never matches.
+//    Comparison is case-sensitive (paths are).
+//  - method: empty list = any; else exact, case-sensitive (RFC 9110 methods are), so a
+//    configured "get" never matches a GET request.
 #pragma once
 
 #include <cstdint>
