@@ -44,6 +44,7 @@ LOAD_CPU = "1"
 PROXIES = ["zproxy", "nginx", "haproxy"]
 ZPROXY_TARGETS = ["//controlplane:zproxyd", "//dataplane:zproxy-dataplane"]
 BACKEND_TARGET = "//tests/backend:zproxy-test-backend"
+ZC_NEVER = 4294967295
 SIZES = {"4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
 
 
@@ -540,6 +541,9 @@ class Env:
             with open(conf, "w") as f:
                 f.write(zproxy_conf(w, port, PORTS["backend"], PORTS["zproxy_metrics"], send_zc_threshold))
             cmd = [self.bins["zproxyd"], "--config", conf]
+            chk = subprocess.run(cmd + ["--check"], capture_output=True, text=True, timeout=30)
+            if chk.returncode != 0:
+                raise BenchError("zproxyd --check rejected the bench config:\n%s%s" % (chk.stdout, chk.stderr))
         else:
             raise BenchError("unknown proxy " + name)
         p = Proc(name, cmd, PROXY_CPU, w)
@@ -918,7 +922,10 @@ def cmd_sendzc(args):
     for s in sizes:
         if s not in SIZES:
             raise BenchError("size %r not in %s" % (s, ",".join(SIZES)))
-    thresholds = [int(x) for x in args.thresholds.split(",")]
+    # Proto3 can't tell an explicit 0 from "unset": controlplane/config/defaults.cc turns
+    # send_zc_threshold: 0 into the default (16 KiB), so "never" is written as UINT32_MAX.
+    named = {"never": ZC_NEVER, "always": 1}
+    thresholds = [named[x] if x in named else int(x) for x in args.thresholds.split(",")]
     workdir = make_workdir("zproxy-sendzc-")
     bins, err = prepare_binaries(args, workdir, True, args.backend in ("auto", "zproxy"))
     if "zproxyd" not in bins:
@@ -967,9 +974,13 @@ def cmd_sendzc(args):
              "Machine: %(nproc)s CPUs (%(cpu)s), kernel %(kernel)s  " % args.machine,
              "Git: %s; backend: %s; zproxy + backend on CPU %s, wrk -t1 -c%d -d%ds on CPU %s; %d interleaved reps.\n" % (
                  git_rev(), kind, PROXY_CPU, args.connections, args.duration, LOAD_CPU, args.reps),
-             "Median (min–max). `thr=0` never uses SEND_ZC, `thr=1` always does (for bodies ≥ 1 byte).\n",
-             "| size | req/s thr=0 | req/s thr=1 | ZC ÷ copy req/s | CPU ns/KiB thr=0 | CPU ns/KiB thr=1 "
-             "| ZC ÷ copy CPU/byte | p99 µs thr=0 | p99 µs thr=1 |",
+             "Median (min–max). Columns: send_zc_threshold = %s (A) vs %s (B). "
+             "4294967295 = never SEND_ZC (an explicit 0 in the YAML is replaced by the 16 KiB default, "
+             "see controlplane/config/defaults.h), 1 = always (bodies ≥ 1 byte). "
+             "CPU = zproxyd + zproxy-dataplane utime+stime per response byte.\n" % (
+                 thresholds[0], thresholds[-1]),
+             "| size | req/s A | req/s B | B ÷ A req/s | CPU ns/KiB A | CPU ns/KiB B "
+             "| B ÷ A CPU/byte | p99 µs A | p99 µs B |",
              "|---|---|---|---|---|---|---|---|---|"]
     first_win = None
     for s in sizes:
@@ -996,7 +1007,7 @@ def cmd_sendzc(args):
                      "suggested `send_zc_threshold: %d`." % (first_win, SIZES[first_win]))
     else:
         lines.append("SEND_ZC did not win consistently up to the largest size measured in this run: "
-                     "suggested `send_zc_threshold: 0` (never) on this machine.")
+                     "suggested `send_zc_threshold: 4294967295` (never) on this machine.")
     if problems:
         lines.append("\n**Problems during the run:**\n")
         lines.extend("- " + p for p in problems)
@@ -1109,7 +1120,8 @@ def main(argv):
     ap.add_argument("--strict", action="store_true", help="abort at the first error")
     ap.add_argument("--keep-workdir", action="store_true")
     ap.add_argument("--sizes", default=",".join(SIZES), help="sendzc: sizes")
-    ap.add_argument("--thresholds", default="0,1", help="sendzc: send_zc_threshold values")
+    ap.add_argument("--thresholds", default="never,always",
+                    help="sendzc: send_zc_threshold values (never = 4294967295, always = 1, or bytes)")
     ap.add_argument("--scenario", choices=["keepalive", "close", "both"], default="both", help="profile")
     ap.add_argument("--keep-perf", action="store_true", help="profile: copy perf.data to bench/results/")
     args = ap.parse_args(argv)
