@@ -361,7 +361,7 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   }
   Conn& c2 = conns_.Get(conn_idx);
   if (c2.flags & kClosing) return;
-  if (io.out_count > 0) {
+  if (OutCount(conn_idx) > 0) {
     Flush(conn_idx);
   } else if (c2.flags & kCloseAfterSend) {
     CloseConn(conn_idx);

@@ -139,7 +139,7 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
   if (c.gen != ud.gen) {
     // A completion for a slot that has been reused. Only possible for ops we do not
     // count; still return any buffer the kernel picked.
-    if (cqe->flags & IORING_CQE_F_BUFFER) BufUnref(static_cast<uint16_t>(cqe->flags >> 16));
+    if (cqe->flags & IORING_CQE_F_BUFFER) bufs_.Recycle(static_cast<uint16_t>(cqe->flags >> 16));
     return;
   }
   switch (ud.op) {
