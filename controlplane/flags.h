@@ -1,0 +1,20 @@
+// zproxyd's command line: `zproxyd --config FILE [--check] [--dataplane PATH]`.
+#pragma once
+
+#include <string>
+
+namespace zproxy::controlplane {
+
+struct Flags {
+  std::string config_path;
+  bool check = false;          // validate the config and exit (like `nginx -t`)
+  std::string dataplane_path;  // empty = find zproxy-dataplane beside zproxyd
+  bool help = false;
+};
+
+// Accepts "--flag value" and "--flag=value". Returns false with a message in *error.
+bool ParseFlags(int argc, char** argv, Flags* flags, std::string* error);
+
+const char* Usage();
+
+}  // namespace zproxy::controlplane

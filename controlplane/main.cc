@@ -1,0 +1,92 @@
+// zproxyd: loads and validates the config, creates the listen sockets, and starts and
+// supervises the data plane. `--check` only validates (exit 0 ok, 1 errors, 2 usage).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "controlplane/config/defaults.h"
+#include "controlplane/config/load.h"
+#include "controlplane/config_store.h"
+#include "controlplane/dataplane_locator.h"
+#include "controlplane/dataplane_supervisor.h"
+#include "controlplane/flags.h"
+#include "controlplane/listen_sockets.h"
+#include "controlplane/workers.h"
+
+namespace zproxy::controlplane {
+namespace {
+
+int Main(int argc, char** argv) {
+  SetLogComponent("zproxyd");
+  Flags flags;
+  std::string error;
+  if (!ParseFlags(argc, argv, &flags, &error)) {
+    std::fprintf(stderr, "zproxyd: %s\n%s", error.c_str(), Usage());
+    return 2;
+  }
+  if (flags.help) {
+    std::fputs(Usage(), stdout);
+    return 0;
+  }
+
+  config::LoadResult loaded = config::LoadConfigFile(flags.config_path);
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.ToString().c_str());
+    std::fprintf(stderr, "configuration %s has %zu error%s\n", flags.config_path.c_str(),
+                 loaded.errors.size(), loaded.errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  if (flags.check) {
+    std::printf("configuration %s is ok\n", flags.config_path.c_str());
+    return 0;
+  }
+
+  // Before any child or thread exists, so every thread inherits the mask.
+  BlockSupervisorSignals();
+
+  std::string binary;
+  if (!FindDataplaneBinary(flags.dataplane_path, &binary, &error)) {
+    ZLOG_ERROR("%s", error.c_str());
+    return 1;
+  }
+
+  std::string workers_note;
+  const uint32_t workers =
+      ResolveWorkers(loaded.config.workers(), AffinityCpuCount(), &workers_note);
+
+  std::vector<ListenSocket> sockets;
+  if (!CreateListenSockets(loaded.config, workers, &sockets, &error)) {
+    ZLOG_ERROR("%s", error.c_str());
+    return 1;
+  }
+
+  ZLOG_INFO("starting: config %s, %s, listen backlog %d", flags.config_path.c_str(),
+            workers_note.c_str(), ListenBacklog());
+  for (size_t i = 0; i < sockets.size(); i += workers) {
+    const auto& l = loaded.config.listeners(static_cast<int>(i / workers));
+    ZLOG_INFO("listener \"%s\" on %s (%s, %u SO_REUSEPORT sockets)", sockets[i].listener.c_str(),
+              sockets[i].address.c_str(), l.has_tcp_proxy() ? "tcp_proxy" : "http", workers);
+  }
+  if (!loaded.config.metrics_address().empty()) {
+    ZLOG_INFO("metrics on %s (served by the data plane)", loaded.config.metrics_address().c_str());
+  }
+
+  const uint32_t drain_ms = loaded.config.drain_timeout_ms();
+  ConfigStore store;
+  store.Publish(std::move(loaded.config));
+
+  DataplaneSupervisor::Options options;
+  options.binary = binary;
+  options.workers = workers;
+  options.stop_timeout = DataplaneSupervisor::Ms(drain_ms + 5000);
+  DataplaneSupervisor supervisor(options, store, sockets);
+  int code = supervisor.Run();
+  ZLOG_INFO("exiting with status %d", code);
+  return code;
+}
+
+}  // namespace
+}  // namespace zproxy::controlplane
+
+int main(int argc, char** argv) { return zproxy::controlplane::Main(argc, argv); }
