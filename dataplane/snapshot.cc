@@ -13,7 +13,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, 
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = config;
-  snap->send_zc_threshold = config.io_uring().send_zc_threshold();
+  snap->send_zc_threshold =
+      config.io_uring().send_zc_disable() ? 0 : config.io_uring().send_zc_threshold();
   for (const auto& l : config.listeners()) {
     ListenerRuntime lr;
     lr.name = l.name();
