@@ -51,6 +51,7 @@ enum class Error : uint8_t {
   kBadChunkExtension,      // chunk-ext with invalid bytes
   kBadChunkTerminator,     // chunk data not followed by CRLF
   kBadTrailer,             // malformed trailer field
+  kBadHost,                // Host (or the authority of the target) is not a valid authority
   kCount,
 };
 
@@ -81,19 +82,28 @@ struct RequestHead {
   std::string_view method;
   Method method_id = Method::kOther;
   std::string_view target;  // request-target as received
-  std::string_view path;    // target up to '?' (origin-form) or the path of absolute-form
+  // Target up to '?' (origin-form); the path of absolute-form without its query ("/" when
+  // the target has no path: then it is a static string, not a view into the input); the
+  // target itself for authority-form (CONNECT) and asterisk-form ("*").
+  std::string_view path;
   uint8_t version_minor = 1;  // HTTP/1.x
   std::span<Header> headers;  // subspan of the caller's storage
-  std::string_view host;      // Host field value ("" for HTTP/1.0 without Host)
+  // Host field value ("" for HTTP/1.0 without Host). For absolute-form targets this is
+  // the target's authority instead (RFC 9112 3.2.2: the target wins over Host); for
+  // CONNECT it is the authority-form target.
+  std::string_view host;
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;        // after Connection/version rules
   bool expect_continue = false;  // Expect: 100-continue
   bool upgrade = false;          // Connection: upgrade + Upgrade field present
   // Header indices that are hop-by-hop and must not be forwarded: the fixed list
-  // (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
-  // Proxy-Authenticate? no: only request-relevant ones) plus every field named in Connection.
-  // Bit i set => headers[i] is hop-by-hop. Supports up to 128 headers (max_headers <= 128).
+  // (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade)
+  // plus every field named in Connection, except that Host and Content-Length are never
+  // marked that way ("Connection: content-length" must not make the proxy strip the
+  // framing of a body it forwards).
+  // Bit i set => headers[i] is hop-by-hop. Supports up to 128 headers (max_headers <= 128;
+  // larger values are treated as 128).
   uint64_t hop_by_hop[2] = {0, 0};
   size_t head_bytes = 0;  // bytes of the head including the final CRLFCRLF
 };
@@ -106,6 +116,7 @@ struct ResponseHead {
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;  // upstream connection reusable after this response
+  bool upgrade = false;     // Connection: upgrade + Upgrade field present (e.g. 101)
   uint64_t hop_by_hop[2] = {0, 0};
   size_t head_bytes = 0;
 };
@@ -140,7 +151,11 @@ class ChunkedScanner {
   uint64_t remaining_ = 0;  // chunk data bytes left in the current chunk
   uint64_t data_bytes_ = 0;
   uint32_t line_bytes_ = 0;  // bytes of the current chunk-size/trailer line (bounded)
+  Error error_ = Error::kNone;  // sticky once kError was returned
 };
+
+// Longest chunk-size line (size + extensions) and trailer field line ChunkedScanner accepts.
+inline constexpr uint32_t kMaxChunkLineBytes = 4096;
 
 // Case-insensitive ASCII equality for header names.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
