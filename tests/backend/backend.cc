@@ -539,7 +539,11 @@ int Worker::ParseHead(Conn* c, size_t* consumed) {
     r.handler = h;
     return true;
   };
-  if (path == "/echo") {
+  // "/echo" also matches as the last segment (/api/echo) so routed prefixes can reach it.
+  auto ends_with = [&](std::string_view suffix) {
+    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
+  };
+  if (ends_with("/echo")) {
     r.handler = Handler::kEcho;
   } else if (path == "/echo-body") {
     r.handler = Handler::kEchoBody;

@@ -1,0 +1,265 @@
+"""Processes the end-to-end tests run: test backends, nginx, zproxyd."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpraw
+import yamlgen
+from backendlog import BackendLog
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Sanitizer reports and our own error lines: any of these in zproxyd's stderr fails a test.
+BAD_STDERR = ("ERROR", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+              "runtime error:", "ThreadSanitizer")
+
+
+def binary(env_var, bazel_path):
+    return os.environ.get(env_var) or os.path.join(ROOT, "bazel-bin", bazel_path)
+
+
+def zproxyd_path():
+    return binary("ZPROXYD", "controlplane/zproxyd")
+
+
+def backend_path():
+    return binary("ZPROXY_TEST_BACKEND", "tests/backend/zproxy-test-backend")
+
+
+def free_port():
+    """A port nothing listens on right now (tiny race with other processes: acceptable)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+def stop_process(proc, timeout=10.0, sig=signal.SIGTERM):
+    """Signals and reaps proc; SIGKILL if it outlives timeout. Returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+class Backend:
+    """zproxy-test-backend on 127.0.0.1:<free port>, logging to tmpdir/NAME.log."""
+
+    def __init__(self, name, tmpdir, threads=1):
+        self.name = name
+        self.log_path = os.path.join(tmpdir, "backend-%s.log" % name)
+        self.stderr_path = os.path.join(tmpdir, "backend-%s.stderr" % name)
+        self.log = BackendLog(self.log_path)
+        self.proc = subprocess.Popen(
+            [backend_path(), "--listen", "127.0.0.1:0", "--name", name, "--log", self.log_path,
+             "--threads", str(threads)],
+            stdout=subprocess.PIPE, stderr=open(self.stderr_path, "wb"), text=True)
+        line = self.proc.stdout.readline()  # "listening on HOST:PORT" once bound
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError("backend %s did not start: %r" % (name, line))
+        self.addr = line.split()[-1]
+        self.port = int(self.addr.rsplit(":", 1)[1])
+
+    def stop(self):
+        stop_process(self.proc, 5)
+
+
+class Nginx:
+    """nginx as a second kind of real upstream: /nginx/file.bin (1 MiB) and /status."""
+
+    FILE_SIZE = 1 << 20
+
+    def __init__(self, tmpdir):
+        self.dir = os.path.join(tmpdir, "nginx")
+        os.makedirs(os.path.join(self.dir, "files"), exist_ok=True)
+        self.file_data = os.urandom(self.FILE_SIZE)
+        with open(os.path.join(self.dir, "files", "file.bin"), "wb") as f:
+            f.write(self.file_data)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        d = self.dir
+        with open(conf, "w") as f:
+            f.write("""
+worker_processes 1;
+error_log %(d)s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    server {
+        listen 127.0.0.1:%(p)d;
+        location /nginx/ { alias %(d)s/files/; }
+        location = /status { return 200 "nginx ok\\n"; }
+    }
+}
+""" % {"d": d, "p": self.port})
+        self.proc = subprocess.Popen(
+            ["nginx", "-p", d, "-c", conf, "-e", d + "/error.log",
+             "-g", "daemon off; pid %s/nginx.pid;" % d],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "stderr"), "wb"))
+        if not wait_until(lambda: self._up(), 10):
+            self.stop()
+            raise RuntimeError("nginx did not start: " + self.stderr())
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("nginx exited: " + self.stderr())
+        try:
+            return httpraw.request(self.port, target="/status", timeout=1).status == 200
+        except OSError:
+            return False
+
+    def stderr(self):
+        out = ""
+        for name in ("stderr", "error.log"):
+            try:
+                out += open(os.path.join(self.dir, name)).read()
+            except OSError:
+                pass
+        return out
+
+    def stop(self):
+        stop_process(self.proc, 5, signal.SIGQUIT)
+
+
+def base_config(listeners, clusters, **top):
+    """A complete config with test-friendly defaults; `top` overrides top-level keys."""
+    cfg = {
+        "listeners": listeners,
+        "clusters": clusters,
+        "workers": 1,
+        "metrics_address": "127.0.0.1:%d" % free_port(),
+        "drain_timeout_ms": 5000,
+    }
+    cfg.update(top)
+    return cfg
+
+
+class Zproxy:
+    """zproxyd --config <generated>; listener ports are filled in (free ports) when 0."""
+
+    def __init__(self, config, tmpdir, name="zproxy", allow_stderr=(), start=True):
+        self.config = config
+        self.tmpdir = tmpdir
+        self.allow_stderr = allow_stderr
+        # Unix socket paths must stay short (108 bytes), so not under pytest's tmp dir.
+        self.sockdir = tempfile.mkdtemp(prefix="zp-")
+        config.setdefault("admin_address", "unix:%s/admin.sock" % self.sockdir)
+        if os.path.isdir("/sys/fs/bpf") and os.access("/sys/fs/bpf", os.W_OK):
+            # Pinned maps must not collide with another zproxy on this machine.
+            config.setdefault("bpffs_path", "/sys/fs/bpf/zproxy-e2e-%s" % os.path.basename(self.sockdir))
+        else:
+            config.setdefault("bpffs_path", self.sockdir + "/bpf")
+        self.ports = {}
+        for l in config["listeners"]:
+            host, port = l["address"].rsplit(":", 1)
+            if port == "0":
+                port = str(free_port())
+                l["address"] = "%s:%s" % (host, port)
+            self.ports[l["name"]] = int(port)
+        self.port = self.ports[config["listeners"][0]["name"]]
+        ma = config.get("metrics_address")
+        self.metrics_port = int(ma.rsplit(":", 1)[1]) if ma else None
+        self.config_path = os.path.join(tmpdir, name + ".yaml")
+        with open(self.config_path, "w") as f:
+            f.write(yamlgen.dump(config))
+        self.stderr_path = os.path.join(tmpdir, name + ".stderr")
+        self.stdout_path = os.path.join(tmpdir, name + ".stdout")
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self, timeout=15.0):
+        self.proc = subprocess.Popen(
+            [zproxyd_path(), "--config", self.config_path],
+            stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
+            cwd=ROOT)
+        for name, port in self.ports.items():
+            if not wait_until(lambda: self._ready(port), timeout, 0.05):
+                self.kill()
+                raise RuntimeError("zproxyd listener %s (port %d) not ready within %.0fs; "
+                                   "stderr:\n%s" % (name, port, timeout, self.stderr()))
+
+    def _ready(self, port):
+        """Ready = an HTTP response (any status) on the listener."""
+        if self.proc.poll() is not None:
+            raise RuntimeError("zproxyd exited with %s during startup; stderr:\n%s"
+                               % (self.proc.returncode, self.stderr()))
+        try:
+            with httpraw.Conn(port, timeout=1) as c:
+                c.send(b"GET /__zproxy_e2e_ready HTTP/1.1\r\nHost: ready.invalid\r\n"
+                       b"Connection: close\r\n\r\n")
+                c.read_head()
+                return True
+        except (OSError, httpraw.ConnectionClosed, ValueError):
+            return False
+
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def bad_stderr_lines(self):
+        bad = []
+        for line in self.stderr().splitlines():
+            if any(m in line for m in BAD_STDERR) and not any(a in line for a in self.allow_stderr):
+                bad.append(line)
+        return bad
+
+    def dataplane_pids(self):
+        """Children of zproxyd (the data plane), from /proc/PID/task/*/children."""
+        pids = []
+        base = "/proc/%d/task" % self.proc.pid
+        try:
+            for tid in os.listdir(base):
+                with open("%s/%s/children" % (base, tid)) as f:
+                    pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return pids
+
+    def stop(self, timeout=None):
+        """SIGTERM and wait; returns the exit code."""
+        if timeout is None:
+            timeout = self.config.get("drain_timeout_ms", 5000) / 1000.0 + 5
+        return stop_process(self.proc, timeout)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+        bpf = self.config.get("bpffs_path", "")
+        if bpf.startswith("/sys/fs/bpf/zproxy-e2e-"):
+            shutil.rmtree(bpf, ignore_errors=True)
+
+
+def run_check(config_path, timeout=30):
+    """zproxyd --config FILE --check -> CompletedProcess."""
+    return subprocess.run([zproxyd_path(), "--config", config_path, "--check"],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)

@@ -1,0 +1,84 @@
+"""Graceful shutdown, several workers, data plane restart after SIGKILL."""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import httpraw
+from conftest import catch_all, cluster, listener
+from procs import base_config, wait_until
+
+
+def _cfg(backend, **top):
+    return base_config([listener("web", catch_all("app"))], [cluster("app", backend.addr)], **top)
+
+
+def _refused(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            # Accepted by a lingering socket: refused in effect only if closed unanswered.
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            return s.recv(1) == b""
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True
+    except OSError:
+        return False
+
+
+def test_sigterm_drains_in_flight_request(make_proxy, backends):
+    a = backends["a"]
+    z = make_proxy(_cfg(a, drain_timeout_ms=5000), expect_rc=None)
+    mark = a.log.mark()
+    result = {}
+
+    def slow():
+        result["resp"] = httpraw.request(z.port, target="/slow/1500", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    assert a.log.wait_for_req(mark, "/slow/1500"), "slow request never reached the backend"
+    t0 = time.monotonic()
+    z.proc.send_signal(signal.SIGTERM)
+    try:
+        assert wait_until(lambda: _refused(z.port), 1.2), "new connections still served"
+    finally:
+        t.join(10)
+    assert result["resp"].status == 200 and result["resp"].body == b"slow 1500\n"
+    z.proc.wait(10)
+    took = time.monotonic() - t0
+    assert z.proc.returncode == 0, z.stderr()
+    assert took < 5.0, "exit took %.1fs (drain_timeout_ms 5000)" % took
+
+
+def test_two_workers_serve(make_proxy, backends):
+    z = make_proxy(_cfg(backends["a"], workers=2))
+    conns = [httpraw.Conn(z.port) for _ in range(10)]
+    try:
+        for c in conns:
+            c.send(httpraw.build_request(target="/"))
+        for c in conns:
+            assert c.read_response().body == b"hello from a\n"
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_dataplane_restarted_after_sigkill(make_proxy, backends):
+    # zproxyd reports the dead data plane; that is the point of this test.
+    z = make_proxy(_cfg(backends["a"]), allow_stderr=("dataplane", "data plane", "signal",
+                                                       "killed", "restart", "exited"))
+    pids = wait_until(z.dataplane_pids, 5)
+    assert len(pids) == 1, "expected one data plane child, got %r" % pids
+    os.kill(pids[0], signal.SIGKILL)
+
+    def serving_again():
+        try:
+            return httpraw.request(z.port, timeout=1).status == 200
+        except (OSError, httpraw.ConnectionClosed):
+            return False
+
+    assert wait_until(serving_again, 8, 0.1), "not serving 8s after the data plane was killed"
+    new = z.dataplane_pids()
+    assert new and new[0] != pids[0]
