@@ -24,16 +24,25 @@ Status ParseResponse(std::string_view buf, Method request_method, const Limits& 
   };
   const char* p = begin;
 
+  // Some servers send a stray CRLF after a body; like the request side (RFC 9112 2.2),
+  // empty lines before the status-line carry no meaning and are skipped.
+  while (p < end && (*p == '\r' || *p == '\n')) {
+    if (*p == '\n') return fail(Error::kBareLf);
+    if (p + 1 >= end) return ran_out();
+    if (p[1] != '\n') return fail(Error::kBadStatusLine);
+    p += 2;
+  }
+  const char* line = p;
   static constexpr char kPattern[] = "HTTP/0.0 000";
   for (int i = 0; i < 12; i++, p++) {
     if (p >= end) return ran_out();
     bool ok = kPattern[i] == '0' ? internal::IsDigit(*p) : *p == kPattern[i];
     if (!ok) return fail(*p == '\n' ? Error::kBareLf : Error::kBadStatusLine);
   }
-  if (begin[5] != '1' || begin[7] > '1') return fail(Error::kUnsupportedVersion);
-  out->version_minor = static_cast<uint8_t>(begin[7] - '0');
-  out->status = static_cast<uint16_t>((begin[9] - '0') * 100 + (begin[10] - '0') * 10 +
-                                      (begin[11] - '0'));
+  if (line[5] != '1' || line[7] > '1') return fail(Error::kUnsupportedVersion);
+  out->version_minor = static_cast<uint8_t>(line[7] - '0');
+  out->status = static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 +
+                                      (line[11] - '0'));
   if (out->status < 100) return fail(Error::kBadStatusLine);
 
   if (p >= end) return ran_out();
