@@ -497,6 +497,7 @@ class Env:
         self.backend = None
         self.backend_kind = None
         self.backend_body = None
+        self.shim_capped = False
 
     def start_backend(self, kind):
         port = PORTS["backend"]
@@ -548,8 +549,17 @@ class Env:
                 raise BenchError("zproxyd --check rejected the bench config:\n%s%s" % (chk.stdout, chk.stderr))
         else:
             raise BenchError("unknown proxy " + name)
-        p = Proc(name, cmd, PROXY_CPU, w)
-        wait_body(p, port, self.backend_body, timeout=30)
+        env = None
+        if name == "zproxy" and self.args.uring_shim:
+            env = dict(os.environ, LD_PRELOAD=build_shim(w))
+        p = Proc(name, cmd, PROXY_CPU, w, env=env)
+        try:
+            wait_body(p, port, self.backend_body, timeout=30)
+        except BaseException:
+            p.stop()
+            raise
+        if name == "zproxy":
+            self.shim_capped = self.shim_capped or "uring_files_shim:" in p.log_tail(200)
         return p
 
 
@@ -567,6 +577,22 @@ def proxy_versions(bins, names):
 
 
 # --------------------------------------------------------------------------- idle memory
+
+def build_shim(workdir):
+    so = os.path.join(workdir, "uring_files_shim.so")
+    if not os.path.exists(so):
+        subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", so,
+                        os.path.join(BENCH_DIR, "uring_files_shim.c"), "-ldl"], check=True)
+    return so
+
+
+SHIM_NOTE = ("zproxy ran with `LD_PRELOAD=bench/uring_files_shim.so`, which capped "
+             "`io_uring_register_files_sparse(65536)` to RLIMIT_NOFILE (20000): without it the sparse "
+             "file table registration fails with EMFILE (ignored in dataplane/io/ring.cc), and every "
+             "multishot accept_direct fails with ENFILE, so zproxy serves nothing on a machine whose "
+             "hard RLIMIT_NOFILE is below 65536. Bug to fix in the data plane (cap max_files to "
+             "RLIMIT_NOFILE, or fail/fall back loudly); the shim is a no-op once it is fixed.")
+
 
 def build_idleconns(workdir):
     exe = os.path.join(workdir, "idleconns")
@@ -777,6 +803,8 @@ def http_report(res):
             res["targets"][label] = {"value": val, "met": (ok(val) if val is not None else None)}
             lines.append("- %s: %s — %s" % (label, (f % val) if val is not None else "n/a", verdict))
         lines.append("")
+    if res.get("shim_capped"):
+        lines.append("**Note:** " + SHIM_NOTE + "\n")
     if res.get("problems"):
         lines.append("**Problems during the run:**\n")
         for p in res["problems"]:
@@ -903,6 +931,7 @@ def cmd_http(args):
         "nofile": nofile_limit(), "connections": args.connections, "duration": args.duration,
         "idle_conns": args.idle_conns, "reps": args.reps, "order": order,
         "runs": runs, "summary": summary, "problems": problems, "json": out_json,
+        "shim_capped": env.shim_capped,
     }
     text = http_report(res)
     os.makedirs(os.path.dirname(out_json), exist_ok=True)
@@ -1004,6 +1033,8 @@ def cmd_sendzc(args):
             fmt_stat(a["cpu"], 1), fmt_stat(b["cpu"], 1), "%.2f×" % cpu_ratio if cpu_ratio else "n/a",
             fmt_stat(a["p99"]), fmt_stat(b["p99"])))
     lines.append("")
+    if env.shim_capped:
+        lines.append("**Note:** " + SHIM_NOTE + "\n")
     if first_win:
         lines.append("SEND_ZC wins (req/s ≥ and CPU/byte ≤ plain send, medians) from **%s** upward in this run: "
                      "suggested `send_zc_threshold: %d`." % (first_win, SIZES[first_win]))
@@ -1095,7 +1126,8 @@ def cmd_profile(args):
             "`perf record -g -p <zproxy-dataplane pid>`, wrk -t1 -c%d on CPU %s.\n\n" % (
                 args.command_line, datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 git_rev(), event, "unavailable" if event == "cpu-clock" else "available",
-                args.connections, LOAD_CPU)) + "\n".join(sections)
+                args.connections, LOAD_CPU)) + ("**Note:** " + SHIM_NOTE + "\n\n" if env.shim_capped else "") \
+        + "\n".join(sections)
     replace_section(args.out, "bench/run-profile", text, "zproxy-dataplane profile (bench/run-profile)")
     print(text)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -1121,6 +1153,8 @@ def main(argv):
     ap.add_argument("--no-build", action="store_true", help="use existing bazel-bin binaries")
     ap.add_argument("--strict", action="store_true", help="abort at the first error")
     ap.add_argument("--keep-workdir", action="store_true")
+    ap.add_argument("--no-uring-shim", dest="uring_shim", action="store_false",
+                    help="don't LD_PRELOAD bench/uring_files_shim.so into zproxy (see the file)")
     ap.add_argument("--sizes", default=",".join(SIZES), help="sendzc: sizes")
     ap.add_argument("--thresholds", default="never,always",
                     help="sendzc: send_zc_threshold values (never = send_zc_disable: true, always = 1, or bytes)")
