@@ -14,26 +14,26 @@ using internal::IsTchar;
 using internal::IsValueByte;
 
 enum State : uint8_t {
-  kSizeStart,       // expecting the first hex digit of chunk-size
-  kSize,            // in chunk-size
-  kExtBws,          // whitespace after size or a value: only more BWS or ';' may follow
-  kExtAfterQuote,   // after a quoted value's closing quote: ';', CR or BWS
-  kExtNameStart,    // after ';' (BWS allowed), expecting a token
-  kExtName,         // in chunk-ext-name
-  kExtAfterName,    // BWS after the name: '=', ';' or CR
-  kExtValueStart,   // after '=' (BWS allowed): token or quoted-string
-  kExtValueToken,   // in a token value
-  kExtQuoted,       // in a quoted-string
-  kExtQuotedPair,   // after '\' in a quoted-string
-  kSizeLf,          // CR seen at the end of the size line
-  kData,            // remaining_ bytes of chunk data
-  kDataCr,          // expecting CR after data
-  kDataLf,          // expecting LF after data
-  kTrailerStart,    // start of a trailer line (or the final CRLF)
-  kTrailerName,     // in a trailer field name
-  kTrailerValue,    // in a trailer field value
-  kTrailerLf,       // CR seen at the end of a trailer field line
-  kFinalLf,         // CR of the final empty line seen
+  kSizeStart,      // expecting the first hex digit of chunk-size
+  kSize,           // in chunk-size
+  kExtBws,         // whitespace after size or a value: only more BWS or ';' may follow
+  kExtAfterQuote,  // after a quoted value's closing quote: ';', CR or BWS
+  kExtNameStart,   // after ';' (BWS allowed), expecting a token
+  kExtName,        // in chunk-ext-name
+  kExtAfterName,   // BWS after the name: '=', ';' or CR
+  kExtValueStart,  // after '=' (BWS allowed): token or quoted-string
+  kExtValueToken,  // in a token value
+  kExtQuoted,      // in a quoted-string
+  kExtQuotedPair,  // after '\' in a quoted-string
+  kSizeLf,         // CR seen at the end of the size line
+  kData,           // remaining_ bytes of chunk data
+  kDataCr,         // expecting CR after data
+  kDataLf,         // expecting LF after data
+  kTrailerStart,   // start of a trailer line (or the final CRLF)
+  kTrailerName,    // in a trailer field name
+  kTrailerValue,   // in a trailer field value
+  kTrailerLf,      // CR seen at the end of a trailer field line
+  kFinalLf,        // CR of the final empty line seen
   kDone,
   kFailed,
 };

@@ -20,21 +20,26 @@ enum class Known : uint8_t {
 // Switch on length first: most names are rejected by one comparison of the size.
 Known Classify(std::string_view n) {
   switch (n.size()) {
-    case 2: return EqualsIgnoreCase(n, "te") ? Known::kOtherHopByHop : Known::kOther;
-    case 4: return EqualsIgnoreCase(n, "host") ? Known::kHost : Known::kOther;
-    case 6: return EqualsIgnoreCase(n, "expect") ? Known::kExpect : Known::kOther;
+    case 2:
+      return EqualsIgnoreCase(n, "te") ? Known::kOtherHopByHop : Known::kOther;
+    case 4:
+      return EqualsIgnoreCase(n, "host") ? Known::kHost : Known::kOther;
+    case 6:
+      return EqualsIgnoreCase(n, "expect") ? Known::kExpect : Known::kOther;
     case 7:
       if (EqualsIgnoreCase(n, "upgrade")) return Known::kUpgrade;
       return EqualsIgnoreCase(n, "trailer") ? Known::kOtherHopByHop : Known::kOther;
     case 10:
       if (EqualsIgnoreCase(n, "connection")) return Known::kConnection;
       return EqualsIgnoreCase(n, "keep-alive") ? Known::kOtherHopByHop : Known::kOther;
-    case 14: return EqualsIgnoreCase(n, "content-length") ? Known::kContentLength : Known::kOther;
+    case 14:
+      return EqualsIgnoreCase(n, "content-length") ? Known::kContentLength : Known::kOther;
     case 16:
       return EqualsIgnoreCase(n, "proxy-connection") ? Known::kOtherHopByHop : Known::kOther;
     case 17:
       return EqualsIgnoreCase(n, "transfer-encoding") ? Known::kTransferEncoding : Known::kOther;
-    default: return Known::kOther;
+    default:
+      return Known::kOther;
   }
 }
 
@@ -70,7 +75,8 @@ void ForEachListElement(std::string_view v, F f) {
 
 Error ApplyField(const Header& h, size_t index, const FieldContext& ctx, FieldSummary* s) {
   switch (Classify(h.name)) {
-    case Known::kOther: return Error::kNone;
+    case Known::kOther:
+      return Error::kNone;
     case Known::kContentLength:
       if (s->chunked) return Error::kContentLengthWithTransferEncoding;
       if (s->has_content_length) return Error::kDuplicateContentLength;
@@ -136,8 +142,22 @@ bool IsValidAuthority(std::string_view a, bool require_port) {
       char c = a[i];
       bool ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
       switch (c) {
-        case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&':
-        case '\'': case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+        case '-':
+        case '.':
+        case '_':
+        case '~':
+        case '%':
+        case '!':
+        case '$':
+        case '&':
+        case '\'':
+        case '(':
+        case ')':
+        case '*':
+        case '+':
+        case ',':
+        case ';':
+        case '=':
           ok = true;
           break;
         default:

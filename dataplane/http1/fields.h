@@ -39,8 +39,7 @@ struct FieldContext {
 // head. Input ends at `end` (already clipped to the head size limit by the caller).
 // kDone: *head_end points after the final CRLF. kNeedMore: ran out of input.
 Status ParseFields(const char* p, const char* end, const FieldContext& ctx,
-                   std::span<Header> storage, FieldSummary* s, const char** head_end,
-                   Error* error);
+                   std::span<Header> storage, FieldSummary* s, const char** head_end, Error* error);
 
 // Marks the fields named by Connection options as hop-by-hop (call once all are parsed).
 void MarkConnectionOptions(std::span<const Header> headers, FieldSummary* s);

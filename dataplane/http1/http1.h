@@ -29,34 +29,34 @@ enum class Status : uint8_t {
 // zproxy_parser_rejections_total{reason=...} metric.
 enum class Error : uint8_t {
   kNone = 0,
-  kBadMethod,              // method is not a token
-  kBadTarget,              // request-target has invalid bytes or is empty
-  kBadVersion,             // not HTTP/1.0 or HTTP/1.1 syntax
-  kUnsupportedVersion,     // HTTP/2.0 etc. on an HTTP/1 connection -> 505
-  kBareLf,                 // LF not preceded by CR anywhere in the head
-  kBadHeaderName,          // empty name, non-token byte, or whitespace before ':'
-  kBadHeaderValue,         // NUL, bare CR, or other control bytes in a field value
-  kObsFold,                // line folding (continuation line starting with SP/HTAB)
-  kBadContentLength,       // not 1*DIGIT, overflow, or several differing values
-  kDuplicateContentLength, // Content-Length given more than once
+  kBadMethod,               // method is not a token
+  kBadTarget,               // request-target has invalid bytes or is empty
+  kBadVersion,              // not HTTP/1.0 or HTTP/1.1 syntax
+  kUnsupportedVersion,      // HTTP/2.0 etc. on an HTTP/1 connection -> 505
+  kBareLf,                  // LF not preceded by CR anywhere in the head
+  kBadHeaderName,           // empty name, non-token byte, or whitespace before ':'
+  kBadHeaderValue,          // NUL, bare CR, or other control bytes in a field value
+  kObsFold,                 // line folding (continuation line starting with SP/HTAB)
+  kBadContentLength,        // not 1*DIGIT, overflow, or several differing values
+  kDuplicateContentLength,  // Content-Length given more than once
   kContentLengthWithTransferEncoding,
-  kBadTransferEncoding,    // anything other than exactly "chunked" as the final coding
-  kMissingHost,            // HTTP/1.1 request without Host
-  kDuplicateHost,          // more than one Host field
-  kRequestLineTooLong,     // -> 414
-  kHeadersTooLarge,        // head larger than max_header_bytes -> 431
-  kTooManyHeaders,         // more fields than the storage span / max_headers -> 431
-  kBadStatusLine,          // responses: malformed status-line
-  kBadChunkSize,           // chunk-size not HEXDIG, too large, or empty
-  kBadChunkExtension,      // chunk-ext with invalid bytes
-  kBadChunkTerminator,     // chunk data not followed by CRLF
-  kBadTrailer,             // malformed trailer field
-  kBadHost,                // Host (or the authority of the target) is not a valid authority
+  kBadTransferEncoding,  // anything other than exactly "chunked" as the final coding
+  kMissingHost,          // HTTP/1.1 request without Host
+  kDuplicateHost,        // more than one Host field
+  kRequestLineTooLong,   // -> 414
+  kHeadersTooLarge,      // head larger than max_header_bytes -> 431
+  kTooManyHeaders,       // more fields than the storage span / max_headers -> 431
+  kBadStatusLine,        // responses: malformed status-line
+  kBadChunkSize,         // chunk-size not HEXDIG, too large, or empty
+  kBadChunkExtension,    // chunk-ext with invalid bytes
+  kBadChunkTerminator,   // chunk data not followed by CRLF
+  kBadTrailer,           // malformed trailer field
+  kBadHost,              // Host (or the authority of the target) is not a valid authority
   kCount,
 };
 
-const char* ErrorName(Error e);      // e.g. "content_length_with_transfer_encoding"
-int ErrorHttpStatus(Error e);        // 400, 414, 431 or 505
+const char* ErrorName(Error e);  // e.g. "content_length_with_transfer_encoding"
+int ErrorHttpStatus(Error e);    // 400, 414, 431 or 505
 
 struct Limits {
   uint32_t max_request_line_bytes = 8192;
@@ -76,7 +76,18 @@ enum class BodyKind : uint8_t {
   kCloseDelimited,  // responses only: body runs until the upstream closes
 };
 
-enum class Method : uint8_t { kOther, kGet, kHead, kPost, kPut, kDelete, kConnect, kOptions, kTrace, kPatch };
+enum class Method : uint8_t {
+  kOther,
+  kGet,
+  kHead,
+  kPost,
+  kPut,
+  kDelete,
+  kConnect,
+  kOptions,
+  kTrace,
+  kPatch
+};
 
 struct RequestHead {
   std::string_view method;
@@ -116,7 +127,7 @@ struct ResponseHead {
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;  // upstream connection reusable after this response
-  bool upgrade = false;     // Connection: upgrade + Upgrade field present (e.g. 101)
+  bool upgrade = false;    // Connection: upgrade + Upgrade field present (e.g. 101)
   uint64_t hop_by_hop[2] = {0, 0};
   size_t head_bytes = 0;
 };
@@ -150,7 +161,7 @@ class ChunkedScanner {
   uint8_t size_digits_ = 0;
   uint64_t remaining_ = 0;  // chunk data bytes left in the current chunk
   uint64_t data_bytes_ = 0;
-  uint32_t line_bytes_ = 0;  // bytes of the current chunk-size/trailer line (bounded)
+  uint32_t line_bytes_ = 0;     // bytes of the current chunk-size/trailer line (bounded)
   Error error_ = Error::kNone;  // sticky once kError was returned
 };
 

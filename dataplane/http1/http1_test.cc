@@ -73,9 +73,9 @@ TEST(ParseRequest, StopsAtEndOfHead) {
 
 TEST(ParseRequest, MethodIds) {
   const std::pair<const char*, Method> cases[] = {
-      {"GET", Method::kGet},         {"HEAD", Method::kHead},       {"POST", Method::kPost},
-      {"PUT", Method::kPut},         {"DELETE", Method::kDelete},   {"OPTIONS", Method::kOptions},
-      {"TRACE", Method::kTrace},     {"PATCH", Method::kPatch},     {"PROPFIND", Method::kOther},
+      {"GET", Method::kGet},     {"HEAD", Method::kHead},     {"POST", Method::kPost},
+      {"PUT", Method::kPut},     {"DELETE", Method::kDelete}, {"OPTIONS", Method::kOptions},
+      {"TRACE", Method::kTrace}, {"PATCH", Method::kPatch},   {"PROPFIND", Method::kOther},
       {"get", Method::kOther},
   };
   for (auto [m, id] : cases) {
@@ -185,8 +185,9 @@ TEST(ParseRequest, ContentLength) {
     std::string s = std::string("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ") + v + "\r\n\r\n";
     EXPECT_EQ(ReqError(s), Error::kBadContentLength) << v;
   }
-  EXPECT_EQ(ReqError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"),
-            Error::kDuplicateContentLength);
+  EXPECT_EQ(
+      ReqError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"),
+      Error::kDuplicateContentLength);
 }
 
 TEST(ParseRequest, TransferEncoding) {
@@ -258,22 +259,24 @@ TEST(ParseRequest, ConnectionSemantics) {
 TEST(ParseRequest, HopByHop) {
   Req r = ParseReq(
       "GET / HTTP/1.1\r\n"
-      "Host: a\r\n"                        // 0
+      "Host: a\r\n"                         // 0
       "Connection: x-foo, close, Host\r\n"  // 1
-      "Keep-Alive: 5\r\n"                  // 2
-      "Proxy-Connection: x\r\n"            // 3
-      "TE: trailers\r\n"                   // 4
-      "Trailer: x\r\n"                     // 5
-      "Upgrade: h2c\r\n"                   // 6
-      "X-Foo: 1\r\n"                       // 7
-      "Accept: */*\r\n"                    // 8
-      "x-foo: 2\r\n"                       // 9
+      "Keep-Alive: 5\r\n"                   // 2
+      "Proxy-Connection: x\r\n"             // 3
+      "TE: trailers\r\n"                    // 4
+      "Trailer: x\r\n"                      // 5
+      "Upgrade: h2c\r\n"                    // 6
+      "X-Foo: 1\r\n"                        // 7
+      "Accept: */*\r\n"                     // 8
+      "x-foo: 2\r\n"                        // 9
       "\r\n");
   ASSERT_EQ(r.status, Status::kDone);
   std::vector<bool> want = {false, true, true, true, true, true, true, true, false, true};
-  for (size_t i = 0; i < want.size(); i++) EXPECT_EQ(IsHopByHop(r.head.hop_by_hop, i), want[i]) << i;
+  for (size_t i = 0; i < want.size(); i++)
+    EXPECT_EQ(IsHopByHop(r.head.hop_by_hop, i), want[i]) << i;
   // Content-Length named by Connection stays end-to-end.
-  r = ParseReq("POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: 1\r\n\r\n");
+  r = ParseReq(
+      "POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length\r\nContent-Length: 1\r\n\r\n");
   ASSERT_EQ(r.status, Status::kDone);
   EXPECT_FALSE(IsHopByHop(r.head.hop_by_hop, 2));
 }
@@ -392,7 +395,8 @@ TEST(ParseResponse, Framing) {
   EXPECT_TRUE(r.head.keep_alive);
   r = ParseResp("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n");
   EXPECT_FALSE(r.head.keep_alive);
-  r = ParseResp("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  r = ParseResp(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
   EXPECT_TRUE(r.head.upgrade);
   EXPECT_TRUE(IsHopByHop(r.head.hop_by_hop, 0));
   EXPECT_TRUE(IsHopByHop(r.head.hop_by_hop, 1));
@@ -416,9 +420,9 @@ TEST(ParseResponse, StatusLine) {
   EXPECT_EQ(ParseResp("HTTP/1.1 200 OK\n\r\n").error, Error::kBareLf);
   EXPECT_EQ(ParseResp("HTTP/2.0 200 OK\r\n\r\n").error, Error::kUnsupportedVersion);
   EXPECT_EQ(ParseResp("ICE/1.1 200 OK\r\n\r\n").error, Error::kBadStatusLine);
-  EXPECT_EQ(ParseResp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .error,
-            Error::kContentLengthWithTransferEncoding);
+  EXPECT_EQ(
+      ParseResp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").error,
+      Error::kContentLengthWithTransferEncoding);
   EXPECT_EQ(ParseResp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n").error,
             Error::kDuplicateContentLength);
   EXPECT_EQ(ParseResp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").error,

@@ -240,8 +240,9 @@ Expected ReadLog(const Case& c) {
       }
     } else if (l.find("headers complete") != std::string::npos) {
       ExpectedHead h;
-      h.method_or_status = static_cast<int>(
-          l.find("status=") != std::string::npos ? NumberAfter(l, "status=") : NumberAfter(l, "method="));
+      h.method_or_status =
+          static_cast<int>(l.find("status=") != std::string::npos ? NumberAfter(l, "status=")
+                                                                  : NumberAfter(l, "method="));
       h.flags = static_cast<unsigned>(NumberAfter(l, "flags=", 16));
       h.content_length = NumberAfter(l, "content_length=");
       x.heads.push_back(h);
@@ -259,7 +260,7 @@ struct Observed {
   Error error = Error::kNone;
   bool incomplete = false;
   std::vector<RequestHead> requests;
-  std::vector<bool> host_injected;   // per request
+  std::vector<bool> host_injected;  // per request
   std::deque<std::string> patched;  // heads with an injected Host; views point here
   std::vector<ResponseHead> responses;
 };
@@ -320,7 +321,8 @@ Observed Replay(const Case& c, bool is_request) {
     }
     if (opaque) return o;  // bytes after this are a tunnel, not HTTP
     switch (body) {
-      case BodyKind::kNone: break;
+      case BodyKind::kNone:
+        break;
       case BodyKind::kContentLength:
         if (in.size() - pos < length) {
           o.incomplete = true;
@@ -343,7 +345,8 @@ Observed Replay(const Case& c, bool is_request) {
         pos += used;
         break;
       }
-      case BodyKind::kCloseDelimited: return o;
+      case BodyKind::kCloseDelimited:
+        return o;
     }
     if (!keep_alive) return o;  // the proxy closes; anything after is never read
   }
@@ -424,8 +427,9 @@ TEST_P(LlhttpCorpus, MatchesStrictOutcome) {
   EXPECT_TRUE(agree) << c.key << "\n  type=" << c.type << "\n  llhttp: "
                      << (want_reject ? "reject " + x.error_line + (lenient ? " (lenient)" : "")
                                      : "accept")
-                     << "\n  ours: " << (we_reject ? std::string("reject ") + ErrorName(o.error)
-                                                   : std::string("accept"))
+                     << "\n  ours: "
+                     << (we_reject ? std::string("reject ") + ErrorName(o.error)
+                                   : std::string("accept"))
                      << (o.incomplete ? " (incomplete)" : "") << "\n  " << why.str()
                      << "\n  input: " << input_shown;
 }

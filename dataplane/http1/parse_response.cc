@@ -41,8 +41,8 @@ Status ParseResponse(std::string_view buf, Method request_method, const Limits& 
   }
   if (line[5] != '1' || line[7] > '1') return fail(Error::kUnsupportedVersion);
   out->version_minor = static_cast<uint8_t>(line[7] - '0');
-  out->status = static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 +
-                                      (line[11] - '0'));
+  out->status =
+      static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
   if (out->status < 100) return fail(Error::kBadStatusLine);
 
   if (p >= end) return ran_out();

@@ -100,9 +100,13 @@ bool CpuHasAvx2() {
 
 #else  // !__x86_64__: everything is scalar.
 
-const char* ScanFieldValueSse2(const char* p, const char* end) { return ScanFieldValueScalar(p, end); }
+const char* ScanFieldValueSse2(const char* p, const char* end) {
+  return ScanFieldValueScalar(p, end);
+}
 const char* ScanTargetSse2(const char* p, const char* end) { return ScanTargetScalar(p, end); }
-const char* ScanFieldValueAvx2(const char* p, const char* end) { return ScanFieldValueScalar(p, end); }
+const char* ScanFieldValueAvx2(const char* p, const char* end) {
+  return ScanFieldValueScalar(p, end);
+}
 const char* ScanTargetAvx2(const char* p, const char* end) { return ScanTargetScalar(p, end); }
 bool CpuHasAvx2() { return false; }
 

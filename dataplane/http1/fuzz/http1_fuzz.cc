@@ -48,7 +48,8 @@ void CheckRequest(std::string_view buf, const Limits& limits, size_t split) {
     Check(Inside(h.method, buf) && Inside(h.target, buf) && Inside(h.host, buf),
           "request views inside the buffer");
     Check(Inside(h.path, buf) || h.path == "/", "path inside the buffer");
-    for (const Header& f : h.headers) Check(Inside(f.name, buf) && Inside(f.value, buf), "field views");
+    for (const Header& f : h.headers)
+      Check(Inside(f.name, buf) && Inside(f.value, buf), "field views");
     Check(!h.method.empty() && !h.target.empty(), "non-empty method/target");
     Check(h.headers.size() <= limits.max_headers, "field count within limit");
     Check(h.body != BodyKind::kCloseDelimited, "requests are never close-delimited");
@@ -63,7 +64,8 @@ void CheckRequest(std::string_view buf, const Limits& limits, size_t split) {
   if (part.st != Status::kNeedMore) {
     Check(part.st == full.st, "prefix status == full status");
     if (part.st == Status::kError) Check(part.err == full.err, "prefix error == full error");
-    if (part.st == Status::kDone) Check(part.head.head_bytes == full.head.head_bytes, "prefix done");
+    if (part.st == Status::kDone)
+      Check(part.head.head_bytes == full.head.head_bytes, "prefix done");
   }
   // Re-parse to leave `storage` matching `full` is unnecessary: results are compared above.
 }
@@ -76,12 +78,13 @@ void CheckResponse(std::string_view buf, Method m, const Limits& limits, size_t 
   if (s1 == Status::kDone) {
     Check(full.head_bytes <= buf.size(), "response head_bytes <= size");
     Check(Inside(full.reason, buf), "reason inside");
-    for (const Header& f : full.headers) Check(Inside(f.name, buf) && Inside(f.value, buf), "fields");
+    for (const Header& f : full.headers)
+      Check(Inside(f.name, buf) && Inside(f.value, buf), "fields");
     Check(full.status >= 100 && full.status <= 999, "status range");
     if (full.body == BodyKind::kCloseDelimited) Check(!full.keep_alive, "close-delimited closes");
   }
-  Status s2 = ParseResponse(buf.substr(0, split), m, limits, std::span<Header>(storage, 128),
-                            &part, &e2);
+  Status s2 =
+      ParseResponse(buf.substr(0, split), m, limits, std::span<Header>(storage, 128), &part, &e2);
   if (s2 != Status::kNeedMore) {
     Check(s2 == s1, "response prefix status");
     if (s2 == Status::kError) Check(e2 == e1, "response prefix error");
