@@ -189,7 +189,7 @@ class Zproxy:
         if start:
             self.start()
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=8.0):
         self.proc = subprocess.Popen(
             [zproxyd_path(), "--config", self.config_path],
             stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
