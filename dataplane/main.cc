@@ -59,19 +59,24 @@ std::vector<int> AffinityCpus() {
   return cpus;
 }
 
-void RaiseFileLimit() {
+// Raises the soft fd limit to the hard one and returns it. Each worker's registered file
+// table (where accepted sockets live) is sized from it: the kernel charges the table
+// against RLIMIT_NOFILE.
+uint32_t RaiseFileLimit() {
   rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  return static_cast<uint32_t>(std::min<rlim_t>(rl.rlim_cur, 1u << 20));
 }
 
 int Run(int argc, char** argv) {
   SetLogComponent("dataplane");
   Args args;
   if (!ParseArgs(argc, argv, &args)) return 2;
-  RaiseFileLimit();
+  uint32_t nofile = RaiseFileLimit();
 
   zproxy::v1::DataplaneBootstrap boot;
   std::vector<UniqueFd> fds;
@@ -123,6 +128,9 @@ int Run(int argc, char** argv) {
     opt.cpu = cpus.empty() ? -1 : cpus[w % cpus.size()];
     opt.ring.sq_depth = ur.sq_depth() != 0 ? ur.sq_depth() : 4096;
     opt.ring.sqpoll = ur.sqpoll();
+    // Leave room for upstream sockets and the process's own fds (they use the normal
+    // table, which shares the same limit).
+    opt.ring.max_files = std::max<uint32_t>(64, std::min<uint32_t>(65536, nofile / 2));
     opt.ring.sqpoll_idle_ms = ur.sqpoll_idle_ms() != 0 ? ur.sqpoll_idle_ms() : 1000;
     opt.buf_count = ur.buf_count() != 0 ? ur.buf_count() : 1024;
     opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace zproxy::io {
 namespace {
@@ -114,9 +115,16 @@ bool Ring::Init(const RingOptions& options, std::string* error) {
     features_.accept_multishot = io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
     io_uring_free_probe(probe);
   }
-  if (io_uring_register_files_sparse(&ring_, options.max_files) == 0) {
-    features_.registered_files = true;
+  // Accepted sockets are direct descriptors, so the table is required. Its size counts
+  // against RLIMIT_NOFILE (EMFILE beyond it): the caller sizes it from the limit.
+  int rc = io_uring_register_files_sparse(&ring_, options.max_files);
+  if (rc != 0) {
+    *error = "registering a sparse file table of " + std::to_string(options.max_files) +
+             " entries failed: " + strerror(-rc) +
+             (rc == -EMFILE ? " (raise RLIMIT_NOFILE, e.g. LimitNOFILE= in systemd)" : "");
+    return false;
   }
+  features_.registered_files = true;
   return true;
 }
 

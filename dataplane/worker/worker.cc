@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <cerrno>
@@ -58,6 +59,12 @@ bool Worker::Init(std::string* error) {
     pools_.emplace_back(c.lb.endpoints.size());
   }
   accept_armed_.assign(sockets_.size(), false);
+  for (const auto& sock : sockets_) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    getsockname(sock.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    socket_family_.push_back(ss.ss_family);
+  }
   return true;
 }
 
