@@ -31,6 +31,11 @@ def backend_path():
     return binary("ZPROXY_TEST_BACKEND", "tests/backend/zproxy-test-backend")
 
 
+# ZPROXY_E2E_STANDIN=nginx runs nginx, configured from the same generated config, in place of
+# zproxyd: it validates the harness itself (tests of zproxy-only features fail, as they should).
+STANDIN = os.environ.get("ZPROXY_E2E_STANDIN", "")
+
+
 def free_port():
     """A port nothing listens on right now (tiny race with other processes: acceptable)."""
     with socket.socket() as s:
@@ -98,7 +103,9 @@ class Nginx:
         conf = os.path.join(self.dir, "nginx.conf")
         d = self.dir
         with open(conf, "w") as f:
-            f.write("""
+            # The test tree is root-only (0700): workers must run as root to read the file.
+            user = "user root;" if os.geteuid() == 0 else ""
+            f.write(user + """
 worker_processes 1;
 error_log %(d)s/error.log warn;
 events { worker_connections 256; }
@@ -190,10 +197,12 @@ class Zproxy:
             self.start()
 
     def start(self, timeout=8.0):
-        self.proc = subprocess.Popen(
-            [zproxyd_path(), "--config", self.config_path],
-            stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),
-            cwd=ROOT)
+        if STANDIN == "nginx":
+            cmd = nginx_standin_command(self.config, self.tmpdir, self.config_path)
+        else:
+            cmd = [zproxyd_path(), "--config", self.config_path]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "wb"),
+                                     stderr=open(self.stderr_path, "wb"), cwd=ROOT)
         for name, port in self.ports.items():
             if not wait_until(lambda: self._ready(port), timeout, 0.05):
                 self.kill()
@@ -263,3 +272,57 @@ def run_check(config_path, timeout=30):
     """zproxyd --config FILE --check -> CompletedProcess."""
     return subprocess.run([zproxyd_path(), "--config", config_path, "--check"],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def nginx_standin_command(cfg, tmpdir, config_path):
+    """Translates a zproxy config into an nginx config (approximately: hosts and methods of
+    routes are ignored) and returns the command that runs it in the foreground."""
+    d = tempfile.mkdtemp(prefix="ngx-standin-", dir=tmpdir)
+    out = ["worker_processes %d;" % max(1, cfg.get("workers", 1)),
+           "events { worker_connections 4096; }", "http {", "  access_log off;",
+           "  client_body_temp_path %s/body;" % d, "  proxy_temp_path %s/proxy;" % d]
+    for c in cfg["clusters"]:
+        out.append("  upstream %s {" % c["name"])
+        if c.get("lb") == "least_connections":
+            out.append("    least_conn;")
+        for e in c["endpoints"]:
+            addr, w = (e, 1) if isinstance(e, str) else (e["address"], e.get("weight", 1))
+            out.append("    server %s weight=%d max_fails=0;" % (addr, w))
+        out.append("    keepalive %d;" % c.get("pool_size", 64))
+        out.append("  }")
+    for l in cfg["listeners"]:
+        http = l.get("http", {})
+        out += ["  server {", "    listen %s;" % l["address"],
+                "    client_max_body_size %d;" % http.get("max_body_bytes", 0),
+                "    large_client_header_buffers 4 %dk;" % max(1, http.get("max_request_line_bytes", 8192) // 1024)]
+        seen = set()
+        for r in l["routes"]:
+            m = r["match"]
+            loc = "= " + m["path"] if "path" in m else "^~ " + m.get("prefix", "/")
+            if loc in seen:
+                continue
+            seen.add(loc)
+            cl = next(c for c in cfg["clusters"] if c["name"] == r["cluster"])
+            host = r.get("host_rewrite") or "$http_host"
+            out += ["    location %s {" % loc,
+                    "      proxy_pass http://%s;" % r["cluster"],
+                    "      proxy_http_version 1.1;",
+                    '      proxy_set_header Connection "";',
+                    "      proxy_set_header Host %s;" % host,
+                    "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+                    "      proxy_set_header X-Forwarded-Proto $scheme;",
+                    "      proxy_set_header X-Forwarded-Host $http_host;",
+                    "      proxy_request_buffering off;", "      proxy_buffering off;",
+                    "      proxy_next_upstream error;",
+                    "      proxy_connect_timeout %dms;" % cl.get("connect_timeout_ms", 2000),
+                    "      proxy_read_timeout %dms;" % cl.get("read_timeout_ms", 30000),
+                    "    }"]
+        if "^~ /" not in seen:
+            out.append('    location / { return 404 "no route\\n"; }')
+        out.append("  }")
+    out.append("}")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return ["nginx", "-p", d, "-c", conf, "-e", "/dev/stderr",
+            "-g", "daemon off; pid %s/nginx.pid;" % d]

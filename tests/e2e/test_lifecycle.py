@@ -34,7 +34,10 @@ def test_sigterm_drains_in_flight_request(make_proxy, backends):
     result = {}
 
     def slow():
-        result["resp"] = httpraw.request(z.port, target="/slow/1500", timeout=10)
+        try:
+            result["resp"] = httpraw.request(z.port, target="/slow/1500", timeout=10)
+        except Exception as e:  # reported below: the in-flight request must survive
+            result["error"] = e
 
     t = threading.Thread(target=slow)
     t.start()
@@ -45,6 +48,7 @@ def test_sigterm_drains_in_flight_request(make_proxy, backends):
         assert wait_until(lambda: _refused(z.port), 1.2), "new connections still served"
     finally:
         t.join(10)
+    assert "error" not in result, "in-flight request failed: %r" % result.get("error")
     assert result["resp"].status == 200 and result["resp"].body == b"slow 1500\n"
     z.proc.wait(10)
     took = time.monotonic() - t0

@@ -8,7 +8,7 @@ from backendlog import canary_target
 from conftest import catch_all, cluster, listener
 from procs import base_config
 
-H = b"Host: t\r\n"
+H = b"Host: t"
 
 
 def _req(head_lines, body=b"", target=b"/echo", method=b"POST"):
