@@ -148,7 +148,7 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
          conns_.Get(conn_idx).exchange == kNil) {
     ConnIo& io = Io(conn_idx);
     if (io.in_count == 0) break;
-    const InSlice& front = io.in[io.in_head];
+    const InSlice& front = InFront(io);
     std::string_view data(SliceData(front), front.len);
     if (!ParseRequestHead(conn_idx, data, front.is_block)) {
       if (io.in_count > 1) {
@@ -251,7 +251,7 @@ void Worker::PumpRequestBody(uint32_t ex_idx) {
   uint32_t up = ex.upstream;
   ConnIo& io = Io(client);
   while (!ex.req_done && io.in_count > 0 && OutHasRoom(up)) {
-    const InSlice& s = io.in[io.in_head];
+    const InSlice& s = InFront(io);
     size_t take = s.len;
     if (ex.req_body == http1::BodyKind::kContentLength) {
       take = static_cast<size_t>(std::min<uint64_t>(take, ex.req_remaining));

@@ -72,8 +72,16 @@ struct InSlice {
   bool is_block;
 };
 
+// Input slices form a linked list of worker-pooled nodes: every slice pins a provided
+// buffer (or a block), so their number is bounded by the buffer ring, not by a per-
+// connection array that a burst of completions could overflow.
+struct SliceNode {
+  InSlice slice;
+  uint32_t next = kNil;
+  void Reset() { next = kNil; }
+};
+
 constexpr uint32_t kOutCap = 64;
-constexpr uint32_t kInCap = 64;
 constexpr uint32_t kMaxIov = 16;
 // Backpressure: stop reading a socket while this much of its input waits for its peer.
 constexpr uint32_t kInPauseAt = 8;
@@ -85,17 +93,16 @@ struct ConnIo {
   OutItem out[kOutCap];
   uint32_t out_head = 0, out_count = 0;
   uint32_t sending = 0;  // items covered by the send in flight
-  InSlice in[kInCap];
-  uint32_t in_head = 0, in_count = 0;
+  uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
   iovec iov[kMaxIov];
   msghdr msg{};
 
   void Reset() {
     out_head = out_count = sending = 0;
-    in_head = in_count = 0;
+    in_head = in_tail = kNil;
+    in_count = 0;
   }
   OutItem& OutAt(uint32_t i) { return out[(out_head + i) % kOutCap]; }
-  InSlice& InAt(uint32_t i) { return in[(in_head + i) % kInCap]; }
 };
 
 enum class RespState : uint8_t { kWaitHead, kBody, kDone };

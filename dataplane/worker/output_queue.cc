@@ -27,7 +27,7 @@ size_t Worker::InBytes(uint32_t conn_idx) {
   if (c.io == kNil) return 0;
   ConnIo& io = ios_.Get(c.io);
   size_t n = 0;
-  for (uint32_t i = 0; i < io.in_count; i++) n += io.InAt(i).len;
+  for (uint32_t i = io.in_head; i != kNil; i = slices_.Get(i).next) n += slices_.Get(i).slice.len;
   return n;
 }
 
@@ -94,17 +94,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
       return;
     }
     ConnIo& io = Io(conn_idx);
-    if (io.in_count == kInCap) {
-      // Backpressure failed to stop the peer in time; refuse to buffer without bound.
-      BufUnref(bid);
-      stats_.CountError(ErrorCause::kOverload);
-      ZLOG_WARN("worker %u: input queue overflow on connection %u; closing", options_.index,
-                conn_idx);
-      if (c.exchange != kNil) AbortExchange(c.exchange, true); else CloseConn(conn_idx);
-      return;
-    }
-    io.in[(io.in_head + io.in_count) % kInCap] = InSlice{bid, 0, static_cast<uint32_t>(res), false};
-    io.in_count++;
+    InPushBack(io, InSlice{bid, 0, static_cast<uint32_t>(res), false});
     if (c.kind == ConnKind::kClient) {
       stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
       ProcessClientInput(conn_idx);
@@ -161,15 +151,14 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
 void Worker::ConsumeIn(uint32_t conn_idx, size_t n) {
   ConnIo& io = Io(conn_idx);
   while (n > 0 && io.in_count > 0) {
-    InSlice& s = io.in[io.in_head];
+    InSlice& s = InFront(io);
     size_t take = std::min<size_t>(n, s.len);
     s.off += static_cast<uint32_t>(take);
     s.len -= static_cast<uint32_t>(take);
     n -= take;
     if (s.len == 0) {
       ReleaseSlice(s);
-      io.in_head = (io.in_head + 1) % kInCap;
-      io.in_count--;
+      InPopFront(io);
     }
   }
 }
@@ -179,9 +168,8 @@ void Worker::DropInput(uint32_t conn_idx) {
   if (c.io == kNil) return;
   ConnIo& io = ios_.Get(c.io);
   while (io.in_count > 0) {
-    ReleaseSlice(io.in[io.in_head]);
-    io.in_head = (io.in_head + 1) % kInCap;
-    io.in_count--;
+    ReleaseSlice(InFront(io));
+    InPopFront(io);
   }
 }
 
@@ -189,7 +177,7 @@ void Worker::CoalesceInput(uint32_t conn_idx) {
   ConnIo& io = Io(conn_idx);
   if (io.in_count < 2) return;
   InSlice merged{0, 0, 0, true};
-  InSlice& front = io.in[io.in_head];
+  InSlice& front = InFront(io);
   char* dst;
   if (front.is_block) {
     merged = front;
@@ -198,15 +186,14 @@ void Worker::CoalesceInput(uint32_t conn_idx) {
       memmove(dst, dst + merged.off, merged.len);
       merged.off = 0;
     }
-    io.in_head = (io.in_head + 1) % kInCap;
-    io.in_count--;
+    InPopFront(io);
   } else {
     merged.ref = blocks_.Alloc();
     dst = blocks_.Data(merged.ref);
   }
   uint32_t cap = blocks_.block_size();
   while (io.in_count > 0 && merged.len < cap) {
-    InSlice& s = io.in[io.in_head];
+    InSlice& s = InFront(io);
     uint32_t take = std::min(s.len, cap - merged.len);
     memcpy(dst + merged.len, SliceData(s), take);
     merged.len += take;
@@ -214,18 +201,39 @@ void Worker::CoalesceInput(uint32_t conn_idx) {
     s.len -= take;
     if (s.len != 0) break;
     ReleaseSlice(s);
-    io.in_head = (io.in_head + 1) % kInCap;
-    io.in_count--;
+    InPopFront(io);
   }
-  // Put the merged block back at the front.
-  io.in_head = (io.in_head + kInCap - 1) % kInCap;
-  io.in[io.in_head] = merged;
+  InPushFront(io, merged);
+}
+
+void Worker::InPushBack(ConnIo& io, const InSlice& s) {
+  uint32_t n = slices_.Alloc();
+  slices_.Get(n).slice = s;
+  if (io.in_tail != kNil) slices_.Get(io.in_tail).next = n; else io.in_head = n;
+  io.in_tail = n;
   io.in_count++;
+}
+
+void Worker::InPushFront(ConnIo& io, const InSlice& s) {
+  uint32_t n = slices_.Alloc();
+  slices_.Get(n).slice = s;
+  slices_.Get(n).next = io.in_head;
+  io.in_head = n;
+  if (io.in_tail == kNil) io.in_tail = n;
+  io.in_count++;
+}
+
+void Worker::InPopFront(ConnIo& io) {
+  uint32_t n = io.in_head;
+  io.in_head = slices_.Get(n).next;
+  if (io.in_head == kNil) io.in_tail = kNil;
+  io.in_count--;
+  slices_.Free(n);
 }
 
 bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
   ConnIo& io = Io(from);
-  const InSlice& s = io.in[io.in_head];
+  const InSlice& s = InFront(io);
   bool ok;
   if (!s.is_block) {
     ok = QueueOut(to, SliceData(s), static_cast<uint32_t>(n), ItemOwner::kBuffer, s.ref);
@@ -363,7 +371,9 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   if (c2.flags & kClosing) return;
   if (OutCount(conn_idx) > 0) {
     Flush(conn_idx);
-  } else if (c2.flags & kCloseAfterSend) {
+  } else if ((c2.flags & kCloseAfterSend) && c2.exchange == kNil) {
+    // Only once the exchange is over: an empty queue mid-response just means the
+    // upstream side is momentarily behind.
     CloseConn(conn_idx);
   } else if (c2.kind == ConnKind::kClient && c2.exchange == kNil && draining_) {
     CloseConn(conn_idx);

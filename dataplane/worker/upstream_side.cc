@@ -208,7 +208,7 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     if (ex.resp != RespState::kWaitHead) return;
     ConnIo& io = Io(conn_idx);
     if (io.in_count == 0) return;
-    const InSlice& front = io.in[io.in_head];
+    const InSlice& front = InFront(io);
     size_t consumed = 0;
     if (!ParseResponseHead(ex_idx, std::string_view(SliceData(front), front.len), &consumed)) {
       if (io.in_count > 1) {
@@ -283,7 +283,6 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   ex.resp_started = true;
   stats_.CountStatus(resp.status);
   ex.resp = resp.body == http1::BodyKind::kNone ? RespState::kDone : RespState::kBody;
-  if (close_client) conns_.Get(client).flags |= kCloseAfterSend;
   *consumed = resp.head_bytes;
   if (ex.resp == RespState::kDone) Flush(client);
   return true;
@@ -296,7 +295,7 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
   if (up == kNil) return;
   ConnIo& io = Io(up);
   while (ex.resp == RespState::kBody && io.in_count > 0 && OutHasRoom(client)) {
-    const InSlice& s = io.in[io.in_head];
+    const InSlice& s = InFront(io);
     size_t take = s.len;
     if (ex.resp_body == http1::BodyKind::kContentLength) {
       take = static_cast<size_t>(std::min<uint64_t>(take, ex.resp_remaining));

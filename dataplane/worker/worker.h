@@ -114,6 +114,10 @@ class Worker {
   void BufRef(uint16_t bid) { buf_refs_[bid]++; }
   void BufUnref(uint16_t bid);
   void ConsumeIn(uint32_t conn_idx, size_t n);
+  InSlice& InFront(ConnIo& io) { return slices_.Get(io.in_head).slice; }
+  void InPushBack(ConnIo& io, const InSlice& s);
+  void InPushFront(ConnIo& io, const InSlice& s);
+  void InPopFront(ConnIo& io);  // does not release the slice's memory
   void DropInput(uint32_t conn_idx);
   void ReleaseIoIfIdle(uint32_t conn_idx);
   // Merges the input slices into one block so an incomplete head is parsed from
@@ -149,6 +153,7 @@ class Worker {
 
   Slab<Conn, 1024> conns_;
   Slab<ConnIo, 64> ios_;
+  Slab<SliceNode, 1024> slices_;
   Slab<Exchange, 256> exchanges_;
   BlockPool blocks_;
   http1::Header header_storage_[128];
