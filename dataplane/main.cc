@@ -35,8 +35,9 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     if (strcmp(argv[i], "--control-fd") == 0 && i + 1 < argc) {
       args->control_fd = atoi(argv[++i]);
     } else {
-      fprintf(stderr, "usage: zproxy-dataplane --control-fd N\n"
-                      "(started by zproxyd, which passes the listen sockets and config)\n");
+      fprintf(stderr,
+              "usage: zproxy-dataplane --control-fd N\n"
+              "(started by zproxyd, which passes the listen sockets and config)\n");
       return false;
     }
   }
@@ -172,20 +173,23 @@ int Run(int argc, char** argv) {
   }
 
   const io::RingFeatures& f = pool[0]->features();
-  ZLOG_INFO("serving config version %lu with %u worker(s) on CPUs [%s]; parser SIMD: %s",
-            static_cast<unsigned long>(snap->version), workers,
-            [&] {
-              std::string s;
-              for (uint32_t w = 0; w < workers && !cpus.empty(); w++) {
-                if (!s.empty()) s += ",";
-                s += std::to_string(cpus[w % cpus.size()]);
-              }
-              return s;
-            }().c_str(),
-            http1::SimdLevel());
+  ZLOG_INFO(
+      "serving config version %lu with %u worker(s) on CPUs [%s]; parser SIMD: %s",
+      static_cast<unsigned long>(snap->version), workers,
+      [&] {
+        std::string s;
+        for (uint32_t w = 0; w < workers && !cpus.empty(); w++) {
+          if (!s.empty()) s += ",";
+          s += std::to_string(cpus[w % cpus.size()]);
+        }
+        return s;
+      }()
+          .c_str(),
+      http1::SimdLevel());
   ZLOG_INFO("io_uring: single_issuer=%d defer_taskrun=%d sqpoll=%d registered_files=%d",
             f.single_issuer, f.defer_taskrun, f.sqpoll, f.registered_files);
-  if (!f.defer_taskrun) ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
+  if (!f.defer_taskrun)
+    ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
 
@@ -201,16 +205,17 @@ int Run(int argc, char** argv) {
     info.config_version = snap->version;
     std::vector<const WorkerStats*> stats;
     for (auto& w : pool) stats.push_back(&w->stats());
-    if (!metrics.Start(boot.config().metrics_address(),
-                       [stats, info] { return RenderPrometheus(stats, info); }, &error)) {
+    if (!metrics.Start(
+            boot.config().metrics_address(),
+            [stats, info] { return RenderPrometheus(stats, info); }, &error)) {
       ZLOG_ERROR("%s", error.c_str());
     } else {
       ZLOG_INFO("metrics on http://%s/metrics", boot.config().metrics_address().c_str());
     }
   }
 
-  uint32_t drain_ms = boot.config().drain_timeout_ms() != 0 ? boot.config().drain_timeout_ms()
-                                                            : 10000;
+  uint32_t drain_ms =
+      boot.config().drain_timeout_ms() != 0 ? boot.config().drain_timeout_ms() : 10000;
   while (true) {
     int sig = 0;
     sigwait(&sigs, &sig);

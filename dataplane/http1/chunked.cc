@@ -237,4 +237,30 @@ Status ChunkedScanner::Feed(std::string_view data, size_t* consumed, Error* erro
   return Status::kNeedMore;
 }
 
+Status ChunkedScanner::FeedDecoded(std::string_view data, size_t* consumed,
+                                   std::string_view* payload, Error* error) {
+  *payload = {};
+  size_t used = 0;
+  while (used < data.size()) {
+    size_t c = 0;
+    if (state_ == kData) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, data.size() - used));
+      *payload = data.substr(used, take);
+      Status st = Feed(data.substr(used, take), &c, error);
+      *consumed = used + c;
+      return st;
+    }
+    // Framing bytes (size lines, CRLFs, trailers) are few: one at a time keeps this
+    // a thin layer over Feed.
+    Status st = Feed(data.substr(used, 1), &c, error);
+    used += c;
+    if (st != Status::kNeedMore) {
+      *consumed = used;
+      return st;
+    }
+  }
+  *consumed = used;
+  return Status::kNeedMore;
+}
+
 }  // namespace zproxy::http1

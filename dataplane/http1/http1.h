@@ -152,6 +152,11 @@ class ChunkedScanner {
   // unless the body ends inside it). Returns kDone when the last chunk and trailer
   // section (final CRLF) have been seen, kNeedMore to continue, kError with *error.
   Status Feed(std::string_view data, size_t* consumed, Error* error);
+  // Like Feed, but stops after at most one run of chunk data and returns it in *payload
+  // (a view into `data`), for de-chunking towards an HTTP/1.0 client. Call repeatedly
+  // on the unconsumed rest.
+  Status FeedDecoded(std::string_view data, size_t* consumed, std::string_view* payload,
+                     Error* error);
   // Total data bytes (sum of chunk sizes) seen so far, for body size limits.
   uint64_t data_bytes() const { return data_bytes_; }
   void Reset() { *this = ChunkedScanner(); }

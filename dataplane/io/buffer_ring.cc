@@ -23,7 +23,8 @@ bool BufferRing::Init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_
   size_ = size;
   mask_ = io_uring_buf_ring_mask(count);
   ring_bytes_ = sizeof(io_uring_buf) * count;
-  void* mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* mem =
+      mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) {
     *error = std::string("mmap of the buffer ring failed: ") + strerror(errno);
     return false;

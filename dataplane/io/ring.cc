@@ -37,22 +37,27 @@ std::string DescribeRingSetupError(int err) {
   int disabled = ReadIoUringDisabledSysctl();
   bool seccomp = SeccompFiltered();
   if (err == EPERM && disabled == 2) {
-    msg += "kernel.io_uring_disabled=2 forbids io_uring for every process; set "
-           "`sysctl kernel.io_uring_disabled=0`.";
+    msg +=
+        "kernel.io_uring_disabled=2 forbids io_uring for every process; set "
+        "`sysctl kernel.io_uring_disabled=0`.";
   } else if (err == EPERM && disabled == 1) {
-    msg += "kernel.io_uring_disabled=1 allows io_uring only for CAP_SYS_ADMIN or the group "
-           "in kernel.io_uring_group; set `sysctl kernel.io_uring_disabled=0` or run with that "
-           "group.";
+    msg +=
+        "kernel.io_uring_disabled=1 allows io_uring only for CAP_SYS_ADMIN or the group "
+        "in kernel.io_uring_group; set `sysctl kernel.io_uring_disabled=0` or run with that "
+        "group.";
   } else if ((err == EPERM || err == ENOSYS) && seccomp) {
-    msg += "A seccomp filter blocks io_uring (Docker since 2023 and containerd 2.0 do by "
-           "default); run the container with a seccomp profile that allows io_uring_setup, "
-           "io_uring_enter and io_uring_register.";
+    msg +=
+        "A seccomp filter blocks io_uring (Docker since 2023 and containerd 2.0 do by "
+        "default); run the container with a seccomp profile that allows io_uring_setup, "
+        "io_uring_enter and io_uring_register.";
   } else if (err == ENOSYS) {
-    msg += "The kernel was built without io_uring (CONFIG_IO_URING); use a kernel >= 6.1 "
-           "with io_uring enabled.";
+    msg +=
+        "The kernel was built without io_uring (CONFIG_IO_URING); use a kernel >= 6.1 "
+        "with io_uring enabled.";
   } else if (err == ENOMEM) {
-    msg += "Not enough locked memory for the rings; lower io_uring.sq_depth or raise "
-           "RLIMIT_MEMLOCK.";
+    msg +=
+        "Not enough locked memory for the rings; lower io_uring.sq_depth or raise "
+        "RLIMIT_MEMLOCK.";
   } else if (err == EINVAL) {
     msg += "The kernel rejected the ring parameters; it is probably older than 6.1.";
   }

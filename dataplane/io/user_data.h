@@ -10,16 +10,16 @@ namespace zproxy::io {
 
 enum class Op : uint8_t {
   kNone = 0,
-  kAccept,       // multishot accept on a listen socket (slot = listener socket index)
-  kRecv,         // multishot recv (slot = connection)
-  kSend,         // send/sendmsg (slot = connection)
-  kSendZc,       // zero-copy send; NOTIF CQE carries the buffer id to recycle
-  kConnect,      // upstream connect
-  kClose,        // close of a socket (slot = connection)
-  kCancel,       // cancellation request (result ignored)
-  kPeerName,     // getsockopt(SO_PEERNAME) through IORING_OP_URING_CMD
-  kTick,         // periodic timer
-  kWake,         // eventfd read: another thread wants the worker's attention
+  kAccept,    // multishot accept on a listen socket (slot = listener socket index)
+  kRecv,      // multishot recv (slot = connection)
+  kSend,      // send/sendmsg (slot = connection)
+  kSendZc,    // zero-copy send; NOTIF CQE carries the buffer id to recycle
+  kConnect,   // upstream connect
+  kClose,     // close of a socket (slot = connection)
+  kCancel,    // cancellation request (result ignored)
+  kPeerName,  // getsockopt(SO_PEERNAME) through IORING_OP_URING_CMD
+  kTick,      // periodic timer
+  kWake,      // eventfd read: another thread wants the worker's attention
 };
 
 struct UserData {

@@ -9,7 +9,7 @@
 namespace zproxy::dataplane {
 
 struct DataplaneInfo {
-  std::string simd_level;        // parser SIMD path
+  std::string simd_level;  // parser SIMD path
   bool single_issuer = false;
   bool defer_taskrun = false;
   bool sqpoll = false;

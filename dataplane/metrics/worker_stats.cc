@@ -4,19 +4,32 @@ namespace zproxy::dataplane {
 
 const char* ErrorCauseName(ErrorCause c) {
   switch (c) {
-    case ErrorCause::kConnectRefused: return "connect_refused";
-    case ErrorCause::kConnectTimeout: return "connect_timeout";
-    case ErrorCause::kConnectError: return "connect_error";
-    case ErrorCause::kReadTimeout: return "read_timeout";
-    case ErrorCause::kUpstreamClosed: return "upstream_closed";
-    case ErrorCause::kBadResponse: return "bad_response";
-    case ErrorCause::kNoRoute: return "no_route";
-    case ErrorCause::kNoHealthyUpstream: return "no_healthy_upstream";
-    case ErrorCause::kClientTimeout: return "client_timeout";
-    case ErrorCause::kClientReset: return "client_reset";
-    case ErrorCause::kBodyTooLarge: return "body_too_large";
-    case ErrorCause::kOverload: return "overload";
-    case ErrorCause::kCount: break;
+    case ErrorCause::kConnectRefused:
+      return "connect_refused";
+    case ErrorCause::kConnectTimeout:
+      return "connect_timeout";
+    case ErrorCause::kConnectError:
+      return "connect_error";
+    case ErrorCause::kReadTimeout:
+      return "read_timeout";
+    case ErrorCause::kUpstreamClosed:
+      return "upstream_closed";
+    case ErrorCause::kBadResponse:
+      return "bad_response";
+    case ErrorCause::kNoRoute:
+      return "no_route";
+    case ErrorCause::kNoHealthyUpstream:
+      return "no_healthy_upstream";
+    case ErrorCause::kClientTimeout:
+      return "client_timeout";
+    case ErrorCause::kClientReset:
+      return "client_reset";
+    case ErrorCause::kBodyTooLarge:
+      return "body_too_large";
+    case ErrorCause::kOverload:
+      return "overload";
+    case ErrorCause::kCount:
+      break;
   }
   return "unknown";
 }

@@ -16,14 +16,14 @@ enum class ErrorCause : uint8_t {
   kConnectTimeout,
   kConnectError,
   kReadTimeout,
-  kUpstreamClosed,    // upstream closed or reset before a complete response
-  kBadResponse,       // upstream sent a malformed response
+  kUpstreamClosed,  // upstream closed or reset before a complete response
+  kBadResponse,     // upstream sent a malformed response
   kNoRoute,
   kNoHealthyUpstream,
-  kClientTimeout,     // client did not send a full request head in time (408)
-  kClientReset,       // client went away mid-exchange
+  kClientTimeout,  // client did not send a full request head in time (408)
+  kClientReset,    // client went away mid-exchange
   kBodyTooLarge,
-  kOverload,          // internal queue limits
+  kOverload,  // internal queue limits
   kCount,
 };
 
@@ -31,18 +31,22 @@ const char* ErrorCauseName(ErrorCause c);
 
 struct Counter {
   std::atomic<uint64_t> v{0};
-  void Add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void Sub(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void Add(uint64_t n = 1) {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void Sub(uint64_t n = 1) {
+    v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   uint64_t Load() const { return v.load(std::memory_order_relaxed); }
 };
 
 struct WorkerStats {
   Counter requests_by_class[6];  // index 1..5 = 1xx..5xx, 0 = other
   Counter accepts;
-  Counter client_open;      // gauge
-  Counter client_idle;      // gauge: keep-alive connections with no request in flight
-  Counter upstream_open;    // gauge
-  Counter upstream_idle;    // gauge: pooled
+  Counter client_open;    // gauge
+  Counter client_idle;    // gauge: keep-alive connections with no request in flight
+  Counter upstream_open;  // gauge
+  Counter upstream_idle;  // gauge: pooled
   Counter upstream_connects;
   Counter upstream_reused;
   Counter upstream_retries;

@@ -131,7 +131,9 @@ size_t WriteResponseHead(const http1::ResponseHead& resp, const ResponseRewrite&
   }
   bool informational = resp.status >= 100 && resp.status < 200;
   if (!informational) {
-    if (resp.body == http1::BodyKind::kChunked) w.Put("Transfer-Encoding: chunked\r\n");
+    if (resp.body == http1::BodyKind::kChunked && !rw.dechunk) {
+      w.Put("Transfer-Encoding: chunked\r\n");
+    }
     if (rw.close) {
       w.Put("Connection: close\r\n");
     } else if (rw.client_http10) {
@@ -144,21 +146,36 @@ size_t WriteResponseHead(const http1::ResponseHead& resp, const ResponseRewrite&
 
 const char* StatusReason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
   }
   return "Error";
 }

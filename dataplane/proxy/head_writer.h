@@ -44,8 +44,9 @@ size_t WriteRequestHead(const http1::RequestHead& req, const RequestRewrite& rw,
                         size_t cap);
 
 struct ResponseRewrite {
-  bool close = false;              // we will close the client connection after this response
-  bool client_http10 = false;      // client spoke HTTP/1.0: say keep-alive explicitly
+  bool close = false;          // we will close the client connection after this response
+  bool client_http10 = false;  // client spoke HTTP/1.0: say keep-alive explicitly
+  bool dechunk = false;        // chunked body re-sent close-delimited (HTTP/1.0 client)
 };
 
 size_t WriteResponseHead(const http1::ResponseHead& resp, const ResponseRewrite& rw, char* out,

@@ -24,10 +24,10 @@ std::string Req(const char* raw, const RequestRewrite& rw) {
 TEST(HeadWriter, AppendsForwardedForAndSetsProtoAndHost) {
   RequestRewrite rw;
   rw.client_ip = "10.0.0.7";
-  std::string out = Req(
-      "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 1.2.3.4\r\n"
-      "X-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n",
-      rw);
+  std::string out =
+      Req("GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 1.2.3.4\r\n"
+          "X-Forwarded-Proto: https\r\nAccept: */*\r\n\r\n",
+          rw);
   EXPECT_EQ(out,
             "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n"
             "Accept: */*\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n\r\n");
@@ -36,10 +36,10 @@ TEST(HeadWriter, AppendsForwardedForAndSetsProtoAndHost) {
 TEST(HeadWriter, MergesSeveralForwardedForFields) {
   RequestRewrite rw;
   rw.client_ip = "10.0.0.7";
-  std::string out = Req(
-      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nA: b\r\n"
-      "X-Forwarded-For: 2.2.2.2\r\n\r\n",
-      rw);
+  std::string out =
+      Req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nA: b\r\n"
+          "X-Forwarded-For: 2.2.2.2\r\n\r\n",
+          rw);
   EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.7\r\n"), std::string::npos) << out;
   EXPECT_EQ(out.find("X-Forwarded-For: 2.2.2.2\r\n"), std::string::npos) << out;
 }
@@ -47,13 +47,13 @@ TEST(HeadWriter, MergesSeveralForwardedForFields) {
 TEST(HeadWriter, DropsHopByHopIncludingConnectionNamed) {
   RequestRewrite rw;
   rw.client_ip = "127.0.0.1";
-  std::string out = Req(
-      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Custom\r\nKeep-Alive: 5\r\n"
-      "X-Custom: secret\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: foo\r\n"
-      "X-Other: kept\r\n\r\n",
-      rw);
-  for (const char* gone : {"Connection:", "Keep-Alive:", "X-Custom:", "TE:", "Proxy-Connection:",
-                           "Upgrade:"}) {
+  std::string out =
+      Req("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Custom\r\nKeep-Alive: 5\r\n"
+          "X-Custom: secret\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: foo\r\n"
+          "X-Other: kept\r\n\r\n",
+          rw);
+  for (const char* gone :
+       {"Connection:", "Keep-Alive:", "X-Custom:", "TE:", "Proxy-Connection:", "Upgrade:"}) {
     EXPECT_EQ(out.find(gone), std::string::npos) << gone << " in\n" << out;
   }
   EXPECT_NE(out.find("X-Other: kept\r\n"), std::string::npos);

@@ -63,8 +63,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     level_optname[1] = SO_PEERNAME;
     sqe->addr3 = reinterpret_cast<uint64_t>(&c.peer);
     // SO_PEERNAME rejects an optlen larger than the address.
-    sqe->file_index = socket_family_[socket_index] == AF_INET6 ? sizeof(sockaddr_in6)
-                                                                : sizeof(sockaddr_in);
+    sqe->file_index =
+        socket_family_[socket_index] == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     io_uring_sqe_set_data64(sqe, Ud(io::Op::kPeerName, idx));
     c.flags |= kPeerPending;
     c.inflight++;
@@ -82,9 +82,10 @@ void Worker::OnPeerName(uint32_t conn_idx, int res) {
     stats_.peername_failures.Add();
     if (!peername_warned_) {
       peername_warned_ = true;
-      ZLOG_WARN("worker %u: getsockopt(SO_PEERNAME) via io_uring failed (%s; needs kernel >= "
-                "6.7): X-Forwarded-For will not carry the client address",
-                options_.index, strerror(-res));
+      ZLOG_WARN(
+          "worker %u: getsockopt(SO_PEERNAME) via io_uring failed (%s; needs kernel >= "
+          "6.7): X-Forwarded-For will not carry the client address",
+          options_.index, strerror(-res));
     }
   }
   if (c.flags & kClosing) {
@@ -110,7 +111,8 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   uint32_t b = blocks_.Alloc();
-  size_t len = proxy::WriteLocalResponse(status, body, close, blocks_.Data(b), blocks_.block_size());
+  size_t len =
+      proxy::WriteLocalResponse(status, body, close, blocks_.Data(b), blocks_.block_size());
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   stats_.CountStatus(status);
   if (close) {
@@ -191,8 +193,7 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
     SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true);
     return true;
   }
-  const routing::RouteEntry* route =
-      snap_->routes->Match(c.owner, req.host, req.path, req.method);
+  const routing::RouteEntry* route = snap_->routes->Match(c.owner, req.host, req.path, req.method);
   if (route == nullptr) {
     stats_.CountError(ErrorCause::kNoRoute);
     // Without a body the connection stays usable; with one, we would have to read and
@@ -213,7 +214,7 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   proxy::RequestRewrite rw;
   rw.host_rewrite = route->host_rewrite;
   rw.fallback_host = cluster.endpoint_names.empty() ? std::string_view("localhost")
-                                                   : std::string_view(cluster.endpoint_names[0]);
+                                                    : std::string_view(cluster.endpoint_names[0]);
   rw.client_ip = ClientIp(c, ip, sizeof(ip));
   rw.add_forwarded = listener.add_forwarded_headers;
   uint32_t block = blocks_.Alloc();

@@ -18,17 +18,17 @@ namespace zproxy::dataplane {
 enum class ConnKind : uint8_t { kClient, kUpstream };
 
 enum ConnFlag : uint16_t {
-  kRecvArmed = 1 << 0,      // a multishot recv is active
-  kSendInflight = 1 << 1,   // one send at a time per socket (ordering)
-  kClosing = 1 << 2,        // close started; slot freed when no op is in flight
-  kFixedFile = 1 << 3,      // fd is an index into the registered file table
-  kRecvPaused = 1 << 4,     // backpressure: do not re-arm recv
-  kCloseAfterSend = 1 << 5, // close once the output queue has drained
-  kConnecting = 1 << 6,     // upstream connect in flight
-  kPooled = 1 << 7,         // idle in the upstream keep-alive pool
-  kReused = 1 << 8,         // upstream connection served an earlier request
-  kPeerPending = 1 << 9,    // SO_PEERNAME request in flight
-  kCancelSent = 1 << 10,    // recv cancel already submitted
+  kRecvArmed = 1 << 0,       // a multishot recv is active
+  kSendInflight = 1 << 1,    // one send at a time per socket (ordering)
+  kClosing = 1 << 2,         // close started; slot freed when no op is in flight
+  kFixedFile = 1 << 3,       // fd is an index into the registered file table
+  kRecvPaused = 1 << 4,      // backpressure: do not re-arm recv
+  kCloseAfterSend = 1 << 5,  // close once the output queue has drained
+  kConnecting = 1 << 6,      // upstream connect in flight
+  kPooled = 1 << 7,          // idle in the upstream keep-alive pool
+  kReused = 1 << 8,          // upstream connection served an earlier request
+  kPeerPending = 1 << 9,     // SO_PEERNAME request in flight
+  kCancelSent = 1 << 10,     // recv cancel already submitted
 };
 
 struct Conn {
@@ -36,11 +36,11 @@ struct Conn {
   ConnKind kind = ConnKind::kClient;
   uint8_t inflight = 0;  // ops whose final CQE has not arrived
   uint16_t flags = 0;
-  uint16_t owner = 0;     // listener index (client) or cluster index (upstream)
+  uint16_t owner = 0;  // listener index (client) or cluster index (upstream)
   int32_t fd = -1;
   uint32_t endpoint = 0;  // upstream endpoint index
   uint32_t exchange = kNil;
-  uint32_t io = kNil;     // ConnIo index
+  uint32_t io = kNil;                           // ConnIo index
   uint32_t pool_prev = kNil, pool_next = kNil;  // upstream keep-alive pool (per endpoint)
   TimerLink timer;
   sockaddr_in6 peer{};  // client address (v4 stored as sockaddr_in) for X-Forwarded-For
@@ -92,7 +92,7 @@ constexpr uint32_t kOutLimit = 16;
 struct ConnIo {
   OutItem out[kOutCap];
   uint32_t out_head = 0, out_count = 0;
-  uint32_t sending = 0;  // items covered by the send in flight
+  uint32_t sending = 0;                                   // items covered by the send in flight
   uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
   iovec iov[kMaxIov];
   msghdr msg{};
@@ -126,6 +126,7 @@ struct Exchange {
   bool req_done = false;     // whole request (head + body) handed to the upstream
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
+  bool dechunk = false;       // chunked response to an HTTP/1.0 client: forward data only
   http1::BodyKind req_body = http1::BodyKind::kNone;
   uint64_t req_remaining = 0;
   uint64_t max_body = 0;

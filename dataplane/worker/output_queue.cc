@@ -209,7 +209,10 @@ void Worker::CoalesceInput(uint32_t conn_idx) {
 void Worker::InPushBack(ConnIo& io, const InSlice& s) {
   uint32_t n = slices_.Alloc();
   slices_.Get(n).slice = s;
-  if (io.in_tail != kNil) slices_.Get(io.in_tail).next = n; else io.in_head = n;
+  if (io.in_tail != kNil)
+    slices_.Get(io.in_tail).next = n;
+  else
+    io.in_head = n;
   io.in_tail = n;
   io.in_count++;
 }
@@ -231,18 +234,20 @@ void Worker::InPopFront(ConnIo& io) {
   slices_.Free(n);
 }
 
+bool Worker::QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data) {
+  if (!s.is_block) {
+    return QueueOut(to, data.data(), static_cast<uint32_t>(data.size()), ItemOwner::kBuffer, s.ref);
+  }
+  // Blocks are not reference counted (rare path: a fragmented head); copy.
+  uint32_t b = blocks_.Alloc();
+  memcpy(blocks_.Data(b), data.data(), data.size());
+  return QueueOut(to, blocks_.Data(b), static_cast<uint32_t>(data.size()), ItemOwner::kBlock, b);
+}
+
 bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
   ConnIo& io = Io(from);
   const InSlice& s = InFront(io);
-  bool ok;
-  if (!s.is_block) {
-    ok = QueueOut(to, SliceData(s), static_cast<uint32_t>(n), ItemOwner::kBuffer, s.ref);
-  } else {
-    // Blocks are not reference counted (rare path: a fragmented head); copy.
-    uint32_t b = blocks_.Alloc();
-    memcpy(blocks_.Data(b), SliceData(s), n);
-    ok = QueueOut(to, blocks_.Data(b), static_cast<uint32_t>(n), ItemOwner::kBlock, b);
-  }
+  bool ok = QueueFromSlice(to, s, std::string_view(SliceData(s), n));
   ConsumeIn(from, n);
   return ok;
 }

@@ -53,8 +53,14 @@ class TimerLists {
     TimerLink& t = link_of_(idx);
     if (t.list == 0xffff) return;
     TimerListHead& l = lists_[t.list];
-    if (t.prev != kNil) link_of_(t.prev).next = t.next; else l.head = t.next;
-    if (t.next != kNil) link_of_(t.next).prev = t.prev; else l.tail = t.prev;
+    if (t.prev != kNil)
+      link_of_(t.prev).next = t.next;
+    else
+      l.head = t.next;
+    if (t.next != kNil)
+      link_of_(t.next).prev = t.prev;
+    else
+      l.tail = t.prev;
     t = TimerLink{};
   }
 

@@ -21,9 +21,9 @@ TEST(TimerLists, ExpiresInDeadlineOrderPerList) {
   TimerLists<LinkOf> t(LinkOf{&objs});
   uint16_t fast = t.AddList(100);
   uint16_t slow = t.AddList(1000);
-  t.Arm(fast, 0, 10);   // deadline 110
-  t.Arm(slow, 1, 10);   // deadline 1010
-  t.Arm(fast, 2, 50);   // deadline 150
+  t.Arm(fast, 0, 10);  // deadline 110
+  t.Arm(slow, 1, 10);  // deadline 1010
+  t.Arm(fast, 2, 50);  // deadline 150
   std::vector<uint32_t> fired;
   t.Expire(120, [&](uint32_t idx, uint16_t list) {
     EXPECT_EQ(list, fast);

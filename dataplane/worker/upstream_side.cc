@@ -20,23 +20,34 @@ namespace {
 
 const char* UpstreamErrorBody(ErrorCause cause) {
   switch (cause) {
-    case ErrorCause::kConnectRefused: return "zproxy: upstream connect failed (connection refused)\n";
-    case ErrorCause::kConnectTimeout: return "zproxy: upstream connect timeout\n";
-    case ErrorCause::kConnectError: return "zproxy: upstream connect failed\n";
-    case ErrorCause::kReadTimeout: return "zproxy: upstream read timeout\n";
-    case ErrorCause::kUpstreamClosed: return "zproxy: upstream closed connection before response\n";
-    case ErrorCause::kBadResponse: return "zproxy: invalid upstream response\n";
-    case ErrorCause::kNoHealthyUpstream: return "zproxy: no healthy upstream\n";
-    default: return "zproxy: upstream error\n";
+    case ErrorCause::kConnectRefused:
+      return "zproxy: upstream connect failed (connection refused)\n";
+    case ErrorCause::kConnectTimeout:
+      return "zproxy: upstream connect timeout\n";
+    case ErrorCause::kConnectError:
+      return "zproxy: upstream connect failed\n";
+    case ErrorCause::kReadTimeout:
+      return "zproxy: upstream read timeout\n";
+    case ErrorCause::kUpstreamClosed:
+      return "zproxy: upstream closed connection before response\n";
+    case ErrorCause::kBadResponse:
+      return "zproxy: invalid upstream response\n";
+    case ErrorCause::kNoHealthyUpstream:
+      return "zproxy: no healthy upstream\n";
+    default:
+      return "zproxy: upstream error\n";
   }
 }
 
 int UpstreamErrorStatus(ErrorCause cause) {
   switch (cause) {
     case ErrorCause::kConnectTimeout:
-    case ErrorCause::kReadTimeout: return 504;
-    case ErrorCause::kNoHealthyUpstream: return 503;
-    default: return 502;
+    case ErrorCause::kReadTimeout:
+      return 504;
+    case ErrorCause::kNoHealthyUpstream:
+      return 503;
+    default:
+      return 502;
   }
 }
 }  // namespace
@@ -44,8 +55,8 @@ int UpstreamErrorStatus(ErrorCause cause) {
 bool Worker::AssignUpstream(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   upstream::EndpointSet& lb = *lb_[ex.cluster];
-  uint32_t endpoint = lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone
-                                                         : ex.failed_endpoint);
+  uint32_t endpoint =
+      lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone : ex.failed_endpoint);
   if (endpoint == upstream::EndpointSet::kNone) return false;
   ex.endpoint = endpoint;
   lb.OnConnectionOpened(endpoint);
@@ -128,8 +139,8 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   ex.upstream = up_idx;
   // Keep the head only while a retry is still possible: a reused keep-alive connection
   // may turn out to be closed by the upstream before it reads the request.
-  bool keep_for_retry = (u.flags & kReused) && ex.req_body == http1::BodyKind::kNone &&
-                        !ex.retried_stale;
+  bool keep_for_retry =
+      (u.flags & kReused) && ex.req_body == http1::BodyKind::kNone && !ex.retried_stale;
   if (keep_for_retry) {
     uint32_t copy = blocks_.Alloc();
     memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
@@ -265,12 +276,15 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   ex.resp_body = resp.body;
   ex.resp_remaining = resp.content_length;
   ex.upstream_keep_alive = resp.keep_alive;
-  bool close_client = !ex.client_keep_alive || !ex.req_done || draining_ ||
+  // An HTTP/1.0 client cannot parse chunked framing: send the data close-delimited.
+  ex.dechunk = ex.version_minor == 0 && resp.body == http1::BodyKind::kChunked;
+  bool close_client = !ex.client_keep_alive || !ex.req_done || draining_ || ex.dechunk ||
                       resp.body == http1::BodyKind::kCloseDelimited;
   ex.client_keep_alive = !close_client;
   proxy::ResponseRewrite rw;
   rw.close = close_client;
   rw.client_http10 = ex.version_minor == 0;
+  rw.dechunk = ex.dechunk;
   uint32_t b = blocks_.Alloc();
   size_t len = proxy::WriteResponseHead(resp, rw, blocks_.Data(b), blocks_.block_size());
   if (len == 0) {
@@ -301,6 +315,20 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
       take = static_cast<size_t>(std::min<uint64_t>(take, ex.resp_remaining));
       ex.resp_remaining -= take;
       if (ex.resp_remaining == 0) ex.resp = RespState::kDone;
+    } else if (ex.dechunk) {
+      http1::Error err = http1::Error::kNone;
+      std::string_view payload;
+      http1::Status st =
+          ex.resp_chunks.FeedDecoded(std::string_view(SliceData(s), s.len), &take, &payload, &err);
+      if (st == http1::Status::kError) {
+        stats_.CountError(ErrorCause::kBadResponse);
+        AbortExchange(ex_idx, true);
+        return;
+      }
+      if (st == http1::Status::kDone) ex.resp = RespState::kDone;
+      if (!payload.empty()) QueueFromSlice(client, s, payload);
+      ConsumeIn(up, take);
+      continue;
     } else if (ex.resp_body == http1::BodyKind::kChunked) {
       http1::Error err = http1::Error::kNone;
       http1::Status st = ex.resp_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
@@ -395,8 +423,10 @@ void Worker::PoolPush(uint32_t conn_idx) {
 void Worker::PoolRemove(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
   PoolHead& pool = pools_[u.owner][u.endpoint];
-  if (u.pool_prev != kNil) conns_.Get(u.pool_prev).pool_next = u.pool_next;
-  else pool.head = u.pool_next;
+  if (u.pool_prev != kNil)
+    conns_.Get(u.pool_prev).pool_next = u.pool_next;
+  else
+    pool.head = u.pool_next;
   if (u.pool_next != kNil) conns_.Get(u.pool_next).pool_prev = u.pool_prev;
   u.pool_prev = u.pool_next = kNil;
   u.flags &= ~kPooled;

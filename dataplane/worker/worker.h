@@ -127,10 +127,15 @@ class Worker {
     return (s.is_block ? blocks_.Data(s.ref) : bufs_.Data(static_cast<uint16_t>(s.ref))) + s.off;
   }
   void ReleaseSlice(const InSlice& s) {
-    if (s.is_block) blocks_.Free(s.ref); else BufUnref(static_cast<uint16_t>(s.ref));
+    if (s.is_block)
+      blocks_.Free(s.ref);
+    else
+      BufUnref(static_cast<uint16_t>(s.ref));
   }
   // Queues bytes of the front input slice of `from` towards `to` (shared buffer or copy).
   bool ForwardFront(uint32_t from, uint32_t to, size_t n);
+  // Queues `data` (which lies inside slice `s`) towards `to`, sharing the buffer.
+  bool QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data);
   size_t InBytes(uint32_t conn_idx);
 
   // --- conn_lifecycle.cc
