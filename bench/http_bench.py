@@ -45,6 +45,9 @@ PROXIES = ["zproxy", "nginx", "haproxy"]
 ZPROXY_TARGETS = ["//controlplane:zproxyd", "//dataplane:zproxy-dataplane"]
 BACKEND_TARGET = "//tests/backend:zproxy-test-backend"
 ZC_NEVER = -1  # written as io_uring.send_zc_disable: true
+# Copies get neutral names (and the work dir a neutral prefix) so that broad `pkill -f zproxy...`
+# clean-ups of concurrently running test suites can't kill a benchmark's processes.
+BIN_ALIAS = {"zproxyd": "zb-ctl", "zproxy-dataplane": "zb-dataplane", "zproxy-test-backend": "zb-backend"}
 SIZES = {"4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
 
 
@@ -444,7 +447,11 @@ def prepare_binaries(args, workdir, need_zproxy, need_backend):
     if not targets:
         return bins, None
     if args.no_build:
-        bazel_bin, err = os.path.join(ROOT, "bazel-bin"), None
+        # The last `-c opt` outputs (bazel-bin may point at someone's fastbuild tree).
+        info = subprocess.run(["bazel", "info", "-c", "opt", "bazel-bin"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        bazel_bin = info.stdout.strip() if info.returncode == 0 else os.path.join(ROOT, "bazel-bin")
+        err = None
     else:
         bazel_bin, err = bazel_build(targets)
         if bazel_bin is None and need_zproxy and need_backend:
@@ -463,7 +470,7 @@ def prepare_binaries(args, workdir, need_zproxy, need_backend):
         src = os.path.join(bazel_bin, pkg, name)
         if not os.path.exists(src):
             return bins, "missing %s" % src
-        dst = os.path.join(bindir, name)
+        dst = os.path.join(bindir, BIN_ALIAS[name])
         shutil.copy2(src, dst)
         bins[name] = dst
     return bins, err
@@ -543,7 +550,7 @@ class Env:
             conf = os.path.join(w, "zproxy.yaml")
             with open(conf, "w") as f:
                 f.write(zproxy_conf(w, port, PORTS["backend"], PORTS["zproxy_metrics"], send_zc_threshold))
-            cmd = [self.bins["zproxyd"], "--config", conf]
+            cmd = [self.bins["zproxyd"], "--config", conf, "--dataplane", self.bins["zproxy-dataplane"]]
             chk = subprocess.run(cmd + ["--check"], capture_output=True, text=True, timeout=30)
             if chk.returncode != 0:
                 raise BenchError("zproxyd --check rejected the bench config:\n%s%s" % (chk.stdout, chk.stderr))
@@ -821,7 +828,7 @@ def cmd_http(args):
     for p in only:
         if p not in PROXIES:
             raise BenchError("unknown proxy %r (choose from %s)" % (p, ",".join(PROXIES)))
-    workdir = make_workdir("zproxy-bench-")
+    workdir = make_workdir("zb-http-")
     log("work dir " + workdir)
     need_backend = args.backend in ("auto", "zproxy")
     bins, err = prepare_binaries(args, workdir, "zproxy" in only, need_backend)
@@ -854,6 +861,12 @@ def cmd_http(args):
                 run = {"rep": rep, "proxy": name}
                 proc = None
                 try:
+                    if not env.backend.alive():
+                        problems.append("rep %d: the backend had died (exit status %s) before %s; restarted" % (
+                            rep, env.backend.p.returncode, name))
+                        log("!!! " + problems[-1])
+                        env.backend.stop()
+                        env.start_backend(backend_kind)
                     if name == "backend":
                         port, pids = PORTS["backend"], env.backend.tree()
                     else:
@@ -875,6 +888,9 @@ def cmd_http(args):
                         run["idle"] = idle_memory(idle_exe, proc, port, args.idle_conns, args.settle)
                     if proc and not proc.alive():
                         raise BenchError("%s died during the run:\n%s" % (name, proc.log_tail()))
+                    if not env.backend.alive():
+                        raise BenchError("the backend died (exit status %s) during %s:\n%s" % (
+                            env.backend.p.returncode, name, env.backend.log_tail()))
                     ka = run["keepalive"]
                     log("  %s: %.0f req/s p99 %.0fus cpu %.2fus/req | close %.0f conn/s cpu %.2fus/conn%s" % (
                         name, ka["rps"], ka.get("p99", 0), ka.get("cpu_us_per_req", 0),
@@ -957,7 +973,7 @@ def cmd_sendzc(args):
     # send_zc_threshold: 0 into the default (16 KiB), so "never" is `send_zc_disable: true`.
     named = {"never": ZC_NEVER, "always": 1}
     thresholds = [named[x] if x in named else int(x) for x in args.thresholds.split(",")]
-    workdir = make_workdir("zproxy-sendzc-")
+    workdir = make_workdir("zb-sendzc-")
     bins, err = prepare_binaries(args, workdir, True, args.backend in ("auto", "zproxy"))
     if "zproxyd" not in bins:
         raise BenchError("zproxy could not be built:\n%s" % err)
@@ -1064,13 +1080,13 @@ def find_dataplane(pids):
             exe = os.path.basename(os.readlink("/proc/%d/exe" % p))
         except OSError:
             continue
-        if exe.startswith("zproxy-dataplane"):
+        if exe.startswith(BIN_ALIAS["zproxy-dataplane"]) or exe.startswith("zproxy-dataplane"):
             return p
     return None
 
 
 def cmd_profile(args):
-    workdir = make_workdir("zproxy-profile-")
+    workdir = make_workdir("zb-profile-")
     bins, err = prepare_binaries(args, workdir, True, args.backend in ("auto", "zproxy"))
     if "zproxyd" not in bins:
         raise BenchError("zproxy could not be built:\n%s" % err)
