@@ -120,6 +120,17 @@ def stack(backends, session_dir, request):
     _finish(z, request)
 
 
+@pytest.fixture(autouse=True)
+def _stack_survives(request):
+    """Attributes a crash of the shared proxy to the test that caused it (instead of a
+    cascade of 'connection refused' in every later test)."""
+    yield
+    if "stack" in request.fixturenames:
+        z = request.getfixturevalue("stack")
+        assert z.proc.poll() is None, "the shared zproxyd died (exit %s) during this test:\n%s" % (
+            z.proc.returncode, z.stderr()[-4000:])
+
+
 @pytest.fixture
 def make_proxy(tmp_path, request):
     """Factory: make_proxy(config, allow_stderr=(), expect_rc=0) -> running Zproxy.
