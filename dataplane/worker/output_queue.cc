@@ -32,7 +32,19 @@ size_t Worker::InBytes(uint32_t conn_idx) {
 }
 
 void Worker::BufUnref(uint16_t bid) {
-  if (--buf_refs_[bid] == 0) bufs_.Recycle(bid);
+  if (--buf_refs_[bid] == 0) {
+    bufs_.Recycle(bid);
+    recycled_++;
+  }
+}
+
+void Worker::RearmEnobufsWaiters() {
+  // ArmRecv only queues SQEs, so the list cannot grow while it is walked.
+  for (auto [idx, gen] : enobufs_waiters_) {
+    Conn& c = conns_.Get(idx);
+    if (c.gen == gen && !(c.flags & kClosing)) ArmRecv(idx);
+  }
+  enobufs_waiters_.clear();  // keeps its capacity: no allocation in steady state
 }
 
 void Worker::ReleaseItem(const OutItem& item) {
@@ -117,7 +129,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     // The provided-buffer ring ran dry: not the connection's fault. Re-arm; the buffers
     // come back as sends complete.
     stats_.enobufs_rearms.Add();
-    if (!more) ArmRecv(conn_idx);
+    if (!more) enobufs_waiters_.emplace_back(conn_idx, c.gen);
     return;
   }
   if (res == -ECANCELED) {
@@ -284,11 +296,11 @@ void Worker::Flush(uint32_t conn_idx) {
   io_uring_sqe* sqe = ring_.Sqe();
   const OutItem& first = io.out[io.out_head];
   uint32_t zc_threshold = snap_->send_zc_threshold;
-  if (io.out_count == 1 || first.len >= 65536) {
-    // One buffer: plain send, or zero-copy for large provided buffers (never heads:
-    // those are small, and a small SEND_ZC can wait for a delayed ACK).
-    bool zc = ring_.features().send_zc && zc_threshold != 0 && first.owner == ItemOwner::kBuffer &&
-              first.len >= zc_threshold;
+  // A large received buffer goes alone as SEND_ZC (never heads: those are small, and a
+  // small SEND_ZC can wait for a delayed ACK); everything else is batched into sendmsg.
+  bool zc = ring_.features().send_zc && zc_threshold != 0 && first.owner == ItemOwner::kBuffer &&
+            first.len >= zc_threshold;
+  if (io.out_count == 1 || zc) {
     if (zc) {
       io_uring_prep_send_zc(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL, 0);
       uint16_t bid = static_cast<uint16_t>(first.ref);

@@ -114,6 +114,8 @@ void Worker::Run() {
     }
     io_uring_cq_advance(ring, count);
     bufs_.Commit();
+    if (!enobufs_waiters_.empty() && recycled_ != 0) RearmEnobufsWaiters();
+    recycled_ = 0;
   }
 }
 
@@ -176,6 +178,7 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
 
 void Worker::OnTick() {
   ArmTick();
+  if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {

@@ -112,6 +112,7 @@ class Worker {
   void PauseRecv(uint32_t conn_idx);
   void MaybeResumeRecv(uint32_t conn_idx);
   void BufRef(uint16_t bid) { buf_refs_[bid]++; }
+  void RearmEnobufsWaiters();
   void BufUnref(uint16_t bid);
   void ConsumeIn(uint32_t conn_idx, size_t n);
   InSlice& InFront(ConnIo& io) { return slices_.Get(io.in_head).slice; }
@@ -191,6 +192,10 @@ class Worker {
   bool peername_warned_ = false;
   std::vector<bool> accept_armed_;
   std::vector<int> socket_family_;
+  // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
+  // a loop iteration that recycled some, or on the next tick), not in a tight loop.
+  std::vector<std::pair<uint32_t, uint16_t>> enobufs_waiters_;
+  uint64_t recycled_ = 0;
 };
 
 }  // namespace zproxy::dataplane

@@ -1,0 +1,47 @@
+"""The optional io_uring paths: SQPOLL, SEND_ZC for every body buffer, and SEND_ZC off.
+Each must carry bodies intact and report itself in /metrics."""
+
+import concurrent.futures
+import hashlib
+
+import pytest
+
+import httpraw
+from conftest import catch_all, cluster, listener
+from procs import base_config
+from test_metrics import scrape
+
+MODES = {
+    "sqpoll": {"sqpoll": True},
+    "send_zc_always": {"send_zc_threshold": 1},
+    "send_zc_off": {"send_zc_disable": True},
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_bodies_intact_in_mode(make_proxy, backends, mode):
+    cfg = base_config([listener("web", catch_all("app"))], [cluster("app", backends["a"].addr)],
+                      io_uring=MODES[mode])
+    z = make_proxy(cfg)
+    n = 2_000_003
+    want = hashlib.sha256(httpraw.pattern(n)).hexdigest()
+
+    def fetch(_):
+        r = httpraw.request(z.port, target="/bytes/%d" % n, timeout=20)
+        return r.status, hashlib.sha256(r.body).hexdigest()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(fetch, range(8)))
+    assert all(st == 200 and h == want for st, h in results), results
+
+    fams = scrape(z)
+    info = fams["zproxy_dataplane_info"].samples[0][1]
+    zc = fams["zproxy_send_zc_total"].value()
+    if mode == "sqpoll":
+        assert info["sqpoll"] == "1", info
+    elif mode == "send_zc_always":
+        assert info["send_zc"] == "1", info
+        assert zc > 0
+        assert fams["zproxy_send_zc_bytes_total"].value() >= n
+    else:
+        assert zc == 0
