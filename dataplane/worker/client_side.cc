@@ -118,7 +118,7 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
   if (close) {
     // Nothing after this response will be read: drop input, stop reading, close once
     // the response is out.
-    c.flags |= kCloseAfterSend;
+    c.flags |= kCloseAfterSend | kLingerNeeded;
     DropInput(conn_idx);
     PauseRecv(conn_idx);
     timers_.Disarm(conn_idx);
@@ -303,6 +303,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   }
   ReleaseUpstream(ex_idx, reusable);
   bool close = !ex.client_keep_alive || !ex.req_done || draining_;
+  bool ex_req_done = ex.req_done;
   Conn& c = conns_.Get(client);
   c.exchange = kNil;
   FreeExchange(ex_idx);
@@ -310,8 +311,14 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   if (c.flags & kClosing) return;
   if (close) {
     c.flags |= kCloseAfterSend;
+    if (!ex_req_done || InBytes(client) > 0) c.flags |= kLingerNeeded;
     DropInput(client);
-    if (OutCount(client) == 0 && !(c.flags & kSendInflight)) CloseConn(client);
+    if (OutCount(client) == 0 && !(c.flags & kSendInflight)) {
+      if (c.flags & kLingerNeeded)
+        LingeringClose(client);
+      else
+        CloseConn(client);
+    }
     return;
   }
   timers_.Arm(t_client_idle_[c.owner], client, NowMs());

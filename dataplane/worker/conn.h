@@ -29,6 +29,8 @@ enum ConnFlag : uint16_t {
   kReused = 1 << 8,          // upstream connection served an earlier request
   kPeerPending = 1 << 9,     // SO_PEERNAME request in flight
   kCancelSent = 1 << 10,     // recv cancel already submitted
+  kLingerNeeded = 1 << 11,   // the client may still be sending: linger before closing
+  kLingering = 1 << 12,      // write side shut down; reading and discarding until EOF
 };
 
 struct Conn {

@@ -1,6 +1,8 @@
 // Opening and closing connections, and tearing down exchanges. A slot is only reused
 // once every operation that references it has completed (Conn::inflight), so a late
 // completion can never touch a new connection's state.
+#include <sys/socket.h>
+
 #include "common/log.h"
 #include "dataplane/worker/worker.h"
 
@@ -51,6 +53,20 @@ void Worker::CloseConn(uint32_t conn_idx) {
   }
   io_uring_sqe_set_data64(sqe, Ud(io::Op::kClose, conn_idx));
   c.inflight++;
+}
+
+void Worker::LingeringClose(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & (kClosing | kLingering)) return;
+  c.flags |= kLingering;
+  c.flags &= ~kCloseAfterSend;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_shutdown(sqe, c.fd, SHUT_WR);
+  if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+  timers_.Arm(t_linger_, conn_idx, NowMs());
+  c.flags &= ~kRecvPaused;
+  ArmRecv(conn_idx);
 }
 
 void Worker::MaybeFreeConn(uint32_t conn_idx) {

@@ -100,7 +100,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
   if (res > 0) {
     uint16_t bid = static_cast<uint16_t>(cqe->flags >> 16);
     buf_refs_[bid] = 1;
-    if (c.flags & kClosing) {
+    if (c.flags & (kClosing | kLingering)) {
       BufUnref(bid);
       MaybeFreeConn(conn_idx);
       return;
@@ -123,6 +123,14 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
   }
   if (c.flags & kClosing) {
     MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (c.flags & kLingering) {
+    if (res == -ENOBUFS || res == -ECANCELED) {
+      if (!more) ArmRecv(conn_idx);
+    } else {
+      CloseConn(conn_idx);  // EOF or error: the client is done
+    }
     return;
   }
   if (res == -ENOBUFS) {
@@ -391,7 +399,11 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   } else if ((c2.flags & kCloseAfterSend) && c2.exchange == kNil) {
     // Only once the exchange is over: an empty queue mid-response just means the
     // upstream side is momentarily behind.
-    CloseConn(conn_idx);
+    if (c2.flags & kLingerNeeded) {
+      LingeringClose(conn_idx);
+    } else {
+      CloseConn(conn_idx);
+    }
   } else if (c2.kind == ConnKind::kClient && c2.exchange == kNil && draining_) {
     CloseConn(conn_idx);
   } else {

@@ -14,6 +14,8 @@ namespace zproxy::dataplane {
 
 namespace {
 constexpr uint32_t kTickMs = 50;
+// How long a closing client connection may keep sending before it is closed anyway.
+constexpr uint32_t kLingerTimeoutMs = 2000;
 
 uint32_t MaxBlockSize(const Snapshot& snap) {
   uint32_t max = 8192;
@@ -58,6 +60,7 @@ bool Worker::Init(std::string* error) {
     lb_.push_back(std::make_unique<upstream::EndpointSet>(c.lb));
     pools_.emplace_back(c.lb.endpoints.size());
   }
+  t_linger_ = timers_.AddList(kLingerTimeoutMs);
   accept_armed_.assign(sockets_.size(), false);
   for (const auto& sock : sockets_) {
     sockaddr_storage ss{};
@@ -219,6 +222,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   if (c.kind == ConnKind::kClient) {
+    if (c.flags & kLingering) {
+      CloseConn(conn_idx);
+      return;
+    }
     if (c.exchange == kNil && InBytes(conn_idx) > 0) {
       // A partial request head did not complete in time.
       stats_.CountError(ErrorCause::kClientTimeout);

@@ -142,6 +142,10 @@ class Worker {
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);
   void CloseConn(uint32_t conn_idx);
+  // Close after a response the client may not have finished sending to (errors, unread
+  // bodies): shut down our side, discard what still arrives, then close. Closing with
+  // unread data makes the kernel send RST, which can destroy the response in flight.
+  void LingeringClose(uint32_t conn_idx);
   void MaybeFreeConn(uint32_t conn_idx);
   void AbortExchange(uint32_t ex_idx, bool close_client);
   void FreeExchange(uint32_t ex_idx);
@@ -172,6 +176,7 @@ class Worker {
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
   std::vector<uint16_t> t_client_idle_, t_client_header_;
   std::vector<uint16_t> t_connect_, t_read_, t_pool_;
+  uint16_t t_linger_ = 0;
 
   // Per cluster per worker balancing state and keep-alive pool heads.
   std::vector<std::unique_ptr<upstream::EndpointSet>> lb_;
