@@ -321,7 +321,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
     }
     return;
   }
-  timers_.Arm(t_client_idle_[c.owner], client, NowMs());
+  timers_.Arm(draining_ ? t_drain_idle_ : t_client_idle_[c.owner], client, NowMs());
   if (InBytes(client) > 0) ProcessClientInput(client);  // pipelined request
   MaybeResumeRecv(client);
   ReleaseIoIfIdle(client);

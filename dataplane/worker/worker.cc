@@ -16,6 +16,8 @@ namespace {
 constexpr uint32_t kTickMs = 50;
 // How long a closing client connection may keep sending before it is closed anyway.
 constexpr uint32_t kLingerTimeoutMs = 2000;
+// While draining, an idle keep-alive connection is closed after this much idleness.
+constexpr uint32_t kDrainIdleMs = 1000;
 
 uint32_t MaxBlockSize(const Snapshot& snap) {
   uint32_t max = 8192;
@@ -61,6 +63,7 @@ bool Worker::Init(std::string* error) {
     pools_.emplace_back(c.lb.endpoints.size());
   }
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
+  t_drain_idle_ = timers_.AddList(kDrainIdleMs);
   accept_armed_.assign(sockets_.size(), false);
   for (const auto& sock : sockets_) {
     sockaddr_storage ss{};
@@ -205,13 +208,15 @@ void Worker::StartDrain() {
     io_uring_prep_cancel64(sqe, io::UserData{io::Op::kAccept, i, 0, 0}.Pack(), 0);
     io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
   }
-  // Idle keep-alive connections have nothing in flight: close them now. Busy ones close
-  // after their current response (FinishExchange checks draining_).
+  // Busy connections close after their current response (FinishExchange checks
+  // draining_ and answers with Connection: close). Idle keep-alive connections get a
+  // short grace period instead of an immediate close: a client under load sends its next
+  // request right after a response, and closing under it would fail that request.
   for (uint32_t i = 0; i < conns_.capacity(); i++) {
     Conn& c = conns_.Get(i);
     if (c.fd < 0 || (c.flags & kClosing)) continue;
-    if (c.kind == ConnKind::kClient && c.exchange == kNil && (c.io == kNil || OutCount(i) == 0)) {
-      CloseConn(i);
+    if (c.kind == ConnKind::kClient && c.exchange == kNil && InBytes(i) == 0) {
+      timers_.Arm(t_drain_idle_, i, NowMs());
     } else if (c.kind == ConnKind::kUpstream && (c.flags & kPooled)) {
       CloseConn(i);
     }

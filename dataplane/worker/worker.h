@@ -177,6 +177,7 @@ class Worker {
   std::vector<uint16_t> t_client_idle_, t_client_header_;
   std::vector<uint16_t> t_connect_, t_read_, t_pool_;
   uint16_t t_linger_ = 0;
+  uint16_t t_drain_idle_ = 0;
 
   // Per cluster per worker balancing state and keep-alive pool heads.
   std::vector<std::unique_ptr<upstream::EndpointSet>> lb_;
