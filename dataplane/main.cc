@@ -1,12 +1,15 @@
 // zproxy-dataplane: started by zproxyd with --control-fd. Receives the listen sockets
 // and the config snapshot, runs one io_uring worker per CPU, serves /metrics, and drains
 // on SIGTERM.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -107,6 +110,11 @@ int Run(int argc, char** argv) {
                  s.listener().c_str(), s.worker());
       return 1;
     }
+    // Accepted sockets inherit TCP_NODELAY from their listener: responses are written
+    // in pieces (head, then body buffers), and Nagle would hold a trailing small
+    // segment until the client's delayed ACK (40 ms).
+    int one = 1;
+    setsockopt(fds[i].get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!boot.config().listeners(listener).has_tcp_proxy()) {
       sockets[s.worker()].push_back(WorkerListenSocket{fds[i].get(), listener});
     }
@@ -211,6 +219,15 @@ int Run(int argc, char** argv) {
       ZLOG_ERROR("%s", error.c_str());
     } else {
       ZLOG_INFO("metrics on http://%s/metrics", boot.config().metrics_address().c_str());
+    }
+  }
+
+  // Readiness for zproxyd's graceful handover: workers are accepting (and /metrics is up),
+  // so the previous data plane may now be told to drain. One byte 'R' on the control socket.
+  {
+    const char ready_byte = 'R';
+    if (send(args.control_fd, &ready_byte, 1, MSG_NOSIGNAL) != 1) {
+      ZLOG_WARN("cannot report readiness to zproxyd: %s", strerror(errno));
     }
   }
 

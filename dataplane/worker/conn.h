@@ -94,7 +94,8 @@ constexpr uint32_t kOutLimit = 16;
 struct ConnIo {
   OutItem out[kOutCap];
   uint32_t out_head = 0, out_count = 0;
-  uint32_t sending = 0;                                   // items covered by the send in flight
+  uint32_t sending = 0;  // items covered by the send in flight
+  uint16_t zc_bid = 0;   // buffer id + 1 of the SEND_ZC in flight (0 = plain send)
   uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
   iovec iov[kMaxIov];
   msghdr msg{};

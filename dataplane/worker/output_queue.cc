@@ -314,11 +314,13 @@ void Worker::Flush(uint32_t conn_idx) {
       uint16_t bid = static_cast<uint16_t>(first.ref);
       BufRef(bid);  // held until the NOTIF completion
       io::UserData ud{io::Op::kSendZc, conn_idx, c.gen, static_cast<uint16_t>(bid + 1)};
+      io.zc_bid = static_cast<uint16_t>(bid + 1);
       io_uring_sqe_set_data64(sqe, ud.Pack());
       stats_.send_zc.Add();
       stats_.send_zc_bytes.Add(first.len);
     } else {
       io_uring_prep_send(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL);
+      io.zc_bid = 0;
       io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
       stats_.send_plain.Add();
     }
@@ -334,6 +336,7 @@ void Worker::Flush(uint32_t conn_idx) {
     io.msg.msg_iov = io.iov;
     io.msg.msg_iovlen = n;
     io_uring_prep_sendmsg(sqe, c.fd, &io.msg, MSG_NOSIGNAL);
+    io.zc_bid = 0;
     io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
     io.sending = n;
     stats_.send_plain.Add();
