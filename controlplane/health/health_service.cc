@@ -1,0 +1,117 @@
+#include "controlplane/health/health_service.h"
+
+#include <set>
+#include <utility>
+
+#include "common/log.h"
+#include "common/net_address.h"
+#include "controlplane/config/defaults.h"
+
+namespace zproxy::health {
+namespace {
+
+using Key = std::pair<std::string, std::string>;
+
+// Endpoints that get a slot: those of clusters with a health_check, each address once.
+std::vector<Key> CheckedEndpoints(const zproxy::v1::Config& config) {
+  std::vector<Key> keys;
+  std::set<Key> seen;
+  for (const auto& c : config.clusters()) {
+    if (!c.has_health_check()) continue;
+    for (const auto& e : c.endpoints()) {
+      Key k{c.name(), e.address()};
+      if (seen.insert(k).second) keys.push_back(std::move(k));
+    }
+  }
+  return keys;
+}
+
+}  // namespace
+
+HealthService::HealthService(uint32_t slots) : slots_(slots), allocator_(slots) {}
+
+HealthService::~HealthService() { Stop(); }
+
+bool HealthService::Start(std::string* error) {
+  if (!HealthRegion::Create(slots_, &region_, error)) return false;
+  checker_ = std::make_unique<HealthChecker>(
+      &region_, [this](const std::string& cluster, const std::string& address, bool healthy,
+                       const std::string& reason) {
+        events_.Publish(
+            HealthEvent{std::chrono::system_clock::now(), cluster, address, healthy, reason});
+      });
+  return checker_->Start(error);
+}
+
+void HealthService::Stop() {
+  if (checker_ != nullptr) checker_->Stop();
+}
+
+void HealthService::Apply(const zproxy::v1::Config& config) {
+  std::vector<CheckTarget> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Key> keys = CheckedEndpoints(config);
+    allocator_.Retain(keys);
+    for (const auto& c : config.clusters()) {
+      if (!c.has_health_check()) continue;
+      zproxy::v1::HealthCheck hc = c.health_check();
+      config::ApplyDefaults(&hc);  // normally applied already; a no-op then
+      std::set<std::string> seen;
+      for (const auto& e : c.endpoints()) {
+        if (!seen.insert(e.address()).second) continue;
+        bool fresh = false;
+        auto slot = allocator_.Assign(c.name(), e.address(), &fresh);
+        if (!slot) {
+          if (!full_warned_) {
+            ZLOG_WARN(
+                "health: all %u region slots in use; endpoints beyond them are not "
+                "checked (always healthy)",
+                slots_);
+            full_warned_ = true;
+          }
+          continue;
+        }
+        if (fresh) region_.Set(*slot, true);
+        CheckTarget t;
+        t.cluster = c.name();
+        t.address = e.address();
+        t.slot = *slot;
+        std::string err;
+        if (!ParseNetAddress(e.address(), &t.resolved, &err)) t.resolve_error = err;
+        t.spec.http_path = hc.http_path();
+        t.spec.host = e.address();
+        t.spec.expected_statuses.assign(hc.expected_statuses().begin(),
+                                        hc.expected_statuses().end());
+        t.interval_ms = hc.interval_ms();
+        t.timeout_ms = hc.timeout_ms();
+        t.healthy_threshold = std::max(1u, hc.healthy_threshold());
+        t.unhealthy_threshold = std::max(1u, hc.unhealthy_threshold());
+        targets.push_back(std::move(t));
+      }
+    }
+  }
+  ZLOG_INFO("health: checking %zu endpoint(s)", targets.size());
+  checker_->Update(std::move(targets));
+}
+
+void HealthService::FillBootstrap(const zproxy::v1::Config& config,
+                                  zproxy::v1::DataplaneBootstrap* bootstrap,
+                                  std::vector<int>* fds) {
+  if (!region_.valid()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Key& k : CheckedEndpoints(config)) {
+    bool fresh = false;
+    auto slot = allocator_.Assign(k.first, k.second, &fresh);
+    if (!slot) continue;  // Apply warned; the endpoint stays "always healthy"
+    if (fresh) region_.Set(*slot, true);
+    auto* s = bootstrap->add_health_slots();
+    s->set_cluster(k.first);
+    s->set_address(k.second);
+    s->set_slot(*slot);
+  }
+  bootstrap->set_health_region_fd_index(static_cast<uint32_t>(fds->size()));
+  fds->push_back(region_.fd());
+}
+
+}  // namespace zproxy::health

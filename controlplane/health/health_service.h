@@ -1,0 +1,54 @@
+// zproxyd's health subsystem in one object: owns the health region, the slot assignment
+// and the checker, turns each published config into check targets, and adds the region and
+// the slot table to the data plane's bootstrap. The Admin API's WatchHealth subscribes to
+// events(); States() gives the current picture for a watcher's first message.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/health_region.h"
+#include "controlplane/health/checker.h"
+#include "controlplane/health/health_events.h"
+#include "zproxy/v1/config.pb.h"
+#include "zproxy/v1/dataplane.pb.h"
+
+namespace zproxy::health {
+
+class HealthService {
+ public:
+  explicit HealthService(uint32_t slots = HealthRegion::kDefaultSlots);
+  ~HealthService();
+
+  // Creates the region and starts the checker thread (with no targets yet).
+  bool Start(std::string* error);
+  void Stop();
+
+  // Reconfigures for a newly published config: endpoints of clusters with a health_check
+  // are checked; unchanged endpoints keep their slot and state. Thread-safe. May block on
+  // DNS for endpoint names (like the data plane's snapshot builder).
+  void Apply(const zproxy::v1::Config& config);
+
+  // Adds `health_slots` for `config` and the region fd (appended to `fds`, its index in
+  // `health_region_fd_index`). Thread-safe.
+  void FillBootstrap(const zproxy::v1::Config& config, zproxy::v1::DataplaneBootstrap* bootstrap,
+                     std::vector<int>* fds);
+
+  HealthEvents& events() { return events_; }
+  std::vector<EndpointHealth> States() const { return checker_->States(); }
+  const HealthRegion& region() const { return region_; }
+
+ private:
+  const uint32_t slots_;
+  HealthRegion region_;
+  HealthEvents events_;
+  std::unique_ptr<HealthChecker> checker_;
+  std::mutex mu_;  // guards allocator_ (and region_ writes of fresh slots)
+  HealthSlotAllocator allocator_;
+  bool full_warned_ = false;
+};
+
+}  // namespace zproxy::health
