@@ -110,9 +110,12 @@ std::string_view Worker::ClientIp(Conn& c, char* buf, size_t cap) {
 void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
-  uint32_t b = blocks_.Alloc();
-  size_t len =
-      proxy::WriteLocalResponse(status, body, close, blocks_.Data(b), blocks_.block_size());
+  size_t len = 0;
+  uint32_t b = WriteIntoBlock(
+      [&](char* out, size_t cap) {
+        return proxy::WriteLocalResponse(status, body, close, out, cap);
+      },
+      &len);
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   stats_.CountStatus(status);
   if (close) {
@@ -176,7 +179,7 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   http1::Error err = http1::Error::kNone;
   http1::Status st = http1::ParseRequest(data, listener.limits, header_storage_, &req, &err);
   if (st == http1::Status::kNeedMore) {
-    if (assembled && data.size() >= blocks_.block_size()) {
+    if (assembled && data.size() >= blocks_.large_size()) {
       RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
       return true;
     }
@@ -217,10 +220,10 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
                                                     : std::string_view(cluster.endpoint_names[0]);
   rw.client_ip = ClientIp(c, ip, sizeof(ip));
   rw.add_forwarded = listener.add_forwarded_headers;
-  uint32_t block = blocks_.Alloc();
-  size_t head_len = proxy::WriteRequestHead(req, rw, blocks_.Data(block), blocks_.block_size());
-  if (head_len == 0) {
-    blocks_.Free(block);
+  size_t head_len = 0;
+  uint32_t block = WriteIntoBlock(
+      [&](char* out, size_t cap) { return proxy::WriteRequestHead(req, rw, out, cap); }, &head_len);
+  if (block == kNil) {
     RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
     return true;
   }

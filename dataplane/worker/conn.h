@@ -83,13 +83,13 @@ struct SliceNode {
   void Reset() { next = kNil; }
 };
 
-constexpr uint32_t kOutCap = 64;
-constexpr uint32_t kMaxIov = 16;
+constexpr uint32_t kOutCap = 24;
+constexpr uint32_t kMaxIov = 8;
 // Backpressure: stop reading a socket while this much of its input waits for its peer.
 constexpr uint32_t kInPauseAt = 8;
 constexpr uint32_t kInResumeAt = 4;
 // Do not queue more than this many items towards a socket; the rest waits as input.
-constexpr uint32_t kOutLimit = 16;
+constexpr uint32_t kOutLimit = 12;
 
 struct ConnIo {
   OutItem out[kOutCap];

@@ -208,10 +208,10 @@ void Worker::CoalesceInput(uint32_t conn_idx) {
     }
     InPopFront(io);
   } else {
-    merged.ref = blocks_.Alloc();
+    merged.ref = blocks_.AllocLarge();
     dst = blocks_.Data(merged.ref);
   }
-  uint32_t cap = blocks_.block_size();
+  uint32_t cap = blocks_.large_size();
   while (io.in_count > 0 && merged.len < cap) {
     InSlice& s = InFront(io);
     uint32_t take = std::min(s.len, cap - merged.len);
@@ -259,7 +259,7 @@ bool Worker::QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data
     return QueueOut(to, data.data(), static_cast<uint32_t>(data.size()), ItemOwner::kBuffer, s.ref);
   }
   // Blocks are not reference counted (rare path: a fragmented head); copy.
-  uint32_t b = blocks_.Alloc();
+  uint32_t b = blocks_.Alloc(data.size());
   memcpy(blocks_.Data(b), data.data(), data.size());
   return QueueOut(to, blocks_.Data(b), static_cast<uint32_t>(data.size()), ItemOwner::kBlock, b);
 }

@@ -142,7 +142,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   bool keep_for_retry =
       (u.flags & kReused) && ex.req_body == http1::BodyKind::kNone && !ex.retried_stale;
   if (keep_for_retry) {
-    uint32_t copy = blocks_.Alloc();
+    uint32_t copy = blocks_.Alloc(ex.req_head_len);
     memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
     QueueOut(up_idx, blocks_.Data(copy), ex.req_head_len, ItemOwner::kBlock, copy);
   } else {
@@ -226,7 +226,7 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
         CoalesceInput(conn_idx);
         continue;
       }
-      if (front.is_block && front.len >= blocks_.block_size()) {
+      if (front.is_block && front.len >= blocks_.large_size()) {
         UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
       }
       return;
@@ -245,7 +245,7 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
 bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* consumed) {
   Exchange& ex = exchanges_.Get(ex_idx);
   http1::Limits limits;
-  limits.max_header_bytes = blocks_.block_size() - 4096;
+  limits.max_header_bytes = blocks_.large_size() - 4096;
   limits.max_headers = 128;
   http1::ResponseHead resp;
   http1::Error err = http1::Error::kNone;
@@ -263,10 +263,15 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     // 1xx are forwarded as they come (100-continue, 103 early hints), except to
     // HTTP/1.0 clients, which cannot parse them.
     if (ex.version_minor >= 1) {
-      uint32_t b = blocks_.Alloc();
-      size_t len = proxy::WriteResponseHead(resp, proxy::ResponseRewrite{}, blocks_.Data(b),
-                                            blocks_.block_size());
-      QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+      size_t len = 0;
+      uint32_t b = WriteIntoBlock(
+          [&](char* out, size_t cap) {
+            return proxy::WriteResponseHead(resp, proxy::ResponseRewrite{}, out, cap);
+          },
+          &len);
+      if (b != kNil) {
+        QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+      }
       Flush(client);
     }
     *consumed = resp.head_bytes;
@@ -285,10 +290,10 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   rw.close = close_client;
   rw.client_http10 = ex.version_minor == 0;
   rw.dechunk = ex.dechunk;
-  uint32_t b = blocks_.Alloc();
-  size_t len = proxy::WriteResponseHead(resp, rw, blocks_.Data(b), blocks_.block_size());
-  if (len == 0) {
-    blocks_.Free(b);
+  size_t len = 0;
+  uint32_t b = WriteIntoBlock(
+      [&](char* out, size_t cap) { return proxy::WriteResponseHead(resp, rw, out, cap); }, &len);
+  if (b == kNil) {
     UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
     *consumed = 0;
     return true;

@@ -135,6 +135,20 @@ class Worker {
   }
   // Queues bytes of the front input slice of `from` towards `to` (shared buffer or copy).
   bool ForwardFront(uint32_t from, uint32_t to, size_t n);
+  // Runs write(buf, cap) -> length (0 = did not fit) into a small block, retrying in a
+  // large one. Returns the block and sets *len; on failure frees it and returns kNil.
+  template <typename WriteFn>
+  uint32_t WriteIntoBlock(WriteFn&& write, size_t* len) {
+    uint32_t b = blocks_.Alloc(0);
+    *len = write(blocks_.Data(b), blocks_.Capacity(b));
+    if (*len != 0) return b;
+    blocks_.Free(b);
+    b = blocks_.AllocLarge();
+    *len = write(blocks_.Data(b), blocks_.Capacity(b));
+    if (*len != 0) return b;
+    blocks_.Free(b);
+    return kNil;
+  }
   // Queues `data` (which lies inside slice `s`) towards `to`, sharing the buffer.
   bool QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data);
   size_t InBytes(uint32_t conn_idx);
