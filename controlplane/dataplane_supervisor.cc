@@ -56,6 +56,7 @@ bool DataplaneSupervisor::Start(std::string* error) {
     entry->set_worker(s.worker);
     fds.push_back(s.fd.get());
   }
+  if (options_.extend_bootstrap) options_.extend_bootstrap(&bootstrap, &fds);
 
   DataplaneProcess child;
   if (!SpawnDataplane(options_.binary, &child, error)) return false;

@@ -7,12 +7,17 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "common/unique_fd.h"
 #include "controlplane/config_store.h"
 #include "controlplane/listen_sockets.h"
+
+namespace zproxy::v1 {
+class DataplaneBootstrap;
+}
 
 namespace zproxy::controlplane {
 
@@ -34,6 +39,10 @@ class DataplaneSupervisor {
     Ms startup_grace{1000};
     // A data plane that ran this long resets the backoff to min_backoff.
     Ms stable_after{10000};
+    // Called for every data plane start (first, restart, handover) after the listen
+    // sockets are in: adds the health region fd and slot table (controlplane/health).
+    // Appended fds must stay open; they travel after the listen sockets.
+    std::function<void(zproxy::v1::DataplaneBootstrap*, std::vector<int>* fds)> extend_bootstrap;
   };
 
   DataplaneSupervisor(Options options, const ConfigStore& store,

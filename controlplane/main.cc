@@ -11,6 +11,7 @@
 #include "controlplane/dataplane_locator.h"
 #include "controlplane/dataplane_supervisor.h"
 #include "controlplane/flags.h"
+#include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
 #include "controlplane/workers.h"
 
@@ -51,6 +52,14 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
+  // Active health checks: one thread (after BlockSupervisorSignals, so it inherits the
+  // mask) writing the shared health region the data plane maps read-only.
+  health::HealthService health;
+  if (!health.Start(&error)) {
+    ZLOG_ERROR("%s", error.c_str());
+    return 1;
+  }
+
   std::string workers_note;
   const uint32_t workers =
       ResolveWorkers(loaded.config.workers(), AffinityCpuCount(), &workers_note);
@@ -80,6 +89,13 @@ int Main(int argc, char** argv) {
   options.binary = binary;
   options.workers = workers;
   options.stop_timeout = DataplaneSupervisor::Ms(drain_ms + 5000);
+  // Every data plane start carries the config it will run: the checker follows that
+  // config (unchanged endpoints keep slot and state) and the data plane gets the region.
+  options.extend_bootstrap = [&health](zproxy::v1::DataplaneBootstrap* boot,
+                                       std::vector<int>* fds) {
+    health.Apply(boot->config());
+    health.FillBootstrap(boot->config(), boot, fds);
+  };
   DataplaneSupervisor supervisor(options, store, sockets);
   int code = supervisor.Run();
   ZLOG_INFO("exiting with status %d", code);

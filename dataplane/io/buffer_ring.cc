@@ -7,6 +7,10 @@
 
 namespace zproxy::io {
 
+namespace {
+constexpr uint32_t kInitialTarget = 64;
+}  // namespace
+
 BufferRing::~BufferRing() {
   if (br_ != nullptr) {
     io_uring_unregister_buf_ring(ring_, group_id_);
@@ -52,7 +56,10 @@ bool BufferRing::Init(io_uring* ring, uint16_t group_id, uint32_t count, uint32_
     return false;
   }
   base_ = static_cast<char*>(mem);
-  for (uint32_t i = 0; i < count; i++) Recycle(static_cast<uint16_t>(i));
+  // Start with a small working set; OnExhausted doubles it under load.
+  target_ = std::min<uint32_t>(count, kInitialTarget);
+  spare_.reserve(count);
+  TopUp();
   Commit();
   return true;
 }

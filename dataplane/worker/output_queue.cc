@@ -99,6 +99,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
   int res = cqe->res;
   if (res > 0) {
     uint16_t bid = static_cast<uint16_t>(cqe->flags >> 16);
+    bufs_.OnConsumed();
     buf_refs_[bid] = 1;
     if (c.flags & (kClosing | kLingering)) {
       BufUnref(bid);
@@ -137,6 +138,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     // The provided-buffer ring ran dry: not the connection's fault. Re-arm; the buffers
     // come back as sends complete.
     stats_.enobufs_rearms.Add();
+    bufs_.OnExhausted();
     if (!more) enobufs_waiters_.emplace_back(conn_idx, c.gen);
     return;
   }

@@ -60,6 +60,9 @@ bool Worker::Init(std::string* error) {
     t_read_.push_back(timers_.AddList(c.read_timeout_ms));
     t_pool_.push_back(timers_.AddList(c.idle_timeout_ms));
     lb_.push_back(std::make_unique<upstream::EndpointSet>(c.lb));
+    for (uint32_t i = 0; i < c.health.size() && i < lb_.back()->size(); i++) {
+      lb_.back()->SetHealthByte(i, c.health[i]);  // nullptr = always healthy
+    }
     pools_.emplace_back(c.lb.endpoints.size());
   }
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
@@ -154,7 +157,10 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
   if (c.gen != ud.gen) {
     // A completion for a slot that has been reused. Only possible for ops we do not
     // count; still return any buffer the kernel picked.
-    if (cqe->flags & IORING_CQE_F_BUFFER) bufs_.Recycle(static_cast<uint16_t>(cqe->flags >> 16));
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+      bufs_.OnConsumed();
+      bufs_.Recycle(static_cast<uint16_t>(cqe->flags >> 16));
+    }
     return;
   }
   switch (ud.op) {
