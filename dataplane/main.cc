@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/health_region.h"
 #include "common/log.h"
 #include "dataplane/bootstrap/handoff.h"
 #include "dataplane/http1/http1.h"
@@ -89,7 +90,23 @@ int Run(int argc, char** argv) {
     ZLOG_ERROR("cannot receive bootstrap from zproxyd: %s", error.c_str());
     return 1;
   }
-  auto snap = BuildSnapshot(boot.config(), boot.config_version(), &error);
+  // The health region (zproxyd's active checks) is mapped read-only once and outlives
+  // every snapshot; without it every endpoint counts as healthy.
+  HealthRegion health_region;
+  HealthSlotTable health_slots;
+  if (boot.has_health_region_fd_index()) {
+    const uint32_t index = boot.health_region_fd_index();
+    if (index >= fds.size() ||
+        !HealthRegion::MapReadOnly(fds[index].get(), &health_region, &error)) {
+      ZLOG_ERROR("health region (bootstrap fd %u): %s", index,
+                 index >= fds.size() ? "no such fd" : error.c_str());
+      return 1;
+    }
+    for (const auto& s : boot.health_slots()) health_slots.Add(s.cluster(), s.address(), s.slot());
+    fds[index].reset();  // the mapping stays valid
+  }
+  auto snap = BuildSnapshot(boot.config(), boot.config_version(), &error, &health_region,
+                            &health_slots);
   if (snap == nullptr) {
     ZLOG_ERROR("config rejected: %s", error.c_str());
     return 1;
@@ -211,6 +228,11 @@ int Run(int argc, char** argv) {
     info.send_zc = f.send_zc;
     info.registered_files = f.registered_files;
     info.config_version = snap->version;
+    for (const auto& c : snap->clusters) {
+      for (size_t i = 0; i < c.endpoint_names.size(); i++) {
+        info.upstream_health.push_back({c.name, c.endpoint_names[i], c.health[i]});
+      }
+    }
     std::vector<const WorkerStats*> stats;
     for (auto& w : pool) stats.push_back(&w->stats());
     if (!metrics.Start(

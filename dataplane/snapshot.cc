@@ -9,7 +9,9 @@ T OrDefault(T value, T fallback) {
 }  // namespace
 
 std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
-                                              std::string* error) {
+                                              std::string* error,
+                                              const HealthRegion* health_region,
+                                              const HealthSlotTable* health_slots) {
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = config;
@@ -37,7 +39,16 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, 
       *error = "clusters[" + std::to_string(i) + "]." + err;
       return nullptr;
     }
-    for (const auto& e : c.endpoints()) cr.endpoint_names.push_back(e.address());
+    for (const auto& e : c.endpoints()) {
+      cr.endpoint_names.push_back(e.address());
+      const uint8_t* health = nullptr;
+      if (health_region != nullptr && health_slots != nullptr) {
+        if (auto slot = health_slots->SlotFor(c.name(), e.address())) {
+          health = health_region->Byte(*slot);
+        }
+      }
+      cr.health.push_back(health);
+    }
     cr.pool_size = OrDefault(c.pool_size(), 64u);
     cr.connect_timeout_ms = OrDefault(c.connect_timeout_ms(), 2000u);
     cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/health_region.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/routing/route_table.h"
 #include "dataplane/upstream/lb.h"
@@ -34,6 +35,10 @@ struct ClusterRuntime {
   uint32_t read_timeout_ms = 30000;
   uint32_t idle_timeout_ms = 60000;
   bool tcp_fast_open = false;
+  // One per endpoint: its byte in the shared health region (1 = healthy), or nullptr =
+  // always healthy (no health_check, or no region). Workers hand these to
+  // EndpointSet::SetHealthByte. The region outlives every snapshot (mapped once in main).
+  std::vector<const uint8_t*> health;
 };
 
 struct Snapshot {
@@ -45,8 +50,11 @@ struct Snapshot {
   uint32_t send_zc_threshold = 0;  // 0 = never
 };
 
-// Builds a snapshot; on error returns nullptr with *error naming the field.
+// Builds a snapshot; on error returns nullptr with *error naming the field. With a health
+// region and zproxyd's slot table, each endpoint that has a slot gets its health byte.
 std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
-                                              std::string* error);
+                                              std::string* error,
+                                              const HealthRegion* health_region = nullptr,
+                                              const HealthSlotTable* health_slots = nullptr);
 
 }  // namespace zproxy::dataplane

@@ -37,6 +37,12 @@ struct Defaults {
   static constexpr uint32_t kHealthTimeoutMs = 1000;
   static constexpr uint32_t kHealthyThreshold = 2;
   static constexpr uint32_t kUnhealthyThreshold = 3;
+  // HTTP checks: an empty expected_statuses means any of kHealthExpectedStatusMin..Max
+  // (2xx and 3xx). Not written into the config (a list of 200 numbers helps nobody).
+  // Jitter: each interval is drawn from [0.9, 1.1] x interval_ms; the first probe of a new
+  // endpoint runs within the first 10% of an interval. Endpoints start healthy.
+  static constexpr uint32_t kHealthExpectedStatusMin = 200;
+  static constexpr uint32_t kHealthExpectedStatusMax = 399;
 
   // HTTP listeners.
   static constexpr uint32_t kMaxRequestLineBytes = 8192;

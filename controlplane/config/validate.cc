@@ -78,6 +78,13 @@ class Validator {
         Error(path + ".health_check.http_path",
               "must start with '/', got " + Quote(c.health_check().http_path()));
       }
+      for (int k = 0; c.has_health_check() && k < c.health_check().expected_statuses_size(); ++k) {
+        const uint32_t s = c.health_check().expected_statuses(k);
+        if (s < 100 || s > 599) {
+          Error(Index(path + ".health_check.expected_statuses", k),
+                "must be an HTTP status 100..599, got " + std::to_string(s));
+        }
+      }
     }
   }
 

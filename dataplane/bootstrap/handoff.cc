@@ -161,11 +161,17 @@ bool RecvFdChunk(int sock, size_t want, std::vector<UniqueFd>* fds, int timeout_
 
 }  // namespace
 
+size_t ExpectedFdCount(const zproxy::v1::DataplaneBootstrap& bootstrap) {
+  size_t n = static_cast<size_t>(bootstrap.sockets_size());
+  if (bootstrap.has_health_region_fd_index()) n++;
+  return n;
+}
+
 bool SendBootstrap(int sock, const zproxy::v1::DataplaneBootstrap& bootstrap,
                    std::span<const int> fds, std::string* error) {
-  if (fds.size() != static_cast<size_t>(bootstrap.sockets_size())) {
-    *error = "bootstrap lists " + std::to_string(bootstrap.sockets_size()) + " sockets but " +
-             std::to_string(fds.size()) + " fds were given";
+  if (fds.size() != ExpectedFdCount(bootstrap)) {
+    *error = "bootstrap announces " + std::to_string(ExpectedFdCount(bootstrap)) + " fds but " +
+             std::to_string(fds.size()) + " were given";
     return false;
   }
   std::string payload;
@@ -229,9 +235,9 @@ bool ReceiveBootstrap(int sock, zproxy::v1::DataplaneBootstrap* bootstrap,
     *error = "cannot parse DataplaneBootstrap (" + std::to_string(payload.size()) + " bytes)";
     return false;
   }
-  if (static_cast<size_t>(parsed.sockets_size()) != received.size()) {
-    *error = "bootstrap lists " + std::to_string(parsed.sockets_size()) + " sockets but " +
-             std::to_string(received.size()) + " fds arrived";
+  if (ExpectedFdCount(parsed) != received.size()) {
+    *error = "bootstrap announces " + std::to_string(ExpectedFdCount(parsed)) + " fds but " +
+             std::to_string(received.size()) + " arrived";
     return false;
   }
   *bootstrap = std::move(parsed);

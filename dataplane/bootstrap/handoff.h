@@ -9,7 +9,8 @@
 //   2. ceil(fd_count / kMaxFdsPerMessage) fd chunks: 1 byte of data each, carrying up to
 //      kMaxFdsPerMessage fds (the kernel caps SCM_RIGHTS at 253 per message)
 //   3. the serialized DataplaneBootstrap, in pieces of at most kMaxPayloadPiece bytes
-// The fds are in the order of bootstrap.sockets.
+// The fds are in the order of bootstrap.sockets, followed by the extra fds the message
+// points at (today the health region, at bootstrap.health_region_fd_index).
 #pragma once
 
 #include <cstddef>
@@ -27,7 +28,10 @@ inline constexpr size_t kMaxPayloadPiece = 32 * 1024;
 // A sanity bound so a corrupt header cannot make the receiver allocate gigabytes.
 inline constexpr size_t kMaxPayloadBytes = 64 * 1024 * 1024;
 
-// Sends `bootstrap` and `fds` (fds.size() must equal bootstrap.sockets_size()). Blocking.
+// Number of fds that travel with `bootstrap`: its listen sockets plus the extra fds.
+size_t ExpectedFdCount(const zproxy::v1::DataplaneBootstrap& bootstrap);
+
+// Sends `bootstrap` and `fds` (fds.size() must equal ExpectedFdCount(bootstrap)). Blocking.
 // Uses MSG_NOSIGNAL, so a dead peer is an error (EPIPE), not a SIGPIPE. Returns false with
 // a description in *error.
 bool SendBootstrap(int sock, const zproxy::v1::DataplaneBootstrap& bootstrap,

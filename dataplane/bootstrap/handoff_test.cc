@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <thread>
@@ -185,7 +187,30 @@ TEST(Handoff, FdCountMustMatchSockets) {
   std::string error;
   int one[] = {0};
   EXPECT_FALSE(SendBootstrap(p.a.get(), Make(2), one, &error));
-  EXPECT_EQ(error, "bootstrap lists 2 sockets but 1 fds were given");
+  EXPECT_EQ(error, "bootstrap announces 2 fds but 1 were given");
+}
+
+TEST(Handoff, HealthRegionFdTravelsAfterTheSockets) {
+  Pair p = MakePair(SOCK_SEQPACKET);
+  uint16_t port;
+  UniqueFd l = ListenLoopback(&port);
+  UniqueFd region(memfd_create("health-test", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(region.get(), 123), 0);
+  DataplaneBootstrap sent = Make(1);
+  sent.set_health_region_fd_index(1);
+  EXPECT_EQ(ExpectedFdCount(sent), 2u);
+  int raw[] = {l.get(), region.get()};
+  std::string error;
+  ASSERT_TRUE(SendBootstrap(p.a.get(), sent, raw, &error)) << error;
+  DataplaneBootstrap got;
+  std::vector<UniqueFd> fds;
+  ASSERT_TRUE(ReceiveBootstrap(p.b.get(), &got, &fds, &error, 1000)) << error;
+  ASSERT_EQ(fds.size(), 2u);
+  ASSERT_TRUE(got.has_health_region_fd_index());
+  EXPECT_EQ(PortOf(fds[0].get()), port);
+  struct stat st;
+  ASSERT_EQ(fstat(fds[got.health_region_fd_index()].get(), &st), 0);
+  EXPECT_EQ(st.st_size, 123);
 }
 
 }  // namespace

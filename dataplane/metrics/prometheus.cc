@@ -39,6 +39,20 @@ class Writer {
 
 std::string W(size_t i) { return "worker=\"" + std::to_string(i) + "\""; }
 
+// Label values: backslash, double quote and newline escaped (text format 0.0.4).
+std::string LabelValue(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
@@ -139,6 +153,15 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",send_zc=\"") + (info.send_zc ? "1" : "0") + "\"";
   labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
+  w.Family("zproxy_upstream_healthy", "gauge",
+           "1 if the endpoint is eligible for traffic per the active health checks, else 0 "
+           "(1 for endpoints without a health_check).");
+  for (const auto& h : info.upstream_health) {
+    const bool healthy = h.byte == nullptr || __atomic_load_n(h.byte, __ATOMIC_RELAXED) != 0;
+    w.Sample("zproxy_upstream_healthy",
+             "cluster=\"" + LabelValue(h.cluster) + "\",endpoint=\"" + LabelValue(h.endpoint) + "\"",
+             healthy ? 1 : 0);
+  }
   w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
   w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));
   w.Family("zproxy_workers", "gauge", "Number of data plane workers.");

@@ -1,6 +1,7 @@
 // Renders the data plane's counters in the Prometheus text exposition format (0.0.4).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,15 @@ struct DataplaneInfo {
   bool send_zc = false;
   bool registered_files = false;
   uint64_t config_version = 0;
+
+  // zproxy_upstream_healthy{cluster,endpoint}: read live at every scrape, so each
+  // transition the health checker writes into the shared region shows up.
+  struct UpstreamHealth {
+    std::string cluster;
+    std::string endpoint;  // address as configured
+    const uint8_t* byte = nullptr;  // health region byte; nullptr = not checked (always 1)
+  };
+  std::vector<UpstreamHealth> upstream_health;
 };
 
 std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
