@@ -43,6 +43,10 @@ void ApplyDefaults(zproxy::v1::Cluster* c) {
   if (c->read_timeout_ms() == 0) c->set_read_timeout_ms(Defaults::kReadTimeoutMs);
   if (c->idle_timeout_ms() == 0) c->set_idle_timeout_ms(Defaults::kClusterIdleTimeoutMs);
   for (auto& e : *c->mutable_endpoints()) ApplyDefaults(&e);
+  auto* od = c->mutable_outlier_detection();
+  if (od->consecutive_failures() == 0) od->set_consecutive_failures(Defaults::kOutlierFailures);
+  if (od->base_ejection_ms() == 0) od->set_base_ejection_ms(Defaults::kOutlierBaseEjectionMs);
+  if (od->max_ejection_ms() == 0) od->set_max_ejection_ms(Defaults::kOutlierMaxEjectionMs);
   // No health_check block = no active checks; do not invent one.
   if (c->has_health_check()) ApplyDefaults(c->mutable_health_check());
 }

@@ -32,6 +32,11 @@ struct Defaults {
   static constexpr uint32_t kEndpointWeight = 1;
   static constexpr zproxy::v1::LbPolicy kLbPolicy = zproxy::v1::ROUND_ROBIN;
 
+  // Passive outlier detection in the data plane.
+  static constexpr uint32_t kOutlierFailures = 5;
+  static constexpr uint32_t kOutlierBaseEjectionMs = 10000;
+  static constexpr uint32_t kOutlierMaxEjectionMs = 300000;
+
   // Active health checks (only when a cluster has a health_check block).
   static constexpr uint32_t kHealthIntervalMs = 5000;
   static constexpr uint32_t kHealthTimeoutMs = 1000;

@@ -102,6 +102,11 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   per_worker("zproxy_upstream_retries_total", "counter",
              "Requests retried on another endpoint or a fresh connection.",
              &WorkerStats::upstream_retries);
+  per_worker("zproxy_upstream_ejections_total", "counter",
+             "Endpoints ejected by passive outlier detection.", &WorkerStats::upstream_ejections);
+  per_worker("zproxy_upstream_ejected", "gauge",
+             "Endpoints currently ejected by this worker's outlier detection.",
+             &WorkerStats::upstream_ejected);
   w.Family("zproxy_upstream_reuse_ratio", "gauge",
            "Share of upstream requests served by a reused connection.");
   for (size_t i = 0; i < workers.size(); i++) {
@@ -158,9 +163,10 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
            "(1 for endpoints without a health_check).");
   for (const auto& h : info.upstream_health) {
     const bool healthy = h.byte == nullptr || __atomic_load_n(h.byte, __ATOMIC_RELAXED) != 0;
-    w.Sample("zproxy_upstream_healthy",
-             "cluster=\"" + LabelValue(h.cluster) + "\",endpoint=\"" + LabelValue(h.endpoint) + "\"",
-             healthy ? 1 : 0);
+    w.Sample(
+        "zproxy_upstream_healthy",
+        "cluster=\"" + LabelValue(h.cluster) + "\",endpoint=\"" + LabelValue(h.endpoint) + "\"",
+        healthy ? 1 : 0);
   }
   w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
   w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));

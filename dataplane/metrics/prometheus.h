@@ -22,7 +22,7 @@ struct DataplaneInfo {
   // transition the health checker writes into the shared region shows up.
   struct UpstreamHealth {
     std::string cluster;
-    std::string endpoint;  // address as configured
+    std::string endpoint;           // address as configured
     const uint8_t* byte = nullptr;  // health region byte; nullptr = not checked (always 1)
   };
   std::vector<UpstreamHealth> upstream_health;

@@ -61,7 +61,13 @@ bool EndpointSet::healthy(uint32_t index) const {
 }
 
 bool EndpointSet::Eligible(uint32_t index, uint32_t exclude_index) const {
-  return index != exclude_index && healthy(index);
+  return index != exclude_index && !endpoints_[index].ejected && healthy(index);
+}
+
+uint32_t EndpointSet::EligibleCount() const {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < endpoints_.size(); i++) n += Eligible(i, kNone) ? 1 : 0;
+  return n;
 }
 
 uint32_t EndpointSet::Pick(uint32_t exclude_index) {

@@ -89,6 +89,12 @@ class EndpointSet {
   uint32_t active(uint32_t index) const { return endpoints_[index].active; }
   bool healthy(uint32_t index) const;
 
+  // Outlier ejection by the owning worker: an ejected endpoint is skipped like an
+  // unhealthy one. EligibleCount tells whether ejecting one more would leave none.
+  void SetEjected(uint32_t index, bool ejected) { endpoints_[index].ejected = ejected; }
+  bool ejected(uint32_t index) const { return endpoints_[index].ejected; }
+  uint32_t EligibleCount() const;
+
  private:
   // Hot state together, addresses (cold, 128 bytes each) apart.
   struct Endpoint {
@@ -96,6 +102,7 @@ class EndpointSet {
     int64_t current_weight = 0;  // smooth weighted round robin state
     uint32_t weight = 1;
     uint32_t active = 0;
+    bool ejected = false;  // passive outlier detection (this worker's view)
   };
 
   bool Eligible(uint32_t index, uint32_t exclude_index) const;

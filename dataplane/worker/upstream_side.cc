@@ -179,6 +179,7 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
 
 void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.endpoint != kNil) RecordUpstreamResult(ex.cluster, ex.endpoint, false);
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
     u.exchange = kNil;
@@ -278,6 +279,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     return true;
   }
   ex.status = resp.status;
+  RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
   ex.resp_body = resp.body;
   ex.resp_remaining = resp.content_length;
   ex.upstream_keep_alive = resp.keep_alive;

@@ -64,6 +64,7 @@ bool Worker::Init(std::string* error) {
       lb_.back()->SetHealthByte(i, c.health[i]);  // nullptr = always healthy
     }
     pools_.emplace_back(c.lb.endpoints.size());
+    outliers_.emplace_back(c.lb.endpoints.size());
   }
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
@@ -191,6 +192,7 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
 void Worker::OnTick() {
   ArmTick();
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
+  ExpireEjections();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {

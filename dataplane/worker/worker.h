@@ -201,6 +201,18 @@ class Worker {
   };
   std::vector<std::vector<PoolHead>> pools_;  // [cluster][endpoint]
 
+  // --- outlier.cc: passive outlier detection, this worker's view of each endpoint.
+  struct OutlierState {
+    uint16_t failures = 0;  // consecutive
+    uint8_t ejections = 0;  // in a row; the ejection period doubles with each
+    bool ejected = false;
+    uint32_t until_ms = 0;
+    uint32_t last_ejected_ms = 0;
+  };
+  std::vector<std::vector<OutlierState>> outliers_;  // [cluster][endpoint]
+  void RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok);
+  void ExpireEjections();
+
   __kernel_timespec tick_ts_{};
   uint32_t now_ms_ = 0;
   uint64_t start_ns_ = 0;
