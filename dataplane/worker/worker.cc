@@ -144,10 +144,15 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
       OnTick();
       return;
     case io::Op::kSendZc:
+      // The send's own buffer reference is dropped when the kernel no longer uses the
+      // buffer: on the NOTIF completion, or at once when no NOTIF will follow (the
+      // result completion came without F_MORE, e.g. the send failed or was cancelled).
       if (cqe->flags & IORING_CQE_F_NOTIF) {
-        // The kernel no longer references the buffer: drop the send's own reference.
         if (ud.bid != 0) BufUnref(static_cast<uint16_t>(ud.bid - 1));
         return;
+      }
+      if (!(cqe->flags & IORING_CQE_F_MORE) && ud.bid != 0) {
+        BufUnref(static_cast<uint16_t>(ud.bid - 1));
       }
       break;
     default:
