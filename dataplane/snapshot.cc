@@ -1,5 +1,7 @@
 #include "dataplane/snapshot.h"
 
+#include <algorithm>
+
 namespace zproxy::dataplane {
 namespace {
 template <typename T>
@@ -54,6 +56,10 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, 
     cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);
     cr.idle_timeout_ms = OrDefault(c.idle_timeout_ms(), 60000u);
     cr.tcp_fast_open = c.tcp_fast_open();
+    const auto& od = c.outlier_detection();
+    cr.outlier_failures = od.disable() ? 0 : OrDefault(od.consecutive_failures(), 5u);
+    cr.outlier_base_ms = OrDefault(od.base_ejection_ms(), 10000u);
+    cr.outlier_max_ms = std::max(cr.outlier_base_ms, OrDefault(od.max_ejection_ms(), 300000u));
     snap->clusters.push_back(std::move(cr));
   }
   std::string err;

@@ -35,6 +35,10 @@ struct ClusterRuntime {
   uint32_t read_timeout_ms = 30000;
   uint32_t idle_timeout_ms = 60000;
   bool tcp_fast_open = false;
+  // Passive outlier detection (0 failures = disabled).
+  uint32_t outlier_failures = 5;
+  uint32_t outlier_base_ms = 10000;
+  uint32_t outlier_max_ms = 300000;
   // One per endpoint: its byte in the shared health region (1 = healthy), or nullptr =
   // always healthy (no health_check, or no region). Workers hand these to
   // EndpointSet::SetHealthByte. The region outlives every snapshot (mapped once in main).
