@@ -63,6 +63,11 @@ bool Worker::Init(std::string* error) {
     for (uint32_t i = 0; i < c.health.size() && i < lb_.back()->size(); i++) {
       lb_.back()->SetHealthByte(i, c.health[i]);  // nullptr = always healthy
     }
+    // Start each worker's rotation at a different endpoint, so that with several
+    // workers the first requests do not all go to endpoint 0.
+    for (uint32_t k = 0; lb_.back()->size() != 0 && k < options_.index % lb_.back()->size(); k++) {
+      lb_.back()->Pick();
+    }
     pools_.emplace_back(c.lb.endpoints.size());
     outliers_.emplace_back(c.lb.endpoints.size());
   }
