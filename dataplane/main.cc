@@ -1,6 +1,7 @@
 // zproxy-dataplane: started by zproxyd with --control-fd. Receives the listen sockets
 // and the config snapshot, runs one io_uring worker per CPU, serves /metrics, and drains
 // on SIGTERM.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -105,8 +106,8 @@ int Run(int argc, char** argv) {
     for (const auto& s : boot.health_slots()) health_slots.Add(s.cluster(), s.address(), s.slot());
     fds[index].reset();  // the mapping stays valid
   }
-  auto snap = BuildSnapshot(boot.config(), boot.config_version(), &error, &health_region,
-                            &health_slots);
+  auto snap =
+      BuildSnapshot(boot.config(), boot.config_version(), &error, &health_region, &health_slots);
   if (snap == nullptr) {
     ZLOG_ERROR("config rejected: %s", error.c_str());
     return 1;
@@ -146,6 +147,20 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // One O_APPEND descriptor shared by the workers; each flushes whole lines.
+  int access_log_fd = -1;
+  const std::string& access_log = boot.config().access_log();
+  if (access_log == "stderr") {
+    access_log_fd = 2;
+  } else if (access_log == "stdout") {
+    access_log_fd = 1;
+  } else if (!access_log.empty()) {
+    access_log_fd = open(access_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (access_log_fd < 0) {
+      ZLOG_ERROR("access_log %s: %s", access_log.c_str(), strerror(errno));
+      return 1;
+    }
+  }
   const auto& ur = boot.config().io_uring();
   std::vector<std::unique_ptr<Worker>> pool;
   for (uint32_t w = 0; w < workers; w++) {
@@ -160,6 +175,7 @@ int Run(int argc, char** argv) {
     opt.ring.sqpoll_idle_ms = ur.sqpoll_idle_ms() != 0 ? ur.sqpoll_idle_ms() : 1000;
     opt.buf_count = ur.buf_count() != 0 ? ur.buf_count() : 1024;
     opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;
+    opt.access_log_fd = access_log_fd;
     pool.push_back(std::make_unique<Worker>(opt, snap, sockets[w]));
   }
 

@@ -13,6 +13,14 @@
 namespace zproxy::dataplane {
 
 namespace {
+// "METHOD target HTTP/1.x" for the access log, truncated to `cap`.
+std::string_view RequestLine(const http1::RequestHead& req, char* out, size_t cap) {
+  int n = snprintf(out, cap, "%.*s %.*s HTTP/1.%d", static_cast<int>(req.method.size()),
+                   req.method.data(), static_cast<int>(req.target.size()), req.target.data(),
+                   req.version_minor);
+  return std::string_view(out, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
+}
+
 // liburing 2.3 predates io_uring socket commands (kernel 6.7); the ABI constants are
 // stable, so they are defined here and guarded by the runtime result.
 constexpr uint32_t kSocketUringOpGetsockopt = 2;
@@ -47,7 +55,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     CloseConn(idx);
     return;
   }
-  if (snap_->listeners[listener].add_forwarded_headers) {
+  if (snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
     // io_uring command on the direct descriptor, no extra syscall. Queued before the
@@ -107,7 +115,8 @@ std::string_view Worker::ClientIp(Conn& c, char* buf, size_t cap) {
   return {};
 }
 
-void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close) {
+void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
+                               std::string_view request_line, std::string_view note) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   size_t len = 0;
@@ -118,6 +127,11 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
       &len);
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   stats_.CountStatus(status);
+  if (access_log_.enabled() && !note.empty()) {
+    // zproxy's own answer to a request that never reached an upstream.
+    char ip[INET6_ADDRSTRLEN];
+    access_log_.Append(ClientIp(c, ip, sizeof(ip)), request_line, status, len, 0, {}, note);
+  }
   if (close) {
     // Nothing after this response will be read: drop input, stop reading, close once
     // the response is out.
@@ -129,12 +143,13 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
   Flush(conn_idx);
 }
 
-void Worker::RejectRequest(uint32_t conn_idx, http1::Error error) {
+void Worker::RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line) {
   stats_.parser_rejections[static_cast<int>(error)].Add();
   char body[128];
   int n = snprintf(body, sizeof(body), "zproxy: bad request (%s)\n", http1::ErrorName(error));
   SendLocalResponse(conn_idx, http1::ErrorHttpStatus(error),
-                    std::string_view(body, static_cast<size_t>(n)), true);
+                    std::string_view(body, static_cast<size_t>(n)), true, request_line,
+                    http1::ErrorName(error));
 }
 
 void Worker::ProcessClientInput(uint32_t conn_idx) {
@@ -190,10 +205,12 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
     return true;
   }
   timers_.Disarm(conn_idx);
+  char line[sizeof(Exchange::req_line)];
   if (req.body == http1::BodyKind::kContentLength && listener.max_body_bytes != 0 &&
       req.content_length > listener.max_body_bytes) {
     stats_.CountError(ErrorCause::kBodyTooLarge);
-    SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true);
+    SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true,
+                      RequestLine(req, line, sizeof(line)), "body_too_large");
     return true;
   }
   const routing::RouteEntry* route = snap_->routes->Match(c.owner, req.host, req.path, req.method);
@@ -203,7 +220,8 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
     // discard it, so close instead.
     bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
     size_t head_bytes = req.head_bytes;
-    SendLocalResponse(conn_idx, 404, "zproxy: no route\n", close);
+    SendLocalResponse(conn_idx, 404, "zproxy: no route\n", close,
+                      RequestLine(req, line, sizeof(line)), "no_route");
     if (!close) {
       ConsumeIn(conn_idx, head_bytes);
       timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
@@ -240,6 +258,11 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   ex.max_body = listener.max_body_bytes;
   ex.req_done = req.body == http1::BodyKind::kNone;
   ex.req_head_block = block;
+  if (access_log_.enabled()) {
+    std::string_view rl = RequestLine(req, ex.req_line, sizeof(ex.req_line));
+    ex.req_line_len = static_cast<uint8_t>(rl.size());
+    ex.start_us = NowUs();
+  }
   ex.req_head_len = static_cast<uint32_t>(head_len);
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
@@ -265,13 +288,17 @@ void Worker::PumpRequestBody(uint32_t ex_idx) {
       http1::Error err = http1::Error::kNone;
       http1::Status st = ex.req_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
       if (st == http1::Status::kError) {
-        stats_.parser_rejections[static_cast<int>(err)].Add();
         if (!ex.resp_started) {
           // Malformed framing mid-body: the upstream already has part of the request,
-          // so its connection is discarded; the client gets the 400.
+          // so its connection is discarded; the client gets the 400 (logged there).
+          char line[sizeof(Exchange::req_line)];
+          size_t line_len = std::min<size_t>(ex.req_line_len, sizeof(line));
+          memcpy(line, ex.req_line, line_len);
+          ex.logged = true;
           AbortExchange(ex_idx, false);
-          RejectRequest(client, err);
+          RejectRequest(client, err, std::string_view(line, line_len));
         } else {
+          stats_.parser_rejections[static_cast<int>(err)].Add();
           AbortExchange(ex_idx, true);
         }
         return;
@@ -280,6 +307,7 @@ void Worker::PumpRequestBody(uint32_t ex_idx) {
       if (ex.max_body != 0 && ex.req_chunks.data_bytes() > ex.max_body) {
         stats_.CountError(ErrorCause::kBodyTooLarge);
         if (!ex.resp_started) {
+          LogExchange(ex, 413, "body_too_large");
           AbortExchange(ex_idx, false);
           SendLocalResponse(client, 413, "zproxy: request body too large\n", true);
         } else {
@@ -304,6 +332,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
     reusable = ex.upstream_keep_alive && ex.req_done && !(u.flags & kSendInflight) &&
                OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0;
   }
+  LogExchange(ex, ex.status, {});
   ReleaseUpstream(ex_idx, reusable);
   bool close = !ex.client_keep_alive || !ex.req_done || draining_;
   bool ex_req_done = ex.req_done;

@@ -7,7 +7,9 @@
 #include <netinet/in.h>
 #include <sys/uio.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "dataplane/http1/http1.h"
 #include "dataplane/worker/slab.h"
@@ -146,11 +148,19 @@ struct Exchange {
   uint64_t resp_remaining = 0;
   http1::ChunkedScanner resp_chunks;
 
-  // Head assembly when a head spans several receive buffers.
-  uint32_t asm_block = kNil;
-  uint32_t asm_len = 0;
+  // Access log (filled only when it is enabled).
+  bool logged = false;
+  uint8_t req_line_len = 0;
+  uint64_t start_us = 0;
+  uint64_t resp_bytes = 0;  // bytes of the response queued to the client
 
-  void Reset() { *this = Exchange(); }
+  char req_line[160];  // last member: Reset() does not clear it
+
+  void Reset() {
+    // req_line is left uninitialized on purpose: it is only read up to req_line_len.
+    Exchange fresh;
+    memcpy(static_cast<void*>(this), &fresh, offsetof(Exchange, req_line));
+  }
 };
 
 }  // namespace zproxy::dataplane

@@ -1,7 +1,9 @@
 // Opening and closing connections, and tearing down exchanges. A slot is only reused
 // once every operation that references it has completed (Conn::inflight), so a late
 // completion can never touch a new connection's state.
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "dataplane/worker/worker.h"
@@ -100,10 +102,26 @@ void Worker::MaybeFreeConn(uint32_t conn_idx) {
   conns_.Free(conn_idx);
 }
 
+uint64_t Worker::NowUs() const {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
+  if (!access_log_.enabled() || ex.logged) return;
+  ex.logged = true;
+  char ip[INET6_ADDRSTRLEN];
+  std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));
+  std::string_view upstream;
+  if (ex.endpoint != kNil) upstream = snap_->clusters[ex.cluster].endpoint_names[ex.endpoint];
+  access_log_.Append(client, std::string_view(ex.req_line, ex.req_line_len), status, ex.resp_bytes,
+                     NowUs() - ex.start_us, upstream, note);
+}
+
 void Worker::FreeExchange(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
-  if (ex.asm_block != kNil) blocks_.Free(ex.asm_block);
   if (ex.lb_counted) lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
   exchanges_.Free(ex_idx);
 }
@@ -113,6 +131,7 @@ void Worker::FreeExchange(uint32_t ex_idx) {
 // already seen part of a response (a truncated response must never look complete).
 void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  LogExchange(ex, ex.status, "aborted");
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
     u.exchange = kNil;

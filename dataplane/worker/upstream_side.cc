@@ -168,6 +168,13 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   }
   bool close = !ex.req_done || !ex.client_keep_alive || draining_;
   uint32_t client = ex.client;
+  if (access_log_.enabled()) {
+    // Error path only: size the response the client is about to get, for the log.
+    char tmp[512];
+    ex.resp_bytes = proxy::WriteLocalResponse(UpstreamErrorStatus(cause), UpstreamErrorBody(cause),
+                                              close, tmp, sizeof(tmp));
+    LogExchange(ex, UpstreamErrorStatus(cause), ErrorCauseName(cause));
+  }
   AbortExchange(ex_idx, false);
   SendLocalResponse(client, UpstreamErrorStatus(cause), UpstreamErrorBody(cause), close);
   if (!close) {
@@ -301,6 +308,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     return true;
   }
   QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+  ex.resp_bytes += len;
   ex.resp_started = true;
   stats_.CountStatus(resp.status);
   ex.resp = resp.body == http1::BodyKind::kNone ? RespState::kDone : RespState::kBody;
@@ -334,6 +342,7 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
       }
       if (st == http1::Status::kDone) ex.resp = RespState::kDone;
       if (!payload.empty()) QueueFromSlice(client, s, payload);
+      ex.resp_bytes += payload.size();
       ConsumeIn(up, take);
       continue;
     } else if (ex.resp_body == http1::BodyKind::kChunked) {
@@ -347,6 +356,7 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
       if (st == http1::Status::kDone) ex.resp = RespState::kDone;
     }
     if (take > 0) ForwardFront(up, client, take);
+    ex.resp_bytes += take;
   }
   if (ex.resp == RespState::kBody && ex.upstream_eof && io.in_count == 0 &&
       ex.resp_body == http1::BodyKind::kCloseDelimited) {

@@ -33,6 +33,7 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
     : options_(options),
       snap_(std::move(snapshot)),
       sockets_(std::move(sockets)),
+      access_log_(options.access_log_fd),
       blocks_(MaxBlockSize(*snap_)),
       timers_(LinkOfConn{&conns_}) {}
 
@@ -203,6 +204,7 @@ void Worker::OnTick() {
   ArmTick();
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
   ExpireEjections();
+  access_log_.Flush();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {
@@ -252,7 +254,8 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     if (c.exchange == kNil && InBytes(conn_idx) > 0) {
       // A partial request head did not complete in time.
       stats_.CountError(ErrorCause::kClientTimeout);
-      SendLocalResponse(conn_idx, 408, "zproxy: request header timeout\n", true);
+      SendLocalResponse(conn_idx, 408, "zproxy: request header timeout\n", true, {},
+                        "header_timeout");
       return;
     }
     CloseConn(conn_idx);  // idle keep-alive timeout

@@ -23,6 +23,7 @@
 #include "dataplane/metrics/worker_stats.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/upstream/lb.h"
+#include "dataplane/worker/access_log.h"
 #include "dataplane/worker/block_pool.h"
 #include "dataplane/worker/conn.h"
 #include "dataplane/worker/slab.h"
@@ -41,6 +42,7 @@ struct WorkerOptions {
   io::RingOptions ring;
   uint32_t buf_count = 1024;
   uint32_t buf_size = 32768;
+  int access_log_fd = -1;  // shared by all workers; -1 = no access log
 };
 
 class Worker {
@@ -76,8 +78,13 @@ class Worker {
   void OnPeerName(uint32_t conn_idx, int res);
   void ProcessClientInput(uint32_t conn_idx);
   bool ParseRequestHead(uint32_t conn_idx, std::string_view data, bool assembled);
-  void RejectRequest(uint32_t conn_idx, http1::Error error);
-  void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close);
+  void RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line = {});
+  void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
+                         std::string_view request_line = {}, std::string_view note = {});
+  // Access log lines for an exchange (upstream answer or error) and for zproxy's own
+  // answers to requests that never became an exchange.
+  void LogExchange(Exchange& ex, int status, std::string_view note);
+  uint64_t NowUs() const;
   std::string_view ClientIp(Conn& c, char* buf, size_t cap);
   void PumpRequestBody(uint32_t ex_idx);
   void FinishExchange(uint32_t ex_idx);
@@ -174,6 +181,7 @@ class Worker {
   io::BufferRing bufs_;
   std::vector<uint16_t> buf_refs_;
   WorkerStats stats_;
+  AccessLog access_log_;
 
   Slab<Conn, 1024> conns_;
   Slab<ConnIo, 64> ios_;

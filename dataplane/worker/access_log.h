@@ -1,0 +1,42 @@
+// Per-worker access log: one line per response, formatted into a worker-local buffer and
+// written with one write(2) when the buffer fills or on the worker's 50 ms tick, so the
+// request path does no I/O of its own. Several workers append to the same O_APPEND file;
+// each write holds whole lines.
+//
+// Line format (space separated, one request per line):
+//   2026-11-25T22:15:01.123Z 203.0.113.7 "GET /path?q HTTP/1.1" 200 1234 0.512 127.0.0.1:3000 -
+//   time (UTC), client address, request line, status, bytes sent to the client, seconds
+//   from request head to the end of the response, upstream endpoint ("-" when answered
+//   by zproxy itself), and a note ("-", or why the response is zproxy's or incomplete:
+//   connect_refused, read_timeout, aborted, bad_request, ...).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace zproxy::dataplane {
+
+class AccessLog {
+ public:
+  explicit AccessLog(int fd) : fd_(fd) {}
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+  ~AccessLog() { Flush(); }
+
+  bool enabled() const { return fd_ >= 0; }
+  void Append(std::string_view client, std::string_view request_line, int status, uint64_t bytes,
+              uint64_t duration_us, std::string_view upstream, std::string_view note);
+  void Flush();
+
+ private:
+  static constexpr size_t kBufSize = 64 * 1024;
+  static constexpr size_t kMaxLine = 1024;
+  int fd_;
+  size_t len_ = 0;
+  int64_t cached_sec_ = -1;
+  char cached_ts_[24] = {0};  // "YYYY-MM-DDTHH:MM:SS"
+  char buf_[kBufSize];
+};
+
+}  // namespace zproxy::dataplane
