@@ -20,8 +20,11 @@ struct Defaults {
   // typical request head (well under 8 KiB) fits too. 1024 x 16 KiB = 16 MiB per worker,
   // shared by all of its connections (an idle connection owns no buffer).
   static constexpr uint32_t kBufSize = 16384;
-  // Placeholder until bench/ measures the crossover (reports put it at 8-16 KiB).
-  static constexpr uint32_t kSendZcThreshold = 16384;
+  // Measured (bench/run-sendzc, bench/RESULTS.md): on loopback SEND_ZC never wins, and at
+  // 16-64 KiB it costs up to 2x the CPU per byte. One send covers at most one receive
+  // buffer, so a threshold above buf_size keeps SEND_ZC off with the default buffers;
+  // raise buf_size to 64 KiB+ on a NIC where zero-copy pays off to turn it on.
+  static constexpr uint32_t kSendZcThreshold = 65536;
   static constexpr uint32_t kSqpollIdleMs = 1000;
 
   // Clusters and endpoints.
