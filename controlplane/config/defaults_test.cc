@@ -17,7 +17,7 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_EQ(c.io_uring().sq_depth(), 4096u);
   EXPECT_EQ(c.io_uring().buf_count(), 1024u);
   EXPECT_EQ(c.io_uring().buf_size(), Defaults::kBufSize);
-  EXPECT_EQ(c.io_uring().send_zc_threshold(), 16384u);
+  EXPECT_EQ(c.io_uring().send_zc_threshold(), 65536u);
   EXPECT_EQ(c.io_uring().sqpoll_idle_ms(), 1000u);
   EXPECT_EQ(c.listeners(0).http().max_request_line_bytes(), 8192u);
   EXPECT_EQ(c.listeners(0).http().max_header_bytes(), 65536u);
