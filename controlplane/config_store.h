@@ -19,6 +19,8 @@ class ConfigStore {
 
   // Publishes a validated config (with defaults applied) and returns its version.
   uint64_t Publish(zproxy::v1::Config config);
+  // Publishes with an explicit version (the Admin API's versions continue across restarts).
+  void Publish(zproxy::v1::Config config, uint64_t version);
 
   Snapshot Current() const;
 

@@ -2,12 +2,20 @@
 // config + listen sockets), restarts it with exponential backoff when it dies, and stops
 // it on SIGTERM/SIGINT. The listen sockets stay open in zproxyd throughout, so the kernel
 // keeps accepting into their backlogs while a new data plane starts.
+//
+// Graceful handover (config changes through the Admin API, `zproxyctl dataplane restart`):
+// a NEW data plane is started on the same listen sockets with the new config; once it
+// reports readiness (one byte 'R' on its control socket, written after its workers run)
+// the old one gets SIGTERM and drains. If the new one dies or is not ready within
+// `ready_timeout`, it is killed and the old one keeps serving.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <functional>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,6 +51,16 @@ class DataplaneSupervisor {
     // sockets are in: adds the health region fd and slot table (controlplane/health).
     // Appended fds must stay open; they travel after the listen sockets.
     std::function<void(zproxy::v1::DataplaneBootstrap*, std::vector<int>* fds)> extend_bootstrap;
+    // A handover's new data plane must report readiness within this long.
+    Ms ready_timeout{10000};
+  };
+
+  struct Status {
+    pid_t pid = -1;
+    long long uptime_ms = 0;
+    int restarts = 0;   // after crashes
+    int handovers = 0;  // graceful
+    uint64_t version = 0;
   };
 
   DataplaneSupervisor(Options options, const ConfigStore& store,
@@ -52,10 +70,39 @@ class DataplaneSupervisor {
   // the data plane failed to start.
   int Run();
 
+  // Thread-safe, blocking: starts a data plane with `config` (already the data plane's
+  // view) as `version`, waits for it to be ready, then drains the old one. Returns false
+  // with the reason if the new one failed (the old one keeps serving).
+  bool Handover(const zproxy::v1::Config& config, uint64_t version, std::string* error,
+                pid_t* old_pid = nullptr, pid_t* new_pid = nullptr);
+
+  Status GetStatus() const;
+
  private:
   using Clock = std::chrono::steady_clock;
 
+  struct HandoverRequest {
+    zproxy::v1::Config config;
+    uint64_t version = 0;
+    bool done = false;
+    bool ok = false;
+    std::string error;
+    pid_t old_pid = -1;
+    pid_t new_pid = -1;
+  };
+  struct Draining {
+    pid_t pid;
+    Clock::time_point kill_at;
+    bool kill_sent = false;
+  };
+
   bool Start(std::string* error);
+  bool Spawn(const zproxy::v1::Config& config, uint64_t version, pid_t* pid, UniqueFd* control,
+             std::string* error);
+  void OnWake();
+  void OnNewControlReadable();
+  void FinishHandover(bool ok, std::string error);
+  void PublishStatus();
   void OnSignal(int signo);
   void Reap();
   void OnChildExit(int status);
@@ -80,6 +127,23 @@ class DataplaneSupervisor {
   Clock::time_point kill_at_;
   int exit_code_ = 0;
   bool done_ = false;
+
+  // Handover state (supervisor thread), requests from other threads under mu_.
+  UniqueFd wake_;  // eventfd
+  pid_t new_pid_ = -1;
+  UniqueFd new_control_;
+  Clock::time_point new_started_at_;
+  Clock::time_point ready_deadline_;
+  std::vector<Draining> draining_;
+  int handovers_ = 0;
+  uint64_t running_version_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  HandoverRequest* pending_ = nullptr;  // waiting to start
+  HandoverRequest* active_ = nullptr;   // being started (supervisor thread only)
+  Status status_;                       // for GetStatus
+  bool exited_ = false;                 // Run() returned
 };
 
 }  // namespace zproxy::controlplane

@@ -1,10 +1,14 @@
 // zproxyd: loads and validates the config, creates the listen sockets, and starts and
 // supervises the data plane. `--check` only validates (exit 0 ok, 1 errors, 2 usage).
 #include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/log.h"
+#include "controlplane/admin/admin_server.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
 #include "controlplane/config_store.h"
@@ -13,6 +17,8 @@
 #include "controlplane/flags.h"
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
+#include "controlplane/state/config_manager.h"
+#include "controlplane/state/state_file.h"
 #include "controlplane/workers.h"
 
 namespace zproxy::controlplane {
@@ -64,6 +70,23 @@ int Main(int argc, char** argv) {
   const uint32_t workers =
       ResolveWorkers(loaded.config.workers(), AffinityCpuCount(), &workers_note);
 
+  // File vs. persisted Admin API state (README: "file vs. API precedence").
+  std::string file_text;
+  {
+    std::ifstream in(flags.config_path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    file_text = text.str();
+  }
+  state::StartupConfig startup =
+      state::ChooseStartupConfig(loaded.config, flags.config_path, file_text);
+  if (startup.warn) {
+    ZLOG_WARN("%s", startup.note.c_str());
+  } else {
+    ZLOG_INFO("%s", startup.note.c_str());
+  }
+  loaded.config = std::move(startup.config);
+
   std::vector<ListenSocket> sockets;
   if (!CreateListenSockets(loaded.config, workers, &sockets, &error)) {
     ZLOG_ERROR("%s", error.c_str());
@@ -82,8 +105,11 @@ int Main(int argc, char** argv) {
   }
 
   const uint32_t drain_ms = loaded.config.drain_timeout_ms();
+  const std::string admin_address = loaded.config.admin_address();
+  const std::string state_path = state::StatePath(loaded.config.state_dir());
+  const zproxy::v1::AdminTls tls = loaded.config.admin_tls();
   ConfigStore store;
-  store.Publish(std::move(loaded.config));
+  store.Publish(std::move(loaded.config), startup.version);
 
   DataplaneSupervisor::Options options;
   options.binary = binary;
@@ -97,7 +123,34 @@ int Main(int argc, char** argv) {
     health.FillBootstrap(boot->config(), boot, fds);
   };
   DataplaneSupervisor supervisor(options, store, sockets);
+
+  state::ConfigManager manager(
+      &store, flags.config_path, state::Sha256Hex(file_text),
+      [&supervisor](const zproxy::v1::Config& config, uint64_t version, std::string* err) {
+        return supervisor.Handover(config, version, err);
+      });
+  admin::AdminContext context;
+  context.manager = &manager;
+  context.dataplane_status = [&supervisor] {
+    DataplaneSupervisor::Status s = supervisor.GetStatus();
+    return admin::DataplaneStatus{s.pid, s.uptime_ms, s.restarts, s.handovers};
+  };
+  context.config_source = startup.source;
+  context.state_path = state_path;
+  context.workers = workers;
+  context.health_events = &health.events();
+  std::unique_ptr<admin::AdminServer> admin_server = admin::AdminServer::Start(
+      admin_address, tls.cert(), tls.key(), tls.client_ca(), std::move(context), &error);
+  if (admin_server == nullptr) {
+    // Traffic matters more than the API: serve the file's config and say so loudly.
+    ZLOG_WARN("Admin API disabled: %s (fix admin_address and restart zproxyd)", error.c_str());
+  } else {
+    ZLOG_INFO("Admin API on %s (config version %llu, from the %s)", admin_address.c_str(),
+              static_cast<unsigned long long>(startup.version), startup.source.c_str());
+  }
+
   int code = supervisor.Run();
+  if (admin_server != nullptr) admin_server->Shutdown();
   ZLOG_INFO("exiting with status %d", code);
   return code;
 }

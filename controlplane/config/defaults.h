@@ -63,6 +63,7 @@ struct Defaults {
   static constexpr uint32_t kDrainTimeoutMs = 10000;
   static constexpr const char* kAdminAddress = "unix:/run/zproxy/admin.sock";
   static constexpr const char* kBpffsPath = "/sys/fs/bpf/zproxy";
+  static constexpr const char* kStateDir = "/var/lib/zproxy";
   // metrics_address and access_log: empty = off, so no default.
 };
 

@@ -186,6 +186,23 @@ class Validator {
       }
     } else if (!admin.empty()) {
       CheckAddress("admin_address", admin);
+      // The Admin API changes routing: over TCP only with mutual TLS, never plaintext.
+      const auto& tls = config_.admin_tls();
+      if (tls.cert().empty() && tls.key().empty() && tls.client_ca().empty()) {
+        Error("admin_tls", "TCP admin_address " + Quote(admin) +
+                               " needs admin_tls { cert, key, client_ca } (plaintext TCP is "
+                               "refused; use unix:/path for a local socket)");
+      } else {
+        if (tls.cert().empty()) Error("admin_tls.cert", "server certificate (PEM) is required");
+        if (tls.key().empty()) Error("admin_tls.key", "server private key (PEM) is required");
+        if (tls.client_ca().empty()) {
+          Error("admin_tls.client_ca", "client CA (PEM) is required: clients must present a "
+                                       "certificate (mutual TLS)");
+        }
+      }
+    }
+    if (!config_.state_dir().empty() && config_.state_dir()[0] != '/') {
+      Error("state_dir", "must be an absolute path, got " + Quote(config_.state_dir()));
     }
     if (!config_.bpffs_path().empty() && config_.bpffs_path()[0] != '/') {
       Error("bpffs_path", "must be an absolute path, got " + Quote(config_.bpffs_path()));

@@ -1,0 +1,57 @@
+// The gRPC Admin API server (zproxy.v1.Admin) inside zproxyd. This header stays free of
+// gRPC so main.cc compiles fast; admin_server.cc and admin_service.cc hold the gRPC code.
+//
+// Transport: "unix:/path" -> the directory is created (0755 if missing), a stale socket
+// removed, and the socket bound with umask 0177 so it is 0600 before the first client can
+// connect (chmod'ed again to be sure). "host:port" -> TCP with mutual TLS from admin_tls
+// (validation refuses plaintext TCP). Server reflection is enabled.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "controlplane/health/health_events.h"
+#include "controlplane/state/config_manager.h"
+
+namespace zproxy::admin {
+
+struct DataplaneStatus {
+  pid_t pid = -1;
+  long long uptime_ms = 0;
+  int restarts = 0;
+  int handovers = 0;
+};
+
+struct AdminContext {
+  state::ConfigManager* manager = nullptr;
+  std::function<DataplaneStatus()> dataplane_status;
+  std::string config_source;  // "file" or "state"
+  std::string state_path;
+  uint32_t workers = 0;
+  health::HealthEvents* health_events = nullptr;  // WatchHealth's source (null: none)
+};
+
+class AdminServer {
+ public:
+  // Binds and starts serving on config.admin_address(). Call after the supervisor's
+  // signals are blocked (gRPC threads inherit the mask).
+  static std::unique_ptr<AdminServer> Start(const std::string& address, const std::string& tls_cert,
+                                            const std::string& tls_key,
+                                            const std::string& tls_client_ca, AdminContext context,
+                                            std::string* error);
+  ~AdminServer();
+  // Ends open streams (WatchHealth) and stops serving.
+  void Shutdown();
+
+  struct Impl;
+
+ private:
+  explicit AdminServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zproxy::admin

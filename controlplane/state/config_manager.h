@@ -1,0 +1,61 @@
+// The Admin API's write path, without gRPC: compare-and-set on the version, edit a copy,
+// validate the whole result, persist it, hand it to the data plane, and only then publish
+// it. Mutations are serialized; a failure at any step leaves everything as it was.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "controlplane/config_store.h"
+#include "controlplane/state/config_ops.h"
+#include "zproxy/v1/config.pb.h"
+
+namespace zproxy::state {
+
+// Where the config zproxyd starts with came from (README: "file vs. API precedence").
+struct StartupConfig {
+  zproxy::v1::Config config;
+  uint64_t version = 1;
+  std::string source;  // "file" or "state"
+  std::string note;    // what was decided and why, for the log
+  bool warn = false;   // the note is a warning (state unreadable / invalid / not saved)
+};
+
+// The persisted state wins if it was derived from a file with the same SHA-256 as
+// `file_text` (so routes added through the API survive restarts); otherwise the file wins
+// and the state is replaced. Versions continue from the persisted one either way.
+StartupConfig ChooseStartupConfig(const zproxy::v1::Config& file_config,
+                                  const std::string& file_path, const std::string& file_text);
+
+class ConfigManager {
+ public:
+  // Starts `dataplane_config` as `version` and returns once it serves, or false + *error.
+  using HandoverFn = std::function<bool(const zproxy::v1::Config& dataplane_config,
+                                        uint64_t version, std::string* error)>;
+  using EditFn = std::function<OpStatus(zproxy::v1::Config*)>;
+
+  ConfigManager(controlplane::ConfigStore* store, std::string file_path, std::string file_sha256,
+                HandoverFn handover);
+
+  // expected_version 0 = unconditional. On success *out is the new current snapshot (or the
+  // unchanged one when the edit changed nothing: no new version, no handover).
+  OpStatus Mutate(uint64_t expected_version, const EditFn& edit,
+                  controlplane::ConfigStore::Snapshot* out);
+
+  // A new data plane with the current config (zproxyctl dataplane restart).
+  OpStatus RestartDataplane();
+
+  controlplane::ConfigStore::Snapshot Current() const { return store_->Current(); }
+  const std::string& file_path() const { return file_path_; }
+
+ private:
+  std::mutex mu_;  // one mutation at a time, end to end
+  controlplane::ConfigStore* store_;
+  const std::string file_path_;
+  const std::string file_sha256_;
+  HandoverFn handover_;
+};
+
+}  // namespace zproxy::state

@@ -1,0 +1,91 @@
+#include "controlplane/state/config_manager.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "controlplane/config/defaults.h"
+#include "controlplane/state/state_file.h"
+
+namespace zproxy::state {
+namespace {
+
+using zproxy::v1::Config;
+
+std::string TempDir() {
+  std::string t =
+      std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/state-XXXXXX";
+  return mkdtemp(t.data());
+}
+
+Config Base(const std::string& dir) {
+  Config c;
+  auto* l = c.add_listeners();
+  l->set_name("web");
+  l->set_address("127.0.0.1:8080");
+  auto* r = l->add_routes();
+  r->mutable_match()->set_prefix("/");
+  r->set_cluster("app");
+  auto* cl = c.add_clusters();
+  cl->set_name("app");
+  cl->add_endpoints()->set_address("127.0.0.1:3000");
+  c.set_state_dir(dir);
+  config::ApplyDefaults(&c);
+  return c;
+}
+
+TEST(ConfigManager, CompareAndSetPersistAndRollback) {
+  const std::string dir = TempDir();
+  StartupConfig start = ChooseStartupConfig(Base(dir), "f.yaml", "text-1");
+  EXPECT_EQ(start.source, "file");
+  controlplane::ConfigStore store;
+  store.Publish(start.config, start.version);
+  bool fail = false;
+  int handovers = 0;
+  ConfigManager m(&store, "f.yaml", Sha256Hex("text-1"),
+                  [&](const Config&, uint64_t, std::string* error) {
+                    ++handovers;
+                    if (fail) *error = "boom";
+                    return !fail;
+                  });
+  auto add_route = [](Config* c) {
+    auto* r = c->mutable_listeners(0)->add_routes();
+    r->mutable_match()->set_prefix("/p/");
+    r->set_cluster("app");
+    return OpStatus::Ok();
+  };
+  controlplane::ConfigStore::Snapshot snap;
+  OpStatus st = m.Mutate(99, add_route, &snap);
+  EXPECT_EQ(st.code, OpStatus::kFailedPrecondition);
+  EXPECT_NE(st.message.find("current config version is 1"), std::string::npos) << st.message;
+  ASSERT_TRUE(m.Mutate(1, add_route, &snap).ok());
+  EXPECT_EQ(snap.version, 2u);
+  EXPECT_EQ(handovers, 1);
+
+  fail = true;
+  st = m.Mutate(
+      0,
+      [](Config* c) {
+        c->set_drain_timeout_ms(1234);
+        return OpStatus::Ok();
+      },
+      &snap);
+  EXPECT_EQ(st.code, OpStatus::kUnavailable);
+  EXPECT_EQ(store.Current().version, 2u);
+
+  // Same file text: the persisted state (with the API's route) wins over the file.
+  StartupConfig again = ChooseStartupConfig(Base(dir), "f.yaml", "text-1");
+  EXPECT_EQ(again.source, "state");
+  EXPECT_EQ(again.version, 2u);
+  EXPECT_EQ(again.config.listeners(0).routes_size(), 2);
+  // Edited file: the file wins, the version keeps growing.
+  StartupConfig edited = ChooseStartupConfig(Base(dir), "f.yaml", "text-2");
+  EXPECT_EQ(edited.source, "file");
+  EXPECT_EQ(edited.version, 3u);
+  EXPECT_EQ(edited.config.listeners(0).routes_size(), 1);
+}
+
+}  // namespace
+}  // namespace zproxy::state
