@@ -185,6 +185,9 @@ int Run(int argc, char** argv) {
   std::vector<std::string> init_errors(workers);
   std::atomic<uint32_t> ready{0};
   std::atomic<bool> failed{false};
+  // Workers serve only once /metrics is bound, so "answers requests" implies "answers
+  // scrapes" (tests and the handover rely on it).
+  std::atomic<bool> go{false};
   for (uint32_t w = 0; w < workers; w++) {
     threads.emplace_back([&, w] {
       char name[16];
@@ -196,7 +199,7 @@ int Run(int argc, char** argv) {
         return;
       }
       ready.fetch_add(1);
-      while (ready.load() < workers) std::this_thread::yield();
+      while (!go.load() && !failed.load()) std::this_thread::yield();
       if (failed.load()) return;
       pool[w]->Run();
     });
@@ -259,6 +262,8 @@ int Run(int argc, char** argv) {
       ZLOG_INFO("metrics on http://%s/metrics", boot.config().metrics_address().c_str());
     }
   }
+
+  go.store(true);
 
   // Readiness for zproxyd's graceful handover: workers are accepting (and /metrics is up),
   // so the previous data plane may now be told to drain. One byte 'R' on the control socket.

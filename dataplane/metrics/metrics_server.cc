@@ -23,6 +23,9 @@ bool MetricsServer::Start(const std::string& address, Renderer render, std::stri
   listen_fd_ = socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // During a graceful handover the old and the new data plane both serve /metrics for a
+  // moment; the old one's socket closes when it exits.
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   // During a graceful handover the old and the new data plane serve /metrics side by side.
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (bind(listen_fd_, addr.sa(), addr.len) != 0 || listen(listen_fd_, 64) != 0) {
