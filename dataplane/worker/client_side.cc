@@ -51,10 +51,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   c.flags |= kFixedFile;
   stats_.accepts.Add();
   stats_.client_idle.Add();
-  if (draining_) {
-    CloseConn(idx);
-    return;
-  }
+  // A connection accepted while draining (completions already queued when the accept was
+  // cancelled) is still ours to serve: its first response says Connection: close.
   if (snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
@@ -334,7 +332,10 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   }
   LogExchange(ex, ex.status, {});
   ReleaseUpstream(ex_idx, reusable);
-  bool close = !ex.client_keep_alive || !ex.req_done || draining_;
+  // Close only if the response said so (it does when draining had begun by then): a
+  // response that promised keep-alive is followed by the client's next request, which
+  // gets Connection: close instead. Closing under it would fail that request.
+  bool close = !ex.client_keep_alive || !ex.req_done;
   bool ex_req_done = ex.req_done;
   Conn& c = conns_.Get(client);
   c.exchange = kNil;

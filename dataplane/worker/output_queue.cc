@@ -409,8 +409,6 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
     } else {
       CloseConn(conn_idx);
     }
-  } else if (c2.kind == ConnKind::kClient && c2.exchange == kNil && draining_) {
-    CloseConn(conn_idx);
   } else {
     ReleaseIoIfIdle(conn_idx);
   }

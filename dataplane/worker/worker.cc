@@ -208,7 +208,18 @@ void Worker::OnTick() {
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {
-    if (stats_.client_open.Load() == 0 || static_cast<int32_t>(NowMs() - drain_deadline_ms_) >= 0) {
+    // Until every multishot accept has really ended, the kernel may still hand this
+    // worker connections; exiting then would strand them. Cancel again if needed.
+    bool accepting = false;
+    for (uint32_t i = 0; i < sockets_.size(); i++) {
+      if (!accept_armed_[i]) continue;
+      accepting = true;
+      io_uring_sqe* sqe = ring_.Sqe();
+      io_uring_prep_cancel64(sqe, io::UserData{io::Op::kAccept, i, 0, 0}.Pack(), 0);
+      io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+    }
+    bool past_deadline = static_cast<int32_t>(NowMs() - drain_deadline_ms_) >= 0;
+    if ((!accepting && stats_.client_open.Load() == 0) || past_deadline) {
       if (stats_.client_open.Load() != 0) {
         ZLOG_WARN("worker %u: drain deadline passed with %lu client connections open",
                   options_.index, static_cast<unsigned long>(stats_.client_open.Load()));

@@ -135,10 +135,6 @@ def _wrk(port, seconds=3):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-@pytest.mark.xfail(reason="data plane drain: the old data plane closes connections it accepts "
-                          "while draining and closes idle keep-alive connections under wrk "
-                          "(read errors); zproxyd's handover itself refuses nothing",
-                   strict=False)
 def test_dataplane_restart_under_load_fails_nothing(make_proxy, backends, tmp_path):
     a = backends["a"]
     z = make_proxy(_cfg(a, tmp_path))
