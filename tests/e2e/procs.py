@@ -172,6 +172,8 @@ class Zproxy:
         # Unix socket paths must stay short (108 bytes), so not under pytest's tmp dir.
         self.sockdir = tempfile.mkdtemp(prefix="zp-")
         config.setdefault("admin_address", "unix:%s/admin.sock" % self.sockdir)
+        # Each proxy persists its Admin API state on its own, never in /var/lib/zproxy.
+        config.setdefault("state_dir", os.path.join(self.sockdir, "state"))
         if os.path.isdir("/sys/fs/bpf") and os.access("/sys/fs/bpf", os.W_OK):
             # Pinned maps must not collide with another zproxy on this machine.
             config.setdefault("bpffs_path", "/sys/fs/bpf/zproxy-e2e-%s" % os.path.basename(self.sockdir))
