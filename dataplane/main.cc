@@ -22,6 +22,7 @@
 #include "common/health_region.h"
 #include "common/log.h"
 #include "dataplane/bootstrap/handoff.h"
+#include "dataplane/config_applier.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
@@ -237,26 +238,36 @@ int Run(int argc, char** argv) {
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
 
-  MetricsServer metrics;
-  if (!boot.config().metrics_address().empty()) {
-    DataplaneInfo info;
-    info.simd_level = http1::SimdLevel();
-    info.single_issuer = f.single_issuer;
-    info.defer_taskrun = f.defer_taskrun;
-    info.sqpoll = f.sqpoll;
-    info.send_zc = f.send_zc;
-    info.registered_files = f.registered_files;
-    info.config_version = snap->version;
-    for (const auto& c : snap->clusters) {
+  // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
+  std::vector<Worker*> worker_ptrs;
+  for (auto& w : pool) worker_ptrs.push_back(w.get());
+  ConfigApplier applier(worker_ptrs, snap, health_region.valid() ? &health_region : nullptr);
+
+  // The /metrics body, rendered from the snapshot that is live right now.
+  DataplaneInfo base_info;
+  base_info.simd_level = http1::SimdLevel();
+  base_info.single_issuer = f.single_issuer;
+  base_info.defer_taskrun = f.defer_taskrun;
+  base_info.sqpoll = f.sqpoll;
+  base_info.send_zc = f.send_zc;
+  base_info.registered_files = f.registered_files;
+  std::vector<const WorkerStats*> stats;
+  for (auto& w : pool) stats.push_back(&w->stats());
+  auto render_metrics = [&applier, stats, base_info] {
+    DataplaneInfo info = base_info;
+    std::shared_ptr<const Snapshot> live = applier.current();
+    info.config_version = live->version;
+    for (const auto& c : live->clusters) {
       for (size_t i = 0; i < c.endpoint_names.size(); i++) {
         info.upstream_health.push_back({c.name, c.endpoint_names[i], c.health[i]});
       }
     }
-    std::vector<const WorkerStats*> stats;
-    for (auto& w : pool) stats.push_back(&w->stats());
-    if (!metrics.Start(
-            boot.config().metrics_address(),
-            [stats, info] { return RenderPrometheus(stats, info); }, &error)) {
+    return RenderPrometheus(stats, info);
+  };
+
+  MetricsServer metrics;
+  if (!boot.config().metrics_address().empty()) {
+    if (!metrics.Start(boot.config().metrics_address(), render_metrics, &error)) {
       ZLOG_ERROR("%s", error.c_str());
     } else {
       ZLOG_INFO("metrics on http://%s/metrics", boot.config().metrics_address().c_str());

@@ -247,7 +247,8 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.client = conn_idx;
   ex.client_gen = c.gen;
-  ex.cluster = static_cast<uint16_t>(route->cluster_index);
+  ex.cluster = cluster_state_[route->cluster_index];
+  RefCluster(ex.cluster);
   ex.method = req.method_id;
   ex.version_minor = req.version_minor;
   ex.client_keep_alive = req.keep_alive;

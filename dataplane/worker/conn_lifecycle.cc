@@ -24,6 +24,7 @@ uint32_t Worker::NewConn(ConnKind kind, int fd, uint16_t owner) {
     stats_.client_open.Add();
   } else {
     stats_.upstream_open.Add();
+    RefCluster(owner);  // released in MaybeFreeConn
   }
   return idx;
 }
@@ -97,6 +98,7 @@ void Worker::MaybeFreeConn(uint32_t conn_idx) {
     ios_.Free(c.io);
     c.io = kNil;
   }
+  if (c.kind == ConnKind::kUpstream) UnrefCluster(c.owner);
   c.gen++;
   c.fd = -1;
   conns_.Free(conn_idx);
@@ -114,7 +116,7 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
   char ip[INET6_ADDRSTRLEN];
   std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));
   std::string_view upstream;
-  if (ex.endpoint != kNil) upstream = snap_->clusters[ex.cluster].endpoint_names[ex.endpoint];
+  if (ex.endpoint != kNil) upstream = Cs(ex.cluster).cfg->endpoint_names[ex.endpoint];
   access_log_.Append(client, std::string_view(ex.req_line, ex.req_line_len), status, ex.resp_bytes,
                      NowUs() - ex.start_us, upstream, note);
 }
@@ -122,7 +124,8 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
 void Worker::FreeExchange(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
-  if (ex.lb_counted) lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+  if (ex.lb_counted) Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
+  UnrefCluster(ex.cluster);
   exchanges_.Free(ex_idx);
 }
 

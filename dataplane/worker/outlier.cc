@@ -8,16 +8,17 @@
 namespace zproxy::dataplane {
 
 void Worker::RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok) {
-  const ClusterRuntime& cfg = snap_->clusters[cluster];
-  if (cfg.outlier_failures == 0 || endpoint >= outliers_[cluster].size()) return;
-  OutlierState& st = outliers_[cluster][endpoint];
+  ClusterState& cs = Cs(cluster);
+  const ClusterRuntime& cfg = *cs.cfg;
+  if (cfg.outlier_failures == 0 || endpoint >= cs.outliers.size()) return;
+  OutlierState& st = cs.outliers[endpoint];
   if (ok) {
     st.failures = 0;
     return;
   }
   if (++st.failures < cfg.outlier_failures || st.ejected) return;
   st.failures = 0;
-  upstream::EndpointSet& lb = *lb_[cluster];
+  upstream::EndpointSet& lb = *cs.lb;
   // Never eject the last eligible endpoint: a degraded answer beats none.
   if (lb.EligibleCount() <= 1) return;
   // A long quiet period since the last ejection starts the doubling over.
@@ -38,15 +39,16 @@ void Worker::RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok) 
 }
 
 void Worker::ExpireEjections() {
-  for (size_t c = 0; c < outliers_.size(); c++) {
-    for (size_t e = 0; e < outliers_[c].size(); e++) {
-      OutlierState& st = outliers_[c][e];
+  for (auto& cs : cstates_) {
+    if (cs == nullptr) continue;
+    for (size_t e = 0; e < cs->outliers.size(); e++) {
+      OutlierState& st = cs->outliers[e];
       if (!st.ejected || static_cast<int32_t>(NowMs() - st.until_ms) < 0) continue;
       st.ejected = false;
-      lb_[c]->SetEjected(static_cast<uint32_t>(e), false);
+      cs->lb->SetEjected(static_cast<uint32_t>(e), false);
       stats_.upstream_ejected.Sub();
-      ZLOG_INFO("worker %u: %s endpoint %s back in rotation", options_.index,
-                snap_->clusters[c].name.c_str(), snap_->clusters[c].endpoint_names[e].c_str());
+      ZLOG_INFO("worker %u: %s endpoint %s back in rotation", options_.index, cs->cfg->name.c_str(),
+                cs->cfg->endpoint_names[e].c_str());
     }
   }
 }

@@ -35,6 +35,16 @@ class TimerLists {
     return static_cast<uint16_t>(lists_.size() - 1);
   }
 
+  // The list for `timeout_ms`, shared by everything with that timeout (it stays sorted:
+  // same timeout, appended in time order). Config changes reuse lists instead of
+  // growing the set.
+  uint16_t ListFor(uint32_t timeout_ms) {
+    for (uint16_t i = 0; i < lists_.size(); i++) {
+      if (lists_[i].timeout_ms == timeout_ms) return i;
+    }
+    return AddList(timeout_ms);
+  }
+
   void Arm(uint16_t list, uint32_t idx, uint32_t now_ms) {
     Disarm(idx);
     TimerListHead& l = lists_[list];

@@ -54,7 +54,7 @@ int UpstreamErrorStatus(ErrorCause cause) {
 
 bool Worker::AssignUpstream(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
-  upstream::EndpointSet& lb = *lb_[ex.cluster];
+  upstream::EndpointSet& lb = *Cs(ex.cluster).lb;
   uint32_t endpoint =
       lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone : ex.failed_endpoint);
   if (endpoint == upstream::EndpointSet::kNone) return false;
@@ -73,8 +73,8 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
 
 void Worker::StartConnect(uint32_t ex_idx, uint32_t endpoint) {
   Exchange& ex = exchanges_.Get(ex_idx);
-  const ClusterRuntime& cluster = snap_->clusters[ex.cluster];
-  const NetAddress& addr = lb_[ex.cluster]->address(endpoint);
+  const ClusterRuntime& cluster = *Cs(ex.cluster).cfg;
+  const NetAddress& addr = Cs(ex.cluster).lb->address(endpoint);
   int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     ZLOG_WARN("worker %u: socket(): %s", options_.index, strerror(errno));
@@ -99,7 +99,7 @@ void Worker::StartConnect(uint32_t ex_idx, uint32_t endpoint) {
   io_uring_prep_connect(sqe, fd, addr.sa(), addr.len);
   io_uring_sqe_set_data64(sqe, Ud(io::Op::kConnect, up));
   u.inflight++;
-  timers_.Arm(t_connect_[ex.cluster], up, NowMs());
+  timers_.Arm(Cs(ex.cluster).t_connect, up, NowMs());
 }
 
 void Worker::OnConnect(uint32_t conn_idx, int res) {
@@ -151,7 +151,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
     ex.req_head_block = kNil;
   }
   ex.head_queued = true;
-  timers_.Arm(t_read_[ex.cluster], up_idx, NowMs());
+  timers_.Arm(Cs(ex.cluster).t_read, up_idx, NowMs());
   PumpRequestBody(ex_idx);
   Flush(up_idx);
   MaybeResumeRecv(ex.client);
@@ -194,7 +194,7 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
     ex.upstream = kNil;
   }
   if (ex.lb_counted) {
-    lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+    Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
     ex.lb_counted = false;
   }
   // Nothing reached the upstream yet (connect failed): retry once on another endpoint.
@@ -217,7 +217,7 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     return;
   }
   uint32_t ex_idx = u.exchange;
-  timers_.Arm(t_read_[u.owner], conn_idx, NowMs());
+  timers_.Arm(Cs(u.owner).t_read, conn_idx, NowMs());
   while (true) {
     Exchange& ex = exchanges_.Get(ex_idx);
     if (ex.resp == RespState::kBody) {
@@ -405,7 +405,7 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
 void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.lb_counted) {
-    lb_[ex.cluster]->OnConnectionClosed(ex.endpoint);
+    Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
     ex.lb_counted = false;
   }
   uint32_t up = ex.upstream;
@@ -414,9 +414,10 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   Conn& u = conns_.Get(up);
   u.exchange = kNil;
   timers_.Disarm(up);
-  const ClusterRuntime& cluster = snap_->clusters[u.owner];
-  PoolHead& pool = pools_[u.owner][u.endpoint];
-  if (!reusable || draining_ || pool.count >= cluster.pool_size || (u.flags & kRecvPaused)) {
+  ClusterState& cs = Cs(u.owner);
+  PoolHead& pool = cs.pools[u.endpoint];
+  if (!reusable || draining_ || cs.retired || pool.count >= cs.cfg->pool_size ||
+      (u.flags & kRecvPaused)) {
     CloseConn(up);
     return;
   }
@@ -425,7 +426,7 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
 
 void Worker::PoolPush(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  PoolHead& pool = pools_[u.owner][u.endpoint];
+  PoolHead& pool = Cs(u.owner).pools[u.endpoint];
   u.flags |= kPooled | kReused;
   u.pool_prev = kNil;
   u.pool_next = pool.head;
@@ -433,13 +434,13 @@ void Worker::PoolPush(uint32_t conn_idx) {
   pool.head = conn_idx;
   pool.count++;
   stats_.upstream_idle.Add();
-  timers_.Arm(t_pool_[u.owner], conn_idx, NowMs());
+  timers_.Arm(Cs(u.owner).t_pool, conn_idx, NowMs());
   ReleaseIoIfIdle(conn_idx);
 }
 
 void Worker::PoolRemove(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  PoolHead& pool = pools_[u.owner][u.endpoint];
+  PoolHead& pool = Cs(u.owner).pools[u.endpoint];
   if (u.pool_prev != kNil)
     conns_.Get(u.pool_prev).pool_next = u.pool_next;
   else
@@ -454,7 +455,7 @@ void Worker::PoolRemove(uint32_t conn_idx) {
 // Most recently used first: it is the one least likely to have been closed by the
 // upstream's own idle timeout.
 uint32_t Worker::PoolPop(uint16_t cluster, uint32_t endpoint) {
-  PoolHead& pool = pools_[cluster][endpoint];
+  PoolHead& pool = Cs(cluster).pools[endpoint];
   uint32_t idx = pool.head;
   if (idx == kNil) return kNil;
   PoolRemove(idx);

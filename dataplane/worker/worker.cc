@@ -2,8 +2,10 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -37,7 +39,9 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
       blocks_(MaxBlockSize(*snap_)),
       timers_(LinkOfConn{&conns_}) {}
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
 
 bool Worker::Init(std::string* error) {
   if (options_.cpu >= 0) {
@@ -52,25 +56,15 @@ bool Worker::Init(std::string* error) {
   if (!bufs_.Init(ring_.raw(), 0, options_.buf_count, options_.buf_size, error)) return false;
   buf_refs_.assign(options_.buf_count, 0);
 
-  for (const auto& l : snap_->listeners) {
-    t_client_idle_.push_back(timers_.AddList(l.idle_timeout_ms));
-    t_client_header_.push_back(timers_.AddList(l.header_timeout_ms));
+  SetupListenerTimers();
+  for (size_t i = 0; i < snap_->clusters.size(); i++) {
+    cluster_state_.push_back(NewClusterState(snap_, i));
   }
-  for (const auto& c : snap_->clusters) {
-    t_connect_.push_back(timers_.AddList(c.connect_timeout_ms));
-    t_read_.push_back(timers_.AddList(c.read_timeout_ms));
-    t_pool_.push_back(timers_.AddList(c.idle_timeout_ms));
-    lb_.push_back(std::make_unique<upstream::EndpointSet>(c.lb));
-    for (uint32_t i = 0; i < c.health.size() && i < lb_.back()->size(); i++) {
-      lb_.back()->SetHealthByte(i, c.health[i]);  // nullptr = always healthy
-    }
-    // Start each worker's rotation at a different endpoint, so that with several
-    // workers the first requests do not all go to endpoint 0.
-    for (uint32_t k = 0; lb_.back()->size() != 0 && k < options_.index % lb_.back()->size(); k++) {
-      lb_.back()->Pick();
-    }
-    pools_.emplace_back(c.lb.endpoints.size());
-    outliers_.emplace_back(c.lb.endpoints.size());
+  applied_version_.store(snap_->version);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    *error = std::string("eventfd: ") + strerror(errno);
+    return false;
   }
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
@@ -113,6 +107,7 @@ void Worker::Run() {
   UpdateNow();
   for (uint32_t i = 0; i < sockets_.size(); i++) ArmAccept(i);
   ArmTick();
+  ArmWake();
   io_uring* ring = ring_.raw();
   while (running_) {
     int rc = io_uring_submit_and_wait(ring, 1);
@@ -148,6 +143,9 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
       return;
     case io::Op::kTick:
       OnTick();
+      return;
+    case io::Op::kWake:
+      OnWake();
       return;
     case io::Op::kSendZc:
       // The send's own buffer reference is dropped when the kernel no longer uses the

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,10 @@ class Worker {
   void Run();
   // Thread-safe: stop accepting, finish in-flight requests, close idle connections.
   void Stop(uint32_t drain_timeout_ms);
+  // Thread-safe: the worker switches to `snapshot` for new requests at its next loop
+  // iteration; applied_version() then reports its version.
+  void PostSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  uint64_t applied_version() const { return applied_version_.load(); }
 
   const WorkerStats& stats() const { return stats_; }
   uint32_t index() const { return options_.index; }
@@ -197,18 +202,13 @@ class Worker {
   TimerLists<LinkOfConn> timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
   std::vector<uint16_t> t_client_idle_, t_client_header_;
-  std::vector<uint16_t> t_connect_, t_read_, t_pool_;
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 
-  // Per cluster per worker balancing state and keep-alive pool heads.
-  std::vector<std::unique_ptr<upstream::EndpointSet>> lb_;
   struct PoolHead {
     uint32_t head = kNil;
     uint32_t count = 0;
   };
-  std::vector<std::vector<PoolHead>> pools_;  // [cluster][endpoint]
-
   // --- outlier.cc: passive outlier detection, this worker's view of each endpoint.
   struct OutlierState {
     uint16_t failures = 0;  // consecutive
@@ -217,14 +217,45 @@ class Worker {
     uint32_t until_ms = 0;
     uint32_t last_ejected_ms = 0;
   };
-  std::vector<std::vector<OutlierState>> outliers_;  // [cluster][endpoint]
   void RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok);
   void ExpireEjections();
+
+  // --- cluster_state.cc: this worker's state for one cluster definition: balancer,
+  // keep-alive pools, outlier state. Exchanges and upstream connections refer to it by
+  // id (Exchange::cluster, Conn::owner of upstream connections) and hold a reference, so
+  // a config change leaves in-flight requests on the state (and config) they started
+  // with; a state whose cluster changed or vanished is retired and freed when unused.
+  struct ClusterState {
+    std::shared_ptr<const Snapshot> snap;  // keeps *cfg alive
+    const ClusterRuntime* cfg = nullptr;
+    std::string definition;  // serialized config Cluster: equal definition => reusable
+    std::unique_ptr<upstream::EndpointSet> lb;
+    std::vector<PoolHead> pools;         // [endpoint]
+    std::vector<OutlierState> outliers;  // [endpoint]
+    uint16_t t_connect = 0, t_read = 0, t_pool = 0;
+    uint32_t refs = 0;
+    bool retired = false;
+  };
+  std::vector<std::unique_ptr<ClusterState>> cstates_;  // index = state id; null = free
+  std::vector<uint16_t> cluster_state_;  // current snapshot's cluster index -> state id
+  ClusterState& Cs(uint16_t id) { return *cstates_[id]; }
+  uint16_t NewClusterState(const std::shared_ptr<const Snapshot>& snap, size_t cluster_index);
+  void RefCluster(uint16_t id) { cstates_[id]->refs++; }
+  void UnrefCluster(uint16_t id);
+  void ApplySnapshot(std::shared_ptr<const Snapshot> snap);
+  void SetupListenerTimers();
+  void ArmWake();
+  void OnWake();
 
   __kernel_timespec tick_ts_{};
   uint32_t now_ms_ = 0;
   uint64_t start_ns_ = 0;
   std::atomic<bool> stop_requested_{false};
+  std::mutex mailbox_mu_;
+  std::shared_ptr<const Snapshot> mailbox_;
+  std::atomic<uint64_t> applied_version_{0};
+  int wake_fd_ = -1;  // eventfd: PostSnapshot wakes the loop
+  uint64_t wake_buf_ = 0;
   std::atomic<uint32_t> drain_timeout_ms_{0};
   bool draining_ = false;
   uint32_t drain_deadline_ms_ = 0;

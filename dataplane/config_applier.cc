@@ -1,0 +1,109 @@
+#include "dataplane/config_applier.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/log.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+
+uint64_t NowUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// What a running data plane cannot change without new sockets, rings or threads.
+// Returns "" if `next` can be applied in place, else the reason naming the field.
+std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Config& next) {
+  if (cur.listeners_size() != next.listeners_size()) {
+    return "listeners: " + std::to_string(cur.listeners_size()) + " -> " +
+           std::to_string(next.listeners_size()) + " listeners (new sockets are needed)";
+  }
+  for (int i = 0; i < cur.listeners_size(); i++) {
+    const auto& a = cur.listeners(i);
+    const auto& b = next.listeners(i);
+    std::string field = "listeners[" + std::to_string(i) + "]";
+    if (a.name() != b.name()) return field + ".name: changed";
+    if (a.address() != b.address()) return field + ".address: changed (new sockets are needed)";
+    if (a.has_tcp_proxy() != b.has_tcp_proxy()) return field + ": kind changed (http/tcp_proxy)";
+  }
+  if (cur.workers() != next.workers()) return "workers: changed";
+  if (!MessageDifferencer::Equals(cur.io_uring(), next.io_uring())) return "io_uring: changed";
+  if (cur.metrics_address() != next.metrics_address()) return "metrics_address: changed";
+  if (cur.access_log() != next.access_log()) return "access_log: changed";
+  return "";
+}
+
+}  // namespace
+
+ConfigApplier::ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
+                             const HealthRegion* health_region)
+    : workers_(std::move(workers)), health_region_(health_region), current_(std::move(current)) {
+  version_.store(current_->version);
+}
+
+std::shared_ptr<const Snapshot> ConfigApplier::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& snapshot,
+                                           uint32_t timeout_ms) {
+  // One change at a time: a second Apply waits for the first to be live everywhere.
+  std::lock_guard<std::mutex> lock(mu_);
+  Result result;
+  uint64_t start = NowUs();
+  if (snapshot.version() <= current_->version) {
+    result.reason = "version " + std::to_string(snapshot.version()) +
+                    " is not newer than the running version " + std::to_string(current_->version);
+    return result;
+  }
+  std::string blocker = InPlaceBlocker(current_->config, snapshot.config());
+  if (!blocker.empty()) {
+    result.needs_restart = true;
+    result.reason = blocker;
+    return result;
+  }
+  HealthSlotTable slots;
+  for (const auto& s : snapshot.health_slots()) slots.Add(s.cluster(), s.address(), s.slot());
+  std::string error;
+  auto next = BuildSnapshot(
+      snapshot.config(), snapshot.version(), &error,
+      health_region_ != nullptr && health_region_->valid() ? health_region_ : nullptr, &slots);
+  if (next == nullptr) {
+    result.reason = error;
+    return result;
+  }
+  for (Worker* w : workers_) w->PostSnapshot(next);
+  // Workers pick the snapshot up at their next loop iteration (woken by an eventfd), so
+  // this is normally a few microseconds.
+  uint64_t deadline = start + static_cast<uint64_t>(timeout_ms) * 1000;
+  for (Worker* w : workers_) {
+    while (w->applied_version() < next->version) {
+      if (NowUs() > deadline) {
+        result.reason = "worker " + std::to_string(w->index()) + " did not apply version " +
+                        std::to_string(next->version) + " within " + std::to_string(timeout_ms) +
+                        " ms";
+        return result;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  current_ = next;
+  version_.store(next->version);
+  result.ok = true;
+  result.apply_us = NowUs() - start;
+  ZLOG_INFO("config version %lu live on %zu worker(s) in %lu us",
+            static_cast<unsigned long>(next->version), workers_.size(),
+            static_cast<unsigned long>(result.apply_us));
+  return result;
+}
+
+}  // namespace zproxy::dataplane
