@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -33,6 +34,15 @@ std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Conf
     if (a.name() != b.name()) return field + ".name: changed";
     if (a.address() != b.address()) return field + ".address: changed (new sockets are needed)";
     if (a.has_tcp_proxy() != b.has_tcp_proxy()) return field + ": kind changed (http/tcp_proxy)";
+  }
+  // Workers size their head buffers for the largest head a listener allows.
+  uint32_t cur_max = 0;
+  for (const auto& l : cur.listeners()) cur_max = std::max(cur_max, l.http().max_header_bytes());
+  for (int i = 0; i < next.listeners_size(); i++) {
+    if (next.listeners(i).http().max_header_bytes() > std::max(cur_max, 65536u)) {
+      return "listeners[" + std::to_string(i) + "].http.max_header_bytes: raised above what " +
+             "the running workers allocated for";
+    }
   }
   if (cur.workers() != next.workers()) return "workers: changed";
   if (!MessageDifferencer::Equals(cur.io_uring(), next.io_uring())) return "io_uring: changed";
