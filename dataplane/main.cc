@@ -134,9 +134,7 @@ int Run(int argc, char** argv) {
     // segment until the client's delayed ACK (40 ms).
     int one = 1;
     setsockopt(fds[i].get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!boot.config().listeners(listener).has_tcp_proxy()) {
-      sockets[s.worker()].push_back(WorkerListenSocket{fds[i].get(), listener});
-    }
+    sockets[s.worker()].push_back(WorkerListenSocket{fds[i].get(), listener});
   }
 
   // Signals are handled by the main thread only (sigwait); workers never see them.

@@ -11,8 +11,7 @@ T OrDefault(T value, T fallback) {
 }  // namespace
 
 std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
-                                              std::string* error,
-                                              const HealthRegion* health_region,
+                                              std::string* error, const HealthRegion* health_region,
                                               const HealthSlotTable* health_slots) {
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
@@ -30,6 +29,16 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, 
     lr.idle_timeout_ms = OrDefault(h.idle_timeout_ms(), 60000u);
     lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
     lr.add_forwarded_headers = !h.xff_disable();
+    if (l.has_tcp_proxy()) {
+      for (int c = 0; c < config.clusters_size(); c++) {
+        if (config.clusters(c).name() == l.tcp_proxy().cluster()) lr.tcp_cluster = c;
+      }
+      if (lr.tcp_cluster < 0) {
+        *error = "listeners[" + std::to_string(snap->listeners.size()) +
+                 "].tcp_proxy.cluster: " + "unknown cluster \"" + l.tcp_proxy().cluster() + "\"";
+        return nullptr;
+      }
+    }
     snap->listeners.push_back(std::move(lr));
   }
   for (int i = 0; i < config.clusters_size(); i++) {

@@ -24,6 +24,8 @@ struct ListenerRuntime {
   uint32_t idle_timeout_ms = 60000;
   uint32_t header_timeout_ms = 10000;
   bool add_forwarded_headers = true;
+  // tcp_proxy listener: index of its cluster (-1 = HTTP listener).
+  int tcp_cluster = -1;
 };
 
 struct ClusterRuntime {

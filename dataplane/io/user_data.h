@@ -19,6 +19,7 @@ enum class Op : uint8_t {
   kCancel,    // cancellation request (result ignored)
   kPeerName,  // getsockopt(SO_PEERNAME) through IORING_OP_URING_CMD
   kTick,      // periodic timer
+  kShutdown,  // shutdown(SHUT_WR) of a socket (slot = connection)
   kWake,      // eventfd read: another thread wants the worker's attention
 };
 

@@ -145,6 +145,12 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              &WorkerStats::bytes_from_clients);
   per_worker("zproxy_client_bytes_sent_total", "counter", "Bytes sent to clients.",
              &WorkerStats::bytes_to_clients);
+  per_worker("zproxy_tcp_proxy_connections_total", "counter",
+             "Connections accepted on tcp_proxy (L4) listeners.",
+             &WorkerStats::tcp_proxy_connections);
+  per_worker("zproxy_tcp_proxy_bytes_total", "counter",
+             "Bytes copied between tcp_proxy clients and upstreams (both directions).",
+             &WorkerStats::tcp_proxy_bytes);
   per_worker("zproxy_peername_failures_total", "counter",
              "Connections whose client address could not be read (no X-Forwarded-For).",
              &WorkerStats::peername_failures);

@@ -61,6 +61,8 @@ struct WorkerStats {
   Counter bytes_from_clients;
   Counter bytes_to_clients;
   Counter peername_failures;
+  Counter tcp_proxy_connections;  // tcp_proxy listeners: connections accepted
+  Counter tcp_proxy_bytes;        // bytes copied in either direction
 
   void CountStatus(int status) {
     int cls = status / 100;

@@ -53,7 +53,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   stats_.client_idle.Add();
   // A connection accepted while draining (completions already queued when the accept was
   // cancelled) is still ours to serve: its first response says Connection: close.
-  if (snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) {
+  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) &&
+      snap_->listeners[listener].tcp_cluster < 0) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
     // io_uring command on the direct descriptor, no extra syscall. Queued before the
@@ -75,8 +76,12 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     c.flags |= kPeerPending;
     c.inflight++;
   }
-  timers_.Arm(t_client_header_[listener], idx, NowMs());
   ArmRecv(idx);
+  if (snap_->listeners[listener].tcp_cluster >= 0) {
+    StartTunnel(idx);
+    return;
+  }
+  timers_.Arm(t_client_header_[listener], idx, NowMs());
 }
 
 void Worker::OnPeerName(uint32_t conn_idx, int res) {
@@ -154,7 +159,11 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   if (c.exchange != kNil) {
-    PumpRequestBody(c.exchange);
+    if (exchanges_.Get(c.exchange).tunnel) {
+      PumpTunnel(c.exchange, true);
+    } else {
+      PumpRequestBody(c.exchange);
+    }
     return;
   }
   if (c.flags & kCloseAfterSend) {

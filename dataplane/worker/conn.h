@@ -20,19 +20,22 @@ namespace zproxy::dataplane {
 enum class ConnKind : uint8_t { kClient, kUpstream };
 
 enum ConnFlag : uint16_t {
-  kRecvArmed = 1 << 0,       // a multishot recv is active
-  kSendInflight = 1 << 1,    // one send at a time per socket (ordering)
-  kClosing = 1 << 2,         // close started; slot freed when no op is in flight
-  kFixedFile = 1 << 3,       // fd is an index into the registered file table
-  kRecvPaused = 1 << 4,      // backpressure: do not re-arm recv
-  kCloseAfterSend = 1 << 5,  // close once the output queue has drained
-  kConnecting = 1 << 6,      // upstream connect in flight
-  kPooled = 1 << 7,          // idle in the upstream keep-alive pool
-  kReused = 1 << 8,          // upstream connection served an earlier request
-  kPeerPending = 1 << 9,     // SO_PEERNAME request in flight
-  kCancelSent = 1 << 10,     // recv cancel already submitted
-  kLingerNeeded = 1 << 11,   // the client may still be sending: linger before closing
-  kLingering = 1 << 12,      // write side shut down; reading and discarding until EOF
+  kRecvArmed = 1 << 0,         // a multishot recv is active
+  kSendInflight = 1 << 1,      // one send at a time per socket (ordering)
+  kClosing = 1 << 2,           // close started; slot freed when no op is in flight
+  kFixedFile = 1 << 3,         // fd is an index into the registered file table
+  kRecvPaused = 1 << 4,        // backpressure: do not re-arm recv
+  kCloseAfterSend = 1 << 5,    // close once the output queue has drained
+  kConnecting = 1 << 6,        // upstream connect in flight
+  kPooled = 1 << 7,            // idle in the upstream keep-alive pool
+  kReused = 1 << 8,            // upstream connection served an earlier request
+  kPeerPending = 1 << 9,       // SO_PEERNAME request in flight
+  kCancelSent = 1 << 10,       // recv cancel already submitted
+  kLingerNeeded = 1 << 11,     // the client may still be sending: linger before closing
+  kLingering = 1 << 12,        // write side shut down; reading and discarding until EOF
+  kShutdownPending = 1 << 13,  // IORING_OP_SHUTDOWN in flight (it runs on io-wq, later)
+  kCloseDeferred = 1 << 14,    // close waits for the shutdown: the fixed-file slot must
+                               // not be reused while an op that names it is pending
 };
 
 struct Conn {
@@ -132,6 +135,12 @@ struct Exchange {
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
   bool dechunk = false;       // chunked response to an HTTP/1.0 client: forward data only
+
+  // L4 pass-through (tcp_proxy listener): bytes are copied both ways, no HTTP.
+  bool tunnel = false;
+  bool client_eof = false;        // client sent FIN
+  bool upstream_wr_shut = false;  // FIN forwarded to the upstream
+  bool client_wr_shut = false;    // FIN forwarded to the client
   http1::BodyKind req_body = http1::BodyKind::kNone;
   uint64_t req_remaining = 0;
   uint64_t max_body = 0;

@@ -59,8 +59,16 @@ void Worker::CloseConn(uint32_t conn_idx) {
     io_uring_prep_cancel64(s, ud.Pack(), 0);
     io_uring_sqe_set_data64(s, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
   }
-  io_uring_sqe* sqe;
-  sqe = ring_.Sqe();
+  if (c.flags & kShutdownPending) {
+    c.flags |= kCloseDeferred;  // OnShutdown submits the close
+    return;
+  }
+  SubmitClose(conn_idx);
+}
+
+void Worker::SubmitClose(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  io_uring_sqe* sqe = ring_.Sqe();
   if (c.flags & kFixedFile) {
     io_uring_prep_close_direct(sqe, static_cast<unsigned>(c.fd));
   } else {
@@ -70,15 +78,34 @@ void Worker::CloseConn(uint32_t conn_idx) {
   c.inflight++;
 }
 
+void Worker::ShutdownWrite(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & (kClosing | kShutdownPending)) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_shutdown(sqe, c.fd, SHUT_WR);
+  if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kShutdown, conn_idx));
+  c.flags |= kShutdownPending;
+  c.inflight++;
+}
+
+void Worker::OnShutdown(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  c.flags &= ~kShutdownPending;
+  if (c.flags & kCloseDeferred) {
+    c.flags &= ~kCloseDeferred;
+    SubmitClose(conn_idx);
+  }
+  MaybeFreeConn(conn_idx);
+}
+
 void Worker::LingeringClose(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & (kClosing | kLingering)) return;
   c.flags |= kLingering;
   c.flags &= ~kCloseAfterSend;
-  io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_shutdown(sqe, c.fd, SHUT_WR);
-  if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
-  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+  ShutdownWrite(conn_idx);
   timers_.Arm(t_linger_, conn_idx, NowMs());
   c.flags &= ~kRecvPaused;
   ArmRecv(conn_idx);
@@ -111,7 +138,7 @@ uint64_t Worker::NowUs() const {
 }
 
 void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
-  if (!access_log_.enabled() || ex.logged) return;
+  if (!access_log_.enabled() || ex.logged || ex.tunnel) return;
   ex.logged = true;
   char ip[INET6_ADDRSTRLEN];
   std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));

@@ -150,6 +150,16 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
   }
   // EOF (0) or error.
   if (c.kind == ConnKind::kClient) {
+    if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
+      if (res == 0) {
+        exchanges_.Get(c.exchange).client_eof = true;  // forwarded as FIN once drained
+        MaybeShutdownTunnel(c.exchange);
+      } else {
+        stats_.CountError(ErrorCause::kClientReset);
+        AbortExchange(c.exchange, true);
+      }
+      return;
+    }
     if (c.exchange != kNil) {
       Exchange& ex = exchanges_.Get(c.exchange);
       if (res == 0 && ex.req_done) {
@@ -389,7 +399,10 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   }
   (void)zc;
   // Room again: move more bytes from the peer into this queue.
-  if (c.exchange != kNil) {
+  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
+    // Room again on this socket: move more from its peer, or forward a pending FIN.
+    PumpTunnel(c.exchange, c.kind == ConnKind::kUpstream);
+  } else if (c.exchange != kNil) {
     Exchange& ex = exchanges_.Get(c.exchange);
     if (c.kind == ConnKind::kUpstream) {
       PumpRequestBody(c.exchange);

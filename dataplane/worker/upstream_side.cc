@@ -61,7 +61,8 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
   ex.endpoint = endpoint;
   lb.OnConnectionOpened(endpoint);
   ex.lb_counted = true;
-  uint32_t up = PoolPop(ex.cluster, endpoint);
+  // Tunnels never share upstream connections with HTTP (or with each other).
+  uint32_t up = ex.tunnel ? kNil : PoolPop(ex.cluster, endpoint);
   if (up != kNil) {
     stats_.upstream_reused.Add();
     AttachUpstream(ex_idx, up);
@@ -137,6 +138,11 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   Conn& u = conns_.Get(up_idx);
   u.exchange = ex_idx;
   ex.upstream = up_idx;
+  if (ex.tunnel) {
+    ex.head_queued = true;
+    PumpTunnel(ex_idx, true);  // bytes the client sent while we were connecting
+    return;
+  }
   // Keep the head only while a retry is still possible: a reused keep-alive connection
   // may turn out to be closed by the upstream before it reads the request.
   bool keep_for_retry =
@@ -160,6 +166,10 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
 void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.CountError(cause);
+  if (ex.tunnel) {
+    AbortExchange(ex_idx, true);  // no HTTP to answer with: the client sees the close
+    return;
+  }
   if (ex.resp_started) {
     // Part of the response is already on its way: the only honest signal left is to
     // close the client connection (the response is visibly incomplete).
@@ -198,7 +208,8 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
     ex.lb_counted = false;
   }
   // Nothing reached the upstream yet (connect failed): retry once on another endpoint.
-  if (may_retry && !ex.head_queued && ex.attempts == 0 && ex.req_head_block != kNil) {
+  if (may_retry && !ex.head_queued && ex.attempts == 0 &&
+      (ex.req_head_block != kNil || ex.tunnel)) {
     ex.attempts = 1;
     ex.failed_endpoint = ex.endpoint;
     stats_.upstream_retries.Add();
@@ -217,6 +228,10 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     return;
   }
   uint32_t ex_idx = u.exchange;
+  if (exchanges_.Get(ex_idx).tunnel) {
+    PumpTunnel(ex_idx, false);
+    return;
+  }
   timers_.Arm(Cs(u.owner).t_read, conn_idx, NowMs());
   while (true) {
     Exchange& ex = exchanges_.Get(ex_idx);
@@ -381,6 +396,15 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
   }
   uint32_t ex_idx = u.exchange;
   Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.tunnel) {
+    if (err == 0) {
+      ex.upstream_eof = true;  // forwarded as FIN to the client once drained
+      MaybeShutdownTunnel(ex_idx);
+    } else {
+      UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
+    }
+    return;
+  }
   if (ex.resp == RespState::kBody) {
     ex.upstream_eof = true;
     PumpResponseBody(ex_idx);

@@ -189,6 +189,9 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
     case io::Op::kPeerName:
       OnPeerName(ud.slot, cqe->res);
       break;
+    case io::Op::kShutdown:
+      OnShutdown(ud.slot);
+      break;
     case io::Op::kClose:
       c.inflight--;
       MaybeFreeConn(ud.slot);
@@ -258,6 +261,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
   if (c.kind == ConnKind::kClient) {
     if (c.flags & kLingering) {
       CloseConn(conn_idx);
+      return;
+    }
+    if (c.exchange != kNil) {
+      AbortExchange(c.exchange, true);  // tunnel idle for too long
       return;
     }
     if (c.exchange == kNil && InBytes(conn_idx) > 0) {

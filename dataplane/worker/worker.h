@@ -95,6 +95,11 @@ class Worker {
   void FinishExchange(uint32_t ex_idx);
   void ClientIdle(uint32_t conn_idx);
 
+  // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
+  void StartTunnel(uint32_t conn_idx);
+  void PumpTunnel(uint32_t ex_idx, bool from_client);
+  void MaybeShutdownTunnel(uint32_t ex_idx);
+
   // --- upstream_side.cc
   bool AssignUpstream(uint32_t ex_idx);
   void RespondUpstreamError(uint32_t ex_idx, ErrorCause cause);
@@ -168,6 +173,11 @@ class Worker {
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);
   void CloseConn(uint32_t conn_idx);
+  void SubmitClose(uint32_t conn_idx);
+  // shutdown(SHUT_WR) through the ring, counted as in flight: the kernel runs it
+  // asynchronously, so the descriptor stays open (and its slot unreused) until it is done.
+  void ShutdownWrite(uint32_t conn_idx);
+  void OnShutdown(uint32_t conn_idx);
   // Close after a response the client may not have finished sending to (errors, unread
   // bodies): shut down our side, discard what still arrives, then close. Closing with
   // unread data makes the kernel send RST, which can destroy the response in flight.

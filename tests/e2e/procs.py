@@ -205,7 +205,17 @@ class Zproxy:
             cmd = [zproxyd_path(), "--config", self.config_path]
         self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "wb"),
                                      stderr=open(self.stderr_path, "wb"), cwd=ROOT)
+        tcp = {l["name"] for l in self.config["listeners"] if "tcp_proxy" in l}
         for name, port in self.ports.items():
+            # tcp_proxy listeners speak no HTTP: the HTTP listeners (or /metrics) tell
+            # when the data plane serves.
+            if name in tcp:
+                if self.metrics_port and not wait_until(
+                        lambda: self._ready(self.metrics_port), timeout, 0.05):
+                    self.kill()
+                    raise RuntimeError("zproxyd metrics not ready within %.0fs; stderr:\n%s"
+                                       % (timeout, self.stderr()))
+                continue
             if not wait_until(lambda: self._ready(port), timeout, 0.05):
                 self.kill()
                 raise RuntimeError("zproxyd listener %s (port %d) not ready within %.0fs; "
