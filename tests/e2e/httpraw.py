@@ -242,3 +242,18 @@ def pattern(n, offset=0):
     reps = (offset % 256 + n) // 256 + 1
     s = offset % 256
     return (period * reps)[s:s + n]
+
+
+def fetch_bytes_concurrently(port, n, count, threads, timeout=20):
+    """GET /bytes/N `count` times over `threads` parallel connections; returns the list of
+    (status, body_intact) with the body checked against the test backend's pattern."""
+    import concurrent.futures
+    import hashlib
+    want = hashlib.sha256(pattern(n)).digest()
+
+    def fetch(_):
+        r = request(port, target="/bytes/%d" % n, timeout=timeout)
+        return r.status, hashlib.sha256(r.body).digest() == want
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fetch, range(count)))

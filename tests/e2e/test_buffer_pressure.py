@@ -1,9 +1,6 @@
 """Provided-buffer exhaustion: a multishot receive that ends with ENOBUFS is re-armed,
 never treated as a connection error, and counted in /metrics."""
 
-import concurrent.futures
-import hashlib
-
 import httpraw
 from conftest import catch_all, cluster, listener
 from procs import base_config
@@ -17,16 +14,8 @@ def test_tiny_buffer_ring_still_serves_everything(make_proxy, backends):
                       [cluster("app", backends["a"].addr)],
                       io_uring={"buf_count": 8, "buf_size": 4096})
     z = make_proxy(cfg)
-    n = 300_000
-    want = hashlib.sha256(httpraw.pattern(n)).hexdigest()
-
-    def fetch(_):
-        r = httpraw.request(z.port, target="/bytes/%d" % n, timeout=20)
-        return r.status, hashlib.sha256(r.body).hexdigest()
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(fetch, range(32)))
-    assert all(st == 200 and h == want for st, h in results), results
+    results = httpraw.fetch_bytes_concurrently(z.port, 300_000, count=32, threads=16)
+    assert all(st == 200 and intact for st, intact in results), results
     fams = scrape(z)
     assert fams["zproxy_recv_enobufs_total"].value() > 0
     # Every connection that went dry got its data in the end: no error was counted.

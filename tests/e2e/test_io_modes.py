@@ -1,9 +1,6 @@
 """The optional io_uring paths: SQPOLL, SEND_ZC for every body buffer, and SEND_ZC off.
 Each must carry bodies intact and report itself in /metrics."""
 
-import concurrent.futures
-import hashlib
-
 import pytest
 
 import httpraw
@@ -24,15 +21,8 @@ def test_bodies_intact_in_mode(make_proxy, backends, mode):
                       io_uring=MODES[mode])
     z = make_proxy(cfg)
     n = 2_000_003
-    want = hashlib.sha256(httpraw.pattern(n)).hexdigest()
-
-    def fetch(_):
-        r = httpraw.request(z.port, target="/bytes/%d" % n, timeout=20)
-        return r.status, hashlib.sha256(r.body).hexdigest()
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(fetch, range(8)))
-    assert all(st == 200 and h == want for st, h in results), results
+    results = httpraw.fetch_bytes_concurrently(z.port, n, count=8, threads=4)
+    assert all(st == 200 and intact for st, intact in results), results
 
     fams = scrape(z)
     info = fams["zproxy_dataplane_info"].samples[0][1]
