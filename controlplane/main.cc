@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "controlplane/admin/admin_server.h"
+#include "controlplane/bpf/bpf_runtime.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
 #include "controlplane/config_store.h"
@@ -99,6 +100,21 @@ int Main(int argc, char** argv) {
     const auto& l = loaded.config.listeners(static_cast<int>(i / workers));
     ZLOG_INFO("listener \"%s\" on %s (%s, %u SO_REUSEPORT sockets)", sockets[i].listener.c_str(),
               sockets[i].address.c_str(), l.has_tcp_proxy() ? "tcp_proxy" : "http", workers);
+  }
+
+  // BPF after the listen sockets exist and before the data plane starts: steering per
+  // listener group (or its fallback, one log line each), splice map and health map pinned
+  // under bpffs_path. Lives until exit; its destructor unpins.
+  bpf::BpfRuntime bpf_runtime;
+  {
+    std::vector<bpf::ListenerGroup> groups;
+    for (const ListenSocket& s : sockets) {
+      if (groups.empty() || groups.back().listener != s.listener) {
+        groups.push_back({s.listener, {}});
+      }
+      groups.back().worker_fds.push_back(s.fd.get());
+    }
+    bpf_runtime.Start(loaded.config.bpffs_path(), groups, bpf::WorkerCpus(workers), {});
   }
   if (!loaded.config.metrics_address().empty()) {
     ZLOG_INFO("metrics on %s (served by the data plane)", loaded.config.metrics_address().c_str());

@@ -1,0 +1,44 @@
+/* Kernel splicing of pass-through pairs: both sockets of a pair sit in zproxy_splice_pairs
+ * with this stream verdict program attached to the map, so every skb arriving on one socket
+ * is queued straight onto its peer's egress; userspace never sees the bytes. */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+
+#define ZPROXY_SOCKMAP_MAPS
+#include "zproxy_maps.h"
+
+SEC("sk_skb/stream_verdict")
+int zproxy_splice(struct __sk_buff *skb) {
+  __u32 zero = 0;
+  struct zproxy_splice_counters *c = bpf_map_lookup_elem(&zproxy_counters, &zero);
+  /* The receiving socket's own view of the 4-tuple, built as userspace builds it from
+   * getsockname/getpeername (zproxy_structs.h: local_port is host order in __sk_buff,
+   * remote_port is the network-order port in the high half). */
+  struct zproxy_sock_key key = {
+      .local_ip4 = skb->local_ip4,
+      .remote_ip4 = skb->remote_ip4,
+      .local_port = skb->local_port,
+      .remote_port = bpf_ntohl(skb->remote_port),
+  };
+  struct zproxy_sock_key *peer = bpf_map_lookup_elem(&zproxy_pair_peer, &key);
+  if (!peer) {
+    /* Not paired (yet, or any more): leave the bytes to userspace. */
+    if (c) c->no_peer++;
+    return SK_PASS;
+  }
+  __u32 len = skb->len;
+  /* A copy on the stack: the helper wants a key it can read, not a map value pointer. */
+  struct zproxy_sock_key peer_key = *peer;
+  long verdict = bpf_sk_redirect_hash(skb, &zproxy_splice_pairs, &peer_key, 0);
+  if (c) {
+    if (verdict == SK_PASS) {
+      c->spliced_bytes += len;
+      c->spliced_packets++;
+    } else {
+      c->redirect_errors++;
+    }
+  }
+  return verdict;
+}
+
+char LICENSE[] SEC("license") = "GPL";

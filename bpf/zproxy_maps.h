@@ -1,0 +1,81 @@
+/* BPF map definitions, one block per object so each .bpf.c gets only its own maps (define
+ * ZPROXY_REUSEPORT_MAPS / ZPROXY_SOCKMAP_MAPS / ZPROXY_HEALTH_MAPS before including).
+ * C++ includes it for the pin names only: zproxyd pins map X at <bpffs_path>/X. */
+#ifndef ZPROXY_BPF_MAPS_H_
+#define ZPROXY_BPF_MAPS_H_
+
+#include "zproxy_structs.h"
+
+#ifdef __bpf__
+#include <bpf/bpf_helpers.h>
+
+#ifdef ZPROXY_REUSEPORT_MAPS
+/* worker index -> that worker's listen socket (one SO_REUSEPORT member). */
+struct {
+  __uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+  __uint(max_entries, ZPROXY_MAX_WORKERS);
+  __type(key, __u32);
+  __type(value, __u64);
+} zproxy_listen_socks SEC(".maps");
+
+/* cpu -> worker index, filled by the loader from the workers' CPUs. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, ZPROXY_MAX_CPUS);
+  __type(key, __u32);
+  __type(value, __u32);
+} zproxy_steering SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_steer_config);
+} zproxy_steer_cfg SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_steer_counters);
+} zproxy_steer_stats SEC(".maps");
+#endif /* ZPROXY_REUSEPORT_MAPS */
+
+#ifdef ZPROXY_SOCKMAP_MAPS
+/* Every socket of a spliced pair, by its own 4-tuple. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, ZPROXY_MAX_SPLICE_SOCKS);
+  __type(key, struct zproxy_sock_key);
+  __type(value, __u64);
+} zproxy_splice_pairs SEC(".maps");
+
+/* socket key -> its peer's key (both directions are entries). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZPROXY_MAX_SPLICE_SOCKS);
+  __type(key, struct zproxy_sock_key);
+  __type(value, struct zproxy_sock_key);
+} zproxy_pair_peer SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_splice_counters);
+} zproxy_counters SEC(".maps");
+#endif /* ZPROXY_SOCKMAP_MAPS */
+
+#ifdef ZPROXY_HEALTH_MAPS
+/* One entry: the whole health region, mmapable so readers use plain loads. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __type(key, __u32);
+  __type(value, struct zproxy_health_region);
+} zproxy_health SEC(".maps");
+#endif /* ZPROXY_HEALTH_MAPS */
+
+#endif /* __bpf__ */
+#endif /* ZPROXY_BPF_MAPS_H_ */

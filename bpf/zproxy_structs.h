@@ -1,0 +1,58 @@
+/* Map key/value layouts shared by the BPF programs and C++ (controlplane/bpf/, the data
+ * plane). Fixed-width fields only, no padding holes, so the same bytes mean the same thing
+ * on both sides and `bpftool map dump` prints them by name through BTF. */
+#ifndef ZPROXY_BPF_STRUCTS_H_
+#define ZPROXY_BPF_STRUCTS_H_
+
+#include <linux/types.h>
+
+#include "zproxy_consts.h"
+
+/* zproxy_steer_cfg[0]: how zproxy_steer picks a worker. */
+struct zproxy_steer_config {
+  __u32 mode;        /* ZPROXY_STEER_CPU or ZPROXY_STEER_HASH */
+  __u32 num_workers; /* sockets in zproxy_listen_socks (keys 0..num_workers-1) */
+};
+
+/* zproxy_steer_stats (per CPU): what zproxy_steer did. */
+struct zproxy_steer_counters {
+  __u64 steered;       /* bpf_sk_select_reuseport succeeded */
+  __u64 no_worker;     /* no steering entry for this CPU: kernel default selection */
+  __u64 select_failed; /* empty sockarray slot (or other error): kernel default */
+};
+
+/* A socket of a spliced pair, named by its own view of the connection: what userspace gets
+ * from getsockname (local) and getpeername (remote). Addresses in network byte order
+ * (sin_addr.s_addr as is), ports in host byte order (ntohs(sin_port)); the BPF side builds
+ * the same from __sk_buff (local_port is host order there, remote_port needs bpf_ntohl). */
+struct zproxy_sock_key {
+  __u32 local_ip4;
+  __u32 remote_ip4;
+  __u32 local_port;
+  __u32 remote_port;
+};
+
+/* zproxy_counters[0] (per CPU): the splice verdict program's work. */
+struct zproxy_splice_counters {
+  __u64 spliced_bytes;   /* redirected to the peer's egress */
+  __u64 spliced_packets; /* skbs redirected */
+  __u64 redirect_errors; /* peer known but not in the SOCKHASH: the skb is dropped */
+  __u64 no_peer;         /* no peer entry (yet / any more): passed to the socket (userspace) */
+};
+
+/* The health region (common/health_region.h): header, then one byte per endpoint slot. */
+struct zproxy_health_header {
+  __u32 magic;        /* ZPROXY_HEALTH_MAGIC */
+  __u32 version;      /* ZPROXY_HEALTH_VERSION */
+  __u32 slot_count;   /* ZPROXY_HEALTH_SLOTS */
+  __u32 slots_offset; /* sizeof(struct zproxy_health_header) */
+  __u64 generation;
+  __u8 reserved[40];
+};
+
+struct zproxy_health_region {
+  struct zproxy_health_header header;
+  __u8 health[ZPROXY_HEALTH_SLOTS]; /* 1 = healthy, 0 = unhealthy */
+};
+
+#endif /* ZPROXY_BPF_STRUCTS_H_ */

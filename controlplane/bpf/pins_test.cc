@@ -1,0 +1,116 @@
+// Pin lifecycle: pins appear after load+attach, a second load reuses compatible pinned maps
+// (same map id: contents survive a restart), an incompatible pin is replaced, and a clean
+// shutdown unpins unless keep_pins.
+#include "controlplane/bpf/pins.h"
+
+#include <bpf/bpf.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "controlplane/bpf/bpffs.h"
+#include "controlplane/bpf/health_map.h"
+#include "controlplane/bpf/splice_map.h"
+#include "controlplane/bpf/test_util.h"
+#include "gtest/gtest.h"
+
+namespace zproxy::controlplane::bpf {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+uint32_t MapId(int fd) {
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+uint32_t PinnedMapId(const std::string& path) {
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  return fd.valid() ? MapId(fd.get()) : 0;
+}
+
+class PinsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    opts_.pin_dir =
+        testing::TestPinDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  void TearDown() override { testing::RemoveDir(opts_.pin_dir); }
+  BpfOptions opts_;
+};
+
+TEST_F(PinsTest, CreatesBpffsDirectory) {
+  std::string error;
+  ASSERT_TRUE(EnsureBpffsDir(opts_.pin_dir, &error)) << error;
+  EXPECT_TRUE(IsOnBpffs(opts_.pin_dir));
+}
+
+TEST_F(PinsTest, PinsAfterLoadAndUnpinsOnShutdown) {
+  std::string error;
+  {
+    SpliceMap map;
+    ASSERT_TRUE(map.Load(opts_, &error)) << error;
+    for (const char* name :
+         {"zproxy_splice_pairs", "zproxy_pair_peer", "zproxy_counters", "zproxy_splice"}) {
+      EXPECT_TRUE(Exists(opts_.pin_dir + "/" + name)) << name;
+    }
+  }
+  EXPECT_FALSE(Exists(opts_.pin_dir + "/zproxy_counters"));
+  EXPECT_FALSE(Exists(opts_.pin_dir + "/zproxy_splice"));
+}
+
+TEST_F(PinsTest, RestartReusesCompatiblePins) {
+  std::string error;
+  opts_.keep_pins = true;
+  uint32_t id;
+  {
+    HealthMap first;
+    ASSERT_TRUE(first.Load(opts_, &error)) << error;
+    EXPECT_FALSE(first.reused());
+    id = MapId(first.fd());
+    zproxy_health_region* r = MapHealthRegion(first.fd(), true);
+    ASSERT_NE(r, nullptr);
+    r->health[3] = 0;
+    munmap(r, HealthMapMmapSize());
+  }
+  // Kept: the pin holds the map alive after its owner is gone.
+  EXPECT_EQ(PinnedMapId(opts_.pin_dir + "/zproxy_health"), id);
+  opts_.keep_pins = false;
+  HealthMap second;
+  ASSERT_TRUE(second.Load(opts_, &error)) << error;
+  EXPECT_TRUE(second.reused());
+  EXPECT_EQ(MapId(second.fd()), id);
+  zproxy_health_region* r = MapHealthRegion(second.fd(), false);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->health[3], 0);  // contents survived
+  EXPECT_EQ(r->health[4], 1);
+  munmap(r, HealthMapMmapSize());
+
+  SpliceMap s1;
+  ASSERT_TRUE(s1.Load(opts_, &error)) << error;
+  SpliceMap s2;  // a second owner while the first runs: adopts all three maps
+  ASSERT_TRUE(s2.Load(opts_, &error)) << error;
+  EXPECT_EQ(s2.skeleton().pins().reused().size(), 3u);
+  EXPECT_EQ(MapId(s2.counters_fd()), MapId(s1.counters_fd()));
+}
+
+TEST_F(PinsTest, IncompatiblePinIsReplaced) {
+  std::string error;
+  ASSERT_TRUE(EnsureBpffsDir(opts_.pin_dir, &error)) << error;
+  // Same name, different value size: an older layout.
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_ARRAY, "zproxy_health", 4, 8, 1, nullptr));
+  ASSERT_TRUE(old.valid());
+  const std::string path = opts_.pin_dir + "/zproxy_health";
+  ASSERT_EQ(bpf_obj_pin(old.get(), path.c_str()), 0);
+  HealthMap map;
+  ASSERT_TRUE(map.Load(opts_, &error)) << error;
+  EXPECT_FALSE(map.reused());
+  EXPECT_EQ(PinnedMapId(path), MapId(map.fd()));
+  EXPECT_NE(MapId(old.get()), MapId(map.fd()));
+}
+
+}  // namespace
+}  // namespace zproxy::controlplane::bpf

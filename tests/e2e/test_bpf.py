@@ -1,0 +1,98 @@
+"""zproxyd's BPF surface, inspected the way an operator would: with bpftool.
+
+A real zproxyd with two workers: steering is the eBPF program (one log line), the maps are
+pinned under bpffs_path with BTF, `bpftool map dump pinned ... -j` shows named fields,
+`bpftool prog show` lists the programs by name, traffic flows, and a clean shutdown
+removes the pins. Needs root and bpffs (skipped otherwise).
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import _finish, _live_proxies, catch_all, cluster, listener
+from httpraw import Conn, build_request
+from procs import Zproxy, base_config
+
+BPFTOOL = "/usr/sbin/bpftool"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(BPFTOOL, os.X_OK), reason="needs root and bpftool")
+
+
+def bpftool(*args):
+    out = subprocess.run([BPFTOOL, "-j"] + list(args), capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 0, "bpftool %s: %s" % (" ".join(args), out.stderr)
+    return json.loads(out.stdout)
+
+
+def entries(dump):
+    """bpftool -j map dump -> [(key, value)], with BTF-formatted fields when present
+    (bpftool puts them beside the raw bytes under "formatted"); per-CPU values stay
+    lists of {"cpu", "value"}."""
+    out = []
+    for e in dump:
+        f = e.get("formatted", e)
+        out.append((f["key"], f.get("value", f.get("values"))))
+    return out
+
+
+@pytest.fixture
+def bpf_proxy(backends, session_dir, request):
+    cfg = base_config(listeners=[listener("web", catch_all("a"))],
+                      clusters=[cluster("a", backends["a"].addr)], workers=2)
+    z = Zproxy(cfg, session_dir, name="bpf")
+    _live_proxies.append(z)
+    if not z.config["bpffs_path"].startswith("/sys/fs/bpf/"):
+        _finish(z, request)
+        pytest.skip("no bpffs here")
+    yield z
+    if z in _live_proxies:
+        _finish(z, request)
+
+
+def test_steering_is_ebpf_and_traffic_flows(bpf_proxy):
+    assert "steering: eBPF sk_reuseport program zproxy_steer" in bpf_proxy.stderr()
+    for _ in range(10):
+        with Conn(bpf_proxy.port) as c:
+            c.send(build_request(target="/"))
+            assert c.read_response().status == 200
+    pin = bpf_proxy.config["bpffs_path"] + "/steer/web"
+    steering = dict(entries(bpftool("map", "dump", "pinned", pin + "/zproxy_steering")))
+    # Two workers on CPUs 0 and 1 (the affinity mask of the test run permitting).
+    assert set(steering.values()) <= {0, 1} and steering[0] == 0
+    [(_, cfg)] = entries(bpftool("map", "dump", "pinned", pin + "/zproxy_steer_cfg"))
+    assert cfg == {"mode": 0, "num_workers": 2}
+    [(_, per_cpu)] = entries(bpftool("map", "dump", "pinned", pin + "/zproxy_steer_stats"))
+    steered = sum(c["value"]["steered"] for c in per_cpu)
+    fallback = sum(c["value"]["no_worker"] + c["value"]["select_failed"] for c in per_cpu)
+    assert steered >= 10 and fallback == 0
+
+
+def test_maps_dump_with_named_fields(bpf_proxy):
+    base = bpf_proxy.config["bpffs_path"]
+    [(key, per_cpu)] = entries(bpftool("map", "dump", "pinned", base + "/zproxy_counters"))
+    assert key == 0
+    assert set(per_cpu[0]["value"]) == {"spliced_bytes", "spliced_packets", "redirect_errors",
+                                        "no_peer"}
+    [(_, health)] = entries(bpftool("map", "dump", "pinned", base + "/zproxy_health"))
+    assert health["header"]["magic"] == 0x5248505a
+    assert health["header"]["slot_count"] == len(health["health"]) == 4096
+    assert set(health["health"]) == {1}
+    assert entries(bpftool("map", "dump", "pinned", base + "/zproxy_pair_peer")) == []
+    info = bpftool("map", "show", "pinned", base + "/zproxy_splice_pairs")
+    assert info["type"] == "sockhash"
+
+
+def test_programs_listed_by_name_and_unpinned_on_shutdown(bpf_proxy):
+    names = {p.get("name") for p in bpftool("prog", "show")}
+    assert {"zproxy_steer", "zproxy_splice"} <= names
+    base = bpf_proxy.config["bpffs_path"]
+    assert os.path.exists(base + "/zproxy_splice")
+    assert os.path.exists(base + "/steer/web/zproxy_steer")
+    assert bpf_proxy.stop() == 0  # the fixture's _finish checks stderr and cleans up
+    left = [os.path.join(d, f) for d, _, fs in os.walk(base) for f in fs]
+    assert left == [], "pins left after a clean shutdown: %s" % left
