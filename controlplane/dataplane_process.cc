@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,7 +29,6 @@ bool SpawnDataplane(const std::string& binary, DataplaneProcess* out, std::strin
   // calls are allowed.
   std::string fd_arg = std::to_string(child_end.get());
   const char* argv[] = {binary.c_str(), "--control-fd", fd_arg.c_str(), nullptr};
-  const pid_t parent = getpid();
 
   pid_t pid = fork();
   if (pid < 0) {
@@ -42,8 +40,8 @@ bool SpawnDataplane(const std::string& binary, DataplaneProcess* out, std::strin
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // zproxyd blocks signals for its signalfd
     signal(SIGPIPE, SIG_DFL);                  // ignored dispositions survive exec
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);  // zproxyd died before prctl took effect
+    // No PR_SET_PDEATHSIG: if zproxyd dies the data plane keeps serving its last snapshot
+    // and redials zproxyd; a new zproxyd takes over from it (controlplane/sync/orphan.h).
     int err = 0;
     if (fcntl(child_end.get(), F_SETFD, 0) != 0) {
       err = errno;

@@ -57,7 +57,7 @@ int ListenBacklog() {
 }
 
 bool CreateListenSockets(const zproxy::v1::Config& config, uint32_t workers,
-                         std::vector<ListenSocket>* out, std::string* error) {
+                         std::vector<ListenSocket>* out, std::string* error, bool probe) {
   const int backlog = ListenBacklog();
   for (const auto& l : config.listeners()) {
     NetAddress addr;
@@ -66,7 +66,7 @@ bool CreateListenSockets(const zproxy::v1::Config& config, uint32_t workers,
       *error = "listener \"" + l.name() + "\": invalid address \"" + l.address() + "\": " + why;
       return false;
     }
-    if (addr.port() != 0 && !ProbeAddressFree(addr, l.name(), error)) return false;
+    if (probe && addr.port() != 0 && !ProbeAddressFree(addr, l.name(), error)) return false;
     for (uint32_t w = 0; w < workers; ++w) {
       UniqueFd fd(socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
       if (!fd.valid()) {

@@ -26,7 +26,9 @@ int ListenBacklog();
 // Creates the sockets (nonblocking, close-on-exec, SO_REUSEADDR + SO_REUSEPORT,
 // IPV6_V6ONLY for IPv6) in listener order, then worker order. Fails with a message that
 // names the listener and address, e.g. when the address is already in use.
+// `probe` false skips the plain probe bind: used to join the SO_REUSEPORT groups of an
+// orphaned data plane that is being taken over (controlplane/sync/orphan.h).
 bool CreateListenSockets(const zproxy::v1::Config& config, uint32_t workers,
-                         std::vector<ListenSocket>* out, std::string* error);
+                         std::vector<ListenSocket>* out, std::string* error, bool probe = true);
 
 }  // namespace zproxy::controlplane

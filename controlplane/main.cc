@@ -19,7 +19,11 @@
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
 #include "controlplane/state/config_manager.h"
+#include "controlplane/state/config_ops.h"
 #include "controlplane/state/state_file.h"
+#include "controlplane/sync/config_push.h"
+#include "controlplane/sync/orphan.h"
+#include "controlplane/sync/sync_server.h"
 #include "controlplane/workers.h"
 
 namespace zproxy::controlplane {
@@ -88,10 +92,40 @@ int Main(int argc, char** argv) {
   }
   loaded.config = std::move(startup.config);
 
+  // The internal DataplaneSync endpoint: every data plane dials it for config snapshots
+  // (controlplane/sync). Started before the listen sockets so that an orphaned data plane
+  // (left serving by a zproxyd that died) can be found and taken over.
+  std::unique_ptr<sync::SyncServer> sync_server;
+  {
+    const std::string sync_path =
+        sync::SyncSocketPath(loaded.config.admin_address(), loaded.config.state_dir(), &error);
+    if (!sync_path.empty()) sync_server = sync::SyncServer::Start(sync_path, &error);
+    if (sync_server == nullptr) {
+      ZLOG_WARN("data plane sync disabled: %s (every config change restarts the data plane)",
+                error.c_str());
+    }
+  }
+
   std::vector<ListenSocket> sockets;
+  std::vector<pid_t> orphans;
   if (!CreateListenSockets(loaded.config, workers, &sockets, &error)) {
-    ZLOG_ERROR("%s", error.c_str());
-    return 1;
+    // The ports may be held by the data plane of a zproxyd that died: it keeps serving and
+    // redials the sync socket. Join its SO_REUSEPORT groups; it drains once ours serves.
+    if (sync_server != nullptr && error.find("Address already in use") != std::string::npos) {
+      orphans = sync::FindOrphans(sync_server->sessions(), std::chrono::milliseconds(3000));
+    }
+    if (orphans.empty()) {
+      ZLOG_ERROR("%s", error.c_str());
+      return 1;
+    }
+    for (pid_t pid : orphans) {
+      ZLOG_INFO("takeover: orphaned data plane pid %d holds the listen ports; joining them", pid);
+    }
+    sockets.clear();
+    if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
+      ZLOG_ERROR("%s", error.c_str());
+      return 1;
+    }
   }
 
   ZLOG_INFO("starting: config %s, %s, listen backlog %d", flags.config_path.c_str(),
@@ -133,10 +167,11 @@ int Main(int argc, char** argv) {
   options.stop_timeout = DataplaneSupervisor::Ms(drain_ms + 5000);
   // Every data plane start carries the config it will run: the checker follows that
   // config (unchanged endpoints keep slot and state) and the data plane gets the region.
-  options.extend_bootstrap = [&health](zproxy::v1::DataplaneBootstrap* boot,
-                                       std::vector<int>* fds) {
+  options.extend_bootstrap = [&health, &sync_server](zproxy::v1::DataplaneBootstrap* boot,
+                                                     std::vector<int>* fds) {
     health.Apply(boot->config());
     health.FillBootstrap(boot->config(), boot, fds);
+    if (sync_server != nullptr) boot->set_sync_address(sync_server->address());
   };
   DataplaneSupervisor supervisor(options, store, sockets);
 
@@ -145,6 +180,27 @@ int Main(int argc, char** argv) {
       [&supervisor](const zproxy::v1::Config& config, uint64_t version, std::string* err) {
         return supervisor.Handover(config, version, err);
       });
+  if (sync_server != nullptr) {
+    // Config changes are pushed to the running data plane; a handover only when it cannot
+    // take them in place (or is not connected).
+    manager.SetApply([&](const zproxy::v1::Config& config, uint64_t version) {
+      state::OpStatus st = sync::ApplyConfig(
+          sync_server->sessions(), supervisor.GetStatus().pid, config, version,
+          [&health](const zproxy::v1::Config& c, zproxy::v1::ConfigSnapshot* snap) {
+            health.Apply(c);
+            zproxy::v1::DataplaneBootstrap boot;
+            std::vector<int> unused_fds;
+            health.FillBootstrap(c, &boot, &unused_fds);
+            *snap->mutable_health_slots() = boot.health_slots();
+          },
+          [&supervisor](const zproxy::v1::Config& c, uint64_t v, std::string* err) {
+            return supervisor.Handover(c, v, err);
+          });
+      // The checker followed the snapshot; a rejected one leaves the old config serving.
+      if (!st.ok()) health.Apply(state::DataplaneView(*store.Current().config));
+      return st;
+    });
+  }
   admin::AdminContext context;
   context.manager = &manager;
   context.dataplane_status = [&supervisor] {
@@ -155,6 +211,12 @@ int Main(int argc, char** argv) {
   context.state_path = state_path;
   context.workers = workers;
   context.health_events = &health.events();
+  if (sync_server != nullptr) {
+    context.latest_stats = [&sync_server, &supervisor](std::string* text) {
+      return sync_server->sessions().LatestStats(supervisor.GetStatus().pid,
+                                                 std::chrono::milliseconds(3000), text, nullptr);
+    };
+  }
   std::unique_ptr<admin::AdminServer> admin_server = admin::AdminServer::Start(
       admin_address, tls.cert(), tls.key(), tls.client_ca(), std::move(context), &error);
   if (admin_server == nullptr) {
@@ -165,8 +227,16 @@ int Main(int argc, char** argv) {
               static_cast<unsigned long long>(startup.version), startup.source.c_str());
   }
 
+  std::unique_ptr<sync::OrphanRetirer> retire_orphans;
+  if (!orphans.empty()) {
+    retire_orphans = std::make_unique<sync::OrphanRetirer>(
+        sync_server->sessions(), orphans, [&supervisor] { return supervisor.GetStatus().pid; },
+        std::chrono::milliseconds(10000));
+  }
   int code = supervisor.Run();
   if (admin_server != nullptr) admin_server->Shutdown();
+  retire_orphans.reset();
+  if (sync_server != nullptr) sync_server->Shutdown();
   ZLOG_INFO("exiting with status %d", code);
   return code;
 }

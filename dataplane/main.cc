@@ -27,6 +27,7 @@
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/sync/sync_client.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -274,6 +275,18 @@ int Run(int argc, char** argv) {
 
   go.store(true);
 
+  // The stream from zproxyd (config snapshots in, ACK/NACK and stats out). Without it the
+  // data plane serves the bootstrap config until a handover replaces it.
+  std::unique_ptr<SyncClient> sync;
+  if (!boot.sync_address().empty()) {
+    SyncClient::Options so;
+    so.address = boot.sync_address();
+    so.pid = getpid();
+    so.render_stats = render_metrics;
+    sync = std::make_unique<SyncClient>(std::move(so), &applier);
+    sync->Start();
+  }
+
   // Readiness for zproxyd's graceful handover: workers are accepting (and /metrics is up),
   // so the previous data plane may now be told to drain. One byte 'R' on the control socket.
   {
@@ -295,6 +308,7 @@ int Run(int argc, char** argv) {
     ZLOG_INFO("signal %d: draining (up to %u ms)", sig, drain_ms);
     break;
   }
+  if (sync != nullptr) sync->Stop();  // a draining data plane takes no more snapshots
   for (auto& w : pool) w->Stop(drain_ms);
   for (auto& t : threads) t.join();
   metrics.Stop();

@@ -33,6 +33,9 @@ struct AdminContext {
   std::string state_path;
   uint32_t workers = 0;
   health::HealthEvents* health_events = nullptr;  // WatchHealth's source (null: none)
+  // GetStats: the /metrics text the data plane last streamed (controlplane/sync); false
+  // when there is none recent, then GetStats scrapes metrics_address.
+  std::function<bool(std::string* prometheus_text)> latest_stats;
 };
 
 class AdminServer {

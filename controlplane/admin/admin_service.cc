@@ -134,14 +134,18 @@ grpc::Status AdminService::DrainEndpoint(grpc::ServerContext*, const v1::DrainEn
 
 grpc::Status AdminService::GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
                                     v1::StatsResponse* out) {
-  const std::string& address = ctx_.manager->Current().config->metrics_address();
-  if (address.empty()) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "metrics_address is empty: the data plane serves no metrics");
-  }
   std::string body, error;
-  if (!ScrapeMetrics(address, 2000, &body, &error)) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, error);
+  // The stats the data plane streams every second; scraping is the fallback (no stream
+  // yet, or none recent).
+  if (!ctx_.latest_stats || !ctx_.latest_stats(&body)) {
+    const std::string& address = ctx_.manager->Current().config->metrics_address();
+    if (address.empty()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "metrics_address is empty and the data plane streams no stats yet");
+    }
+    if (!ScrapeMetrics(address, 2000, &body, &error)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, error);
+    }
   }
   auto sums = SumByName(body);
   auto total = [&](const char* name) { return static_cast<uint64_t>(sums[name]); };

@@ -108,17 +108,23 @@ OpStatus ConfigManager::Mutate(uint64_t expected_version, const EditFn& edit,
                                                        std::to_string(version) + ": " + error +
                                                        "; nothing changed");
   }
-  if (!handover_(DataplaneView(candidate), version, &error)) {
+  OpStatus applied = OpStatus::Ok();
+  if (apply_) {
+    applied = apply_(DataplaneView(candidate), version);
+  } else if (!handover_(DataplaneView(candidate), version, &error)) {
+    applied = OpStatus::Error(OpStatus::kUnavailable, error);
+  }
+  if (!applied.ok()) {
     std::string restore_error;
     std::string restored = "";
     if (!SaveState(dir, MakeState(*current.config, current.version, file_path_, file_sha256_),
                    &restore_error)) {
       restored = " (and restoring the saved state failed: " + restore_error + ")";
     }
-    return OpStatus::Error(OpStatus::kUnavailable, "the data plane did not take config version " +
-                                                       std::to_string(version) + ": " + error +
-                                                       "; still serving version " +
-                                                       std::to_string(current.version) + restored);
+    return OpStatus::Error(applied.code, "the data plane did not take config version " +
+                                             std::to_string(version) + ": " + applied.message +
+                                             "; still serving version " +
+                                             std::to_string(current.version) + restored);
   }
   store_->Publish(std::move(candidate), version);
   *out = store_->Current();

@@ -35,6 +35,11 @@ class ConfigManager {
   using HandoverFn = std::function<bool(const zproxy::v1::Config& dataplane_config,
                                         uint64_t version, std::string* error)>;
   using EditFn = std::function<OpStatus(zproxy::v1::Config*)>;
+  // Makes the running data plane serve `dataplane_config` as `version` (pushed over the
+  // sync stream, or a handover when that cannot work). Its error code is kept, e.g.
+  // kFailedPrecondition when the data plane rejected the snapshot.
+  using ApplyFn =
+      std::function<OpStatus(const zproxy::v1::Config& dataplane_config, uint64_t version)>;
 
   ConfigManager(controlplane::ConfigStore* store, std::string file_path, std::string file_sha256,
                 HandoverFn handover);
@@ -43,6 +48,10 @@ class ConfigManager {
   // unchanged one when the edit changed nothing: no new version, no handover).
   OpStatus Mutate(uint64_t expected_version, const EditFn& edit,
                   controlplane::ConfigStore::Snapshot* out);
+
+  // Mutations go through `apply` instead of the handover (which RestartDataplane keeps
+  // using). Call before the first mutation.
+  void SetApply(ApplyFn apply) { apply_ = std::move(apply); }
 
   // A new data plane with the current config (zproxyctl dataplane restart).
   OpStatus RestartDataplane();
@@ -56,6 +65,7 @@ class ConfigManager {
   const std::string file_path_;
   const std::string file_sha256_;
   HandoverFn handover_;
+  ApplyFn apply_;
 };
 
 }  // namespace zproxy::state

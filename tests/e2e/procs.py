@@ -268,9 +268,16 @@ class Zproxy:
         return stop_process(self.proc, timeout)
 
     def kill(self):
+        """SIGKILL zproxyd and its data planes (they outlive a dead zproxyd on purpose)."""
         if self.proc and self.proc.poll() is None:
+            children = self.dataplane_pids()
             self.proc.kill()
             self.proc.wait(5)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def cleanup(self):
         self.kill()
