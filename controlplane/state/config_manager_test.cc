@@ -87,5 +87,40 @@ TEST(ConfigManager, CompareAndSetPersistAndRollback) {
   EXPECT_EQ(edited.config.listeners(0).routes_size(), 1);
 }
 
+TEST(ConfigManager, ApplyErrorKeepsItsCodeAndRestoresTheState) {
+  const std::string dir = TempDir();
+  StartupConfig start = ChooseStartupConfig(Base(dir), "f.yaml", "text-1");
+  controlplane::ConfigStore store;
+  store.Publish(start.config, start.version);
+  int handovers = 0;
+  ConfigManager m(&store, "f.yaml", Sha256Hex("text-1"),
+                  [&](const Config&, uint64_t, std::string*) { return ++handovers > 0; });
+  uint64_t pushed = 0;
+  m.SetApply([&](const Config&, uint64_t version) {
+    pushed = version;
+    return OpStatus::Error(OpStatus::kFailedPrecondition, "rejected by the data plane: nope");
+  });
+  controlplane::ConfigStore::Snapshot snap;
+  OpStatus st = m.Mutate(
+      0,
+      [](Config* c) {
+        c->set_drain_timeout_ms(1234);
+        return OpStatus::Ok();
+      },
+      &snap);
+  EXPECT_EQ(pushed, 2u);
+  EXPECT_EQ(st.code, OpStatus::kFailedPrecondition);
+  EXPECT_NE(st.message.find("rejected by the data plane: nope"), std::string::npos) << st.message;
+  EXPECT_NE(st.message.find("still serving version 1"), std::string::npos) << st.message;
+  EXPECT_EQ(store.Current().version, 1u);
+  zproxy::v1::PersistedState saved;
+  std::string error;
+  ASSERT_EQ(LoadState(dir, &saved, &error), LoadStatus::kOk) << error;
+  EXPECT_EQ(saved.version(), 1u);
+  // RestartDataplane still uses the handover, never the push.
+  EXPECT_TRUE(m.RestartDataplane().ok());
+  EXPECT_EQ(handovers, 1);
+}
+
 }  // namespace
 }  // namespace zproxy::state
