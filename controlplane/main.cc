@@ -21,6 +21,7 @@
 #include "controlplane/state/config_manager.h"
 #include "controlplane/state/config_ops.h"
 #include "controlplane/state/state_file.h"
+#include "controlplane/sync/adopt_sockets.h"
 #include "controlplane/sync/config_push.h"
 #include "controlplane/sync/orphan.h"
 #include "controlplane/sync/sync_server.h"
@@ -118,13 +119,22 @@ int Main(int argc, char** argv) {
       ZLOG_ERROR("%s", error.c_str());
       return 1;
     }
-    for (pid_t pid : orphans) {
-      ZLOG_INFO("takeover: orphaned data plane pid %d holds the listen ports; joining them", pid);
-    }
+    // Best: the orphan's own sockets travel back (nothing queued on them is lost when it
+    // drains). Else join its SO_REUSEPORT groups with fresh sockets.
     sockets.clear();
-    if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
-      ZLOG_ERROR("%s", error.c_str());
-      return 1;
+    if (sync::AdoptListenSockets(orphans[0], loaded.config, workers, &sockets, &error)) {
+      ZLOG_INFO("takeover: adopted %zu listen socket(s) from orphaned data plane pid %d",
+                sockets.size(), orphans[0]);
+    } else {
+      ZLOG_WARN(
+          "takeover: cannot adopt the listen sockets of orphaned data plane pid %d (%s); "
+          "joining its SO_REUSEPORT groups instead",
+          orphans[0], error.c_str());
+      sockets.clear();
+      if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
+        ZLOG_ERROR("%s", error.c_str());
+        return 1;
+      }
     }
   }
 

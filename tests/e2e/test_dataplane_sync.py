@@ -128,6 +128,32 @@ def test_listener_change_goes_through_a_handover(make_proxy, backends, tmp_path)
     assert wait_until(lambda: "sync: data plane pid %d connected" % new in z.stderr(), 3)
 
 
+def test_zproxyd_kill_and_takeover_under_load_fail_nothing(make_proxy, backends, tmp_path):
+    """The orphan's sockets travel back to the new zproxyd: nothing is refused or reset."""
+    a = backends["a"]
+    z = make_proxy(_cfg(a, tmp_path))
+    old = _pid(z)
+    w = subprocess.Popen(["wrk", "-t1", "-c20", "-d4s", "http://127.0.0.1:%d/" % z.port],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)
+        z.proc.send_signal(signal.SIGKILL)
+        z.proc.wait(5)
+        time.sleep(0.5)
+        z.start()
+        assert wait_until(lambda: not _alive(old), 10), z.stderr()
+        out = w.communicate(timeout=30)[0]
+        print(out)
+        assert "Socket errors" not in out, out
+        assert "Non-2xx" not in out, out
+        assert _pid(z) != old
+    finally:
+        if w.poll() is None:
+            w.kill()
+        if _alive(old):
+            os.kill(old, signal.SIGKILL)
+
+
 def test_dataplane_outlives_zproxyd_and_is_taken_over(make_proxy, backends, tmp_path):
     a, b = backends["a"], backends["b"]
     z = make_proxy(_cfg(a, tmp_path))
@@ -151,7 +177,9 @@ def test_dataplane_outlives_zproxyd_and_is_taken_over(make_proxy, backends, tmp_
         # The new zproxyd joined the orphan's ports, started its own data plane and told
         # the orphan to drain; dynamic routes come back from state_dir.
         assert wait_until(lambda: not _alive(old), 15), z.stderr()
-        assert "takeover: orphaned data plane pid %d" % old in z.stderr()
+        assert "takeover: adopted 1 listen socket(s) from orphaned data plane pid %d" % old \
+            in z.stderr(), z.stderr()
+        assert "orphaned data plane pid %d drains" % old in z.stderr()
         assert wait_until(lambda: _served_by(z, "/p/x", "b"), 2, 0.01)
         assert jsonout(z, "status")["config_source"] == "state"
         ok(z, "routes", "add", "--listener", "web", "--prefix", "/q/", "--cluster", "b")
