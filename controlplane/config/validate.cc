@@ -73,6 +73,10 @@ class Validator {
                                     ", got " + std::to_string(e.weight()));
         }
       }
+      if (c.panic_threshold_percent() > 100) {
+        Error(path + ".panic_threshold_percent",
+              "must be 0..100, got " + std::to_string(c.panic_threshold_percent()));
+      }
       if (c.has_health_check() && !c.health_check().http_path().empty() &&
           c.health_check().http_path()[0] != '/') {
         Error(path + ".health_check.http_path",

@@ -107,6 +107,9 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   per_worker("zproxy_upstream_ejected", "gauge",
              "Endpoints currently ejected by this worker's outlier detection.",
              &WorkerStats::upstream_ejected);
+  per_worker("zproxy_upstream_panic_total", "counter",
+             "Endpoint picks made in panic mode (too few healthy endpoints: health ignored).",
+             &WorkerStats::upstream_panic);
   w.Family("zproxy_upstream_reuse_ratio", "gauge",
            "Share of upstream requests served by a reused connection.");
   for (size_t i = 0; i < workers.size(); i++) {

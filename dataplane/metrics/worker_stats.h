@@ -52,6 +52,7 @@ struct WorkerStats {
   Counter upstream_retries;
   Counter upstream_ejections;  // passive outlier detection
   Counter upstream_ejected;    // gauge: endpoints currently ejected by this worker
+  Counter upstream_panic;      // picks made in panic mode (health ignored)
   Counter errors[static_cast<int>(ErrorCause::kCount)];
   Counter parser_rejections[static_cast<int>(http1::Error::kCount)];
   Counter enobufs_rearms;

@@ -10,6 +10,7 @@ constexpr uint8_t kAlwaysHealthy = 1;
 
 bool BuildClusterLbConfig(const zproxy::v1::Cluster& cluster, ClusterLbConfig* out,
                           std::string* error) {
+  out->panic_threshold_percent = cluster.panic_threshold_percent();
   switch (cluster.lb()) {
     case zproxy::v1::LB_POLICY_UNSPECIFIED:
     case zproxy::v1::ROUND_ROBIN:
@@ -40,7 +41,8 @@ bool BuildClusterLbConfig(const zproxy::v1::Cluster& cluster, ClusterLbConfig* o
   return true;
 }
 
-EndpointSet::EndpointSet(const ClusterLbConfig& config) : algorithm_(config.algorithm) {
+EndpointSet::EndpointSet(const ClusterLbConfig& config)
+    : algorithm_(config.algorithm), panic_percent_(config.panic_threshold_percent) {
   endpoints_.reserve(config.endpoints.size());
   addresses_.reserve(config.endpoints.size());
   for (const EndpointConfig& in : config.endpoints) {
@@ -61,7 +63,7 @@ bool EndpointSet::healthy(uint32_t index) const {
 }
 
 bool EndpointSet::Eligible(uint32_t index, uint32_t exclude_index) const {
-  return index != exclude_index && !endpoints_[index].ejected && healthy(index);
+  return index != exclude_index && (panic_ || (!endpoints_[index].ejected && healthy(index)));
 }
 
 uint32_t EndpointSet::EligibleCount() const {
@@ -71,6 +73,12 @@ uint32_t EndpointSet::EligibleCount() const {
 }
 
 uint32_t EndpointSet::Pick(uint32_t exclude_index) {
+  panic_ = false;
+  if (panic_percent_ != 0 && !endpoints_.empty()) {
+    // Too few healthy endpoints: spread over all of them rather than overload the few
+    // (or answer 503 when none is left).
+    panic_ = EligibleCount() * 100 < panic_percent_ * static_cast<uint32_t>(endpoints_.size());
+  }
   return algorithm_ == LbAlgorithm::kLeastConnections ? PickLeastConnections(exclude_index)
                                                       : PickRoundRobin(exclude_index);
 }

@@ -43,6 +43,7 @@ struct EndpointConfig {
 struct ClusterLbConfig {
   LbAlgorithm algorithm = LbAlgorithm::kRoundRobin;
   std::vector<EndpointConfig> endpoints;
+  uint32_t panic_threshold_percent = 0;  // see config.proto Cluster.panic_threshold_percent
 };
 
 // Maps a config Cluster onto a ClusterLbConfig, resolving endpoint addresses (numeric
@@ -95,6 +96,9 @@ class EndpointSet {
   bool ejected(uint32_t index) const { return endpoints_[index].ejected; }
   uint32_t EligibleCount() const;
 
+  // True when the last Pick ignored health because too few endpoints were healthy.
+  bool last_pick_panicked() const { return panic_; }
+
  private:
   // Hot state together, addresses (cold, 128 bytes each) apart.
   struct Endpoint {
@@ -113,6 +117,8 @@ class EndpointSet {
   std::vector<Endpoint> endpoints_;
   std::vector<NetAddress> addresses_;
   uint32_t next_ = 0;  // least connections: where the tie-breaking rotation starts
+  uint32_t panic_percent_ = 0;
+  bool panic_ = false;  // this Pick ignores health and ejection
 };
 
 }  // namespace zproxy::upstream

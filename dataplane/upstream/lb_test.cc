@@ -187,6 +187,37 @@ TEST(RoundRobinTest, AllUnhealthyIsNone) {
   EXPECT_EQ(set.Pick(1), kNone);  // the only healthy one is excluded
 }
 
+TEST(RoundRobinTest, PanicModeSpreadsOverAllWhenTooFewAreHealthy) {
+  ClusterLbConfig config = MakeConfig(LbAlgorithm::kRoundRobin, {1, 1, 1, 1});
+  config.panic_threshold_percent = 50;
+  EndpointSet set(config);
+  uint8_t down = 0;
+  set.SetHealthByte(0, &down);  // 3 of 4 healthy (75% >= 50%): no panic
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_NE(set.Pick(), 0u);
+    EXPECT_FALSE(set.last_pick_panicked());
+  }
+  set.SetHealthByte(1, &down);
+  set.SetHealthByte(2, &down);  // 1 of 4 healthy (25% < 50%): all four take traffic
+  int count[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 40; ++i) {
+    count[set.Pick()]++;
+    EXPECT_TRUE(set.last_pick_panicked());
+  }
+  for (int c : count) EXPECT_EQ(c, 10);
+  set.SetHealthByte(3, &down);  // none healthy: still served in panic mode
+  EXPECT_NE(set.Pick(), kNone);
+}
+
+TEST(RoundRobinTest, WithoutPanicModeAllDownIsNone) {
+  EndpointSet set(MakeConfig(LbAlgorithm::kRoundRobin, {1, 1}));
+  uint8_t down = 0;
+  set.SetHealthByte(0, &down);
+  set.SetHealthByte(1, &down);
+  EXPECT_EQ(set.Pick(), kNone);
+  EXPECT_FALSE(set.last_pick_panicked());
+}
+
 // ---- Least connections ----
 
 TEST(LeastConnectionsTest, PicksLeastLoaded) {

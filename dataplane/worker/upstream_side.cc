@@ -58,6 +58,7 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
   uint32_t endpoint =
       lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone : ex.failed_endpoint);
   if (endpoint == upstream::EndpointSet::kNone) return false;
+  if (lb.last_pick_panicked()) stats_.upstream_panic.Add();
   ex.endpoint = endpoint;
   lb.OnConnectionOpened(endpoint);
   ex.lb_counted = true;

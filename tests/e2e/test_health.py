@@ -14,6 +14,7 @@ import httpraw
 import promtext
 from conftest import catch_all, cluster, listener
 from procs import backend_path, base_config, free_port, stop_process, wait_until
+from test_metrics import scrape
 
 HEALTH = {"interval_ms": 200, "http_path": "/healthz", "timeout_ms": 200,
           "healthy_threshold": 1, "unhealthy_threshold": 2}
@@ -143,3 +144,23 @@ def test_expected_statuses_accepts_listed_status(make_proxy, tmp_path):
         assert httpraw.request(z.port).status == 200
     finally:
         a.stop()
+
+
+def test_panic_mode_serves_when_every_endpoint_fails_its_check(make_proxy, backends):
+    # The health check asks for a path that answers 500, so both endpoints go unhealthy
+    # while they still serve real traffic. Without panic mode that is a 503; with
+    # panic_threshold_percent the proxy spreads over all endpoints anyway.
+    bad_check = dict(HEALTH, http_path="/status/500")
+    eps = [backends["a"].addr, backends["b"].addr]
+    for panic, want in ((0, 503), (50, 200)):
+        cfg = base_config([listener("web", catch_all("app"))],
+                          [cluster("app", *eps, health_check=bad_check,
+                                   panic_threshold_percent=panic)])
+        z = make_proxy(cfg, allow_stderr=("unhealthy",))
+        for e in eps:
+            wait_health(z, e, 0, 3.0)
+        statuses = {httpraw.request(z.port).status for _ in range(6)}
+        assert statuses == {want}, (panic, statuses)
+        if panic:
+            assert scrape(z)["zproxy_upstream_panic_total"].value() >= 6
+        z.stop()
