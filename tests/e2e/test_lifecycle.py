@@ -86,3 +86,27 @@ def test_dataplane_restarted_after_sigkill(make_proxy, backends):
     assert wait_until(serving_again, 8, 0.1), "not serving 8s after the data plane was killed"
     new = z.dataplane_pids()
     assert new and new[0] != pids[0]
+
+
+def test_sigkill_of_dataplane_under_load_refuses_no_connection(make_proxy, backends):
+    # zproxyd holds the listen sockets, so while the data plane is dead and restarting,
+    # new connections wait in the accept queue: wrk must see zero connect errors. Only
+    # requests in flight at the moment of the kill may fail (read errors).
+    import re
+    import subprocess
+    import time
+    z = make_proxy(_cfg(backends["a"]), allow_stderr=("dataplane", "data plane", "signal",
+                                                       "killed", "restart", "exited"))
+    pids = wait_until(z.dataplane_pids, 5)
+    w = subprocess.Popen(["wrk", "-t1", "-c20", "-d3s", "-H", "Connection: close",
+                          "http://127.0.0.1:%d/" % z.port],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.0)
+    os.kill(pids[0], signal.SIGKILL)
+    out = w.communicate(timeout=30)[0]
+    m = re.search(r"Socket errors: connect (\d+)", out)
+    assert m is None or int(m.group(1)) == 0, out
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    assert reqs > 100, out
+    new = z.dataplane_pids()
+    assert new and new[0] != pids[0]
