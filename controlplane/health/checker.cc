@@ -270,10 +270,11 @@ void HealthChecker::Record(Target* t, Clock::time_point now) {
       ZLOG_WARN("health: cluster \"%s\" endpoint %s is now unhealthy: %s", c.cluster.c_str(),
                 c.address.c_str(), reason.c_str());
     }
-    if (on_transition_) on_transition_(c.cluster, c.address, t->healthy, reason);
   }
-  // States() readers see every probe's result, not only transitions.
+  // States() readers see every probe's result, not only transitions; published before
+  // the transition callback so whoever it wakes (WatchHealth, tests) sees the new state.
   PublishStates();
+  if (changed && on_transition_) on_transition_(c.cluster, c.address, t->healthy, reason);
 }
 
 HealthChecker::Clock::time_point HealthChecker::NextDeadline() const {
