@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/unix_socket_path.h"
 #include "controlplane/admin/admin_service.h"
 
 namespace zproxy::admin {
@@ -35,28 +36,6 @@ bool ReadPem(const std::string& path, const char* field, std::string* out, std::
   return true;
 }
 
-// mkdir -p for the socket's directory; the socket itself gets 0600.
-bool PrepareUnixPath(const std::string& path, std::string* error) {
-  const std::string dir = path.substr(0, path.rfind('/'));
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    std::string part = dir.substr(0, pos);
-    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-      *error = "admin_address: mkdir " + part + ": " + std::strerror(errno);
-      return false;
-    }
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      *error = "admin_address: " + path + " exists and is not a socket";
-      return false;
-    }
-    unlink(path.c_str());  // stale socket of a previous zproxyd
-  }
-  return true;
-}
-
 }  // namespace
 
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -73,7 +52,7 @@ std::unique_ptr<AdminServer> AdminServer::Start(const std::string& address,
   std::string target = address;
   if (address.rfind("unix:", 0) == 0) {
     impl->unix_path = address.substr(5);
-    if (!PrepareUnixPath(impl->unix_path, error)) return nullptr;
+    if (!PrepareUnixSocketPath(impl->unix_path, "admin_address", error)) return nullptr;
     creds = grpc::InsecureServerCredentials();  // access control: the socket's mode
   } else {
     grpc::SslServerCredentialsOptions ssl(

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "common/log.h"
+#include "common/unix_socket_path.h"
 #include "zproxy/v1/dataplane_sync.grpc.pb.h"
 
 namespace zproxy::sync {
@@ -49,27 +50,6 @@ class SyncService final : public zproxy::v1::DataplaneSync::Service {
   SessionRegistry* sessions_;
 };
 
-bool PrepareSocketPath(const std::string& path, std::string* error) {
-  const std::string dir = path.substr(0, path.rfind('/'));
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    const std::string part = dir.substr(0, pos);
-    if (mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-      *error = "data plane sync socket: mkdir " + part + ": " + std::strerror(errno);
-      return false;
-    }
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      *error = "data plane sync socket: " + path + " exists and is not a socket";
-      return false;
-    }
-    unlink(path.c_str());  // stale socket of a previous zproxyd
-  }
-  return true;
-}
-
 }  // namespace
 
 struct SyncServer::Impl {
@@ -102,7 +82,7 @@ SyncServer::SyncServer(std::string path, std::unique_ptr<SessionRegistry> sessio
 SyncServer::~SyncServer() { Shutdown(); }
 
 std::unique_ptr<SyncServer> SyncServer::Start(const std::string& path, std::string* error) {
-  if (!PrepareSocketPath(path, error)) return nullptr;
+  if (!PrepareUnixSocketPath(path, "data plane sync socket", error)) return nullptr;
   auto sessions = std::make_unique<SessionRegistry>();
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<SyncService>(sessions.get());

@@ -154,34 +154,6 @@ def test_dataplane_restart_under_load_fails_nothing(make_proxy, backends, tmp_pa
     assert st["dataplane_pid"] != pid and st["handovers"] == 2
 
 
-def test_route_change_latency(make_proxy, backends, tmp_path, capsys):
-    """Time from zproxyctl (UpsertRoute) returning to the route being served (polled every
-    1 ms), and the call itself: the change is pushed to the running data plane over the sync
-    stream and the call returns on its ACK (tests/e2e/test_dataplane_sync.py has more)."""
-    a, b = backends["a"], backends["b"]
-    z = make_proxy(_cfg(a, tmp_path))
-    ok(z, "clusters", "add", "b", "--endpoint", b.addr)
-    after, calls = [], []
-    for i in range(20):
-        t0 = time.monotonic()
-        ok(z, "routes", "add", "--listener", "web", "--prefix", "/lat%d/" % i, "--cluster", "b")
-        t1 = time.monotonic()
-        assert wait_until(lambda: _served_by(z, "/lat%d/x" % i, "b"), 5, 0.001)
-        t2 = time.monotonic()
-        calls.append((t1 - t0) * 1000)
-        after.append((t2 - t1) * 1000)
-
-    def pct(v, p):
-        v = sorted(v)
-        return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-    with capsys.disabled():
-        print("\nroute change: call (incl. push + ACK + zproxyctl start) p50 %.1f ms p99 %.1f ms; "
-              "return -> served p50 %.1f ms p99 %.1f ms (n=%d)" % (
-                  pct(calls, 50), pct(calls, 99), pct(after, 50), pct(after, 99), len(after)))
-    # The issue's target: p99 < 100 ms from the call returning to the route being live.
-    assert pct(after, 99) < 100, after
-
-
 def test_plaintext_tcp_admin_is_refused(backends, tmp_path):
     import yamlgen
     from procs import run_check
