@@ -255,7 +255,6 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   uint32_t ex_idx = exchanges_.Alloc();
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.client = conn_idx;
-  ex.client_gen = c.gen;
   ex.cluster = cluster_state_[route->cluster_index];
   RefCluster(ex.cluster);
   ex.method = req.method_id;

@@ -99,14 +99,13 @@ constexpr uint32_t kOutLimit = 12;
 struct ConnIo {
   OutItem out[kOutCap];
   uint32_t out_head = 0, out_count = 0;
-  uint32_t sending = 0;  // items covered by the send in flight
-  uint16_t zc_bid = 0;   // buffer id + 1 of the SEND_ZC in flight (0 = plain send)
+  uint16_t zc_bid = 0;  // buffer id + 1 of the SEND_ZC in flight (0 = plain send)
   uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
   iovec iov[kMaxIov];
   msghdr msg{};
 
   void Reset() {
-    out_head = out_count = sending = 0;
+    out_head = out_count = 0;
     in_head = in_tail = kNil;
     in_count = 0;
   }
@@ -119,7 +118,6 @@ enum class RespState : uint8_t { kWaitHead, kBody, kDone };
 struct Exchange {
   uint32_t client = kNil;
   uint32_t upstream = kNil;
-  uint16_t client_gen = 0;
   uint16_t cluster = 0;
   uint32_t endpoint = kNil;
   uint32_t failed_endpoint = kNil;

@@ -336,7 +336,6 @@ void Worker::Flush(uint32_t conn_idx) {
       io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
       stats_.send_plain.Add();
     }
-    io.sending = 1;
   } else {
     uint32_t n = std::min<uint32_t>(io.out_count, kMaxIov);
     for (uint32_t i = 0; i < n; i++) {
@@ -350,7 +349,6 @@ void Worker::Flush(uint32_t conn_idx) {
     io_uring_prep_sendmsg(sqe, c.fd, &io.msg, MSG_NOSIGNAL);
     io.zc_bid = 0;
     io_uring_sqe_set_data64(sqe, Ud(io::Op::kSend, conn_idx));
-    io.sending = n;
     stats_.send_plain.Add();
   }
   if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;
@@ -363,7 +361,6 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   c.inflight--;
   c.flags &= ~kSendInflight;
   ConnIo& io = ios_.Get(c.io);
-  io.sending = 0;
   if (c.flags & kClosing) {
     MaybeFreeConn(conn_idx);
     return;

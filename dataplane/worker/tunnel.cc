@@ -18,7 +18,6 @@ void Worker::StartTunnel(uint32_t conn_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.tunnel = true;
   ex.client = conn_idx;
-  ex.client_gen = c.gen;
   ex.cluster = cluster_state_[static_cast<size_t>(listener.tcp_cluster)];
   RefCluster(ex.cluster);
   ex.req_done = true;  // no HTTP request framing to track

@@ -186,8 +186,6 @@ class Worker {
   void AbortExchange(uint32_t ex_idx, bool close_client);
   void FreeExchange(uint32_t ex_idx);
   uint64_t Ud(io::Op op, uint32_t conn_idx) const;
-  int Fd(const Conn& c) const { return c.fd; }
-  void PrepFd(io_uring_sqe* sqe, const Conn& c);
 
   WorkerOptions options_;
   std::shared_ptr<const Snapshot> snap_;
