@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "controlplane/config/defaults.h"
+#include "controlplane/config/testing/minimal_config.h"
 
 namespace zproxy::config {
 namespace {
@@ -10,20 +11,7 @@ namespace {
 using zproxy::v1::Config;
 
 // A valid config each test breaks in exactly one way.
-Config Base() {
-  Config c;
-  auto* l = c.add_listeners();
-  l->set_name("web");
-  l->set_address("127.0.0.1:8080");
-  auto* r = l->add_routes();
-  r->mutable_match()->set_prefix("/");
-  r->set_cluster("app");
-  auto* cl = c.add_clusters();
-  cl->set_name("app");
-  cl->add_endpoints()->set_address("127.0.0.1:3000");
-  ApplyDefaults(&c);
-  return c;
-}
+Config Base() { return testing::MinimalConfig(); }
 
 std::string Joined(const ConfigErrors& errors) {
   std::string out;

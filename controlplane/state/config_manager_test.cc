@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "controlplane/config/defaults.h"
+#include "controlplane/config/testing/minimal_config.h"
 #include "controlplane/state/state_file.h"
 
 namespace zproxy::state {
@@ -21,16 +22,7 @@ std::string TempDir() {
 }
 
 Config Base(const std::string& dir) {
-  Config c;
-  auto* l = c.add_listeners();
-  l->set_name("web");
-  l->set_address("127.0.0.1:8080");
-  auto* r = l->add_routes();
-  r->mutable_match()->set_prefix("/");
-  r->set_cluster("app");
-  auto* cl = c.add_clusters();
-  cl->set_name("app");
-  cl->add_endpoints()->set_address("127.0.0.1:3000");
+  Config c = config::testing::MinimalConfig();
   c.set_state_dir(dir);
   config::ApplyDefaults(&c);
   return c;

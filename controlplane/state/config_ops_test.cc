@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "controlplane/config/defaults.h"
+#include "controlplane/config/testing/minimal_config.h"
 
 namespace zproxy::state {
 namespace {
@@ -11,20 +12,12 @@ using zproxy::v1::Config;
 using zproxy::v1::Route;
 
 Config Base() {
-  Config c;
-  auto* l = c.add_listeners();
-  l->set_name("web");
-  l->set_address("127.0.0.1:8080");
-  auto* r = l->add_routes();
-  r->mutable_match()->set_prefix("/");
-  r->set_cluster("app");
-  for (const char* name : {"app", "other"}) {
-    auto* cl = c.add_clusters();
-    cl->set_name(name);
-    cl->add_endpoints()->set_address("127.0.0.1:3000");
-    cl->add_endpoints()->set_address("127.0.0.1:3001");
-  }
-  config::ApplyDefaults(&c);
+  Config c = config::testing::MinimalConfig();
+  c.mutable_clusters(0)->add_endpoints()->set_address("127.0.0.1:3001");
+  auto* other = c.add_clusters();
+  *other = c.clusters(0);
+  other->set_name("other");
+  config::ApplyDefaults(&c);  // the added endpoint gets its default weight
   return c;
 }
 
