@@ -19,5 +19,7 @@
 #define ZPROXY_HEALTH_MAGIC 0x5248505a /* "ZPHR" little endian */
 #define ZPROXY_HEALTH_VERSION 1
 #define ZPROXY_HEALTH_SLOTS 4096
+/* zproxy_health_names: bytes per name field, NUL included (longer names are cut). */
+#define ZPROXY_HEALTH_NAME_LEN 64
 
 #endif /* ZPROXY_BPF_CONSTS_H_ */

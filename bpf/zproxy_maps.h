@@ -75,6 +75,14 @@ struct {
   __type(key, __u32);
   __type(value, struct zproxy_health_region);
 } zproxy_health SEC(".maps");
+
+/* slot -> endpoint name, written by zproxyd whenever it assigns or frees a slot. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZPROXY_HEALTH_SLOTS);
+  __type(key, __u32);
+  __type(value, struct zproxy_health_slot_name);
+} zproxy_health_names SEC(".maps");
 #endif /* ZPROXY_HEALTH_MAPS */
 
 #endif /* __bpf__ */

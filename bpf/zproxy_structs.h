@@ -55,4 +55,12 @@ struct zproxy_health_region {
   __u8 health[ZPROXY_HEALTH_SLOTS]; /* 1 = healthy, 0 = unhealthy */
 };
 
+/* zproxy_health_names[slot]: which endpoint health[slot] belongs to, for people and tools
+ * (`bpftool map dump pinned <bpffs_path>/zproxy_health_names`). Only assigned slots have an
+ * entry. Names are NUL-terminated and cut at ZPROXY_HEALTH_NAME_LEN - 1 bytes. */
+struct zproxy_health_slot_name {
+  char cluster[ZPROXY_HEALTH_NAME_LEN]; /* Cluster.name */
+  char address[ZPROXY_HEALTH_NAME_LEN]; /* Endpoint.address as configured */
+};
+
 #endif /* ZPROXY_BPF_STRUCTS_H_ */

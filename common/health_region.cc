@@ -31,6 +31,7 @@ HealthRegion& HealthRegion::operator=(HealthRegion&& o) noexcept {
     size_ = std::exchange(o.size_, 0);
     slot_count_ = std::exchange(o.slot_count_, 0);
     writable_ = std::exchange(o.writable_, false);
+    backing_ = o.backing_;
   }
   return *this;
 }
@@ -87,6 +88,43 @@ bool HealthRegion::Create(uint32_t slot_count, HealthRegion* out, std::string* e
     *error = Errno("health region: seal memfd");
     return false;
   }
+  *out = std::move(r);
+  return true;
+}
+
+size_t HealthRegion::BpfMapMmapSize() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (RegionSize(kDefaultSlots) + page - 1) / page * page;
+}
+
+bool HealthRegion::MapShared(int fd, HealthBacking backing, HealthRegion* out, std::string* error) {
+  return backing == HealthBacking::kBpfMap ? MapBpfMap(fd, /*writable=*/false, out, error)
+                                           : MapReadOnly(fd, out, error);
+}
+
+bool HealthRegion::MapBpfMap(int map_fd, bool writable, HealthRegion* out, std::string* error) {
+  const size_t size = BpfMapMmapSize();
+  void* p =
+      mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, map_fd, 0);
+  if (p == MAP_FAILED) {
+    *error = Errno(std::string("health map: mmap ") + (writable ? "read-write" : "read-only") +
+                   " (fd " + std::to_string(map_fd) + ")");
+    return false;
+  }
+  HealthRegion r;
+  r.base_ = static_cast<uint8_t*>(p);
+  r.size_ = size;
+  r.backing_ = HealthBacking::kBpfMap;
+  const HealthRegionHeader* h = r.header();
+  if (h->magic != HealthRegionHeader::kMagic || h->version != HealthRegionHeader::kVersion ||
+      h->slots_offset != sizeof(HealthRegionHeader) || RegionSize(h->slot_count) > size) {
+    *error = "health map: bad header (magic " + std::to_string(h->magic) + ", version " +
+             std::to_string(h->version) + ", " + std::to_string(h->slot_count) +
+             " slots): not a zproxy health map, or zproxyd and the data plane disagree";
+    return false;  // r's destructor unmaps
+  }
+  r.slot_count_ = h->slot_count;
+  r.writable_ = writable;
   *out = std::move(r);
   return true;
 }

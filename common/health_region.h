@@ -2,13 +2,14 @@
 // unhealthy), written by zproxyd's health checker and read by the data plane's workers with
 // a plain (relaxed atomic) load on the hot path, through EndpointSet::SetHealthByte.
 //
-// Today the region is a sealed memfd that zproxyd creates and hands to the data plane with
-// the bootstrap fds. The BPF issue replaces the memfd with a pinned, mmapable BPF array
-// (BPF_MAP_TYPE_ARRAY, BPF_F_MMAPABLE, max_entries 1) whose single value is exactly this
-// layout (HealthRegionHeader followed by the slot bytes), so `bpftool map dump` shows named
-// fields through BTF and nothing above this class changes: only Create() (bpf_map_create +
-// pin instead of memfd_create) and the fd that travels in the bootstrap differ. Readers
-// keep using Byte(slot).
+// Two backings with one layout, so nothing above this class cares which one is in use:
+//   - the pinned, mmapable BPF array `zproxy_health` (bpf/health.bpf.c, loaded by
+//     controlplane/bpf/health_map): one entry whose value is exactly this layout, so
+//     `bpftool map dump pinned <bpffs_path>/zproxy_health` shows the fields through BTF,
+//     and a restarted zproxyd finds the same map (and the data plane's mapping of it) again;
+//   - a sealed memfd, the fallback when BPF cannot load (no CAP_BPF, no bpffs).
+// zproxyd hands the fd to the data plane with the bootstrap (and its kind); the data plane
+// maps it read-only.
 //
 // Layout (host byte order, both ends are the same machine):
 //   offset 0   HealthRegionHeader (64 bytes, one cache line)
@@ -44,6 +45,8 @@ struct HealthRegionHeader {
 };
 static_assert(sizeof(HealthRegionHeader) == 64);
 
+enum class HealthBacking { kMemfd, kBpfMap };
+
 class HealthRegion {
  public:
   // Default capacity: 4096 endpoints in 4 KiB + one header line. The region cannot grow
@@ -62,12 +65,23 @@ class HealthRegion {
   // unprivileged data plane, which can then only map it read-only.
   static bool Create(uint32_t slot_count, HealthRegion* out, std::string* error);
 
-  // Reader (data plane): maps `fd` read-only and checks the header. Takes no ownership of
-  // `fd` (the mapping stays valid after it is closed).
+  // Reader (data plane): maps the memfd `fd` read-only and checks the header. Takes no
+  // ownership of `fd` (the mapping stays valid after it is closed).
   static bool MapReadOnly(int fd, HealthRegion* out, std::string* error);
+
+  // Maps the BPF health map `map_fd` (its value already holds the header: the loader
+  // writes it) read-only, or read-write for zproxyd's checker. Takes no ownership of the fd.
+  static bool MapBpfMap(int map_fd, bool writable, HealthRegion* out, std::string* error);
+
+  // The data plane's entry point: either backing, read-only.
+  static bool MapShared(int fd, HealthBacking backing, HealthRegion* out, std::string* error);
+
+  // Bytes a BPF map holding the region maps (its value rounded up to pages).
+  static size_t BpfMapMmapSize();
 
   bool valid() const { return base_ != nullptr; }
   bool writable() const { return writable_; }
+  HealthBacking backing() const { return backing_; }
   uint32_t slot_count() const { return slot_count_; }
   // The memfd (writer only; -1 for a reader). Pass it to the data plane.
   int fd() const { return fd_.get(); }
@@ -90,6 +104,7 @@ class HealthRegion {
   size_t size_ = 0;
   uint32_t slot_count_ = 0;
   bool writable_ = false;
+  HealthBacking backing_ = HealthBacking::kMemfd;
 };
 
 // Assigns region slots to endpoints by a stable key (cluster name, endpoint address as

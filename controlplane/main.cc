@@ -65,11 +65,36 @@ int Main(int argc, char** argv) {
   }
 
   // Active health checks: one thread (after BlockSupervisorSignals, so it inherits the
-  // mask) writing the shared health region the data plane maps read-only.
+  // mask) writing the shared health region the data plane maps read-only: the pinned BPF
+  // map, or a memfd when BPF cannot load (one log line). The rest of the BPF setup comes
+  // once the listen sockets exist; bpf_runtime lives until exit (its destructor unpins).
+  bpf::BpfRuntime bpf_runtime;
   health::HealthService health;
-  if (!health.Start(&error)) {
-    ZLOG_ERROR("%s", error.c_str());
-    return 1;
+  {
+    health::BpfHealthStore store;
+    health::BpfHealthStore* bpf_store = nullptr;
+    if (bpf::HealthMap* map = bpf_runtime.LoadHealthMap(loaded.config.bpffs_path(), {})) {
+      store.map_fd = map->fd();
+      store.share_fd = map->ShareFd();
+      store.name_slot = [map](uint32_t slot, const std::string& cluster,
+                              const std::string& address) {
+        map->SetSlotName(slot, cluster, address);
+      };
+      store.clear_slot = [map](uint32_t slot) { map->ClearSlotName(slot); };
+      store.clear_all = [map] { map->ClearSlotNames(); };
+      if (store.share_fd.valid()) bpf_store = &store;
+    }
+    if (!health.Start(&error, bpf_store)) {
+      if (bpf_store == nullptr) {
+        ZLOG_ERROR("%s", error.c_str());
+        return 1;
+      }
+      ZLOG_WARN("%s: health lives in a memfd region", error.c_str());
+      if (!health.Start(&error)) {
+        ZLOG_ERROR("%s", error.c_str());
+        return 1;
+      }
+    }
   }
 
   std::string workers_note;
@@ -147,9 +172,8 @@ int Main(int argc, char** argv) {
   }
 
   // BPF after the listen sockets exist and before the data plane starts: steering per
-  // listener group (or its fallback, one log line each), splice map and health map pinned
-  // under bpffs_path. Lives until exit; its destructor unpins.
-  bpf::BpfRuntime bpf_runtime;
+  // listener group (or its fallback, one log line each) and the splice map, pinned under
+  // bpffs_path.
   {
     std::vector<bpf::ListenerGroup> groups;
     for (const ListenSocket& s : sockets) {

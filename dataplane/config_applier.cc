@@ -54,8 +54,10 @@ std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Conf
 }  // namespace
 
 ConfigApplier::ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
-                             const HealthRegion* health_region)
-    : workers_(std::move(workers)), health_region_(health_region), current_(std::move(current)) {
+                             std::shared_ptr<const HealthRegion> health_region)
+    : workers_(std::move(workers)),
+      health_region_(std::move(health_region)),
+      current_(std::move(current)) {
   version_.store(current_->version);
 }
 
@@ -84,9 +86,8 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   HealthSlotTable slots;
   for (const auto& s : snapshot.health_slots()) slots.Add(s.cluster(), s.address(), s.slot());
   std::string error;
-  auto next = BuildSnapshot(
-      snapshot.config(), snapshot.version(), &error,
-      health_region_ != nullptr && health_region_->valid() ? health_region_ : nullptr, &slots);
+  std::shared_ptr<const Snapshot> next =
+      BuildSnapshot(snapshot.config(), snapshot.version(), &error, health_region_, &slots);
   if (next == nullptr) {
     result.reason = error;
     return result;

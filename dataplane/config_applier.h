@@ -38,7 +38,7 @@ class ConfigApplier {
   // `workers` and `health_region` must outlive the applier. `current` is the snapshot
   // the workers were started with.
   ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
-                const HealthRegion* health_region);
+                std::shared_ptr<const HealthRegion> health_region);
 
   // Thread-safe (serialized). Blocks until every worker runs on the new snapshot, or
   // up to `timeout_ms` (then NACK; workers that did apply keep the new one).
@@ -49,7 +49,7 @@ class ConfigApplier {
 
  private:
   std::vector<Worker*> workers_;
-  const HealthRegion* health_region_;
+  std::shared_ptr<const HealthRegion> health_region_;  // under mu_
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> current_;
   std::atomic<uint64_t> version_{0};

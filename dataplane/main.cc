@@ -93,23 +93,30 @@ int Run(int argc, char** argv) {
     ZLOG_ERROR("cannot receive bootstrap from zproxyd: %s", error.c_str());
     return 1;
   }
-  // The health region (zproxyd's active checks) is mapped read-only once and outlives
-  // every snapshot; without it every endpoint counts as healthy.
-  HealthRegion health_region;
+  // The health region (zproxyd's active checks: the pinned BPF map, or its memfd fallback)
+  // is mapped read-only and outlives every snapshot that reads it; without it every
+  // endpoint counts as healthy.
+  auto health_region = std::make_shared<HealthRegion>();
   HealthSlotTable health_slots;
   if (boot.has_health_region_fd_index()) {
     const uint32_t index = boot.health_region_fd_index();
+    const HealthBacking backing = boot.health_region_kind() == zproxy::v1::HEALTH_REGION_BPF_MAP
+                                      ? HealthBacking::kBpfMap
+                                      : HealthBacking::kMemfd;
     if (index >= fds.size() ||
-        !HealthRegion::MapReadOnly(fds[index].get(), &health_region, &error)) {
+        !HealthRegion::MapShared(fds[index].get(), backing, health_region.get(), &error)) {
       ZLOG_ERROR("health region (bootstrap fd %u): %s", index,
                  index >= fds.size() ? "no such fd" : error.c_str());
       return 1;
     }
     for (const auto& s : boot.health_slots()) health_slots.Add(s.cluster(), s.address(), s.slot());
     fds[index].reset();  // the mapping stays valid
+    ZLOG_INFO("health: reading %s (%zu endpoint slot(s))",
+              backing == HealthBacking::kBpfMap ? "the BPF map zproxy_health" : "a memfd region",
+              health_slots.size());
   }
-  auto snap =
-      BuildSnapshot(boot.config(), boot.config_version(), &error, &health_region, &health_slots);
+  std::shared_ptr<const Snapshot> snap =
+      BuildSnapshot(boot.config(), boot.config_version(), &error, health_region, &health_slots);
   if (snap == nullptr) {
     ZLOG_ERROR("config rejected: %s", error.c_str());
     return 1;
@@ -240,7 +247,7 @@ int Run(int argc, char** argv) {
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;
   for (auto& w : pool) worker_ptrs.push_back(w.get());
-  ConfigApplier applier(worker_ptrs, snap, health_region.valid() ? &health_region : nullptr);
+  ConfigApplier applier(worker_ptrs, snap, health_region);
 
   // The /metrics body, rendered from the snapshot that is live right now.
   DataplaneInfo base_info;
@@ -250,12 +257,17 @@ int Run(int argc, char** argv) {
   base_info.sqpoll = f.sqpoll;
   base_info.send_zc = f.send_zc;
   base_info.registered_files = f.registered_files;
+
   std::vector<const WorkerStats*> stats;
   for (auto& w : pool) stats.push_back(&w->stats());
   auto render_metrics = [&applier, stats, base_info] {
     DataplaneInfo info = base_info;
     std::shared_ptr<const Snapshot> live = applier.current();
     info.config_version = live->version;
+    const HealthRegion* region = live->health_region.get();
+    info.health_region = region == nullptr                             ? "none"
+                         : region->backing() == HealthBacking::kBpfMap ? "bpf_map"
+                                                                       : "memfd";
     for (const auto& c : live->clusters) {
       for (size_t i = 0; i < c.endpoint_names.size(); i++) {
         info.upstream_health.push_back({c.name, c.endpoint_names[i], c.health[i]});

@@ -10,9 +10,11 @@ T OrDefault(T value, T fallback) {
 }
 }  // namespace
 
-std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
-                                              std::string* error, const HealthRegion* health_region,
-                                              const HealthSlotTable* health_slots) {
+std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
+                                        std::string* error,
+                                        std::shared_ptr<const HealthRegion> health_region,
+                                        const HealthSlotTable* health_slots) {
+  if (health_region != nullptr && !health_region->valid()) health_region = nullptr;
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = config;
@@ -71,6 +73,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, 
     cr.outlier_max_ms = std::max(cr.outlier_base_ms, OrDefault(od.max_ejection_ms(), 300000u));
     snap->clusters.push_back(std::move(cr));
   }
+  snap->health_region = std::move(health_region);
   std::string err;
   snap->routes = routing::RouteTable::Build(config, &err);
   if (snap->routes == nullptr) {

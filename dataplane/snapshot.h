@@ -54,13 +54,16 @@ struct Snapshot {
   std::vector<ClusterRuntime> clusters;    // same order as config.clusters
   std::shared_ptr<const routing::RouteTable> routes;
   uint32_t send_zc_threshold = 0;  // 0 = never
+  // The mapping ClusterRuntime::health points into: held so it outlives every snapshot
+  // (and every in-flight request) that reads it, even after a newer region replaced it.
+  std::shared_ptr<const HealthRegion> health_region;
 };
 
 // Builds a snapshot; on error returns nullptr with *error naming the field. With a health
 // region and zproxyd's slot table, each endpoint that has a slot gets its health byte.
-std::shared_ptr<const Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
-                                              std::string* error,
-                                              const HealthRegion* health_region = nullptr,
-                                              const HealthSlotTable* health_slots = nullptr);
+std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
+                                        std::string* error,
+                                        std::shared_ptr<const HealthRegion> health_region = nullptr,
+                                        const HealthSlotTable* health_slots = nullptr);
 
 }  // namespace zproxy::dataplane

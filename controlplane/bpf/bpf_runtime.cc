@@ -55,12 +55,20 @@ void BpfRuntime::Start(const std::string& bpffs_path, const std::vector<Listener
   } else {
     ZLOG_WARN("sockmap splicing unavailable (%s): pass-through uses splice()", error.c_str());
   }
+}
+
+HealthMap* BpfRuntime::LoadHealthMap(const std::string& bpffs_path, BpfOptions options) {
+  options.pin_dir = bpffs_path;
+  std::string error;
   auto health = std::make_unique<HealthMap>();
   if (health->Load(options, &error)) {
     health_ = std::move(health);
+    ZLOG_INFO("health: BPF map zproxy_health (pinned in %s%s)", bpffs_path.c_str(),
+              health_->reused() ? ", reused" : "");
   } else {
-    ZLOG_WARN("BPF health map unavailable (%s): health stays in the memfd region", error.c_str());
+    ZLOG_WARN("BPF health map unavailable (%s): health lives in a memfd region", error.c_str());
   }
+  return health_.get();
 }
 
 }  // namespace zproxy::controlplane::bpf

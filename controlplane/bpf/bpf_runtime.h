@@ -25,8 +25,13 @@ class BpfRuntime {
   BpfRuntime(const BpfRuntime&) = delete;
   BpfRuntime& operator=(const BpfRuntime&) = delete;
 
-  // Pins: <bpffs_path>/{zproxy_splice_pairs,zproxy_pair_peer,zproxy_counters,zproxy_splice,
-  // zproxy_health} and <bpffs_path>/steer/<listener>/{zproxy_steering,zproxy_steer_cfg,
+  // The health map (<bpffs_path>/{zproxy_health,zproxy_health_names}) first, on its own:
+  // the health checker needs it before any listen socket or data plane exists. Returns
+  // nullptr (after one log line) when BPF cannot load: health then lives in a memfd.
+  HealthMap* LoadHealthMap(const std::string& bpffs_path, BpfOptions options);
+
+  // Pins: <bpffs_path>/{zproxy_splice_pairs,zproxy_pair_peer,zproxy_counters,zproxy_splice} and
+  // <bpffs_path>/steer/<listener>/{zproxy_steering,zproxy_steer_cfg,
   // zproxy_listen_socks,zproxy_steer_stats,zproxy_steer} (one reuseport group each).
   void Start(const std::string& bpffs_path, const std::vector<ListenerGroup>& groups,
              const std::vector<int>& worker_cpus, BpfOptions options);
@@ -34,7 +39,7 @@ class BpfRuntime {
   const std::vector<SteeringResult>& steering() const { return steering_; }
   // nullptr when unavailable (the data plane then splices with splice()/copies).
   const SpliceMap* splice_map() const { return splice_.get(); }
-  const HealthMap* health_map() const { return health_.get(); }
+  HealthMap* health_map() const { return health_.get(); }
 
  private:
   std::vector<SteeringResult> steering_;

@@ -1,9 +1,13 @@
 #include "controlplane/bpf/health_map.h"
 
+#include <bpf/bpf.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "common/health_region.h"
 #include "controlplane/bpf/bpffs.h"
@@ -19,6 +23,16 @@ static_assert(ZPROXY_HEALTH_VERSION == HealthRegionHeader::kVersion);
 static_assert(ZPROXY_HEALTH_SLOTS == HealthRegion::kDefaultSlots);
 static_assert(offsetof(zproxy_health_region, health) == sizeof(HealthRegionHeader));
 
+namespace {
+
+void CopyName(char (&dst)[ZPROXY_HEALTH_NAME_LEN], const std::string& src) {
+  const size_t n = std::min(src.size(), sizeof(dst) - 1);
+  std::memcpy(dst, src.data(), n);
+  std::memset(dst + n, 0, sizeof(dst) - n);
+}
+
+}  // namespace
+
 size_t HealthMapMmapSize() {
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return (sizeof(zproxy_health_region) + page - 1) / page * page;
@@ -28,6 +42,29 @@ zproxy_health_region* MapHealthRegion(int map_fd, bool writable) {
   void* p = mmap(nullptr, HealthMapMmapSize(), writable ? PROT_READ | PROT_WRITE : PROT_READ,
                  MAP_SHARED, map_fd, 0);
   return p == MAP_FAILED ? nullptr : static_cast<zproxy_health_region*>(p);
+}
+
+UniqueFd HealthMap::ShareFd() const { return UniqueFd(fcntl(fd(), F_DUPFD_CLOEXEC, 0)); }
+
+bool HealthMap::SetSlotName(uint32_t slot, const std::string& cluster, const std::string& address) {
+  zproxy_health_slot_name name;
+  CopyName(name.cluster, cluster);
+  CopyName(name.address, address);
+  return bpf_map_update_elem(names_fd(), &slot, &name, BPF_ANY) == 0;
+}
+
+void HealthMap::ClearSlotName(uint32_t slot) { bpf_map_delete_elem(names_fd(), &slot); }
+
+void HealthMap::ClearSlotNames() {
+  const int names = names_fd();
+  std::vector<uint32_t> keys;
+  uint32_t key = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(names, prev, &key) == 0) {
+    keys.push_back(key);
+    prev = &keys.back();
+  }
+  for (uint32_t k : keys) bpf_map_delete_elem(names, &k);
 }
 
 bool HealthMap::Load(const BpfOptions& options, std::string* error) {

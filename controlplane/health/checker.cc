@@ -160,7 +160,8 @@ void HealthChecker::ApplyPending() {
     }
     auto t = std::make_unique<Target>();
     t->config = std::move(c);
-    region_->Set(t->config.slot, true);
+    t->healthy = t->config.initially_healthy;
+    region_->Set(t->config.slot, t->healthy);
     // First probe soon (within 10% of the interval, jittered): detection after a start or
     // a config change should not wait a whole interval.
     t->next_probe = now + Jittered(t->config.interval_ms, 0.0, 0.1);

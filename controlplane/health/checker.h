@@ -38,6 +38,10 @@ struct CheckTarget {
   uint32_t timeout_ms = 1000;
   uint32_t healthy_threshold = 2;
   uint32_t unhealthy_threshold = 3;
+  // State a target starts in when the checker did not check it before: healthy, except
+  // for an endpoint whose verdict is inherited (a data plane adopted from a zproxyd that
+  // died keeps reading it).
+  bool initially_healthy = true;
 };
 
 struct EndpointHealth {

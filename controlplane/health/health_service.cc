@@ -32,8 +32,14 @@ HealthService::HealthService(uint32_t slots) : slots_(slots), allocator_(slots) 
 
 HealthService::~HealthService() { Stop(); }
 
-bool HealthService::Start(std::string* error) {
-  if (!HealthRegion::Create(slots_, &region_, error)) return false;
+bool HealthService::Start(std::string* error, BpfHealthStore* bpf) {
+  if (bpf != nullptr) {
+    if (!HealthRegion::MapBpfMap(bpf->map_fd, /*writable=*/true, &region_, error)) return false;
+    bpf_ = std::move(*bpf);
+    if (bpf_.clear_all) bpf_.clear_all();  // names of a previous zproxyd's slots
+  } else if (!HealthRegion::Create(slots_, &region_, error)) {
+    return false;
+  }
   checker_ = std::make_unique<HealthChecker>(
       &region_, [this](const std::string& cluster, const std::string& address, bool healthy,
                        const std::string& reason) {
@@ -47,12 +53,24 @@ void HealthService::Stop() {
   if (checker_ != nullptr) checker_->Stop();
 }
 
+std::optional<uint32_t> HealthService::AssignLocked(const std::string& cluster,
+                                                    const std::string& address, bool* fresh) {
+  auto slot = allocator_.Assign(cluster, address, fresh);
+  if (slot && *fresh) {
+    region_.Set(*slot, true);
+    if (bpf_.name_slot) bpf_.name_slot(*slot, cluster, address);
+  }
+  return slot;
+}
+
 void HealthService::Apply(const zproxy::v1::Config& config) {
   std::vector<CheckTarget> targets;
   {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<Key> keys = CheckedEndpoints(config);
-    allocator_.Retain(keys);
+    for (uint32_t freed : allocator_.Retain(keys)) {
+      if (bpf_.clear_slot) bpf_.clear_slot(freed);
+    }
     for (const auto& c : config.clusters()) {
       if (!c.has_health_check()) continue;
       zproxy::v1::HealthCheck hc = c.health_check();
@@ -61,7 +79,7 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
       for (const auto& e : c.endpoints()) {
         if (!seen.insert(e.address()).second) continue;
         bool fresh = false;
-        auto slot = allocator_.Assign(c.name(), e.address(), &fresh);
+        auto slot = AssignLocked(c.name(), e.address(), &fresh);
         if (!slot) {
           if (!full_warned_) {
             ZLOG_WARN(
@@ -72,7 +90,6 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
           }
           continue;
         }
-        if (fresh) region_.Set(*slot, true);
         CheckTarget t;
         t.cluster = c.name();
         t.address = e.address();
@@ -102,16 +119,21 @@ void HealthService::FillBootstrap(const zproxy::v1::Config& config,
   std::lock_guard<std::mutex> lock(mu_);
   for (const Key& k : CheckedEndpoints(config)) {
     bool fresh = false;
-    auto slot = allocator_.Assign(k.first, k.second, &fresh);
+    auto slot = AssignLocked(k.first, k.second, &fresh);
     if (!slot) continue;  // Apply warned; the endpoint stays "always healthy"
-    if (fresh) region_.Set(*slot, true);
     auto* s = bootstrap->add_health_slots();
     s->set_cluster(k.first);
     s->set_address(k.second);
     s->set_slot(*slot);
   }
   bootstrap->set_health_region_fd_index(static_cast<uint32_t>(fds->size()));
-  fds->push_back(region_.fd());
+  if (bpf_.map_fd >= 0) {
+    bootstrap->set_health_region_kind(zproxy::v1::HEALTH_REGION_BPF_MAP);
+    fds->push_back(bpf_.share_fd.get());
+  } else {
+    bootstrap->set_health_region_kind(zproxy::v1::HEALTH_REGION_MEMFD);
+    fds->push_back(region_.fd());
+  }
 }
 
 }  // namespace zproxy::health

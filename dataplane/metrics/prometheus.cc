@@ -166,6 +166,7 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",sqpoll=\"") + (info.sqpoll ? "1" : "0") + "\"";
   labels += std::string(",send_zc=\"") + (info.send_zc ? "1" : "0") + "\"";
   labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
+  labels += ",health_region=\"" + info.health_region + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
   w.Family("zproxy_upstream_healthy", "gauge",
            "1 if the endpoint is eligible for traffic per the active health checks, else 0 "

@@ -17,6 +17,7 @@ struct DataplaneInfo {
   bool send_zc = false;
   bool registered_files = false;
   uint64_t config_version = 0;
+  std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
 
   // zproxy_upstream_healthy{cluster,endpoint}: read live at every scrape, so each
   // transition the health checker writes into the shared region shows up.

@@ -133,16 +133,17 @@ def _stack_survives(request):
 
 @pytest.fixture
 def make_proxy(tmp_path, request):
-    """Factory: make_proxy(config, allow_stderr=(), expect_rc=0) -> running Zproxy.
+    """Factory: make_proxy(config, allow_stderr=(), expect_rc=0, name=None, wrapper=())
+    -> running Zproxy (wrapper: a command prefix such as procs.NO_BPF).
 
     Each proxy is stopped with SIGTERM at the end of the test and must exit with expect_rc
     (None: do not check) and print no errors.
     """
     made = []
 
-    def make(config, allow_stderr=(), expect_rc=0, name=None):
+    def make(config, allow_stderr=(), expect_rc=0, name=None, wrapper=()):
         z = Zproxy(config, str(tmp_path), name=name or "zproxy%d" % len(made),
-                   allow_stderr=allow_stderr)
+                   allow_stderr=allow_stderr, wrapper=wrapper)
         _live_proxies.append(z)
         made.append((z, expect_rc))
         return z

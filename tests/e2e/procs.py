@@ -165,8 +165,10 @@ def base_config(listeners, clusters, **top):
 class Zproxy:
     """zproxyd --config <generated>; listener ports are filled in (free ports) when 0."""
 
-    def __init__(self, config, tmpdir, name="zproxy", allow_stderr=(), start=True):
+    def __init__(self, config, tmpdir, name="zproxy", allow_stderr=(), start=True, wrapper=()):
         self.config = config
+        # Command prefix, e.g. setpriv dropping capabilities (zproxyd then runs without BPF).
+        self.wrapper = list(wrapper)
         self.tmpdir = tmpdir
         self.allow_stderr = allow_stderr
         # Unix socket paths must stay short (108 bytes), so not under pytest's tmp dir.
@@ -198,11 +200,11 @@ class Zproxy:
         if start:
             self.start()
 
-    def start(self, timeout=8.0):
+    def start(self, timeout=8.0, extra_args=()):
         if STANDIN == "nginx":
             cmd = nginx_standin_command(self.config, self.tmpdir, self.config_path)
         else:
-            cmd = [zproxyd_path(), "--config", self.config_path]
+            cmd = self.wrapper + [zproxyd_path(), "--config", self.config_path] + list(extra_args)
         self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "wb"),
                                      stderr=open(self.stderr_path, "wb"), cwd=ROOT)
         tcp = {l["name"] for l in self.config["listeners"] if "tcp_proxy" in l}
@@ -285,6 +287,11 @@ class Zproxy:
         bpf = self.config.get("bpffs_path", "")
         if bpf.startswith("/sys/fs/bpf/zproxy-e2e-"):
             shutil.rmtree(bpf, ignore_errors=True)
+
+
+# zproxyd without the capabilities BPF needs (CAP_BPF, CAP_SYS_ADMIN, CAP_PERFMON), like a
+# container without them: every BPF piece takes its fallback (health: a memfd region).
+NO_BPF = ("setpriv", "--bounding-set=-bpf,-sys_admin,-perfmon")
 
 
 def run_check(config_path, timeout=30):

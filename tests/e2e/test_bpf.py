@@ -3,7 +3,9 @@
 A real zproxyd with two workers: steering is the eBPF program (one log line), the maps are
 pinned under bpffs_path with BTF, `bpftool map dump pinned ... -j` shows named fields,
 `bpftool prog show` lists the programs by name, traffic flows, and a clean shutdown
-removes the pins. Needs root and bpffs (skipped otherwise).
+removes the pins. Health verdicts are read back through bpftool (zproxy_health and the
+slot names in zproxy_health_names) while traffic avoids the endpoint marked down. Needs root
+and bpffs (skipped otherwise).
 """
 
 import json
@@ -13,8 +15,10 @@ import subprocess
 import pytest
 
 from conftest import _finish, _live_proxies, catch_all, cluster, listener
+import httpraw
 from httpraw import Conn, build_request
-from procs import Zproxy, base_config
+from procs import Zproxy, base_config, wait_until
+from test_health import HEALTH, KillableBackend
 
 BPFTOOL = "/usr/sbin/bpftool"
 
@@ -82,6 +86,8 @@ def test_maps_dump_with_named_fields(bpf_proxy):
     assert health["header"]["magic"] == 0x5248505a
     assert health["header"]["slot_count"] == len(health["health"]) == 4096
     assert set(health["health"]) == {1}
+    # No cluster of this proxy has a health_check: no slot is assigned.
+    assert entries(bpftool("map", "dump", "pinned", base + "/zproxy_health_names")) == []
     assert entries(bpftool("map", "dump", "pinned", base + "/zproxy_pair_peer")) == []
     info = bpftool("map", "show", "pinned", base + "/zproxy_splice_pairs")
     assert info["type"] == "sockhash"
@@ -96,3 +102,46 @@ def test_programs_listed_by_name_and_unpinned_on_shutdown(bpf_proxy):
     assert bpf_proxy.stop() == 0  # the fixture's _finish checks stderr and cleans up
     left = [os.path.join(d, f) for d, _, fs in os.walk(base) for f in fs]
     assert left == [], "pins left after a clean shutdown: %s" % left
+
+
+def health_by_endpoint(base):
+    """{address: state} read the way an operator would: slot names, then slot bytes."""
+    names = {k: v for k, v in entries(bpftool("map", "dump", "pinned",
+                                              base + "/zproxy_health_names"))}
+    [(_, region)] = entries(bpftool("map", "dump", "pinned", base + "/zproxy_health"))
+    return {v["address"]: region["health"][slot] for slot, v in names.items()
+            if v["cluster"] == "app"}
+
+
+def test_health_transitions_show_in_bpftool_while_traffic_avoids_the_down_endpoint(
+        session_dir, request, tmp_path):
+    a = KillableBackend("bpf-hc-a", str(tmp_path))
+    b = KillableBackend("bpf-hc-b", str(tmp_path))
+    cfg = base_config([listener("web", catch_all("app"))],
+                      [cluster("app", a.addr, b.addr, health_check=dict(HEALTH))])
+    z = Zproxy(cfg, session_dir, name="bpf-health", allow_stderr=("health", "upstream", "connect"))
+    _live_proxies.append(z)
+    try:
+        if not z.config["bpffs_path"].startswith("/sys/fs/bpf/"):
+            pytest.skip("no bpffs here")
+        base = z.config["bpffs_path"]
+        assert "health: reading the BPF map zproxy_health" in z.stderr()
+        assert health_by_endpoint(base) == {a.addr: 1, b.addr: 1}
+
+        b.kill()
+        assert wait_until(lambda: health_by_endpoint(base) == {a.addr: 1, b.addr: 0}, 3, 0.05), \
+            health_by_endpoint(base)
+        for i in range(30):
+            r = httpraw.request(z.port)
+            assert r.status == 200 and r.body == b"hello from bpf-hc-a\n", (i, r)
+
+        b.start()  # same port
+        assert wait_until(lambda: health_by_endpoint(base) == {a.addr: 1, b.addr: 1}, 3, 0.05), \
+            health_by_endpoint(base)
+        bodies = {httpraw.request(z.port).body for _ in range(6)}
+        assert b"hello from bpf-hc-b\n" in bodies, bodies
+    finally:
+        a.stop()
+        b.stop()
+        if z in _live_proxies:
+            _finish(z, request)

@@ -1,19 +1,23 @@
 """Active health checks end to end: zproxyd probes the endpoints, the data plane stops picking
 an unhealthy one (no 502 for clients), /metrics shows every transition, a restarted backend
-comes back, and a cluster with no healthy endpoint answers 503.
+comes back, and a cluster with no healthy endpoint answers 503. The kill/restart test runs
+with both health backings: the pinned BPF map (default as root) and the memfd region
+(zproxyd started without the BPF capabilities, which forces the fallback).
 
 The backends here are this file's own zproxy-test-backend processes (killed and restarted),
 never the shared fixtures."""
 
 import os
 import signal
+
+import pytest
 import subprocess
 import time
 
 import httpraw
 import promtext
 from conftest import catch_all, cluster, listener
-from procs import backend_path, base_config, free_port, stop_process, wait_until
+from procs import NO_BPF, backend_path, base_config, free_port, stop_process, wait_until
 from test_metrics import scrape
 
 HEALTH = {"interval_ms": 200, "http_path": "/healthz", "timeout_ms": 200,
@@ -73,17 +77,36 @@ def wait_health(z, endpoint, value, timeout):
     return time.monotonic() - t0
 
 
-def _proxy(make_proxy, endpoints, health=HEALTH):
+def _proxy(make_proxy, endpoints, health=HEALTH, wrapper=()):
     cfg = base_config([listener("web", catch_all("app"))],
                       [cluster("app", *endpoints, health_check=dict(health))])
-    return make_proxy(cfg, allow_stderr=ALLOW)
+    return make_proxy(cfg, allow_stderr=ALLOW, wrapper=wrapper)
 
 
-def test_killed_backend_is_taken_out_and_comes_back(make_proxy, tmp_path):
+def health_backing(z):
+    """Which region the data plane reads: zproxy_dataplane_info{health_region}."""
+    r = httpraw.request(z.metrics_port, target="/metrics")
+    info = promtext.parse(r.body.decode())["zproxy_dataplane_info"].samples[0][1]
+    return info["health_region"]
+
+
+def bpf_available():
+    return os.geteuid() == 0 and os.access("/sys/fs/bpf", os.W_OK)
+
+
+@pytest.mark.parametrize("backing", ["bpf_map", "memfd"])
+def test_killed_backend_is_taken_out_and_comes_back(make_proxy, tmp_path, backing):
+    if backing == "bpf_map" and not bpf_available():
+        pytest.skip("needs root and bpffs")
     a = KillableBackend("hc-a", str(tmp_path))
     b = KillableBackend("hc-b", str(tmp_path))
     try:
-        z = _proxy(make_proxy, [a.addr, b.addr])
+        z = _proxy(make_proxy, [a.addr, b.addr], wrapper=NO_BPF if backing == "memfd" else ())
+        assert health_backing(z) == backing
+        if backing == "memfd":
+            # The fallback is announced once, with the reason.
+            lines = [l for l in z.stderr().splitlines() if "BPF health map unavailable" in l]
+            assert len(lines) == 1 and "memfd" in lines[0], z.stderr()
         assert health_gauges(z) == {a.addr: 1, b.addr: 1}
         seen = {httpraw.request(z.port).body for _ in range(4)}
         assert seen == {b"hello from hc-a\n", b"hello from hc-b\n"}
