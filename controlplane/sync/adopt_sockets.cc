@@ -73,6 +73,9 @@ bool AdoptListenSockets(pid_t pid, const zproxy::v1::Config& config, uint32_t wo
   std::vector<std::vector<controlplane::ListenSocket>> found(config.listeners_size());
   for (int target : remote) {
     UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
+    // Closed since the listing (the data plane's sync client redials on its own threads):
+    // never one of its listen sockets, which stay open for its lifetime.
+    if (!fd.valid() && errno == EBADF) continue;
     if (!fd.valid()) {
       *error =
           Errno("pidfd_getfd(pid " + std::to_string(pid) + ", fd " + std::to_string(target) + ")");
