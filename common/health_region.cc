@@ -213,6 +213,25 @@ std::optional<uint32_t> HealthSlotAllocator::Assign(const std::string& cluster,
   return slot;
 }
 
+bool HealthSlotAllocator::Claim(const std::string& cluster, const std::string& address,
+                                uint32_t slot) {
+  if (slot >= capacity_) return false;
+  Key key{cluster, address};
+  auto it = slots_.find(key);
+  if (it != slots_.end()) return it->second == slot;
+  if (slot >= next_unused_) {
+    // Slots skipped over become free, oldest first.
+    for (uint32_t s = next_unused_; s < slot; s++) freed_.push_back(s);
+    next_unused_ = slot + 1;
+  } else {
+    auto f = std::find(freed_.begin(), freed_.end(), slot);
+    if (f == freed_.end()) return false;  // another key holds it
+    freed_.erase(f);
+  }
+  slots_.emplace(std::move(key), slot);
+  return true;
+}
+
 std::optional<uint32_t> HealthSlotAllocator::Find(const std::string& cluster,
                                                   const std::string& address) const {
   auto it = slots_.find(Key{cluster, address});

@@ -120,6 +120,9 @@ class HealthSlotAllocator {
   std::optional<uint32_t> Assign(const std::string& cluster, const std::string& address,
                                  bool* fresh = nullptr);
   std::optional<uint32_t> Find(const std::string& cluster, const std::string& address) const;
+  // Gives the key exactly `slot` (a new zproxyd keeping the slots an adopted data plane
+  // reads). False if the slot is out of range or taken by another key.
+  bool Claim(const std::string& cluster, const std::string& address, uint32_t slot);
   // Frees every slot whose key is not in `keep`; returns the freed slots.
   std::vector<uint32_t> Retain(const std::vector<std::pair<std::string, std::string>>& keep);
   size_t size() const { return slots_.size(); }
@@ -139,6 +142,8 @@ class HealthSlotTable {
   void Add(std::string cluster, std::string address, uint32_t slot);
   std::optional<uint32_t> SlotFor(const std::string& cluster, const std::string& address) const;
   size_t size() const { return slots_.size(); }
+  // (cluster, address) -> slot, in key order.
+  const std::map<std::pair<std::string, std::string>, uint32_t>& entries() const { return slots_; }
 
  private:
   std::map<std::pair<std::string, std::string>, uint32_t> slots_;

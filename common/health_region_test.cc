@@ -133,6 +133,19 @@ TEST(HealthSlotAllocatorTest, NeverUsedSlotsBeforeRecycled) {
   EXPECT_EQ(a.Assign("c", "b:1"), 1u);
 }
 
+TEST(HealthSlotAllocatorTest, ClaimKeepsGivenSlotsAndSkippedOnesStayFree) {
+  HealthSlotAllocator a(8);
+  EXPECT_TRUE(a.Claim("c", "x", 5));
+  EXPECT_TRUE(a.Claim("c", "x", 5));   // idempotent
+  EXPECT_FALSE(a.Claim("c", "y", 5));  // taken
+  EXPECT_FALSE(a.Claim("c", "y", 8));  // out of range
+  EXPECT_TRUE(a.Claim("c", "y", 2));
+  // The slots skipped over (0, 1, 3, 4) come first, then 6, 7.
+  std::vector<uint32_t> next;
+  for (const char* k : {"a", "b", "d", "e", "f", "g"}) next.push_back(*a.Assign("c", k));
+  EXPECT_EQ(next, (std::vector<uint32_t>{6, 7, 0, 1, 3, 4}));
+}
+
 TEST(HealthSlotTableTest, SlotFor) {
   HealthSlotTable t;
   t.Add("app", "127.0.0.1:3000", 7);

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -77,6 +78,33 @@ bool DataplaneSupervisor::Spawn(const zproxy::v1::Config& config, uint64_t versi
   ZLOG_INFO("data plane started: pid %d, %s, config version %llu, %zu listen sockets", *pid,
             options_.binary.c_str(), static_cast<unsigned long long>(version), fds.size());
   return true;
+}
+
+void DataplaneSupervisor::Adopt(pid_t pid, UniqueFd pidfd, UniqueFd channel, uint64_t version) {
+  pid_ = pid;
+  adopted_pidfd_ = std::move(pidfd);
+  control_ = std::move(channel);
+  started_at_ = Clock::now();
+  first_instance_ = false;  // it has been serving for a while: never a "failed start"
+  running_version_ = version;
+  PublishStatus();
+}
+
+void DataplaneSupervisor::Signal(pid_t pid, int sig) {
+  int pidfd = -1;
+  if (pid == pid_ && adopted_pidfd_.valid()) pidfd = adopted_pidfd_.get();
+  for (const Draining& d : draining_) {
+    if (d.pid == pid && d.pidfd.valid()) pidfd = d.pidfd.get();
+  }
+  if (pidfd >= 0) {
+    syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+  } else {
+    kill(pid, sig);
+  }
+}
+
+void DataplaneSupervisor::CheckDone() {
+  if (stopping_ && pid_ <= 0 && new_pid_ <= 0 && draining_.empty()) done_ = true;
 }
 
 bool DataplaneSupervisor::Start(std::string* error) {
@@ -174,14 +202,17 @@ void DataplaneSupervisor::OnNewControlReadable() {
   ++handovers_;
   const long long took = ToMs(started_at_ - new_started_at_);
   if (old > 0) {
-    kill(old, SIGTERM);
-    draining_.push_back(Draining{old, Clock::now() + options_.stop_timeout, false});
-    ZLOG_INFO("handover: data plane pid %d serves config version %llu (ready after %lld ms); "
-              "old pid %d drains",
-              pid_, static_cast<unsigned long long>(running_version_), took, old);
+    // An adopted old data plane is watched through its pidfd while it drains.
+    draining_.push_back(
+        Draining{old, Clock::now() + options_.stop_timeout, false, std::move(adopted_pidfd_)});
+    Signal(old, SIGTERM);
+    ZLOG_INFO(
+        "handover: data plane pid %d serves config version %llu (ready after %lld ms); "
+        "old pid %d drains",
+        pid_, static_cast<unsigned long long>(running_version_), took, old);
   } else {
-    ZLOG_INFO("handover: data plane pid %d serves config version %llu (ready after %lld ms)",
-              pid_, static_cast<unsigned long long>(running_version_), took);
+    ZLOG_INFO("handover: data plane pid %d serves config version %llu (ready after %lld ms)", pid_,
+              static_cast<unsigned long long>(running_version_), took);
   }
   active_->old_pid = old;
   active_->new_pid = pid_;
@@ -207,21 +238,37 @@ int DataplaneSupervisor::Run() {
     return 1;
   }
   std::string error;
-  if (!Start(&error)) {
+  if (pid_ <= 0 && !Start(&error)) {  // an adopted data plane serves already
     ZLOG_ERROR("data plane failed to start: %s", error.c_str());
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
     done_ = true;
     exit_code_ = 1;
   }
+  std::vector<pollfd> p;
   while (!done_) {
-    pollfd p[3] = {{sfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {-1, POLLIN, 0}};
-    if (new_control_.valid()) p[2].fd = new_control_.get();
-    int r = poll(p, 3, PollTimeoutMs());
+    // signals, handover wake-ups, the new data plane's readiness, an adopted data plane's
+    // exit, then the exits of adopted data planes that drain.
+    p.assign({{sfd.get(), POLLIN, 0},
+              {wake_.get(), POLLIN, 0},
+              {new_control_.valid() ? new_control_.get() : -1, POLLIN, 0},
+              {adopted_pidfd_.valid() ? adopted_pidfd_.get() : -1, POLLIN, 0}});
+    for (const Draining& d : draining_)
+      p.push_back({d.pidfd.valid() ? d.pidfd.get() : -1, POLLIN, 0});
+    int r = poll(p.data(), p.size(), PollTimeoutMs());
     if (r < 0 && errno != EINTR) {
       ZLOG_ERROR("poll: %s", std::strerror(errno));
       return 1;
     }
     if (r > 0 && p[2].revents != 0 && new_control_.valid()) OnNewControlReadable();
+    if (r > 0 && p[3].revents != 0 && adopted_pidfd_.valid()) OnAdoptedExit();
+    for (size_t i = p.size(); r > 0 && i-- > 4;) {
+      // Indexes shift as entries go: walk backwards; draining_ only shrinks here.
+      const size_t d = i - 4;
+      if (p[i].revents != 0 && d < draining_.size() && draining_[d].pidfd.valid()) {
+        OnDrainedExit(d, "exited (adopted: no exit status)");
+      }
+    }
+    CheckDone();
     signalfd_siginfo info;
     while (read(sfd.get(), &info, sizeof(info)) == sizeof(info))
       OnSignal(static_cast<int>(info.ssi_signo));
@@ -273,7 +320,7 @@ void DataplaneSupervisor::OnSignal(int signo) {
       }
       ZLOG_INFO("%s: stopping data plane pid %d (SIGKILL after %lld ms)", strsignal(signo), pid_,
                 static_cast<long long>(options_.stop_timeout.count()));
-      if (pid_ > 0) kill(pid_, SIGTERM);
+      if (pid_ > 0) Signal(pid_, SIGTERM);
       kill_at_ = Clock::now() + options_.stop_timeout;
       return;
   }
@@ -296,27 +343,41 @@ void DataplaneSupervisor::Reap() {
     } else {
       for (size_t i = 0; i < draining_.size(); ++i) {
         if (draining_[i].pid != pid) continue;
-        ZLOG_INFO("old data plane pid %d %s (drained)", pid, DescribeWaitStatus(status).c_str());
-        draining_.erase(draining_.begin() + static_cast<long>(i));
+        OnDrainedExit(i, DescribeWaitStatus(status));
         break;
       }
     }
-    if (stopping_ && pid_ <= 0 && new_pid_ <= 0 && draining_.empty()) done_ = true;
+    CheckDone();
   }
 }
 
+void DataplaneSupervisor::OnDrainedExit(size_t index, const std::string& how) {
+  ZLOG_INFO("old data plane pid %d %s (drained)", draining_[index].pid, how.c_str());
+  draining_.erase(draining_.begin() + static_cast<long>(index));
+}
+
 void DataplaneSupervisor::OnChildExit(int status) {
+  const bool killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  OnDataplaneExit(pid_, DescribeWaitStatus(status), !killed_from_outside);
+}
+
+void DataplaneSupervisor::OnAdoptedExit() {
+  // Not our child: no exit status (its reaper is whoever inherited it from the dead zproxyd).
   const pid_t pid = pid_;
+  adopted_pidfd_.reset();
+  OnDataplaneExit(pid, "exited (adopted: no exit status)", /*failed_start_possible=*/false);
+}
+
+void DataplaneSupervisor::OnDataplaneExit(pid_t pid, const std::string& how,
+                                          bool failed_start_possible) {
   const auto uptime = Clock::now() - started_at_;
   pid_ = -1;
   control_.reset();
-  const std::string how = DescribeWaitStatus(status);
   if (stopping_) {
     ZLOG_INFO("data plane pid %d %s; exiting", pid, how.c_str());
-    return;  // Reap() ends the loop once no data plane is left
+    return;  // the loop ends once no data plane is left
   }
-  const bool killed_from_outside = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  if (first_instance_ && uptime < options_.startup_grace && !killed_from_outside) {
+  if (first_instance_ && uptime < options_.startup_grace && failed_start_possible) {
     ZLOG_ERROR("data plane failed to start: pid %d %s after %lld ms", pid, how.c_str(),
                ToMs(uptime));
     exit_code_ = 1;
@@ -347,14 +408,14 @@ void DataplaneSupervisor::OnTimers() {
     if (!d.kill_sent && now >= d.kill_at) {
       ZLOG_WARN("old data plane pid %d still draining after %lld ms; sending SIGKILL", d.pid,
                 static_cast<long long>(options_.stop_timeout.count()));
-      kill(d.pid, SIGKILL);
+      Signal(d.pid, SIGKILL);
       d.kill_sent = true;
     }
   }
   if (stopping_ && !kill_sent_ && pid_ > 0 && now >= kill_at_) {
     ZLOG_WARN("data plane pid %d did not exit within %lld ms of SIGTERM; sending SIGKILL", pid_,
               static_cast<long long>(options_.stop_timeout.count()));
-    kill(pid_, SIGKILL);
+    Signal(pid_, SIGKILL);
     kill_sent_ = true;
   }
   if (restart_pending_ && !stopping_ && now >= restart_at_) {

@@ -3,6 +3,11 @@
 // it on SIGTERM/SIGINT. The listen sockets stay open in zproxyd throughout, so the kernel
 // keeps accepting into their backlogs while a new data plane starts.
 //
+// Adoption: a data plane left serving by a zproxyd that died is not our child. Adopt()
+// makes it the current data plane: its exit is seen through a pidfd (poll), not SIGCHLD,
+// and is handled exactly like a child's (restart with backoff on the same sockets); it is
+// stopped on SIGTERM and drained on handover like a child.
+//
 // Graceful handover (config changes through the Admin API, `zproxyctl dataplane restart`):
 // a NEW data plane is started on the same listen sockets with the new config; once it
 // reports readiness (one byte 'R' on its control socket, written after its workers run)
@@ -13,8 +18,8 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <functional>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -66,6 +71,11 @@ class DataplaneSupervisor {
   DataplaneSupervisor(Options options, const ConfigStore& store,
                       const std::vector<ListenSocket>& sockets);
 
+  // Makes `pid` (not our child; `pidfd` open on it) the current data plane serving
+  // `version`, instead of starting one. `channel` is kept open for its lifetime like a
+  // child's control socket. Call before Run(), which then starts nothing.
+  void Adopt(pid_t pid, UniqueFd pidfd, UniqueFd channel, uint64_t version);
+
   // Runs until SIGTERM/SIGINT. Returns the process exit code: 0 after a clean stop, 1 if
   // the data plane failed to start.
   int Run();
@@ -94,6 +104,7 @@ class DataplaneSupervisor {
     pid_t pid;
     Clock::time_point kill_at;
     bool kill_sent = false;
+    UniqueFd pidfd;  // valid for an adopted (non-child) data plane: poll for its exit
   };
 
   bool Start(std::string* error);
@@ -106,6 +117,13 @@ class DataplaneSupervisor {
   void OnSignal(int signo);
   void Reap();
   void OnChildExit(int status);
+  // The current data plane exited; `how` describes it. Restart with backoff unless stopping.
+  void OnDataplaneExit(pid_t pid, const std::string& how, bool failed_start_possible);
+  void OnAdoptedExit();
+  void OnDrainedExit(size_t index, const std::string& how);
+  // kill(2), or pidfd_send_signal(2) for an adopted data plane (no pid reuse race).
+  void Signal(pid_t pid, int sig);
+  void CheckDone();
   void OnTimers();
   int PollTimeoutMs() const;
 
@@ -115,6 +133,7 @@ class DataplaneSupervisor {
 
   pid_t pid_ = -1;
   UniqueFd control_;
+  UniqueFd adopted_pidfd_;  // valid while pid_ is an adopted (non-child) data plane
   Clock::time_point started_at_;
   bool first_instance_ = true;
   int restarts_ = 0;

@@ -5,10 +5,12 @@
 namespace zproxy::controlplane {
 
 const char* Usage() {
-  return "usage: zproxyd --config FILE [--check] [--dataplane PATH]\n"
+  return "usage: zproxyd --config FILE [--check] [--dataplane PATH] [--no-adopt]\n"
          "  --config FILE     YAML configuration (schema: proto/zproxy/v1/config.proto)\n"
          "  --check           validate FILE, print the result, exit 0 (ok) or 1 (errors)\n"
-         "  --dataplane PATH  data plane binary (default: zproxy-dataplane beside zproxyd)\n";
+         "  --dataplane PATH  data plane binary (default: zproxy-dataplane beside zproxyd)\n"
+         "  --no-adopt        replace (drain) a data plane left running by a zproxyd that died\n"
+         "                    instead of adopting it (e.g. to run a new data plane binary)\n";
 }
 
 bool ParseFlags(int argc, char** argv, Flags* flags, std::string* error) {
@@ -40,6 +42,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags, std::string* error) {
       if (!take(&flags->config_path)) return false;
     } else if (arg == "--dataplane") {
       if (!take(&flags->dataplane_path)) return false;
+    } else if (arg == "--no-adopt" && !has_value) {
+      flags->no_adopt = true;
     } else if (arg == "--check" && !has_value) {
       flags->check = true;
     } else if ((arg == "--help" || arg == "-h") && !has_value) {

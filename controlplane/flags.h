@@ -1,4 +1,4 @@
-// zproxyd's command line: `zproxyd --config FILE [--check] [--dataplane PATH]`.
+// zproxyd's command line: `zproxyd --config FILE [--check] [--dataplane PATH] [--no-adopt]`.
 #pragma once
 
 #include <string>
@@ -9,6 +9,9 @@ struct Flags {
   std::string config_path;
   bool check = false;          // validate the config and exit (like `nginx -t`)
   std::string dataplane_path;  // empty = find zproxy-dataplane beside zproxyd
+  // A data plane left serving by a zproxyd that died is replaced (new data plane, it
+  // drains) instead of adopted, e.g. to pick up a new zproxy-dataplane binary.
+  bool no_adopt = false;
   bool help = false;
 };
 

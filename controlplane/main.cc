@@ -1,5 +1,7 @@
 // zproxyd: loads and validates the config, creates the listen sockets, and starts and
 // supervises the data plane. `--check` only validates (exit 0 ok, 1 errors, 2 usage).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -22,15 +24,23 @@
 #include "controlplane/state/config_ops.h"
 #include "controlplane/state/state_file.h"
 #include "controlplane/sync/adopt_sockets.h"
+#include "controlplane/sync/adoption.h"
 #include "controlplane/sync/config_push.h"
 #include "controlplane/sync/orphan.h"
+#include "controlplane/sync/resyncer.h"
 #include "controlplane/sync/sync_server.h"
 #include "controlplane/workers.h"
 
 namespace zproxy::controlplane {
 namespace {
 
+long long MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+      .count();
+}
+
 int Main(int argc, char** argv) {
+  const auto process_start = std::chrono::steady_clock::now();
   SetLogComponent("zproxyd");
   Flags flags;
   std::string error;
@@ -132,11 +142,16 @@ int Main(int argc, char** argv) {
     }
   }
 
+  // A data plane left serving by a zproxyd that died (it holds the ports and redials the
+  // sync socket) is adopted: we take copies of its listen sockets and of its adoption
+  // channel, re-attach its health and resync its config; it keeps serving throughout. If
+  // that is impossible (--no-adopt, no channel, pidfd_getfd refused, worker count changed)
+  // it is taken over instead: our own data plane on its sockets, then it drains.
   std::vector<ListenSocket> sockets;
   std::vector<pid_t> orphans;
+  sync::AdoptionHandle adoption;
+  zproxy::v1::Hello orphan_hello;
   if (!CreateListenSockets(loaded.config, workers, &sockets, &error)) {
-    // The ports may be held by the data plane of a zproxyd that died: it keeps serving and
-    // redials the sync socket. Join its SO_REUSEPORT groups; it drains once ours serves.
     if (sync_server != nullptr && error.find("Address already in use") != std::string::npos) {
       orphans = sync::FindOrphans(sync_server->sessions(), std::chrono::milliseconds(3000));
     }
@@ -144,21 +159,52 @@ int Main(int argc, char** argv) {
       ZLOG_ERROR("%s", error.c_str());
       return 1;
     }
-    // Best: the orphan's own sockets travel back (nothing queued on them is lost when it
-    // drains). Else join its SO_REUSEPORT groups with fresh sockets.
+    // The orphan serving the newest config is the one to keep.
+    auto& sessions = sync_server->sessions();
+    std::stable_sort(orphans.begin(), orphans.end(), [&sessions](pid_t a, pid_t b) {
+      zproxy::v1::Hello ha, hb;
+      sessions.HelloOf(a, &ha);
+      sessions.HelloOf(b, &hb);
+      return ha.config_version() > hb.config_version();
+    });
+    const pid_t orphan = orphans[0];
+    sessions.HelloOf(orphan, &orphan_hello);
     sockets.clear();
-    if (sync::AdoptListenSockets(orphans[0], loaded.config, workers, &sockets, &error)) {
-      ZLOG_INFO("takeover: adopted %zu listen socket(s) from orphaned data plane pid %d",
-                sockets.size(), orphans[0]);
-    } else {
+    size_t fresh = 0;
+    if (flags.no_adopt) {
+      error = "--no-adopt";
+    } else if (sync::GatherListenSockets(orphan, loaded.config, workers, &sockets, &error,
+                                         &fresh) &&
+               sync::OpenAdoption(orphan, orphan_hello, &adoption, &error)) {
+      orphans.erase(orphans.begin());  // the others (if any) drain
+      ZLOG_INFO(
+          "adoption: data plane pid %d (config version %llu): %zu listen socket(s) taken "
+          "back%s",
+          orphan, static_cast<unsigned long long>(orphan_hello.config_version()),
+          sockets.size() - fresh * workers,
+          fresh != 0 ? ", fresh ones for listeners it does not serve" : "");
+    }
+    if (!adoption.channel.valid()) {
       ZLOG_WARN(
-          "takeover: cannot adopt the listen sockets of orphaned data plane pid %d (%s); "
-          "joining its SO_REUSEPORT groups instead",
-          orphans[0], error.c_str());
+          "adoption of data plane pid %d impossible (%s): taking it over instead (a new "
+          "data plane, then it drains)",
+          orphan, error.c_str());
+      // Best: the orphan's own sockets travel back (nothing queued on them is lost when it
+      // drains). Else join its SO_REUSEPORT groups with fresh sockets.
       sockets.clear();
-      if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
-        ZLOG_ERROR("%s", error.c_str());
-        return 1;
+      if (sync::AdoptListenSockets(orphan, loaded.config, workers, &sockets, &error)) {
+        ZLOG_INFO("takeover: adopted %zu listen socket(s) from orphaned data plane pid %d",
+                  sockets.size(), orphan);
+      } else {
+        ZLOG_WARN(
+            "takeover: cannot adopt the listen sockets of orphaned data plane pid %d (%s); "
+            "joining its SO_REUSEPORT groups instead",
+            orphan, error.c_str());
+        sockets.clear();
+        if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
+          ZLOG_ERROR("%s", error.c_str());
+          return 1;
+        }
       }
     }
   }
@@ -195,6 +241,16 @@ int Main(int argc, char** argv) {
   ConfigStore store;
   store.Publish(std::move(loaded.config), startup.version);
 
+  // Health slots and verdicts: those the orphan reads are kept (it goes on reading them
+  // until it is re-attached, or until it drains); every other slot starts healthy.
+  {
+    std::vector<health::HealthService::InheritedSlot> inherited;
+    for (const auto& h : orphan_hello.health()) {
+      inherited.push_back({h.slot().cluster(), h.slot().address(), h.slot().slot(), h.healthy()});
+    }
+    health.Reset(inherited);
+  }
+
   DataplaneSupervisor::Options options;
   options.binary = binary;
   options.workers = workers;
@@ -209,31 +265,77 @@ int Main(int argc, char** argv) {
   };
   DataplaneSupervisor supervisor(options, store, sockets);
 
+  if (adoption.channel.valid()) {
+    // Re-attach the orphan's health to the region we write, then supervise it.
+    const zproxy::v1::Config view = state::DataplaneView(*store.Current().config);
+    health.Apply(view);
+    zproxy::v1::DataplaneBootstrap message;
+    std::vector<int> fds;
+    health.FillBootstrap(view, &message, &fds);
+    if (sync::SendHealthRegion(adoption.channel.get(), message, fds, 3000, &error)) {
+      const pid_t pid = adoption.pid;
+      supervisor.Adopt(pid, std::move(adoption.pidfd), std::move(adoption.channel),
+                       orphan_hello.config_version());
+      ZLOG_INFO(
+          "adoption: data plane pid %d adopted %lld ms after zproxyd started (health "
+          "re-attached; config version %llu, current %llu)",
+          pid, static_cast<long long>(MsSince(process_start)),
+          static_cast<unsigned long long>(orphan_hello.config_version()),
+          static_cast<unsigned long long>(store.Current().version));
+    } else {
+      ZLOG_WARN(
+          "adoption of data plane pid %d failed: health region: %s; taking it over "
+          "instead (a new data plane, then it drains)",
+          adoption.pid, error.c_str());
+      orphans.insert(orphans.begin(), adoption.pid);
+      adoption = sync::AdoptionHandle{};
+    }
+  }
+
   state::ConfigManager manager(
       &store, flags.config_path, state::Sha256Hex(file_text),
       [&supervisor](const zproxy::v1::Config& config, uint64_t version, std::string* err) {
         return supervisor.Handover(config, version, err);
       });
+  // A snapshot carries the health slots of its endpoints (the checker follows its config).
+  auto fill_snapshot = [&health](const zproxy::v1::Config& c, zproxy::v1::ConfigSnapshot* snap) {
+    health.Apply(c);
+    zproxy::v1::DataplaneBootstrap boot;
+    std::vector<int> unused_fds;
+    health.FillBootstrap(c, &boot, &unused_fds);
+    *snap->mutable_health_slots() = boot.health_slots();
+  };
+  auto handover = [&supervisor](const zproxy::v1::Config& c, uint64_t v, std::string* err) {
+    return supervisor.Handover(c, v, err);
+  };
+  std::unique_ptr<sync::Resyncer> resyncer;
   if (sync_server != nullptr) {
     // Config changes are pushed to the running data plane; a handover only when it cannot
     // take them in place (or is not connected).
     manager.SetApply([&](const zproxy::v1::Config& config, uint64_t version) {
-      state::OpStatus st = sync::ApplyConfig(
-          sync_server->sessions(), supervisor.GetStatus().pid, config, version,
-          [&health](const zproxy::v1::Config& c, zproxy::v1::ConfigSnapshot* snap) {
-            health.Apply(c);
-            zproxy::v1::DataplaneBootstrap boot;
-            std::vector<int> unused_fds;
-            health.FillBootstrap(c, &boot, &unused_fds);
-            *snap->mutable_health_slots() = boot.health_slots();
-          },
-          [&supervisor](const zproxy::v1::Config& c, uint64_t v, std::string* err) {
-            return supervisor.Handover(c, v, err);
-          });
+      state::OpStatus st = sync::ApplyConfig(sync_server->sessions(), supervisor.GetStatus().pid,
+                                             config, version, fill_snapshot, handover);
       // The checker followed the snapshot; a rejected one leaves the old config serving.
       if (!st.ok()) health.Apply(state::DataplaneView(*store.Current().config));
       return st;
     });
+    // Resync on Hello: the data plane serving now reports another version than ours (it
+    // missed a change while its stream was down, or it was adopted).
+    manager.SetResync([&](const zproxy::v1::Config& config, uint64_t version, uint64_t had) {
+      state::OpStatus st = sync::ResyncConfig(sync_server->sessions(), supervisor.GetStatus().pid,
+                                              had, config, version, fill_snapshot, handover);
+      if (!st.ok()) health.Apply(state::DataplaneView(*store.Current().config));
+      return st;
+    });
+    resyncer = std::make_unique<sync::Resyncer>([&](pid_t pid, uint64_t version) {
+      if (pid == supervisor.GetStatus().pid) manager.Resync(version);
+    });
+    sync_server->sessions().SetHelloObserver(
+        [&resyncer](pid_t pid, uint64_t version) { resyncer->Post(pid, version); });
+    // The adopted data plane said Hello before any of this existed.
+    if (supervisor.GetStatus().pid > 0) {
+      resyncer->Post(supervisor.GetStatus().pid, orphan_hello.config_version());
+    }
   }
   admin::AdminContext context;
   context.manager = &manager;
@@ -268,6 +370,8 @@ int Main(int argc, char** argv) {
         std::chrono::milliseconds(10000));
   }
   int code = supervisor.Run();
+  if (sync_server != nullptr) sync_server->sessions().SetHelloObserver(nullptr);
+  if (resyncer != nullptr) resyncer->Stop();
   if (admin_server != nullptr) admin_server->Shutdown();
   retire_orphans.reset();
   if (sync_server != nullptr) sync_server->Shutdown();

@@ -54,11 +54,67 @@ std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Conf
 }  // namespace
 
 ConfigApplier::ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
-                             std::shared_ptr<const HealthRegion> health_region)
+                             std::shared_ptr<const HealthRegion> health_region,
+                             HealthSlotTable health_slots)
     : workers_(std::move(workers)),
       health_region_(std::move(health_region)),
-      current_(std::move(current)) {
+      health_slots_(std::move(health_slots)),
+      current_(std::move(current)),
+      generation_(current_->generation) {
   version_.store(current_->version);
+}
+
+bool ConfigApplier::PostAndWait(const std::shared_ptr<Snapshot>& next, uint64_t deadline_us,
+                                std::string* error) {
+  next->generation = ++generation_;
+  for (Worker* w : workers_) w->PostSnapshot(next);
+  // Workers pick the snapshot up at their next loop iteration (woken by an eventfd), so
+  // this is normally a few microseconds.
+  for (Worker* w : workers_) {
+    while (w->applied_generation() < next->generation) {
+      if (NowUs() > deadline_us) {
+        *error = "worker " + std::to_string(w->index()) + " did not apply version " +
+                 std::to_string(next->version) + " within the deadline";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  current_ = next;
+  version_.store(next->version);
+  return true;
+}
+
+ConfigApplier::Result ConfigApplier::RebindHealth(std::shared_ptr<const HealthRegion> region,
+                                                  HealthSlotTable slots, uint32_t timeout_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result result;
+  const uint64_t start = NowUs();
+  std::string error;
+  std::shared_ptr<Snapshot> next =
+      BuildSnapshot(current_->config, current_->version, &error, region, &slots);
+  if (next == nullptr) {
+    result.reason = error;  // cannot happen for a config that is running; kept honest
+    return result;
+  }
+  if (!PostAndWait(next, start + static_cast<uint64_t>(timeout_ms) * 1000, &result.reason)) {
+    return result;
+  }
+  health_region_ = std::move(region);
+  health_slots_ = std::move(slots);
+  result.ok = true;
+  result.apply_us = NowUs() - start;
+  return result;
+}
+
+std::vector<ConfigApplier::SlotState> ConfigApplier::HealthStates() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SlotState> out;
+  if (health_region_ == nullptr || !health_region_->valid()) return out;
+  for (const auto& [key, slot] : health_slots_.entries()) {
+    out.push_back(SlotState{key.first, key.second, slot, health_region_->Healthy(slot)});
+  }
+  return out;
 }
 
 std::shared_ptr<const Snapshot> ConfigApplier::current() const {
@@ -72,7 +128,11 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   std::lock_guard<std::mutex> lock(mu_);
   Result result;
   uint64_t start = NowUs();
-  if (snapshot.version() <= current_->version) {
+  if (snapshot.resync() && snapshot.version() == current_->version) {
+    result.ok = true;  // already serving it
+    return result;
+  }
+  if (!snapshot.resync() && snapshot.version() <= current_->version) {
     result.reason = "version " + std::to_string(snapshot.version()) +
                     " is not newer than the running version " + std::to_string(current_->version);
     return result;
@@ -86,29 +146,16 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   HealthSlotTable slots;
   for (const auto& s : snapshot.health_slots()) slots.Add(s.cluster(), s.address(), s.slot());
   std::string error;
-  std::shared_ptr<const Snapshot> next =
+  std::shared_ptr<Snapshot> next =
       BuildSnapshot(snapshot.config(), snapshot.version(), &error, health_region_, &slots);
   if (next == nullptr) {
     result.reason = error;
     return result;
   }
-  for (Worker* w : workers_) w->PostSnapshot(next);
-  // Workers pick the snapshot up at their next loop iteration (woken by an eventfd), so
-  // this is normally a few microseconds.
-  uint64_t deadline = start + static_cast<uint64_t>(timeout_ms) * 1000;
-  for (Worker* w : workers_) {
-    while (w->applied_version() < next->version) {
-      if (NowUs() > deadline) {
-        result.reason = "worker " + std::to_string(w->index()) + " did not apply version " +
-                        std::to_string(next->version) + " within " + std::to_string(timeout_ms) +
-                        " ms";
-        return result;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
+  if (!PostAndWait(next, start + static_cast<uint64_t>(timeout_ms) * 1000, &result.reason)) {
+    return result;
   }
-  current_ = next;
-  version_.store(next->version);
+  health_slots_ = std::move(slots);
   result.ok = true;
   result.apply_us = NowUs() - start;
   ZLOG_INFO("config version %lu live on %zu worker(s) in %lu us",

@@ -35,23 +35,46 @@ class ConfigApplier {
     uint64_t apply_us = 0;
   };
 
-  // `workers` and `health_region` must outlive the applier. `current` is the snapshot
-  // the workers were started with.
+  // `workers` must outlive the applier. `current` is the snapshot the workers were
+  // started with, reading `health_region` (may be null) through `health_slots`.
   ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
-                std::shared_ptr<const HealthRegion> health_region);
+                std::shared_ptr<const HealthRegion> health_region,
+                HealthSlotTable health_slots = {});
 
   // Thread-safe (serialized). Blocks until every worker runs on the new snapshot, or
-  // up to `timeout_ms` (then NACK; workers that did apply keep the new one).
+  // up to `timeout_ms` (then NACK; workers that did apply keep the new one). The version
+  // must be newer than the running one, unless the snapshot is a resync (zproxyd's current
+  // config for a data plane that reported another version, e.g. after adoption).
   Result Apply(const zproxy::v1::ConfigSnapshot& snapshot, uint32_t timeout_ms = 2000);
+
+  // Re-attaches health (adoption by a new zproxyd): the running config, same version, now
+  // reading `region` through `slots`. The previous region stays mapped for as long as a
+  // snapshot (or an in-flight request) still points into it.
+  Result RebindHealth(std::shared_ptr<const HealthRegion> region, HealthSlotTable slots,
+                      uint32_t timeout_ms = 2000);
+
+  // The slots the running snapshot reads and what they say now (for zproxyd's Hello).
+  struct SlotState {
+    std::string cluster;
+    std::string address;
+    uint32_t slot = 0;
+    bool healthy = true;
+  };
+  std::vector<SlotState> HealthStates() const;
 
   std::shared_ptr<const Snapshot> current() const;
   uint64_t version() const { return version_.load(); }
 
  private:
+  // Hands `next` to every worker and waits until all serve it (mu_ held).
+  bool PostAndWait(const std::shared_ptr<Snapshot>& next, uint64_t deadline_us, std::string* error);
+
   std::vector<Worker*> workers_;
-  std::shared_ptr<const HealthRegion> health_region_;  // under mu_
   mutable std::mutex mu_;
+  std::shared_ptr<const HealthRegion> health_region_;  // under mu_
+  HealthSlotTable health_slots_;                       // under mu_: what current_ reads
   std::shared_ptr<const Snapshot> current_;
+  uint64_t generation_ = 0;  // of current_
   std::atomic<uint64_t> version_{0};
 };
 

@@ -1,6 +1,8 @@
 // A real worker (io_uring, sockets on loopback) switching snapshots under traffic: new
 // requests follow the new routes at once, a request in flight finishes on the cluster it
-// started with, and changes that need new sockets are refused (needs_restart).
+// started with, and changes that need new sockets are refused (needs_restart). Adoption:
+// a new health region arrives over the adoption channel and the running snapshot reads it;
+// a resync applies an older version.
 #include "dataplane/config_applier.h"
 
 #include <arpa/inet.h>
@@ -11,9 +13,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 
+#include "common/health_region.h"
+#include "dataplane/bootstrap/handoff.h"
+#include "dataplane/sync/adoption_channel.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -178,6 +185,109 @@ TEST(ConfigApplier, SwitchesRoutesLiveAndLetsInFlightRequestsFinish) {
   EXPECT_NE(br.reason.find("nope"), std::string::npos) << br.reason;
   EXPECT_EQ(Get(port, "/x"), "b");
 
+  worker.Stop(100);
+  loop.join();
+  close(lfd);
+}
+
+// One cluster "app" with endpoints a (slot 0) and b (slot 1), read from `region`.
+std::shared_ptr<Snapshot> HealthSnapshot(uint16_t port, uint16_t a, uint16_t b, uint64_t version,
+                                         std::shared_ptr<const HealthRegion> region) {
+  zproxy::v1::Config c;
+  auto* l = c.add_listeners();
+  l->set_name("web");
+  l->set_address("127.0.0.1:" + std::to_string(port));
+  auto* r = l->add_routes();
+  r->mutable_match()->set_prefix("/");
+  r->set_cluster("app");
+  auto* cl = c.add_clusters();
+  cl->set_name("app");
+  cl->add_endpoints()->set_address("127.0.0.1:" + std::to_string(a));
+  cl->add_endpoints()->set_address("127.0.0.1:" + std::to_string(b));
+  HealthSlotTable slots;
+  slots.Add("app", cl->endpoints(0).address(), 0);
+  slots.Add("app", cl->endpoints(1).address(), 1);
+  std::string err;
+  auto snap = BuildSnapshot(c, version, &err, std::move(region), &slots);
+  EXPECT_NE(snap, nullptr) << err;
+  return snap;
+}
+
+TEST(ConfigApplier, AdoptionChannelRebindsHealthAndResyncTakesAnOlderVersion) {
+  Upstream a("a", 0), b("b", 0);
+  uint16_t port;
+  int lfd = ListenLoopback(&port);
+  std::string err;
+  auto old_region = std::make_shared<HealthRegion>();
+  ASSERT_TRUE(HealthRegion::Create(8, old_region.get(), &err)) << err;
+  old_region->Set(0, false);  // the dead zproxyd's last verdict: a is down
+  auto snap = HealthSnapshot(port, a.port(), b.port(), 5, old_region);
+  WorkerOptions opt;
+  opt.ring.sq_depth = 256;
+  opt.ring.max_files = 256;
+  opt.buf_count = 64;
+  opt.buf_size = 4096;
+  Worker worker(opt, snap, {WorkerListenSocket{lfd, 0}});
+  std::atomic<bool> ready{false};
+  std::thread loop([&] {
+    std::string e;
+    ASSERT_TRUE(worker.Init(&e)) << e;
+    ready = true;
+    worker.Run();
+  });
+  while (!ready) std::this_thread::yield();
+  HealthSlotTable slots;
+  for (const auto& [key, slot] : std::map<std::pair<std::string, std::string>, uint32_t>{
+           {{"app", "127.0.0.1:" + std::to_string(a.port())}, 0},
+           {{"app", "127.0.0.1:" + std::to_string(b.port())}, 1}}) {
+    slots.Add(key.first, key.second, slot);
+  }
+  ConfigApplier applier({&worker}, snap, old_region, slots);
+  for (int i = 0; i < 4; i++) EXPECT_EQ(Get(port, "/"), "b");
+  auto states = applier.HealthStates();
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_FALSE(states[0].slot == 0 ? states[0].healthy : states[1].healthy);
+
+  // A new zproxyd hands over its own region (b down now), as it would on its copy of the
+  // channel's far end.
+  AdoptionChannel channel(&applier);
+  ASSERT_TRUE(channel.Start(&err)) << err;
+  HealthRegion fresh;
+  ASSERT_TRUE(HealthRegion::Create(8, &fresh, &err)) << err;
+  fresh.Set(1, false);
+  zproxy::v1::DataplaneBootstrap message;
+  for (auto [slot, p] : {std::pair{0u, a.port()}, {1u, b.port()}}) {
+    auto* s = message.add_health_slots();
+    s->set_cluster("app");
+    s->set_address("127.0.0.1:" + std::to_string(p));
+    s->set_slot(slot);
+  }
+  message.set_health_region_fd_index(0);
+  message.set_health_region_kind(zproxy::v1::HEALTH_REGION_MEMFD);
+  const int fds[] = {fresh.fd()};
+  ASSERT_TRUE(bootstrap::SendBootstrap(channel.remote_fd(), message, fds, &err)) << err;
+  char answer = 0;
+  ASSERT_EQ(recv(channel.remote_fd(), &answer, 1, 0), 1);
+  EXPECT_EQ(answer, 'R');
+  for (int i = 0; i < 4; i++) EXPECT_EQ(Get(port, "/"), "a");
+  EXPECT_EQ(applier.version(), 5u);  // same config, same version
+  fresh.Set(1, true);                // the new writer's transitions are seen
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; i++) seen.insert(Get(port, "/"));
+  EXPECT_EQ(seen, (std::set<std::string>{"a", "b"}));
+
+  // Resync: zproxyd's current version may be older than what the data plane runs (its
+  // state was lost): accepted only as a resync.
+  zproxy::v1::ConfigSnapshot older;
+  older.set_version(3);
+  *older.mutable_config() = snap->config;
+  EXPECT_FALSE(applier.Apply(older).ok);
+  older.set_resync(true);
+  ConfigApplier::Result r = applier.Apply(older);
+  ASSERT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(applier.version(), 3u);
+
+  channel.Stop();
   worker.Stop(100);
   loop.join();
   close(lfd);

@@ -27,6 +27,7 @@
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/sync/adoption_channel.h"
 #include "dataplane/sync/sync_client.h"
 #include "dataplane/worker/worker.h"
 
@@ -247,7 +248,11 @@ int Run(int argc, char** argv) {
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;
   for (auto& w : pool) worker_ptrs.push_back(w.get());
-  ConfigApplier applier(worker_ptrs, snap, health_region);
+  ConfigApplier applier(worker_ptrs, snap, health_region, health_slots);
+
+  // Lets a new zproxyd adopt this data plane if ours dies (dataplane/sync/adoption_channel.h).
+  AdoptionChannel adoption(&applier);
+  if (!adoption.Start(&error)) ZLOG_WARN("%s: this data plane cannot be adopted", error.c_str());
 
   // The /metrics body, rendered from the snapshot that is live right now.
   DataplaneInfo base_info;
@@ -295,6 +300,16 @@ int Run(int argc, char** argv) {
     so.address = boot.sync_address();
     so.pid = getpid();
     so.render_stats = render_metrics;
+    so.fill_hello = [&adoption, &applier](zproxy::v1::Hello* hello) {
+      if (adoption.remote_fd() >= 0) hello->set_adoption_fd(adoption.remote_fd());
+      for (const ConfigApplier::SlotState& s : applier.HealthStates()) {
+        auto* h = hello->add_health();
+        h->mutable_slot()->set_cluster(s.cluster);
+        h->mutable_slot()->set_address(s.address);
+        h->mutable_slot()->set_slot(s.slot);
+        h->set_healthy(s.healthy);
+      }
+    };
     sync = std::make_unique<SyncClient>(std::move(so), &applier);
     sync->Start();
   }
@@ -321,6 +336,7 @@ int Run(int argc, char** argv) {
     break;
   }
   if (sync != nullptr) sync->Stop();  // a draining data plane takes no more snapshots
+  adoption.Stop();
   for (auto& w : pool) w->Stop(drain_ms);
   for (auto& t : threads) t.join();
   metrics.Stop();

@@ -49,6 +49,10 @@ struct ClusterRuntime {
 
 struct Snapshot {
   uint64_t version = 0;
+  // Counts every snapshot a data plane applies (ConfigApplier sets it), so a new snapshot
+  // of the same config version (health region re-attached after adoption) is still told
+  // apart by the workers; 0 for the one they start with.
+  uint64_t generation = 0;
   zproxy::v1::Config config;
   std::vector<ListenerRuntime> listeners;  // same order as config.listeners
   std::vector<ClusterRuntime> clusters;    // same order as config.clusters

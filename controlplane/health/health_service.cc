@@ -53,6 +53,24 @@ void HealthService::Stop() {
   if (checker_ != nullptr) checker_->Stop();
 }
 
+void HealthService::Reset(const std::vector<InheritedSlot>& inherited) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (uint32_t s = 0; s < region_.slot_count(); s++) region_.Set(s, true);
+  size_t kept = 0;
+  for (const InheritedSlot& i : inherited) {
+    if (i.slot >= region_.slot_count() || !allocator_.Claim(i.cluster, i.address, i.slot)) {
+      continue;  // out of range or claimed twice: it gets a fresh slot on Apply
+    }
+    region_.Set(i.slot, i.healthy);
+    if (bpf_.name_slot) bpf_.name_slot(i.slot, i.cluster, i.address);
+    kept++;
+  }
+  if (!inherited.empty()) {
+    ZLOG_INFO("health: kept %zu of %zu slot(s) (and verdicts) of the adopted data plane", kept,
+              inherited.size());
+  }
+}
+
 std::optional<uint32_t> HealthService::AssignLocked(const std::string& cluster,
                                                     const std::string& address, bool* fresh) {
   auto slot = allocator_.Assign(cluster, address, fresh);
@@ -91,6 +109,8 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
           continue;
         }
         CheckTarget t;
+        // An inherited verdict (Reset) until the checker's own probes decide.
+        t.initially_healthy = fresh || region_.Healthy(*slot);
         t.cluster = c.name();
         t.address = e.address();
         t.slot = *slot;

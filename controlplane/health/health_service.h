@@ -43,6 +43,18 @@ class HealthService {
   bool Start(std::string* error, BpfHealthStore* bpf = nullptr);
   void Stop();
 
+  // Before the first Apply: every slot healthy (a reused BPF map may hold a dead zproxyd's
+  // verdicts), except the slots an adopted data plane reads, which keep their endpoint and
+  // verdict; the checker starts those endpoints from the inherited verdict, so a backend
+  // that was down stays out of rotation across the zproxyd restart.
+  struct InheritedSlot {
+    std::string cluster;
+    std::string address;
+    uint32_t slot = 0;
+    bool healthy = true;
+  };
+  void Reset(const std::vector<InheritedSlot>& inherited);
+
   // Reconfigures for a newly published config: endpoints of clusters with a health_check
   // are checked; unchanged endpoints keep their slot and state. Thread-safe. May block on
   // DNS for endpoint names (like the data plane's snapshot builder).

@@ -93,5 +93,33 @@ TEST(HealthServiceTest, TransitionsReachSubscribersAndTheRegion) {
   service.Stop();
 }
 
+TEST(HealthServiceTest, ResetKeepsTheAdoptedDataplanesSlotsAndVerdicts) {
+  HealthService service(32);
+  std::string error;
+  ASSERT_TRUE(service.Start(&error)) << error;
+  testing::SilentListener live;
+  const std::string dead = testing::ClosedAddress();
+  // The adopted data plane read `dead` at slot 7 (down) and `live` at slot 3 (up).
+  service.Reset({{"app", dead, 7, false}, {"app", live.address(), 3, true}});
+  EXPECT_FALSE(service.region().Healthy(7));
+  EXPECT_TRUE(service.region().Healthy(3));
+  auto config = TwoClusters(dead, live.address());
+  config.mutable_clusters(0)->mutable_health_check()->set_interval_ms(60000);  // no probe yet
+  service.Apply(config);
+  zproxy::v1::DataplaneBootstrap boot;
+  std::vector<int> fds;
+  service.FillBootstrap(config, &boot, &fds);
+  for (const auto& s : boot.health_slots()) {
+    EXPECT_EQ(s.slot(), s.address() == dead ? 7u : 3u) << s.address();
+  }
+  // The checker starts from the inherited verdict instead of "healthy".
+  for (int i = 0; i < 100 && service.States().size() < 2; i++) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  for (const EndpointHealth& h : service.States()) EXPECT_EQ(h.healthy, h.address != dead);
+  EXPECT_FALSE(service.region().Healthy(7));
+  service.Stop();
+}
+
 }  // namespace
 }  // namespace zproxy::health

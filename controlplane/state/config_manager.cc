@@ -142,4 +142,11 @@ OpStatus ConfigManager::RestartDataplane() {
   return OpStatus::Ok();
 }
 
+OpStatus ConfigManager::Resync(uint64_t dataplane_version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  controlplane::ConfigStore::Snapshot current = store_->Current();
+  if (current.version == dataplane_version || !resync_) return OpStatus::Ok();
+  return resync_(DataplaneView(*current.config), current.version, dataplane_version);
+}
+
 }  // namespace zproxy::state

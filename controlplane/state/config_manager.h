@@ -56,6 +56,14 @@ class ConfigManager {
   // A new data plane with the current config (zproxyctl dataplane restart).
   OpStatus RestartDataplane();
 
+  // The data plane serving now reported `dataplane_version` (its Hello): if that is not the
+  // current version, `resync` makes it serve the current config. Serialized with mutations,
+  // so a resync never overtakes a newer change.
+  using ResyncFn = std::function<OpStatus(const zproxy::v1::Config& dataplane_config,
+                                          uint64_t version, uint64_t dataplane_version)>;
+  void SetResync(ResyncFn resync) { resync_ = std::move(resync); }
+  OpStatus Resync(uint64_t dataplane_version);
+
   controlplane::ConfigStore::Snapshot Current() const { return store_->Current(); }
   const std::string& file_path() const { return file_path_; }
 
@@ -66,6 +74,7 @@ class ConfigManager {
   const std::string file_sha256_;
   HandoverFn handover_;
   ApplyFn apply_;
+  ResyncFn resync_;
 };
 
 }  // namespace zproxy::state

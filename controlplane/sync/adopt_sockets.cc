@@ -51,7 +51,8 @@ bool IsListeningTcp(int fd) {
 }  // namespace
 
 bool AdoptListenSockets(pid_t pid, const zproxy::v1::Config& config, uint32_t workers,
-                        std::vector<controlplane::ListenSocket>* out, std::string* error) {
+                        std::vector<controlplane::ListenSocket>* out, std::string* error,
+                        std::vector<int>* missing) {
   // Configured address (normalized) -> listener index.
   std::map<std::string, int> by_address;
   for (int i = 0; i < config.listeners_size(); i++) {
@@ -95,6 +96,10 @@ bool AdoptListenSockets(pid_t pid, const zproxy::v1::Config& config, uint32_t wo
                                                bound.ToString(), std::move(fd)});
   }
   for (int i = 0; i < config.listeners_size(); i++) {
+    if (found[i].empty() && missing != nullptr) {
+      missing->push_back(i);
+      continue;
+    }
     if (found[i].size() != workers) {
       *error = "listener \"" + config.listeners(i).name() + "\" (" + config.listeners(i).address() +
                "): the orphan holds " + std::to_string(found[i].size()) + " listen socket(s), " +
@@ -104,6 +109,37 @@ bool AdoptListenSockets(pid_t pid, const zproxy::v1::Config& config, uint32_t wo
   }
   for (auto& group : found) {
     for (auto& s : group) out->push_back(std::move(s));
+  }
+  return true;
+}
+
+bool GatherListenSockets(pid_t pid, const zproxy::v1::Config& config, uint32_t workers,
+                         std::vector<controlplane::ListenSocket>* out, std::string* error,
+                         size_t* fresh) {
+  std::vector<controlplane::ListenSocket> adopted;
+  std::vector<int> missing;
+  if (!AdoptListenSockets(pid, config, workers, &adopted, error, &missing)) return false;
+  std::vector<controlplane::ListenSocket> created;
+  if (!missing.empty()) {
+    zproxy::v1::Config only_missing = config;
+    only_missing.clear_listeners();
+    for (int i : missing) *only_missing.add_listeners() = config.listeners(i);
+    if (!controlplane::CreateListenSockets(only_missing, workers, &created, error)) return false;
+  }
+  if (fresh != nullptr) *fresh = missing.size();
+  // Both lists are in listener order already: merge by the listener's index in config.
+  auto index_of = [&config](const std::string& name) {
+    for (int i = 0; i < config.listeners_size(); i++) {
+      if (config.listeners(i).name() == name) return i;
+    }
+    return config.listeners_size();
+  };
+  size_t a = 0, c = 0;
+  while (a < adopted.size() || c < created.size()) {
+    const bool take_adopted =
+        c == created.size() ||
+        (a < adopted.size() && index_of(adopted[a].listener) < index_of(created[c].listener));
+    out->push_back(std::move(take_adopted ? adopted[a++] : created[c++]));
   }
   return true;
 }

@@ -44,4 +44,53 @@ state::OpStatus ApplyConfig(SessionRegistry& sessions, pid_t current_pid,
   return state::OpStatus::Ok();
 }
 
+state::OpStatus ResyncConfig(SessionRegistry& sessions, pid_t pid, uint64_t dataplane_version,
+                             const zproxy::v1::Config& config, uint64_t version,
+                             const FillSnapshotFn& fill, const HandoverFn& handover,
+                             PushTimeouts timeouts) {
+  const unsigned long long v = version;
+  const unsigned long long dv = dataplane_version;
+  zproxy::v1::ConfigSnapshot snapshot;
+  snapshot.set_version(version);
+  snapshot.set_resync(true);
+  *snapshot.mutable_config() = config;
+  if (fill) fill(config, &snapshot);
+  PushOutcome o = sessions.Push(pid, snapshot, timeouts.connect_wait, timeouts.ack);
+  switch (o.kind) {
+    case PushOutcome::kAck:
+      ZLOG_INFO("resync: data plane pid %d serves config version %llu (it reported %llu)", pid, v,
+                dv);
+      return state::OpStatus::Ok();
+    case PushOutcome::kNeedsRestart: {
+      ZLOG_INFO(
+          "resync: data plane pid %d cannot take config version %llu in place (%s): handing "
+          "over to a new data plane; pid %d drains",
+          pid, v, o.reason.c_str(), pid);
+      std::string error;
+      if (!handover(config, version, &error)) {
+        ZLOG_WARN(
+            "resync: handover to config version %llu failed: %s; pid %d keeps serving "
+            "version %llu",
+            v, error.c_str(), pid, dv);
+        return state::OpStatus::Error(state::OpStatus::kUnavailable, "handover failed: " + error);
+      }
+      return state::OpStatus::Ok();
+    }
+    case PushOutcome::kRejected:
+      ZLOG_WARN(
+          "resync: data plane pid %d rejected config version %llu: %s; it keeps serving "
+          "version %llu",
+          pid, v, o.reason.c_str(), dv);
+      return state::OpStatus::Error(state::OpStatus::kFailedPrecondition, o.reason);
+    case PushOutcome::kNoStream:
+    case PushOutcome::kTimeout:
+      break;
+  }
+  ZLOG_WARN(
+      "resync: config version %llu not delivered to data plane pid %d (%s); retried at "
+      "its next Hello",
+      v, pid, o.reason.c_str());
+  return state::OpStatus::Error(state::OpStatus::kUnavailable, o.reason);
+}
+
 }  // namespace zproxy::sync

@@ -40,4 +40,18 @@ state::OpStatus ApplyConfig(SessionRegistry& sessions, pid_t current_pid,
                             const FillSnapshotFn& fill, const HandoverFn& handover,
                             PushTimeouts timeouts = {});
 
+// Resync on Hello: data plane `pid` reported `dataplane_version`, not zproxyd's current
+// `version` (a reconnect after a missed change; an adopted data plane whose zproxyd died
+// before it got the newest config; a config file changed while zproxyd was down). Pushes
+// the current config as a resync (applied whatever its version):
+//   ACK                        -> done
+//   NACK with needs_restart    -> handover: a new data plane, this one drains (logged: e.g.
+//                                 an adopted data plane whose listeners differ)
+//   NACK                       -> error (the data plane keeps serving what it has)
+//   no stream, no answer       -> error; its next Hello resyncs again
+state::OpStatus ResyncConfig(SessionRegistry& sessions, pid_t pid, uint64_t dataplane_version,
+                             const zproxy::v1::Config& config, uint64_t version,
+                             const FillSnapshotFn& fill, const HandoverFn& handover,
+                             PushTimeouts timeouts = {});
+
 }  // namespace zproxy::sync

@@ -102,5 +102,31 @@ TEST(ApplyConfig, NeedsRestartNoStreamAndTimeoutFallBackToHandover) {
   EXPECT_NE(st.message.find("new data plane exited"), std::string::npos) << st.message;
 }
 
+TEST(ResyncConfig, PushesAResyncAndHandsOverOnlyForNeedsRestart) {
+  SessionRegistry reg;
+  FakeDataplane dp(&reg, 5);
+  dp.answer = [](uint64_t v) {
+    zproxy::v1::DataplaneMessage m;
+    m.mutable_ack()->set_version(v);
+    return m;
+  };
+  Handover h;
+  EXPECT_TRUE(ResyncConfig(reg, 5, 3, zproxy::v1::Config(), 9, nullptr, h.fn(), kFast).ok());
+  EXPECT_TRUE(dp.last.resync());
+  EXPECT_EQ(dp.last.version(), 9u);
+  EXPECT_EQ(h.calls, 0);
+  // An adopted data plane whose listeners differ: a new data plane takes over.
+  dp.answer = [](uint64_t v) { return Nack(v, "listeners: 1 -> 2 listeners", true); };
+  EXPECT_TRUE(ResyncConfig(reg, 5, 3, zproxy::v1::Config(), 9, nullptr, h.fn(), kFast).ok());
+  EXPECT_EQ(h.calls, 1);
+  // A plain NACK keeps what it serves; no stream waits for the next Hello. No handover.
+  dp.answer = [](uint64_t v) { return Nack(v, "clusters[0]: cannot resolve", false); };
+  EXPECT_EQ(ResyncConfig(reg, 5, 3, zproxy::v1::Config(), 9, nullptr, h.fn(), kFast).code,
+            state::OpStatus::kFailedPrecondition);
+  EXPECT_EQ(ResyncConfig(reg, 6, 3, zproxy::v1::Config(), 9, nullptr, h.fn(), kFast).code,
+            state::OpStatus::kUnavailable);
+  EXPECT_EQ(h.calls, 1);
+}
+
 }  // namespace
 }  // namespace zproxy::sync

@@ -35,10 +35,10 @@ class SyncService final : public zproxy::v1::DataplaneSync::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello");
     }
     const pid_t pid = static_cast<pid_t>(first.hello().pid());
-    auto session = sessions_->Add(pid, first.hello().config_version(),
-                                  [stream](const ControlMessage& m) { return stream->Write(m); });
     ZLOG_INFO("sync: data plane pid %d connected (serving config version %llu)", pid,
               static_cast<unsigned long long>(first.hello().config_version()));
+    auto session = sessions_->Add(first.hello(),
+                                  [stream](const ControlMessage& m) { return stream->Write(m); });
     DataplaneMessage m;
     while (stream->Read(&m)) sessions_->OnMessage(session, m);
     sessions_->Remove(session);

@@ -9,6 +9,7 @@ using Clock = std::chrono::steady_clock;
 struct SessionRegistry::Session {
   pid_t pid = -1;
   uint64_t hello_version = 0;
+  zproxy::v1::Hello hello;
   WriteFn write;
   bool gone = false;
   // The push in flight (at most one per session).
@@ -38,16 +39,43 @@ const char* PushOutcomeName(PushOutcome::Kind kind) {
   return "?";
 }
 
-std::shared_ptr<SessionRegistry::Session> SessionRegistry::Add(pid_t pid, uint64_t version,
+std::shared_ptr<SessionRegistry::Session> SessionRegistry::Add(const zproxy::v1::Hello& hello,
                                                                WriteFn write) {
   auto s = std::make_shared<Session>();
-  s->pid = pid;
-  s->hello_version = version;
+  s->pid = static_cast<pid_t>(hello.pid());
+  s->hello_version = hello.config_version();
+  s->hello = hello;
   s->write = std::move(write);
-  std::lock_guard<std::mutex> lock(mu_);
-  sessions_.push_back(s);
+  std::function<void(pid_t, uint64_t)> observer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sessions_.push_back(s);
+    observer = on_hello_;
+  }
   cv_.notify_all();
+  if (observer) observer(s->pid, s->hello_version);
   return s;
+}
+
+std::shared_ptr<SessionRegistry::Session> SessionRegistry::Add(pid_t pid, uint64_t version,
+                                                               WriteFn write) {
+  zproxy::v1::Hello hello;
+  hello.set_pid(static_cast<uint32_t>(pid));
+  hello.set_config_version(version);
+  return Add(hello, std::move(write));
+}
+
+void SessionRegistry::SetHelloObserver(std::function<void(pid_t, uint64_t)> observer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_hello_ = std::move(observer);
+}
+
+bool SessionRegistry::HelloOf(pid_t pid, zproxy::v1::Hello* hello) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Session> s = FindLocked(pid);
+  if (s == nullptr) return false;
+  *hello = s->hello;
+  return true;
 }
 
 void SessionRegistry::Remove(const std::shared_ptr<Session>& session) {

@@ -41,8 +41,16 @@ class SessionRegistry {
   using WriteFn = std::function<bool(const zproxy::v1::ControlMessage&)>;
   struct Session;
 
-  // A stream said Hello. `write` is called by Push() only (never concurrently).
-  std::shared_ptr<Session> Add(pid_t pid, uint64_t version, WriteFn write);
+  // A stream said Hello. `write` is called by Push() only (never concurrently). The hello
+  // observer (if any) runs after, on the caller's thread: it must not block.
+  std::shared_ptr<Session> Add(const zproxy::v1::Hello& hello, WriteFn write);
+  std::shared_ptr<Session> Add(pid_t pid, uint64_t version, WriteFn write);  // tests
+
+  // Called for every Hello (pid, the version it serves), e.g. to resync its config.
+  void SetHelloObserver(std::function<void(pid_t, uint64_t)> observer);
+
+  // The Hello of data plane `pid`'s newest stream; false if it is not connected.
+  bool HelloOf(pid_t pid, zproxy::v1::Hello* hello) const;
   // The stream ended; a Push() waiting on it returns kNoStream at once.
   void Remove(const std::shared_ptr<Session>& session);
   // A frame other than Hello arrived on the session's stream.
@@ -70,6 +78,7 @@ class SessionRegistry {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::vector<std::shared_ptr<Session>> sessions_;
+  std::function<void(pid_t, uint64_t)> on_hello_;  // under mu_
 };
 
 }  // namespace zproxy::sync

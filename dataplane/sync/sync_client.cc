@@ -112,6 +112,7 @@ bool SyncClient::RunStream() {
   DataplaneMessage hello;
   hello.mutable_hello()->set_pid(static_cast<uint32_t>(options_.pid));
   hello.mutable_hello()->set_config_version(applier_->version());
+  if (options_.fill_hello) options_.fill_hello(hello.mutable_hello());
   bool established = false;
   std::thread stats;
   if (stream.Write(hello)) {

@@ -28,6 +28,8 @@ class SyncClient {
     std::string address;  // "unix:/path" (DataplaneBootstrap.sync_address)
     pid_t pid = 0;
     std::function<std::string()> render_stats;  // the /metrics body
+    // Adds what a new zproxyd needs to adopt this data plane to every Hello.
+    std::function<void(zproxy::v1::Hello*)> fill_hello;
     Ms stats_interval{1000};
     Ms min_backoff{100};
     Ms max_backoff{2000};

@@ -102,6 +102,7 @@ void Worker::ApplySnapshot(std::shared_ptr<const Snapshot> snap) {
   snap_ = std::move(snap);
   SetupListenerTimers();
   applied_version_.store(snap_->version);
+  applied_generation_.store(snap_->generation);
 }
 
 void Worker::PostSnapshot(std::shared_ptr<const Snapshot> snapshot) {

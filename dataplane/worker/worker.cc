@@ -61,6 +61,7 @@ bool Worker::Init(std::string* error) {
     cluster_state_.push_back(NewClusterState(snap_, i));
   }
   applied_version_.store(snap_->version);
+  applied_generation_.store(snap_->generation);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
     *error = std::string("eventfd: ") + strerror(errno);

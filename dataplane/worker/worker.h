@@ -59,9 +59,10 @@ class Worker {
   // Thread-safe: stop accepting, finish in-flight requests, close idle connections.
   void Stop(uint32_t drain_timeout_ms);
   // Thread-safe: the worker switches to `snapshot` for new requests at its next loop
-  // iteration; applied_version() then reports its version.
+  // iteration; applied_version() / applied_generation() then report it.
   void PostSnapshot(std::shared_ptr<const Snapshot> snapshot);
   uint64_t applied_version() const { return applied_version_.load(); }
+  uint64_t applied_generation() const { return applied_generation_.load(); }
 
   const WorkerStats& stats() const { return stats_; }
   uint32_t index() const { return options_.index; }
@@ -262,6 +263,7 @@ class Worker {
   std::mutex mailbox_mu_;
   std::shared_ptr<const Snapshot> mailbox_;
   std::atomic<uint64_t> applied_version_{0};
+  std::atomic<uint64_t> applied_generation_{0};
   int wake_fd_ = -1;  // eventfd: PostSnapshot wakes the loop
   uint64_t wake_buf_ = 0;
   std::atomic<uint32_t> drain_timeout_ms_{0};

@@ -205,8 +205,11 @@ class Zproxy:
             cmd = nginx_standin_command(self.config, self.tmpdir, self.config_path)
         else:
             cmd = self.wrapper + [zproxyd_path(), "--config", self.config_path] + list(extra_args)
-        self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, "wb"),
-                                     stderr=open(self.stderr_path, "wb"), cwd=ROOT)
+        # A restart appends: a data plane that outlived the previous zproxyd still writes to
+        # this file (at its own offset), and tests read both runs' lines.
+        mode = "ab" if self.proc is not None else "wb"
+        self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, mode),
+                                     stderr=open(self.stderr_path, mode), cwd=ROOT)
         tcp = {l["name"] for l in self.config["listeners"] if "tcp_proxy" in l}
         for name, port in self.ports.items():
             # tcp_proxy listeners speak no HTTP: the HTTP listeners (or /metrics) tell
@@ -263,6 +266,11 @@ class Zproxy:
             pass
         return pids
 
+    def serving_dataplanes(self):
+        """Live zproxy-dataplane processes holding a listen socket of this proxy (children
+        or not: an adopted data plane is no child of zproxyd)."""
+        return dataplanes_listening_on(self.ports.values())
+
     def stop(self, timeout=None):
         """SIGTERM and wait; returns the exit code."""
         if timeout is None:
@@ -271,15 +279,16 @@ class Zproxy:
 
     def kill(self):
         """SIGKILL zproxyd and its data planes (they outlive a dead zproxyd on purpose)."""
+        children = []
         if self.proc and self.proc.poll() is None:
             children = self.dataplane_pids()
             self.proc.kill()
             self.proc.wait(5)
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        for pid in set(children) | set(self.serving_dataplanes()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def cleanup(self):
         self.kill()
@@ -292,6 +301,45 @@ class Zproxy:
 # zproxyd without the capabilities BPF needs (CAP_BPF, CAP_SYS_ADMIN, CAP_PERFMON), like a
 # container without them: every BPF piece takes its fallback (health: a memfd region).
 NO_BPF = ("setpriv", "--bounding-set=-bpf,-sys_admin,-perfmon")
+
+
+def _listen_inodes(ports):
+    """Socket inodes of TCP sockets listening on any of `ports` (/proc/net/tcp{,6})."""
+    want = {"%04X" % p for p in ports}
+    inodes = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(path).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and f[1].rsplit(":", 1)[1] in want:
+                inodes.add(f[9])
+    return inodes
+
+
+def dataplanes_listening_on(ports):
+    """Pids of live (not zombie) zproxy-dataplane processes with a listen socket on `ports`."""
+    inodes = _listen_inodes(ports)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+            if not stat.split(" (", 1)[1].startswith("zproxy-datapla") or \
+                    stat.split(") ", 1)[1][0] == "Z":
+                continue
+            for fd in os.listdir("/proc/%s/fd" % d):
+                link = os.readlink("/proc/%s/fd/%s" % (d, fd))
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    pids.append(int(d))
+                    break
+        except (OSError, IndexError):
+            continue
+    return pids
 
 
 def run_check(config_path, timeout=30):

@@ -1,7 +1,8 @@
 """Data plane sync over gRPC: Admin API changes are pushed to the running data plane (no
 process restart), measured change-to-served latency, pushes under load, listener changes
 still go through a handover, and the data plane outlives a SIGKILLed zproxyd until a new
-zproxyd takes over its ports."""
+zproxyd started with --no-adopt takes over its ports (the fallback when adoption is
+impossible; adoption itself: test_adoption.py)."""
 
 import copy
 import os
@@ -129,7 +130,8 @@ def test_listener_change_goes_through_a_handover(make_proxy, backends, tmp_path)
 
 
 def test_zproxyd_kill_and_takeover_under_load_fail_nothing(make_proxy, backends, tmp_path):
-    """The orphan's sockets travel back to the new zproxyd: nothing is refused or reset."""
+    """--no-adopt: the orphan's sockets travel back to the new zproxyd, a new data plane
+    serves them and the orphan drains: nothing is refused or reset."""
     a = backends["a"]
     z = make_proxy(_cfg(a, tmp_path))
     old = _pid(z)
@@ -140,8 +142,9 @@ def test_zproxyd_kill_and_takeover_under_load_fail_nothing(make_proxy, backends,
         z.proc.send_signal(signal.SIGKILL)
         z.proc.wait(5)
         time.sleep(0.5)
-        z.start()
+        z.start(extra_args=["--no-adopt"])
         assert wait_until(lambda: not _alive(old), 10), z.stderr()
+        assert "adoption of data plane pid %d impossible (--no-adopt)" % old in z.stderr()
         out = w.communicate(timeout=30)[0]
         print(out)
         assert "Socket errors" not in out, out
@@ -170,7 +173,7 @@ def test_dataplane_outlives_zproxyd_and_is_taken_over(make_proxy, backends, tmp_
             assert _alive(old)
             assert _served_by(z, "/p/x", "b") and _served_by(z, "/", "a")
             time.sleep(0.05)
-        z.start()  # ready at once: the orphan still answers on the port
+        z.start(extra_args=["--no-adopt"])  # ready at once: the orphan still answers
         assert wait_until(lambda: run(z, "status").returncode == 0, 10)
         new = _pid(z)
         assert new != old
