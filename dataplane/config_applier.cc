@@ -55,8 +55,9 @@ std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Conf
 
 ConfigApplier::ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
                              std::shared_ptr<const HealthRegion> health_region,
-                             HealthSlotTable health_slots)
+                             HealthSlotTable health_slots, tls::TicketKeyStore* ticket_keys)
     : workers_(std::move(workers)),
+      ticket_keys_(ticket_keys),
       health_region_(std::move(health_region)),
       health_slots_(std::move(health_slots)),
       current_(std::move(current)),
@@ -92,7 +93,7 @@ ConfigApplier::Result ConfigApplier::RebindHealth(std::shared_ptr<const HealthRe
   const uint64_t start = NowUs();
   std::string error;
   std::shared_ptr<Snapshot> next =
-      BuildSnapshot(current_->config, current_->version, &error, region, &slots);
+      BuildSnapshot(current_->config, current_->version, &error, region, &slots, ticket_keys_);
   if (next == nullptr) {
     result.reason = error;  // cannot happen for a config that is running; kept honest
     return result;
@@ -146,8 +147,8 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   HealthSlotTable slots;
   for (const auto& s : snapshot.health_slots()) slots.Add(s.cluster(), s.address(), s.slot());
   std::string error;
-  std::shared_ptr<Snapshot> next =
-      BuildSnapshot(snapshot.config(), snapshot.version(), &error, health_region_, &slots);
+  std::shared_ptr<Snapshot> next = BuildSnapshot(snapshot.config(), snapshot.version(), &error,
+                                                 health_region_, &slots, ticket_keys_);
   if (next == nullptr) {
     result.reason = error;
     return result;

@@ -37,9 +37,11 @@ class ConfigApplier {
 
   // `workers` must outlive the applier. `current` is the snapshot the workers were
   // started with, reading `health_region` (may be null) through `health_slots`.
+  // `ticket_keys` (may be null; must outlive the applier) keeps TLS session ticket keys
+  // across snapshots.
   ConfigApplier(std::vector<Worker*> workers, std::shared_ptr<const Snapshot> current,
                 std::shared_ptr<const HealthRegion> health_region,
-                HealthSlotTable health_slots = {});
+                HealthSlotTable health_slots = {}, tls::TicketKeyStore* ticket_keys = nullptr);
 
   // Thread-safe (serialized). Blocks until every worker runs on the new snapshot, or
   // up to `timeout_ms` (then NACK; workers that did apply keep the new one). The version
@@ -70,6 +72,7 @@ class ConfigApplier {
   bool PostAndWait(const std::shared_ptr<Snapshot>& next, uint64_t deadline_us, std::string* error);
 
   std::vector<Worker*> workers_;
+  tls::TicketKeyStore* ticket_keys_;
   mutable std::mutex mu_;
   std::shared_ptr<const HealthRegion> health_region_;  // under mu_
   HealthSlotTable health_slots_;                       // under mu_: what current_ reads

@@ -29,6 +29,8 @@
 #include "dataplane/snapshot.h"
 #include "dataplane/sync/adoption_channel.h"
 #include "dataplane/sync/sync_client.h"
+#include "dataplane/tls/kernel_offload.h"
+#include "dataplane/tls/ticket_keys.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -116,8 +118,10 @@ int Run(int argc, char** argv) {
               backing == HealthBacking::kBpfMap ? "the BPF map zproxy_health" : "a memfd region",
               health_slots.size());
   }
-  std::shared_ptr<const Snapshot> snap =
-      BuildSnapshot(boot.config(), boot.config_version(), &error, health_region, &health_slots);
+  // TLS session ticket keys live as long as the process, so tickets survive config changes.
+  tls::TicketKeyStore ticket_keys;
+  std::shared_ptr<const Snapshot> snap = BuildSnapshot(boot.config(), boot.config_version(), &error,
+                                                       health_region, &health_slots, &ticket_keys);
   if (snap == nullptr) {
     ZLOG_ERROR("config rejected: %s", error.c_str());
     return 1;
@@ -244,11 +248,16 @@ int Run(int argc, char** argv) {
     ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
+  bool any_tls = false;
+  for (const auto& l : boot.config().listeners()) any_tls |= l.has_tls();
+  if (any_tls && !tls::KernelOffloadAvailable()) {
+    ZLOG_WARN("fallback: kTLS unavailable; TLS listeners encrypt in userspace (BoringSSL)");
+  }
 
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;
   for (auto& w : pool) worker_ptrs.push_back(w.get());
-  ConfigApplier applier(worker_ptrs, snap, health_region, health_slots);
+  ConfigApplier applier(worker_ptrs, snap, health_region, health_slots, &ticket_keys);
 
   // Lets a new zproxyd adopt this data plane if ours dies (dataplane/sync/adoption_channel.h).
   AdoptionChannel adoption(&applier);
@@ -262,7 +271,7 @@ int Run(int argc, char** argv) {
   base_info.sqpoll = f.sqpoll;
   base_info.send_zc = f.send_zc;
   base_info.registered_files = f.registered_files;
-
+  base_info.ktls = tls::KernelOffloadAvailable();
   std::vector<const WorkerStats*> stats;
   for (auto& w : pool) stats.push_back(&w->stats());
   auto render_metrics = [&applier, stats, base_info] {

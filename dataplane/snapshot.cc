@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "dataplane/tls/server_context.h"
+
 namespace zproxy::dataplane {
 namespace {
 template <typename T>
@@ -13,7 +15,8 @@ T OrDefault(T value, T fallback) {
 std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
                                         std::string* error,
                                         std::shared_ptr<const HealthRegion> health_region,
-                                        const HealthSlotTable* health_slots) {
+                                        const HealthSlotTable* health_slots,
+                                        tls::TicketKeyStore* ticket_keys) {
   if (health_region != nullptr && !health_region->valid()) health_region = nullptr;
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
@@ -40,6 +43,20 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
                  "].tcp_proxy.cluster: " + "unknown cluster \"" + l.tcp_proxy().cluster() + "\"";
         return nullptr;
       }
+    }
+    if (l.has_tls()) {
+      std::shared_ptr<tls::TicketKeys> keys;
+      if (ticket_keys != nullptr && !l.tls().session_tickets_disable()) {
+        keys = ticket_keys->For(l.name(), l.tls().session_ticket_rotation_s());
+      }
+      std::string err;
+      auto ctx = tls::ServerContext::Create(l.tls(), std::move(keys), &err);
+      if (ctx == nullptr) {
+        *error = "listeners[" + std::to_string(snap->listeners.size()) + "].tls." + err;
+        return nullptr;
+      }
+      lr.handshake_timeout_ms = ctx->handshake_timeout_ms();
+      lr.tls = std::move(ctx);
     }
     snap->listeners.push_back(std::move(lr));
   }

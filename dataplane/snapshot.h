@@ -15,6 +15,11 @@
 #include "dataplane/upstream/lb.h"
 #include "zproxy/v1/config.pb.h"
 
+namespace zproxy::tls {
+class ServerContext;
+class TicketKeyStore;
+}  // namespace zproxy::tls
+
 namespace zproxy::dataplane {
 
 struct ListenerRuntime {
@@ -26,6 +31,9 @@ struct ListenerRuntime {
   bool add_forwarded_headers = true;
   // tcp_proxy listener: index of its cluster (-1 = HTTP listener).
   int tcp_cluster = -1;
+  // TLS listener: certificates, SNI, ALPN, tickets (null = plaintext).
+  std::shared_ptr<const tls::ServerContext> tls;
+  uint32_t handshake_timeout_ms = 10000;
 };
 
 struct ClusterRuntime {
@@ -65,9 +73,12 @@ struct Snapshot {
 
 // Builds a snapshot; on error returns nullptr with *error naming the field. With a health
 // region and zproxyd's slot table, each endpoint that has a slot gets its health byte.
+// TLS listeners load their certificates here; with a ticket key store, their session
+// ticket keys carry over from earlier snapshots (tickets stay valid across changes).
 std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
                                         std::string* error,
                                         std::shared_ptr<const HealthRegion> health_region = nullptr,
-                                        const HealthSlotTable* health_slots = nullptr);
+                                        const HealthSlotTable* health_slots = nullptr,
+                                        tls::TicketKeyStore* ticket_keys = nullptr);
 
 }  // namespace zproxy::dataplane

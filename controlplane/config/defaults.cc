@@ -20,9 +20,20 @@ void ApplyDefaults(zproxy::v1::HttpOptions* h) {
   }
 }
 
+void ApplyDefaults(zproxy::v1::ListenerTls* t) {
+  if (t->min_version().empty()) t->set_min_version(Defaults::kTlsMinVersion);
+  if (t->alpn_size() == 0) t->add_alpn(Defaults::kTlsAlpn);
+  if (t->session_ticket_rotation_s() == 0) {
+    t->set_session_ticket_rotation_s(Defaults::kTlsTicketRotationS);
+  }
+  if (t->handshake_timeout_ms() == 0) t->set_handshake_timeout_ms(Defaults::kTlsHandshakeTimeoutMs);
+}
+
 void ApplyDefaults(zproxy::v1::Listener* l) {
   // HTTP options mean nothing to an L4 pass-through listener; leave it without them.
   if (!l->has_tcp_proxy()) ApplyDefaults(l->mutable_http());
+  // No tls block = plaintext; do not invent one.
+  if (l->has_tls()) ApplyDefaults(l->mutable_tls());
 }
 
 void ApplyDefaults(zproxy::v1::Endpoint* e) {

@@ -59,6 +59,12 @@ struct Defaults {
   static constexpr uint32_t kHttpIdleTimeoutMs = 60000;
   static constexpr uint32_t kRequestHeaderTimeoutMs = 10000;
 
+  // TLS listeners (only when a listener has a tls block).
+  static constexpr const char* kTlsMinVersion = "TLS1_2";
+  static constexpr const char* kTlsAlpn = "http/1.1";  // no h2 until HTTP/2 exists
+  static constexpr uint32_t kTlsTicketRotationS = 3600;
+  static constexpr uint32_t kTlsHandshakeTimeoutMs = 10000;
+
   // Process-wide.
   static constexpr uint32_t kDrainTimeoutMs = 10000;
   static constexpr const char* kAdminAddress = "unix:/run/zproxy/admin.sock";
@@ -75,6 +81,7 @@ void ApplyDefaults(zproxy::v1::Config* config);
 void ApplyDefaults(zproxy::v1::IoUring* io_uring);
 void ApplyDefaults(zproxy::v1::Listener* listener);
 void ApplyDefaults(zproxy::v1::HttpOptions* http);
+void ApplyDefaults(zproxy::v1::ListenerTls* tls);
 void ApplyDefaults(zproxy::v1::Cluster* cluster);
 void ApplyDefaults(zproxy::v1::Endpoint* endpoint);
 void ApplyDefaults(zproxy::v1::HealthCheck* health_check);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/net_address.h"
+#include "controlplane/config/tls_files.h"
 
 namespace zproxy::config {
 namespace {
@@ -126,6 +127,40 @@ class Validator {
     }
   }
 
+  void CheckListenerTls(const std::string& listener_path, const Listener& l) {
+    std::string path = listener_path + ".tls";
+    const auto& t = l.tls();
+    if (l.has_tcp_proxy()) Error(path, "TLS termination is for HTTP listeners (routes) only");
+    if (t.certificates_size() == 0) {
+      Error(path + ".certificates", "at least one certificate { cert, key } is required");
+    }
+    for (int k = 0; k < t.certificates_size(); ++k) {
+      const auto& c = t.certificates(k);
+      std::string cp = Index(path + ".certificates", k);
+      if (c.cert().empty()) Error(cp + ".cert", "certificate file (PEM) is required");
+      if (c.key().empty()) Error(cp + ".key", "private key file (PEM) is required");
+      if (c.cert().empty() || c.key().empty()) continue;
+      bool bad_key = false;
+      std::string why = CheckCertificateFiles(c.cert(), c.key(), &bad_key);
+      if (!why.empty()) Error(cp + (bad_key ? ".key" : ".cert"), why);
+    }
+    if (t.min_version() != "TLS1_2" && t.min_version() != "TLS1_3") {
+      Error(path + ".min_version",
+            "must be \"TLS1_2\" or \"TLS1_3\", got " + Quote(t.min_version()));
+    }
+    for (int k = 0; k < t.alpn_size(); ++k) {
+      const std::string& p = t.alpn(k);
+      if (p.empty() || p.size() > 255) {
+        Error(Index(path + ".alpn", k), "protocol names are 1..255 bytes");
+      } else if (p == "h2") {
+        Error(Index(path + ".alpn", k), "\"h2\" cannot be offered: HTTP/2 is not implemented yet");
+      } else if (p != "http/1.1" && p != "http/1.0") {
+        Error(Index(path + ".alpn", k),
+              "unsupported protocol " + Quote(p) + " (this listener speaks http/1.1, http/1.0)");
+      }
+    }
+  }
+
   void CheckListeners() {
     if (config_.listeners_size() == 0) Error("listeners", "at least one listener is required");
     std::set<std::string> names;
@@ -153,6 +188,7 @@ class Validator {
       }
       if (l.has_tcp_proxy()) CheckClusterRef(path + ".tcp_proxy.cluster", l.tcp_proxy().cluster());
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
+      if (l.has_tls()) CheckListenerTls(path, l);
       if (l.has_http()) {
         const auto& h = l.http();
         if (h.max_headers() == 0 || h.max_headers() > Limits::kMaxHeaders) {
@@ -200,8 +236,9 @@ class Validator {
         if (tls.cert().empty()) Error("admin_tls.cert", "server certificate (PEM) is required");
         if (tls.key().empty()) Error("admin_tls.key", "server private key (PEM) is required");
         if (tls.client_ca().empty()) {
-          Error("admin_tls.client_ca", "client CA (PEM) is required: clients must present a "
-                                       "certificate (mutual TLS)");
+          Error("admin_tls.client_ca",
+                "client CA (PEM) is required: clients must present a "
+                "certificate (mutual TLS)");
         }
       }
     }

@@ -220,5 +220,54 @@ TEST(Validate, CollectsAllErrors) {
   EXPECT_EQ(ValidateConfig(c).size(), 4u) << Joined(ValidateConfig(c));
 }
 
+// A TLS listener whose certificate files are not looked at (tests below break the
+// block in ways that are reported before any file is opened, or name a missing file).
+Config WithTls() {
+  Config c = Base();
+  auto* tls = c.mutable_listeners(0)->mutable_tls();
+  ApplyDefaults(tls);
+  return c;
+}
+
+TEST(Validate, TlsNeedsCertificates) {
+  ExpectOne(WithTls(), "listeners[0].tls.certificates", "at least one certificate");
+}
+
+TEST(Validate, TlsUnreadableCertificateNamesTheField) {
+  Config c = WithTls();
+  auto* cert = c.mutable_listeners(0)->mutable_tls()->add_certificates();
+  cert->set_cert("/nonexistent/zproxy-test.pem");
+  cert->set_key("/nonexistent/zproxy-test.key");
+  ExpectOne(c, "listeners[0].tls.certificates[0].cert", "cannot read");
+}
+
+TEST(Validate, TlsKeyRequired) {
+  Config c = WithTls();
+  c.mutable_listeners(0)->mutable_tls()->add_certificates()->set_cert("/x.pem");
+  ExpectOne(c, "listeners[0].tls.certificates[0].key", "required");
+}
+
+TEST(Validate, TlsRejectsH2AndBadMinVersion) {
+  Config c = WithTls();
+  auto* tls = c.mutable_listeners(0)->mutable_tls();
+  tls->add_alpn("h2");
+  tls->set_min_version("TLS1_0");
+  ConfigErrors errors = ValidateConfig(c);
+  std::string all = Joined(errors);
+  EXPECT_NE(all.find("listeners[0].tls.alpn[1]"), std::string::npos) << all;
+  EXPECT_NE(all.find("HTTP/2 is not implemented"), std::string::npos) << all;
+  EXPECT_NE(all.find("listeners[0].tls.min_version"), std::string::npos) << all;
+}
+
+TEST(Validate, TlsDefaults) {
+  Config c = WithTls();
+  const auto& tls = c.listeners(0).tls();
+  EXPECT_EQ(tls.min_version(), "TLS1_2");
+  ASSERT_EQ(tls.alpn_size(), 1);
+  EXPECT_EQ(tls.alpn(0), "http/1.1");
+  EXPECT_EQ(tls.session_ticket_rotation_s(), 3600u);
+  EXPECT_EQ(tls.handshake_timeout_ms(), 10000u);
+}
+
 }  // namespace
 }  // namespace zproxy::config

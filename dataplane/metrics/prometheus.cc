@@ -158,6 +158,38 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "Connections whose client address could not be read (no X-Forwarded-For).",
              &WorkerStats::peername_failures);
 
+  w.Family("zproxy_tls_handshakes_total", "counter",
+           "Completed TLS handshakes, full or resumed with a session ticket.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    w.Sample("zproxy_tls_handshakes_total", W(i) + ",result=\"full\"",
+             static_cast<double>(workers[i]->tls_handshakes[0].Load()));
+    w.Sample("zproxy_tls_handshakes_total", W(i) + ",result=\"resumed\"",
+             static_cast<double>(workers[i]->tls_handshakes[1].Load()));
+  }
+  w.Family("zproxy_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by reason; the connection was closed.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int r = 0; r < static_cast<int>(tls::HandshakeFailure::kCount); r++) {
+      w.Sample("zproxy_tls_handshake_failures_total",
+               W(i) + ",reason=\"" +
+                   tls::HandshakeFailureName(static_cast<tls::HandshakeFailure>(r)) + "\"",
+               static_cast<double>(workers[i]->tls_handshake_failures[r].Load()));
+    }
+  }
+  w.Family("zproxy_tls_connections_total", "counter",
+           "TLS connections after the handshake, by who encrypts: userspace (BoringSSL) or "
+           "ktls (the kernel).");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int m = 0; m < static_cast<int>(tls::TlsMode::kCount); m++) {
+      w.Sample("zproxy_tls_connections_total",
+               W(i) + ",mode=\"" + tls::TlsModeName(static_cast<tls::TlsMode>(m)) + "\"",
+               static_cast<double>(workers[i]->tls_connections[m].Load()));
+    }
+  }
+  per_worker("zproxy_tls_errors_total", "counter",
+             "TLS connections closed on a fatal error after the handshake.",
+             &WorkerStats::tls_errors);
+
   w.Family("zproxy_dataplane_info", "gauge",
            "Active kernel paths and fallbacks (value is always 1).");
   std::string labels = "simd=\"" + info.simd_level + "\"";
@@ -167,6 +199,7 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",send_zc=\"") + (info.send_zc ? "1" : "0") + "\"";
   labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
   labels += ",health_region=\"" + info.health_region + "\"";
+  labels += std::string(",ktls=\"") + (info.ktls ? "1" : "0") + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
   w.Family("zproxy_upstream_healthy", "gauge",
            "1 if the endpoint is eligible for traffic per the active health checks, else 0 "

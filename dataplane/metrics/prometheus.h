@@ -16,6 +16,7 @@ struct DataplaneInfo {
   bool sqpoll = false;
   bool send_zc = false;
   bool registered_files = false;
+  bool ktls = false;  // the kernel can take TLS over after the handshake
   uint64_t config_version = 0;
   std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "dataplane/http1/http1.h"
+#include "dataplane/tls/handshake_failure.h"
 
 namespace zproxy::dataplane {
 
@@ -64,6 +65,11 @@ struct WorkerStats {
   Counter peername_failures;
   Counter tcp_proxy_connections;  // tcp_proxy listeners: connections accepted
   Counter tcp_proxy_bytes;        // bytes copied in either direction
+  // TLS listeners.
+  Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
+  Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];
+  Counter tls_connections[static_cast<int>(tls::TlsMode::kCount)];  // by mode, after handshake
+  Counter tls_errors;  // fatal TLS errors after the handshake (bad record MAC, ...)
 
   void CountStatus(int status) {
     int cls = status / 100;

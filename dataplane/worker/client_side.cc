@@ -44,11 +44,14 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     }
     return;
   }
-  int fixed_index = cqe->res;
+  // A direct descriptor (index into the registered file table), or a regular one for
+  // TLS listeners (see ArmAccept).
+  bool fixed = io::UserData::Unpack(cqe->user_data).bid == 0;
+  int fd = cqe->res;
   uint16_t listener = sockets_[socket_index].listener;
-  uint32_t idx = NewConn(ConnKind::kClient, fixed_index, listener);
+  uint32_t idx = NewConn(ConnKind::kClient, fd, listener);
   Conn& c = conns_.Get(idx);
-  c.flags |= kFixedFile;
+  if (fixed) c.flags |= kFixedFile;
   stats_.accepts.Add();
   stats_.client_idle.Add();
   // A connection accepted while draining (completions already queued when the accept was
@@ -62,8 +65,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     io_uring_sqe* sqe = ring_.Sqe();
     memset(sqe, 0, sizeof(*sqe));
     sqe->opcode = IORING_OP_URING_CMD;
-    sqe->fd = fixed_index;
-    sqe->flags = IOSQE_FIXED_FILE;
+    sqe->fd = fd;
+    sqe->flags = fixed ? IOSQE_FIXED_FILE : 0;
     sqe->cmd_op = kSocketUringOpGetsockopt;
     uint32_t* level_optname = reinterpret_cast<uint32_t*>(&sqe->addr);
     level_optname[0] = SOL_SOCKET;
@@ -79,6 +82,14 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   ArmRecv(idx);
   if (snap_->listeners[listener].tcp_cluster >= 0) {
     StartTunnel(idx);
+    return;
+  }
+  if (snap_->listeners[listener].tls != nullptr) {
+    // The handshake timeout runs until the handshake is done, then the header timeout.
+    if (!TlsAccept(idx)) {
+      stats_.tls_errors.Add();
+      CloseConn(idx);
+    }
     return;
   }
   timers_.Arm(t_client_header_[listener], idx, NowMs());
@@ -245,6 +256,7 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
                                                     : std::string_view(cluster.endpoint_names[0]);
   rw.client_ip = ClientIp(c, ip, sizeof(ip));
   rw.add_forwarded = listener.add_forwarded_headers;
+  rw.proto = c.tls != kNil ? "https" : "http";
   size_t head_len = 0;
   uint32_t block = WriteIntoBlock(
       [&](char* out, size_t cap) { return proxy::WriteRequestHead(req, rw, out, cap); }, &head_len);
@@ -355,6 +367,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
     c.flags |= kCloseAfterSend;
     if (!ex_req_done || InBytes(client) > 0) c.flags |= kLingerNeeded;
     DropInput(client);
+    if (TlsUserspace(c)) TlsFlush(client);  // close_notify after the response
     if (OutCount(client) == 0 && !(c.flags & kSendInflight)) {
       if (c.flags & kLingerNeeded)
         LingeringClose(client);

@@ -50,9 +50,11 @@ void Worker::UnrefCluster(uint16_t id) {
 void Worker::SetupListenerTimers() {
   t_client_idle_.clear();
   t_client_header_.clear();
+  t_tls_handshake_.clear();
   for (const auto& l : snap_->listeners) {
     t_client_idle_.push_back(timers_.ListFor(l.idle_timeout_ms));
     t_client_header_.push_back(timers_.ListFor(l.header_timeout_ms));
+    t_tls_handshake_.push_back(timers_.ListFor(l.handshake_timeout_ms));
   }
 }
 

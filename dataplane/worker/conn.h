@@ -48,6 +48,7 @@ struct Conn {
   uint32_t endpoint = 0;  // upstream endpoint index
   uint32_t exchange = kNil;
   uint32_t io = kNil;                           // ConnIo index
+  uint32_t tls = kNil;                          // TlsConn index (client on a TLS listener)
   uint32_t pool_prev = kNil, pool_next = kNil;  // upstream keep-alive pool (per endpoint)
   TimerLink timer;
   sockaddr_in6 peer{};  // client address (v4 stored as sockaddr_in) for X-Forwarded-For

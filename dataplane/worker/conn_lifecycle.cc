@@ -125,6 +125,7 @@ void Worker::MaybeFreeConn(uint32_t conn_idx) {
     ios_.Free(c.io);
     c.io = kNil;
   }
+  TlsRelease(conn_idx);
   if (c.kind == ConnKind::kUpstream) UnrefCluster(c.owner);
   c.gen++;
   c.fd = -1;

@@ -17,7 +17,10 @@ ConnIo& Worker::Io(uint32_t conn_idx) {
 
 uint32_t Worker::OutCount(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
-  return c.io == kNil ? 0 : ios_.Get(c.io).out_count;
+  uint32_t n = c.io == kNil ? 0 : ios_.Get(c.io).out_count;
+  // Ciphertext not yet sent counts too: it is what bounds a TLS connection's output.
+  if (c.tls != kNil) n += tls_conns_.Get(c.tls).wire_count;
+  return n;
 }
 
 bool Worker::OutHasRoom(uint32_t conn_idx) { return OutCount(conn_idx) < kOutLimit; }
@@ -85,6 +88,7 @@ void Worker::MaybeResumeRecv(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (!(c.flags & kRecvPaused) || (c.flags & kClosing)) return;
   if (c.io != kNil && ios_.Get(c.io).in_count >= kInResumeAt) return;
+  if (c.tls != kNil && tls_conns_.Get(c.tls).offload_pending) return;  // kTLS takes over first
   c.flags &= ~kRecvPaused;
   ArmRecv(conn_idx);
 }
@@ -106,19 +110,27 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
       MaybeFreeConn(conn_idx);
       return;
     }
-    ConnIo& io = Io(conn_idx);
-    InPushBack(io, InSlice{bid, 0, static_cast<uint32_t>(res), false});
-    if (c.kind == ConnKind::kClient) {
+    if (TlsUserspace(c)) {
+      // Ciphertext: the session reads all of it, so the buffer goes back at once.
       stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
-      ProcessClientInput(conn_idx);
+      TlsOnRecv(conn_idx, bufs_.Data(bid), static_cast<size_t>(res));
+      BufUnref(bid);
     } else {
-      ProcessUpstreamInput(conn_idx);
+      ConnIo& io = Io(conn_idx);
+      InPushBack(io, InSlice{bid, 0, static_cast<uint32_t>(res), false});
+      if (c.kind == ConnKind::kClient) {
+        stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
+        ProcessClientInput(conn_idx);
+      } else {
+        ProcessUpstreamInput(conn_idx);
+      }
     }
     // The handlers may have closed the connection; re-check before re-arming.
     Conn& c2 = conns_.Get(conn_idx);
     if (c2.gen == io::UserData::Unpack(cqe->user_data).gen && !(c2.flags & kClosing)) {
       if (c2.io != kNil && ios_.Get(c2.io).in_count >= kInPauseAt) PauseRecv(conn_idx);
       if (!more) ArmRecv(conn_idx);
+      if (!more && c2.tls != kNil) TlsMaybeOffload(conn_idx);
     }
     return;
   }
@@ -145,37 +157,51 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
   if (res == -ECANCELED) {
     // Paused for backpressure (or closing): re-armed by MaybeResumeRecv.
     c.flags &= ~kCancelSent;
-    if (!(c.flags & kRecvPaused)) ArmRecv(conn_idx);
+    if (!(c.flags & kRecvPaused)) {
+      ArmRecv(conn_idx);
+    } else if (c.tls != kNil) {
+      TlsMaybeOffload(conn_idx);  // the receive has stopped: maybe the socket is quiet now
+    }
     return;
   }
   // EOF (0) or error.
   if (c.kind == ConnKind::kClient) {
-    if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
-      if (res == 0) {
-        exchanges_.Get(c.exchange).client_eof = true;  // forwarded as FIN once drained
-        MaybeShutdownTunnel(c.exchange);
-      } else {
-        stats_.CountError(ErrorCause::kClientReset);
-        AbortExchange(c.exchange, true);
-      }
-      return;
-    }
-    if (c.exchange != kNil) {
-      Exchange& ex = exchanges_.Get(c.exchange);
-      if (res == 0 && ex.req_done) {
-        // Half-close after a complete request: the client may still read the response
-        // (HTTP/1.1 permits shutting down the write side). Finish, then close.
-        c.flags |= kCloseAfterSend;
-        ex.client_keep_alive = false;
-        return;
-      }
-      stats_.CountError(ErrorCause::kClientReset);
-      AbortExchange(c.exchange, true);
-    } else {
-      CloseConn(conn_idx);
-    }
+    OnClientEof(conn_idx, res);
   } else {
     OnUpstreamEof(conn_idx, res);
+  }
+}
+
+void Worker::OnClientEof(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
+    stats_.tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kClientClosed)].Add();
+    CloseConn(conn_idx);
+    return;
+  }
+  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
+    if (res == 0) {
+      exchanges_.Get(c.exchange).client_eof = true;  // forwarded as FIN once drained
+      MaybeShutdownTunnel(c.exchange);
+    } else {
+      stats_.CountError(ErrorCause::kClientReset);
+      AbortExchange(c.exchange, true);
+    }
+    return;
+  }
+  if (c.exchange != kNil) {
+    Exchange& ex = exchanges_.Get(c.exchange);
+    if (res == 0 && ex.req_done) {
+      // Half-close after a complete request: the client may still read the response
+      // (HTTP/1.1 permits shutting down the write side). Finish, then close.
+      c.flags |= kCloseAfterSend;
+      ex.client_keep_alive = false;
+      return;
+    }
+    stats_.CountError(ErrorCause::kClientReset);
+    AbortExchange(c.exchange, true);
+  } else {
+    CloseConn(conn_idx);
   }
 }
 
@@ -288,6 +314,7 @@ bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
 void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing))) return;
+  if (c.tls != kNil && tls_conns_.Get(c.tls).wire_count != 0) return;
   ConnIo& io = ios_.Get(c.io);
   if (io.out_count != 0 || io.in_count != 0) return;
   ios_.Free(c.io);
@@ -309,6 +336,10 @@ bool Worker::QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwn
 
 void Worker::Flush(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
+  if (TlsUserspace(c)) {
+    TlsFlush(conn_idx);
+    return;
+  }
   if ((c.flags & (kSendInflight | kConnecting)) || c.io == kNil) return;
   if (c.flags & kClosing) return;
   ConnIo& io = ios_.Get(c.io);
@@ -381,6 +412,10 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   }
   size_t sent = static_cast<size_t>(res);
   if (c.kind == ConnKind::kClient) stats_.bytes_to_clients.Add(sent);
+  if (TlsUserspace(c)) {
+    TlsOnSent(conn_idx, sent);
+    sent = 0;  // the plaintext items were released when they were encrypted
+  }
   while (sent > 0 && io.out_count > 0) {
     OutItem& it = io.out[io.out_head];
     if (sent >= it.len) {

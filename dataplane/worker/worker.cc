@@ -98,9 +98,20 @@ void Worker::ArmTick() {
 void Worker::ArmAccept(uint32_t socket_index) {
   io_uring_sqe* sqe = ring_.Sqe();
   // Direct descriptors: accepted sockets go straight into the registered file table,
-  // so no fd table entry, and no fget/fput per operation.
-  io_uring_prep_multishot_accept_direct(sqe, sockets_[socket_index].fd, nullptr, nullptr, 0);
-  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kAccept, socket_index, 0, 0}.Pack());
+  // so no fd table entry, and no fget/fput per operation. TLS listeners accept regular
+  // descriptors instead: kTLS is installed with setsockopt, which needs one (the
+  // io_uring setsockopt command is newer than the kernels that have kTLS here).
+  // user_data's bid field tells OnAccept which kind the completion carries.
+  const int fd = sockets_[socket_index].fd;
+  bool regular = snap_->listeners[sockets_[socket_index].listener].tls != nullptr;
+  if (regular) {
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
+  }
+  io_uring_sqe_set_data64(
+      sqe,
+      io::UserData{io::Op::kAccept, socket_index, 0, regular ? uint16_t{1} : uint16_t{0}}.Pack());
   accept_armed_[socket_index] = true;
 }
 
@@ -262,6 +273,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
   if (c.kind == ConnKind::kClient) {
     if (c.flags & kLingering) {
       CloseConn(conn_idx);
+      return;
+    }
+    if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
+      TlsHandshakeFailed(conn_idx, tls::HandshakeFailure::kTimeout);
       return;
     }
     if (c.exchange != kNil) {

@@ -8,6 +8,7 @@
 //   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
+//   tls_side.cc        TLS listeners: handshake, decrypting input, encrypting output
 #pragma once
 
 #include <atomic>
@@ -29,6 +30,7 @@
 #include "dataplane/worker/conn.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
+#include "dataplane/worker/tls_conn.h"
 
 namespace zproxy::dataplane {
 
@@ -95,6 +97,29 @@ class Worker {
   void PumpRequestBody(uint32_t ex_idx);
   void FinishExchange(uint32_t ex_idx);
   void ClientIdle(uint32_t conn_idx);
+
+  // End of a client's byte stream (res == 0: FIN or TLS close_notify; < 0: error).
+  void OnClientEof(uint32_t conn_idx, int res);
+
+  // --- tls_side.cc: TLS listeners. Ciphertext from the receive path goes through the
+  // session into plaintext input slices; the output queue's plaintext is encrypted into
+  // the connection's wire queue just before sending.
+  bool TlsAccept(uint32_t conn_idx);
+  // True while the session owns the connection's bytes (userspace TLS); false for
+  // plaintext listeners and connections the kernel (kTLS) took over.
+  bool TlsUserspace(const Conn& c) const {
+    return c.tls != kNil && tls_conns_.Get(c.tls).mode == tls::TlsMode::kUserspace;
+  }
+  void TlsOnRecv(uint32_t conn_idx, const char* data, size_t len);
+  void TlsHandshakeDone(uint32_t conn_idx);
+  void TlsFlush(uint32_t conn_idx);
+  void TlsOnSent(uint32_t conn_idx, size_t sent);
+  // Counts the failed handshake, sends the alert BoringSSL queued (if any), closes.
+  void TlsHandshakeFailed(uint32_t conn_idx, tls::HandshakeFailure why);
+  // Fatal error after the handshake (bad record, out of memory): close.
+  void TlsAbort(uint32_t conn_idx);
+  void TlsMaybeOffload(uint32_t conn_idx);
+  void TlsRelease(uint32_t conn_idx);
 
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);
@@ -201,6 +226,7 @@ class Worker {
   Slab<ConnIo, 64> ios_;
   Slab<SliceNode, 1024> slices_;
   Slab<Exchange, 256> exchanges_;
+  Slab<TlsConn, 64> tls_conns_;
   BlockPool blocks_;
   http1::Header header_storage_[128];
 
@@ -210,7 +236,7 @@ class Worker {
   };
   TimerLists<LinkOfConn> timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
-  std::vector<uint16_t> t_client_idle_, t_client_header_;
+  std::vector<uint16_t> t_client_idle_, t_client_header_, t_tls_handshake_;
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 

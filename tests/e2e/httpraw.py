@@ -5,6 +5,7 @@ close-delimited, no body for HEAD/1xx/204/304) so tests see exactly what went ov
 """
 
 import socket
+import ssl
 import time
 
 DEFAULT_TIMEOUT = 5.0
@@ -48,12 +49,24 @@ class ConnectionClosed(Exception):
     """The peer closed before a complete response head arrived."""
 
 
-class Conn:
-    """One client connection with a read buffer shared by successive responses."""
+def client_tls_context():
+    """TLS without certificate checks (the tests check certificates with curl/openssl)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
-    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
+
+class Conn:
+    """One client connection with a read buffer shared by successive responses.
+    tls=True speaks HTTPS (server_name: the SNI to send)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, tls=False,
+                 server_name=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            self.sock = client_tls_context().wrap_socket(self.sock, server_hostname=server_name)
         self.timeout = timeout
         self.buf = b""
         self.eof = False
@@ -80,7 +93,7 @@ class Conn:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(1 << 20)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             data = b""
         if not data:
             self.eof = True

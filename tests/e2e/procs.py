@@ -211,6 +211,7 @@ class Zproxy:
         self.proc = subprocess.Popen(cmd, stdout=open(self.stdout_path, mode),
                                      stderr=open(self.stderr_path, mode), cwd=ROOT)
         tcp = {l["name"] for l in self.config["listeners"] if "tcp_proxy" in l}
+        tls = {l["name"] for l in self.config["listeners"] if "tls" in l}
         for name, port in self.ports.items():
             # tcp_proxy listeners speak no HTTP: the HTTP listeners (or /metrics) tell
             # when the data plane serves.
@@ -221,23 +222,23 @@ class Zproxy:
                     raise RuntimeError("zproxyd metrics not ready within %.0fs; stderr:\n%s"
                                        % (timeout, self.stderr()))
                 continue
-            if not wait_until(lambda: self._ready(port), timeout, 0.05):
+            if not wait_until(lambda: self._ready(port, name in tls), timeout, 0.05):
                 self.kill()
                 raise RuntimeError("zproxyd listener %s (port %d) not ready within %.0fs; "
                                    "stderr:\n%s" % (name, port, timeout, self.stderr()))
 
-    def _ready(self, port):
-        """Ready = an HTTP response (any status) on the listener."""
+    def _ready(self, port, tls=False):
+        """Ready = an HTTP response (any status) on the listener (over TLS on TLS ones)."""
         if self.proc.poll() is not None:
             raise RuntimeError("zproxyd exited with %s during startup; stderr:\n%s"
                                % (self.proc.returncode, self.stderr()))
         try:
-            with httpraw.Conn(port, timeout=1) as c:
+            with httpraw.Conn(port, timeout=1, tls=tls) as c:
                 c.send(b"GET /__zproxy_e2e_ready HTTP/1.1\r\nHost: ready.invalid\r\n"
                        b"Connection: close\r\n\r\n")
                 c.read_head()
                 return True
-        except (OSError, httpraw.ConnectionClosed, ValueError):
+        except (OSError, httpraw.ConnectionClosed, ValueError):  # ssl.SSLError is an OSError
             return False
 
     def stderr(self):
