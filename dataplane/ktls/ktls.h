@@ -12,6 +12,10 @@
 //   3. On the kTLS socket, plain recv() returns EIO when the next record is not application
 //      data: read it with RecvRecord() (records.h) and act on its kind. Alerts and
 //      close_notify go out with SendAlert()/SendCloseNotify() (records.h).
+//   4. io_uring on a kTLS socket (checked in the ktls-vm, kernel 6.1): multishot RECV with
+//      provided buffers, SEND and SENDMSG work on plaintext; a RECV completes with -EIO at a
+//      non-data record (step 3). SEND_ZC is refused with -EOPNOTSUPP and sends nothing: use
+//      plain SEND/SENDMSG for kTLS connections (sendfile() works: ktls_bench uses it).
 //
 // The buffered-bytes rule: kTLS RX starts at the next byte in the kernel's receive queue, so
 // anything BoringSSL has already taken off the socket must be consumed first. TryInstall
