@@ -173,6 +173,11 @@ int Run(int argc, char** argv) {
       return 1;
     }
   }
+  // Tests only: attempt kTLS even without kernel support (dataplane/tls/kernel_offload.h).
+  if (const char* v = getenv("ZPROXY_KTLS_ALWAYS_ATTEMPT"); v != nullptr && strcmp(v, "1") == 0) {
+    tls::ForceKernelOffloadAttempts(true);
+    ZLOG_WARN("ZPROXY_KTLS_ALWAYS_ATTEMPT=1: kTLS is attempted on every TLS connection");
+  }
   const auto& ur = boot.config().io_uring();
   std::vector<std::unique_ptr<Worker>> pool;
   for (uint32_t w = 0; w < workers; w++) {
@@ -248,11 +253,8 @@ int Run(int argc, char** argv) {
     ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
-  bool any_tls = false;
-  for (const auto& l : boot.config().listeners()) any_tls |= l.has_tls();
-  if (any_tls && !tls::KernelOffloadAvailable()) {
-    ZLOG_WARN("fallback: kTLS unavailable; TLS listeners encrypt in userspace (BoringSSL)");
-  }
+  // kTLS is probed here, once, before any handshake (ktls::Detect logs the one line).
+  tls::KernelOffloadAvailable();
 
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;

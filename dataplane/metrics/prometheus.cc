@@ -186,6 +186,17 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
                static_cast<double>(workers[i]->tls_connections[m].Load()));
     }
   }
+  w.Family("zproxy_tls_offload_total", "counter",
+           "kTLS after the handshake, by outcome (installed, or why the connection stayed in "
+           "userspace: no_kernel_support, pending_data, unsupported_cipher, ...).");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int o = 0; o < static_cast<int>(tls::OffloadOutcome::kCount); o++) {
+      w.Sample("zproxy_tls_offload_total",
+               W(i) + ",outcome=\"" + tls::OffloadOutcomeName(static_cast<tls::OffloadOutcome>(o)) +
+                   "\"",
+               static_cast<double>(workers[i]->tls_offload[o].Load()));
+    }
+  }
   per_worker("zproxy_tls_errors_total", "counter",
              "TLS connections closed on a fatal error after the handshake.",
              &WorkerStats::tls_errors);

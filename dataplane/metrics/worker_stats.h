@@ -70,6 +70,7 @@ struct WorkerStats {
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];
   Counter tls_connections[static_cast<int>(tls::TlsMode::kCount)];  // by mode, after handshake
   Counter tls_errors;  // fatal TLS errors after the handshake (bad record MAC, ...)
+  Counter tls_offload[static_cast<int>(tls::OffloadOutcome::kCount)];  // kTLS attempts
 
   void CountStatus(int status) {
     int cls = status / 100;

@@ -49,4 +49,42 @@ enum class TlsMode : uint8_t { kUserspace, kKtls, kCount };
 
 inline const char* TlsModeName(TlsMode m) { return m == TlsMode::kKtls ? "ktls" : "userspace"; }
 
+// What happened when the kernel was asked to take a connection over after its handshake:
+// the label of zproxy_tls_offload_total{outcome}. The first seven mirror ktls::Outcome.
+enum class OffloadOutcome : uint8_t {
+  kInstalled,
+  kNoKernelSupport,
+  kUnsupportedVersion,
+  kUnsupportedCipher,
+  kPendingData,  // the session already held received bytes: stays in userspace
+  kKernelRefused,
+  kBroken,     // TX installed, RX refused: the connection is closed
+  kFixedFile,  // accepted as an io_uring fixed file (TLS added at run time): no fd
+  kCount,
+};
+
+inline const char* OffloadOutcomeName(OffloadOutcome o) {
+  switch (o) {
+    case OffloadOutcome::kInstalled:
+      return "installed";
+    case OffloadOutcome::kNoKernelSupport:
+      return "no_kernel_support";
+    case OffloadOutcome::kUnsupportedVersion:
+      return "unsupported_version";
+    case OffloadOutcome::kUnsupportedCipher:
+      return "unsupported_cipher";
+    case OffloadOutcome::kPendingData:
+      return "pending_data";
+    case OffloadOutcome::kKernelRefused:
+      return "kernel_refused";
+    case OffloadOutcome::kBroken:
+      return "broken";
+    case OffloadOutcome::kFixedFile:
+      return "fixed_file";
+    case OffloadOutcome::kCount:
+      break;
+  }
+  return "unknown";
+}
+
 }  // namespace zproxy::tls

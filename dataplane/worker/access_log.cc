@@ -12,7 +12,7 @@ namespace zproxy::dataplane {
 
 void AccessLog::Append(std::string_view client, std::string_view request_line, int status,
                        uint64_t bytes, uint64_t duration_us, std::string_view upstream,
-                       std::string_view note) {
+                       std::string_view note, std::string_view tls) {
   if (fd_ < 0) return;
   if (kBufSize - len_ < kMaxLine) Flush();
   timespec ts;
@@ -27,15 +27,16 @@ void AccessLog::Append(std::string_view client, std::string_view request_line, i
   // already guarantees it has no CR/LF or control bytes.
   if (request_line.size() > 512) request_line = request_line.substr(0, 512);
   int n = snprintf(
-      buf_ + len_, kMaxLine, "%s.%03ldZ %.*s \"%.*s\" %d %lu %lu.%06lu %.*s %.*s\n", cached_ts_,
-      ts.tv_nsec / 1000000, static_cast<int>(client.empty() ? 1 : client.size()),
+      buf_ + len_, kMaxLine, "%s.%03ldZ %.*s \"%.*s\" %d %lu %lu.%06lu %.*s %.*s%s%.*s\n",
+      cached_ts_, ts.tv_nsec / 1000000, static_cast<int>(client.empty() ? 1 : client.size()),
       client.empty() ? "-" : client.data(), static_cast<int>(request_line.size()),
       request_line.data(), status, static_cast<unsigned long>(bytes),
       static_cast<unsigned long>(duration_us / 1000000),
       static_cast<unsigned long>(duration_us % 1000000),
       static_cast<int>(upstream.empty() ? 1 : upstream.size()),
       upstream.empty() ? "-" : upstream.data(), static_cast<int>(note.empty() ? 1 : note.size()),
-      note.empty() ? "-" : note.data());
+      note.empty() ? "-" : note.data(), tls.empty() ? "" : " ", static_cast<int>(tls.size()),
+      tls.data());
   if (n > 0) len_ += std::min<size_t>(static_cast<size_t>(n), kMaxLine - 1);
 }
 

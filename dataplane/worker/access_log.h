@@ -9,6 +9,8 @@
 //   from request head to the end of the response, upstream endpoint ("-" when answered
 //   by zproxy itself), and a note ("-", or why the response is zproxy's or incomplete:
 //   connect_refused, read_timeout, aborted, bad_request, ...).
+//   On TLS listeners one more field follows: the protocol and cipher suite the client
+//   negotiated, e.g. TLSv1.3/TLS_AES_128_GCM_SHA256.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +28,8 @@ class AccessLog {
 
   bool enabled() const { return fd_ >= 0; }
   void Append(std::string_view client, std::string_view request_line, int status, uint64_t bytes,
-              uint64_t duration_us, std::string_view upstream, std::string_view note);
+              uint64_t duration_us, std::string_view upstream, std::string_view note,
+              std::string_view tls = {});
   void Flush();
 
  private:

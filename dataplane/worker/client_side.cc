@@ -144,7 +144,9 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
   if (access_log_.enabled() && !note.empty()) {
     // zproxy's own answer to a request that never reached an upstream.
     char ip[INET6_ADDRSTRLEN];
-    access_log_.Append(ClientIp(c, ip, sizeof(ip)), request_line, status, len, 0, {}, note);
+    char tls[96];
+    access_log_.Append(ClientIp(c, ip, sizeof(ip)), request_line, status, len, 0, {}, note,
+                       TlsLogField(c, tls, sizeof(tls)));
   }
   if (close) {
     // Nothing after this response will be read: drop input, stop reading, close once

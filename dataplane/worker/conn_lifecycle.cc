@@ -145,8 +145,10 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
   std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));
   std::string_view upstream;
   if (ex.endpoint != kNil) upstream = Cs(ex.cluster).cfg->endpoint_names[ex.endpoint];
+  char tls[96];
   access_log_.Append(client, std::string_view(ex.req_line, ex.req_line_len), status, ex.resp_bytes,
-                     NowUs() - ex.start_us, upstream, note);
+                     NowUs() - ex.start_us, upstream, note,
+                     TlsLogField(conns_.Get(ex.client), tls, sizeof(tls)));
 }
 
 void Worker::FreeExchange(uint32_t ex_idx) {

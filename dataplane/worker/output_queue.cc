@@ -164,6 +164,10 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     }
     return;
   }
+  if (res == -EIO && c.tls != kNil && !TlsUserspace(c)) {
+    TlsControlRecord(conn_idx, !more);  // kTLS: an alert or handshake record is next
+    return;
+  }
   // EOF (0) or error.
   if (c.kind == ConnKind::kClient) {
     OnClientEof(conn_idx, res);
@@ -349,8 +353,9 @@ void Worker::Flush(uint32_t conn_idx) {
   uint32_t zc_threshold = snap_->send_zc_threshold;
   // A large received buffer goes alone as SEND_ZC (never heads: those are small, and a
   // small SEND_ZC can wait for a delayed ACK); everything else is batched into sendmsg.
+  // Not on kTLS sockets: the kernel's TLS layer does not take zero-copy sends.
   bool zc = ring_.features().send_zc && zc_threshold != 0 && first.owner == ItemOwner::kBuffer &&
-            first.len >= zc_threshold;
+            first.len >= zc_threshold && c.tls == kNil;
   if (io.out_count == 1 || zc) {
     if (zc) {
       io_uring_prep_send_zc(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL, 0);

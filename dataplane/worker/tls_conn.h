@@ -42,6 +42,10 @@ struct TlsConn final : tls::WireSink {
   WireChunk wire[kWireCap];
   uint32_t wire_head = 0, wire_count = 0;
   tls::TlsMode mode = tls::TlsMode::kUserspace;
+  // Negotiated at the handshake, for the access log (BoringSSL's static strings; kept
+  // here because the session is freed when kTLS takes over).
+  const char* version = "";
+  const char* cipher = "";
   // Handshake done, waiting for a quiet socket to hand the keys to the kernel.
   bool offload_pending = false;
 
@@ -101,6 +105,7 @@ struct TlsConn final : tls::WireSink {
     context.reset();
     wire_head = wire_count = 0;
     mode = tls::TlsMode::kUserspace;
+    version = cipher = "";
     offload_pending = false;
   }
 };

@@ -42,6 +42,13 @@ bool Worker::TlsAccept(uint32_t conn_idx) {
   return true;
 }
 
+std::string_view Worker::TlsLogField(const Conn& c, char* buf, size_t cap) {
+  if (c.tls == kNil) return {};
+  const TlsConn& t = tls_conns_.Get(c.tls);
+  int n = snprintf(buf, cap, "%s/%s", t.version, t.cipher);
+  return std::string_view(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
+}
+
 void Worker::TlsRelease(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.tls == kNil) return;
@@ -116,13 +123,19 @@ void Worker::TlsHandshakeDone(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   TlsConn& t = tls_conns_.Get(c.tls);
   stats_.tls_handshakes[t.session.resumed() ? 1 : 0].Add();
+  t.version = t.session.version();
+  t.cipher = t.session.cipher();
   // From here on the ordinary request head timeout applies.
   timers_.Arm(t_client_header_[c.owner], conn_idx, NowMs());
   TlsFlush(conn_idx);  // Finished / NewSessionTicket
   // kTLS needs a regular descriptor (io_uring fixed files are not in the fd table) and
   // a quiet socket: no receive armed (a completion in flight would carry ciphertext),
   // nothing unsent, nothing buffered in the session.
-  if (tls::KernelOffloadAvailable() && !(c.flags & kFixedFile)) {
+  if (!tls::KernelOffloadAvailable()) {
+    stats_.tls_offload[static_cast<int>(tls::OffloadOutcome::kNoKernelSupport)].Add();
+  } else if (c.flags & kFixedFile) {
+    stats_.tls_offload[static_cast<int>(tls::OffloadOutcome::kFixedFile)].Add();
+  } else {
     t.offload_pending = true;
     PauseRecv(conn_idx);
     TlsMaybeOffload(conn_idx);
@@ -138,17 +151,50 @@ void Worker::TlsMaybeOffload(uint32_t conn_idx) {
   if (!t.offload_pending) return;
   if ((c.flags & (kRecvArmed | kSendInflight)) || t.wire_count > 0) return;  // not yet quiet
   t.offload_pending = false;
-  tls::OffloadResult result = tls::OffloadResult::kFailed;
-  // Bytes the session already holds were received in ciphertext: the kernel would start
-  // mid-stream. Such a connection stays in userspace.
-  if (!t.session.has_buffered_input()) {
-    result = tls::TryKernelOffload(c.fd, t.session.ssl());
+  // Bytes the session already holds (the client's first request arrived with its
+  // Finished and is still being decrypted, a partial record) come back as pending_data:
+  // the kernel would start mid-stream, so such a connection stays in userspace.
+  tls::OffloadOutcome outcome = tls::TryKernelOffload(c.fd, t.session.ssl());
+  stats_.tls_offload[static_cast<int>(outcome)].Add();
+  if (outcome == tls::OffloadOutcome::kBroken) {
+    TlsAbort(conn_idx);  // TX keys are in the kernel, RX are not: the stream is unusable
+    return;
   }
-  if (result == tls::OffloadResult::kInstalled) {
+  if (outcome == tls::OffloadOutcome::kInstalled) {
     t.mode = tls::TlsMode::kKtls;
+    // BoringSSL's record state is stale now and must never be used again; freeing it
+    // also leaves the connection with no TLS memory but this small slot.
+    t.session.Reset();
+    t.context.reset();
   }
   stats_.tls_connections[static_cast<int>(t.mode)].Add();
   MaybeResumeRecv(conn_idx);
+}
+
+void Worker::TlsControlRecord(uint32_t conn_idx, bool recv_ended) {
+  Conn& c = conns_.Get(conn_idx);
+  uint32_t b = blocks_.AllocLarge();
+  size_t n = 0;
+  tls::ControlRecord what = tls::ReadControlRecord(c.fd, blocks_.Data(b), blocks_.Capacity(b), &n);
+  switch (what) {
+    case tls::ControlRecord::kData:
+      InPushBack(Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(n), true});
+      ProcessClientInput(conn_idx);
+      break;
+    case tls::ControlRecord::kContinue:
+      blocks_.Free(b);
+      break;
+    case tls::ControlRecord::kCloseNotify:
+      blocks_.Free(b);
+      OnClientEof(conn_idx, 0);
+      return;
+    case tls::ControlRecord::kClose:
+      blocks_.Free(b);
+      TlsAbort(conn_idx);
+      return;
+  }
+  Conn& c2 = conns_.Get(conn_idx);
+  if (recv_ended && !(c2.flags & kClosing)) ArmRecv(conn_idx);
 }
 
 void Worker::TlsFlush(uint32_t conn_idx) {

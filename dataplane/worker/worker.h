@@ -119,7 +119,11 @@ class Worker {
   // Fatal error after the handshake (bad record, out of memory): close.
   void TlsAbort(uint32_t conn_idx);
   void TlsMaybeOffload(uint32_t conn_idx);
+  // kTLS: recv() failed with EIO, the next record is not application data.
+  void TlsControlRecord(uint32_t conn_idx, bool recv_ended);
   void TlsRelease(uint32_t conn_idx);
+  // "TLSv1.3/TLS_AES_128_GCM_SHA256" for the access log ("" for plaintext connections).
+  std::string_view TlsLogField(const Conn& c, char* buf, size_t cap);
 
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);

@@ -314,15 +314,66 @@ def test_keepalive_and_pipelining(proxy):
             assert r.status == 200 and json.loads(r.body)["target"] == "/echo?p=%d" % i
 
 
-def test_connections_counted_by_mode(proxy):
-    fam = metrics(proxy)["zproxy_tls_connections_total"]
+def test_connections_counted_by_mode_and_offload_outcome(proxy):
+    m = metrics(proxy)
+    fam, off = m["zproxy_tls_connections_total"], m["zproxy_tls_offload_total"]
     assert fam.label_values("mode") == {"userspace", "ktls"}
     before = fam.value(mode="userspace") + fam.value(mode="ktls")
+    before_off = off.value()
     assert curl(proxy.port, "example.com", "/").returncode == 0
-    fam = metrics(proxy)["zproxy_tls_connections_total"]
+    m = metrics(proxy)
+    fam, off = m["zproxy_tls_connections_total"], m["zproxy_tls_offload_total"]
     assert fam.value(mode="userspace") + fam.value(mode="ktls") == before + 1
-    info = metrics(proxy)["zproxy_dataplane_info"]
-    assert info.label_values("ktls") <= {"0", "1"}
+    assert off.value() == before_off + 1  # one outcome per connection
+    ktls = m["zproxy_dataplane_info"].label_values("ktls")
+    assert ktls <= {"0", "1"}
+    if ktls == {"0"}:
+        assert off.value(outcome="no_kernel_support") > 0
+
+
+def test_access_log_names_protocol_and_cipher(backends, certs, make_proxy, tmp_path):
+    log = tmp_path / "access.log"
+    z = make_proxy(base_config([tls_listener("web", certs, catch_all("a"))],
+                               [cluster("a", backends["a"].addr)], access_log=str(log)))
+    assert curl(z.port, "example.com", "/echo", extra=["--tlsv1.2", "--tls-max", "1.2"]
+                ).returncode == 0
+
+    def lines():
+        return [l for l in log.read_text().splitlines() if "__zproxy_e2e_ready" not in l] \
+            if log.exists() else []
+    got = wait_until(lambda: lines(), 5)
+    assert got and got[-1].split(" ")[-1].startswith("TLSv1.2/TLS_ECDHE_"), got
+    assert '"GET /echo HTTP/1.1" 200' in got[-1]
+
+
+def test_offload_attempt_path_keeps_connections_working(backends, certs, make_proxy,
+                                                         monkeypatch):
+    """ZPROXY_KTLS_ALWAYS_ATTEMPT=1: every connection goes through the kTLS hand-over
+    (receive paused, output drained, installer called, receive resumed) even on a kernel
+    without kTLS, where the installer refuses: nothing may stall or get lost on the way."""
+    monkeypatch.setenv("ZPROXY_KTLS_ALWAYS_ATTEMPT", "1")
+    z = make_proxy(base_config([tls_listener("web", certs, catch_all("a"))],
+                               [cluster("a", backends["a"].addr)]),
+                   allow_stderr=("ZPROXY_KTLS_ALWAYS_ATTEMPT",))
+    body = os.urandom(MB)
+    for i in range(5):
+        with Conn(z.port, tls=True, timeout=10) as c:
+            # Requests right behind the handshake: they may reach the proxy with the
+            # client's Finished (then: pending_data) or after it.
+            c.send(b"".join(build_request(target="/echo?p=%d" % k) for k in range(3)))
+            for k in range(3):
+                r = c.read_response()
+                assert r.status == 200 and json.loads(r.body)["target"] == "/echo?p=%d" % k
+            c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+                   + body)
+            j = json.loads(c.read_response().body)
+            assert j["body_len"] == len(body) and j["body_hash"] == httpraw.fnv1a64(body)
+    off = metrics(z)["zproxy_tls_offload_total"]
+    # Five connections plus the readiness probe, each with exactly one outcome.
+    assert off.value() == 6
+    if metrics(z)["zproxy_dataplane_info"].label_values("ktls") == {"0"}:
+        assert off.value(outcome="installed") == 0
+        assert off.value(outcome="no_kernel_support") + off.value(outcome="pending_data") == 6
 
 
 def _write(tmp_path, cfg, name):
@@ -383,3 +434,19 @@ def test_admin_api_rejects_bad_tls_and_keeps_serving(backends, certs, make_proxy
     ctl.ok(z, "config", "apply", _write(tmp_path, good, "good.yaml"))
     r = curl(z.port, "unknown.test", "/")
     assert r.returncode == 0 and b"subject: CN=other.test" in r.stderr, r.stderr
+
+
+def test_example_tls_config_checks(certs, tmp_path):
+    """examples/zproxy-tls.yaml with its certificate paths pointed at generated files."""
+    import procs
+    text = open(os.path.join(procs.ROOT, "examples", "zproxy-tls.yaml")).read()
+    paths = {"/etc/zproxy/tls/example.com.ecdsa": certs.ecdsa,
+             "/etc/zproxy/tls/example.com.rsa": certs.rsa,
+             "/etc/zproxy/tls/wildcard.example.net": certs.wild}
+    for prefix, files in paths.items():
+        text = text.replace(prefix + ".pem", files["cert"]).replace(prefix + ".key", files["key"])
+    assert "/etc/zproxy/tls" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+    p = tmp_path / "tls.yaml"
+    p.write_text(text + "admin_address: unix:/tmp/zp-check/admin.sock\n")
+    r = run_check(str(p))
+    assert r.returncode == 0, r.stderr
