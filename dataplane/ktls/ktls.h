@@ -23,9 +23,11 @@
 // bytes, a partial or undecrypted record: SSL_has_pending) or while a memory read BIO still
 // holds bytes, or a memory write BIO holds bytes not yet sent to the socket. The caller
 // either drains (SSL_read until those are empty, forward the plaintext, send the write BIO)
-// and calls TryInstall again, or keeps the connection in userspace TLS. With a socket BIO
-// BoringSSL never reads ahead (TLS has no read-ahead in BoringSSL), so after the handshake
-// nothing is pending unless the peer's first application record arrived in the same read.
+// and calls TryInstall again, or keeps the connection in userspace TLS. BoringSSL reads
+// exactly one record at a time (no read-ahead in TLS), so SSL_has_pending also covers a
+// partial record in its read buffer (tested). A custom BIO that reports no BIO_pending (such
+// as dataplane/tls's Session over an input window) must be checked by its owner: install
+// only when its window is used up and all ciphertext it produced was handed to the socket.
 //
 // Key material is computed on the stack and wiped after the setsockopt calls; nothing here
 // allocates or keeps state per connection.
