@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dataplane/tls/client_context.h"
 #include "dataplane/tls/server_context.h"
 
 namespace zproxy::dataplane {
@@ -84,6 +85,15 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);
     cr.idle_timeout_ms = OrDefault(c.idle_timeout_ms(), 60000u);
     cr.tcp_fast_open = c.tcp_fast_open();
+    if (c.has_tls()) {
+      std::string tls_err;
+      auto ctx = tls::ClientContext::Create(c.tls(), &tls_err);
+      if (ctx == nullptr) {
+        *error = "clusters[" + std::to_string(i) + "].tls." + tls_err;
+        return nullptr;
+      }
+      cr.tls = std::move(ctx);
+    }
     const auto& od = c.outlier_detection();
     cr.outlier_failures = od.disable() ? 0 : OrDefault(od.consecutive_failures(), 5u);
     cr.outlier_base_ms = OrDefault(od.base_ejection_ms(), 10000u);

@@ -16,6 +16,7 @@
 #include "zproxy/v1/config.pb.h"
 
 namespace zproxy::tls {
+class ClientContext;
 class ServerContext;
 class TicketKeyStore;
 }  // namespace zproxy::tls
@@ -53,6 +54,8 @@ struct ClusterRuntime {
   // always healthy (no health_check, or no region). Workers hand these to
   // EndpointSet::SetHealthByte. The region outlives every snapshot (mapped once in main).
   std::vector<const uint8_t*> health;
+  // HTTPS towards the endpoints (null = plaintext).
+  std::shared_ptr<const tls::ClientContext> tls;
 };
 
 struct Snapshot {

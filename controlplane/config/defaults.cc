@@ -29,6 +29,11 @@ void ApplyDefaults(zproxy::v1::ListenerTls* t) {
   if (t->handshake_timeout_ms() == 0) t->set_handshake_timeout_ms(Defaults::kTlsHandshakeTimeoutMs);
 }
 
+void ApplyDefaults(zproxy::v1::ClusterTls* t) {
+  if (!t->has_verify()) t->set_verify(true);
+  if (t->min_version().empty()) t->set_min_version(Defaults::kTlsMinVersion);
+}
+
 void ApplyDefaults(zproxy::v1::Listener* l) {
   // HTTP options mean nothing to an L4 pass-through listener; leave it without them.
   if (!l->has_tcp_proxy()) ApplyDefaults(l->mutable_http());
@@ -60,6 +65,7 @@ void ApplyDefaults(zproxy::v1::Cluster* c) {
   if (od->max_ejection_ms() == 0) od->set_max_ejection_ms(Defaults::kOutlierMaxEjectionMs);
   // No health_check block = no active checks; do not invent one.
   if (c->has_health_check()) ApplyDefaults(c->mutable_health_check());
+  if (c->has_tls()) ApplyDefaults(c->mutable_tls());
 }
 
 void ApplyDefaults(zproxy::v1::Config* config) {

@@ -82,6 +82,7 @@ void ApplyDefaults(zproxy::v1::IoUring* io_uring);
 void ApplyDefaults(zproxy::v1::Listener* listener);
 void ApplyDefaults(zproxy::v1::HttpOptions* http);
 void ApplyDefaults(zproxy::v1::ListenerTls* tls);
+void ApplyDefaults(zproxy::v1::ClusterTls* tls);
 void ApplyDefaults(zproxy::v1::Cluster* cluster);
 void ApplyDefaults(zproxy::v1::Endpoint* endpoint);
 void ApplyDefaults(zproxy::v1::HealthCheck* health_check);

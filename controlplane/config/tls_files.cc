@@ -59,4 +59,14 @@ std::string CheckCertificateFiles(const std::string& cert_path, const std::strin
   return "";
 }
 
+std::string CheckCaFile(const std::string& path) {
+  std::string error;
+  File f = Open(path, &error);
+  if (!f) return error;
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_X509(f.get(), nullptr, nullptr, nullptr), X509_free);
+  if (!cert) return "\"" + path + "\" holds no PEM certificate (" + LastOpenSslError() + ")";
+  return "";
+}
+
 }  // namespace zproxy::config

@@ -13,4 +13,7 @@ namespace zproxy::config {
 std::string CheckCertificateFiles(const std::string& cert_path, const std::string& key_path,
                                   bool* bad_key);
 
+// Returns "" when `path` is a readable PEM file with at least one certificate (a CA bundle).
+std::string CheckCaFile(const std::string& path);
+
 }  // namespace zproxy::config

@@ -74,6 +74,7 @@ class Validator {
                                     ", got " + std::to_string(e.weight()));
         }
       }
+      if (c.has_tls()) CheckClusterTls(path, c);
       if (c.panic_threshold_percent() > 100) {
         Error(path + ".panic_threshold_percent",
               "must be 0..100, got " + std::to_string(c.panic_threshold_percent()));
@@ -90,6 +91,42 @@ class Validator {
                 "must be an HTTP status 100..599, got " + std::to_string(s));
         }
       }
+    }
+  }
+
+  void CheckClusterTls(const std::string& cluster_path, const Cluster& c) {
+    std::string path = cluster_path + ".tls";
+    const auto& t = c.tls();
+    bool verify = !t.has_verify() || t.verify();
+    if (!t.ca().empty()) {
+      std::string why = CheckCaFile(t.ca());
+      if (!why.empty()) Error(path + ".ca", why);
+    } else if (verify) {
+      Error(path + ".ca",
+            "a CA file (PEM) is required to verify the endpoints' certificates (or verify: false)");
+    }
+    if (t.cert().empty() != t.key().empty()) {
+      Error(path + (t.cert().empty() ? ".cert" : ".key"),
+            "a client certificate needs both cert and key");
+    } else if (!t.cert().empty()) {
+      bool bad_key = false;
+      std::string why = CheckCertificateFiles(t.cert(), t.key(), &bad_key);
+      if (!why.empty()) Error(path + (bad_key ? ".key" : ".cert"), why);
+    }
+    if (!t.min_version().empty() && t.min_version() != "TLS1_2" && t.min_version() != "TLS1_3") {
+      Error(path + ".min_version",
+            "must be \"TLS1_2\" or \"TLS1_3\", got " + Quote(t.min_version()));
+    }
+    if (!t.sni().empty()) {
+      std::string why;
+      if (!ValidateHostPattern(t.sni(), &why) || t.sni().find('*') != std::string::npos) {
+        Error(path + ".sni", "invalid server name " + Quote(t.sni()));
+      }
+    }
+    if (c.has_health_check() && !c.health_check().http_path().empty()) {
+      Error(cluster_path + ".health_check.http_path",
+            "HTTP health checks do not speak TLS yet: leave http_path empty (a TCP check) for a "
+            "cluster with tls");
     }
   }
 

@@ -269,5 +269,23 @@ TEST(Validate, TlsDefaults) {
   EXPECT_EQ(tls.handshake_timeout_ms(), 10000u);
 }
 
+TEST(Validate, ClusterTlsVerifiesByDefaultAndNeedsCa) {
+  Config c = Base();
+  c.mutable_clusters(0)->mutable_tls()->set_sni("app.internal");
+  ApplyDefaults(c.mutable_clusters(0)->mutable_tls());
+  EXPECT_TRUE(c.clusters(0).tls().verify());
+  ExpectOne(c, "clusters[0].tls.ca", "CA file");
+  c.mutable_clusters(0)->mutable_tls()->set_verify(false);
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+}
+
+TEST(Validate, ClusterTlsRefusesHttpHealthChecks) {
+  Config c = Base();
+  c.mutable_clusters(0)->mutable_tls()->set_verify(false);
+  c.mutable_clusters(0)->mutable_health_check()->set_http_path("/healthz");
+  ApplyDefaults(c.mutable_clusters(0));
+  ExpectOne(c, "clusters[0].health_check.http_path", "do not speak TLS");
+}
+
 }  // namespace
 }  // namespace zproxy::config

@@ -28,6 +28,14 @@ const char* ErrorCauseName(ErrorCause c) {
       return "body_too_large";
     case ErrorCause::kOverload:
       return "overload";
+    case ErrorCause::kUpstreamTlsExpired:
+      return "upstream_tls_expired";
+    case ErrorCause::kUpstreamTlsUntrusted:
+      return "upstream_tls_untrusted";
+    case ErrorCause::kUpstreamTlsName:
+      return "upstream_tls_name";
+    case ErrorCause::kUpstreamTlsHandshake:
+      return "upstream_tls_handshake";
     case ErrorCause::kCount:
       break;
   }

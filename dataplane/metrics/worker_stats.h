@@ -25,6 +25,11 @@ enum class ErrorCause : uint8_t {
   kClientReset,    // client went away mid-exchange
   kBodyTooLarge,
   kOverload,  // internal queue limits
+  // TLS towards the upstream (clusters with tls): the handshake failed because...
+  kUpstreamTlsExpired,    // its certificate is expired (or not yet valid)
+  kUpstreamTlsUntrusted,  // its certificate does not chain to the configured CA
+  kUpstreamTlsName,       // its certificate is not for the configured sni / its address
+  kUpstreamTlsHandshake,  // anything else (version, cipher, alert, garbage)
   kCount,
 };
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "dataplane/tls/client_context.h"
 #include "dataplane/tls/server_context.h"
 
 namespace zproxy::tls {
@@ -73,6 +74,53 @@ bool Session::Start(const ServerContext& context, WireSink* sink) {
   // Certificates and other handshake-only configuration are dropped once established.
   SSL_set_shed_handshake_config(ssl_, 1);
   return true;
+}
+
+bool Session::StartClient(const ClientContext& context, WireSink* sink, const char* ip) {
+  Reset();
+  sink_ = sink;
+  ssl_ = SSL_new(context.ssl_ctx());
+  if (ssl_ == nullptr) return false;
+  BIO* bio = BIO_new(SessionBio::Method());
+  if (bio == nullptr) {
+    Reset();
+    return false;
+  }
+  BIO_set_data(bio, this);
+  BIO_up_ref(bio);
+  SSL_set_bio(ssl_, bio, bio);
+  SSL_set_app_data(ssl_, this);
+  SSL_set_connect_state(ssl_);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+  const std::string& sni = context.sni();
+  bool ok = true;
+  if (!sni.empty()) {
+    ok = SSL_set_tlsext_host_name(ssl_, sni.c_str()) == 1;
+    if (context.verify()) ok = ok && X509_VERIFY_PARAM_set1_host(param, sni.data(), sni.size());
+  } else if (context.verify() && ip != nullptr) {
+    ok = X509_VERIFY_PARAM_set1_ip_asc(param, ip) == 1;
+  }
+  SSL_set_shed_handshake_config(ssl_, 1);
+  first_byte_ = SSL3_RT_HANDSHAKE;  // the server's bytes are judged by BoringSSL alone
+  if (!ok) Reset();
+  ERR_clear_error();
+  return ok;
+}
+
+UpstreamTlsFailure Session::upstream_failure() const {
+  if (ssl_ == nullptr) return UpstreamTlsFailure::kHandshake;
+  switch (SSL_get_verify_result(ssl_)) {
+    case X509_V_OK:
+      return UpstreamTlsFailure::kHandshake;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return UpstreamTlsFailure::kExpired;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      return UpstreamTlsFailure::kName;
+    default:
+      return UpstreamTlsFailure::kUntrusted;
+  }
 }
 
 void Session::Reset() {

@@ -25,6 +25,15 @@ struct bio_st;
 namespace zproxy::tls {
 
 class ServerContext;
+class ClientContext;
+
+// Why a handshake towards an upstream failed (the proxy answers 502 naming it).
+enum class UpstreamTlsFailure : uint8_t {
+  kExpired,    // the certificate is expired (or not yet valid)
+  kUntrusted,  // it does not chain to the configured CA (self-signed, unknown issuer)
+  kName,       // valid, but not for the configured server name / the endpoint's address
+  kHandshake,  // anything else: no common version or cipher, alert, malformed
+};
 
 // Where encrypted bytes go. Append must take everything (copying it), or return false
 // on a hard failure (out of memory), which fails the connection.
@@ -52,6 +61,12 @@ class Session {
 
   // Starts a server-side session. Returns false if BoringSSL could not allocate.
   bool Start(const ServerContext& context, WireSink* sink);
+  // Starts a client-side session towards an upstream: SNI and the name (or, without one,
+  // the IP address `ip`) the certificate is checked against. The first Handshake() call
+  // writes the ClientHello.
+  bool StartClient(const ClientContext& context, WireSink* sink, const char* ip);
+  // After a failed client handshake: why.
+  UpstreamTlsFailure upstream_failure() const;
   // Frees the connection's TLS state (safe to call twice).
   void Reset();
   bool active() const { return ssl_ != nullptr; }

@@ -35,9 +35,9 @@ constexpr uint32_t kTlsRecordPlain = 16384;
 
 struct TlsConn final : tls::WireSink {
   tls::Session session;
-  // Keeps the listener's TLS context (and its callbacks' state) alive while the
-  // connection uses it, even if a new config snapshot replaced it.
-  std::shared_ptr<const tls::ServerContext> context;
+  // Keeps the listener's (or cluster's) TLS context alive while the connection uses it,
+  // even if a new config snapshot replaced it.
+  std::shared_ptr<const void> context;
   BlockPool* blocks = nullptr;
   WireChunk wire[kWireCap];
   uint32_t wire_head = 0, wire_count = 0;

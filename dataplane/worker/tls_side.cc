@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "dataplane/tls/client_context.h"
 #include "dataplane/tls/kernel_offload.h"
 #include "dataplane/tls/server_context.h"
 #include "dataplane/worker/worker.h"
@@ -49,6 +50,82 @@ std::string_view Worker::TlsLogField(const Conn& c, char* buf, size_t cap) {
   return std::string_view(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
 }
 
+namespace {
+// "10.0.0.5" from "10.0.0.5:443", "::1" from "[::1]:443" (for certificate checks by address).
+void HostOf(const std::string& endpoint, char* out, size_t cap) {
+  std::string_view host(endpoint);
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos) host = host.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  size_t n = std::min(host.size(), cap - 1);
+  memcpy(out, host.data(), n);
+  out[n] = '\0';
+}
+
+ErrorCause CauseOf(tls::UpstreamTlsFailure f) {
+  switch (f) {
+    case tls::UpstreamTlsFailure::kExpired:
+      return ErrorCause::kUpstreamTlsExpired;
+    case tls::UpstreamTlsFailure::kUntrusted:
+      return ErrorCause::kUpstreamTlsUntrusted;
+    case tls::UpstreamTlsFailure::kName:
+      return ErrorCause::kUpstreamTlsName;
+    case tls::UpstreamTlsFailure::kHandshake:
+      break;
+  }
+  return ErrorCause::kUpstreamTlsHandshake;
+}
+}  // namespace
+
+void Worker::TlsConnect(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  const ClusterState& cs = Cs(u.owner);
+  uint32_t t_idx = tls_conns_.Alloc();
+  TlsConn& t = tls_conns_.Get(t_idx);
+  t.blocks = &blocks_;
+  t.context = cs.cfg->tls;
+  char ip[64];
+  HostOf(cs.cfg->endpoint_names[u.endpoint], ip, sizeof(ip));
+  u.tls = t_idx;
+  if (!t.session.StartClient(*cs.cfg->tls, &t, ip)) {
+    TlsUpstreamFailed(conn_idx, ErrorCause::kUpstreamTlsHandshake);
+    return;
+  }
+  // The connect timeout covers the handshake too.
+  timers_.Arm(cs.t_connect, conn_idx, NowMs());
+  if (t.session.Handshake() == Session::Result::kFailed) {
+    TlsUpstreamFailed(conn_idx, CauseOf(t.session.upstream_failure()));
+    return;
+  }
+  TlsFlush(conn_idx);  // the ClientHello
+}
+
+void Worker::TlsUpstreamReady(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  timers_.Disarm(conn_idx);
+  uint32_t ex_idx = u.exchange;
+  if (ex_idx == kNil) {
+    CloseConn(conn_idx);
+    return;
+  }
+  u.exchange = kNil;  // AttachUpstream links both ways
+  AttachUpstream(ex_idx, conn_idx);
+}
+
+void Worker::TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
+  Conn& u = conns_.Get(conn_idx);
+  if (u.flags & kClosing) return;
+  if (u.exchange == kNil) {
+    CloseConn(conn_idx);
+    return;
+  }
+  // Nothing of the request was sent: another endpoint may still answer (UpstreamFailed
+  // retries once); the client gets a 502 naming the cause otherwise.
+  UpstreamFailed(u.exchange, cause, true);
+}
+
 void Worker::TlsRelease(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.tls == kNil) return;
@@ -64,17 +141,27 @@ void Worker::TlsOnRecv(uint32_t conn_idx, const char* data, size_t len) {
   TlsConn& t = tls_conns_.Get(c.tls);
   Session& s = t.session;
   s.SetInput(data, len);
+  const bool client = c.kind == ConnKind::kClient;
   if (!s.established()) {
     Session::Result r = s.Handshake();
     if (r == Session::Result::kFailed) {
-      TlsHandshakeFailed(conn_idx, s.failure());
+      if (client) {
+        TlsHandshakeFailed(conn_idx, s.failure());
+      } else {
+        TlsUpstreamFailed(conn_idx, CauseOf(s.upstream_failure()));
+      }
       return;
     }
     if (r != Session::Result::kOk) {
-      TlsFlush(conn_idx);  // the server's flight
+      TlsFlush(conn_idx);  // our next flight
       return;
     }
-    TlsHandshakeDone(conn_idx);
+    if (client) {
+      TlsHandshakeDone(conn_idx);
+    } else {
+      TlsFlush(conn_idx);
+      TlsUpstreamReady(conn_idx);
+    }
     if (conns_.Get(conn_idx).flags & kClosing) return;
   }
   // Decrypt everything the window holds. A record's plaintext is at most 16 KiB; large
@@ -112,10 +199,22 @@ void Worker::TlsOnRecv(uint32_t conn_idx, const char* data, size_t len) {
   }
   // Reading can produce output (a TLS 1.3 KeyUpdate answer); send it.
   if (t.wire_count > 0) TlsFlush(conn_idx);
-  if (produced) ProcessClientInput(conn_idx);
+  if (produced) {
+    if (client) {
+      ProcessClientInput(conn_idx);
+    } else {
+      ProcessUpstreamInput(conn_idx);
+    }
+  }
   if (r == Session::Result::kClosed) {
+    // close_notify: the peer's FIN.
     Conn& c2 = conns_.Get(conn_idx);
-    if (!(c2.flags & kClosing)) OnClientEof(conn_idx, 0);  // close_notify: the client's FIN
+    if (c2.flags & kClosing) return;
+    if (client) {
+      OnClientEof(conn_idx, 0);
+    } else {
+      OnUpstreamEof(conn_idx, 0);
+    }
   }
 }
 
@@ -223,7 +322,8 @@ void Worker::TlsFlush(uint32_t conn_idx) {
     }
     // Closing after this response: end the TLS stream properly, so the client can tell
     // a complete close-delimited response from a truncated one.
-    if (io.out_count == 0 && (c.flags & kCloseAfterSend) && c.exchange == kNil) {
+    if (io.out_count == 0 && (c.flags & kCloseAfterSend) && c.exchange == kNil &&
+        c.kind == ConnKind::kClient) {
       s.CloseNotify();
     }
   }
@@ -282,10 +382,12 @@ void Worker::TlsAbort(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   stats_.tls_errors.Add();
-  if (c.exchange != kNil) {
-    AbortExchange(c.exchange, true);
-  } else {
+  if (c.exchange == kNil) {
     CloseConn(conn_idx);
+  } else if (c.kind == ConnKind::kUpstream) {
+    UpstreamFailed(c.exchange, ErrorCause::kUpstreamClosed, false);
+  } else {
+    AbortExchange(c.exchange, true);
   }
 }
 

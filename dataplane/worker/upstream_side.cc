@@ -34,6 +34,14 @@ const char* UpstreamErrorBody(ErrorCause cause) {
       return "zproxy: invalid upstream response\n";
     case ErrorCause::kNoHealthyUpstream:
       return "zproxy: no healthy upstream\n";
+    case ErrorCause::kUpstreamTlsExpired:
+      return "zproxy: upstream TLS certificate rejected (expired or not yet valid)\n";
+    case ErrorCause::kUpstreamTlsUntrusted:
+      return "zproxy: upstream TLS certificate rejected (not signed by the cluster's ca)\n";
+    case ErrorCause::kUpstreamTlsName:
+      return "zproxy: upstream TLS certificate rejected (not valid for the cluster's sni)\n";
+    case ErrorCause::kUpstreamTlsHandshake:
+      return "zproxy: upstream TLS handshake failed\n";
     default:
       return "zproxy: upstream error\n";
   }
@@ -128,6 +136,11 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   ArmRecv(conn_idx);
   if (ex_idx == kNil) {
     CloseConn(conn_idx);
+    return;
+  }
+  if (Cs(u.owner).cfg->tls != nullptr) {
+    // HTTPS upstream: the request waits for the handshake (TlsUpstreamReady attaches it).
+    TlsConnect(conn_idx);
     return;
   }
   u.exchange = kNil;  // AttachUpstream links both ways

@@ -303,6 +303,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     return;
   }
   uint32_t ex = c.exchange;
+  if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
+    TlsUpstreamFailed(conn_idx, ErrorCause::kConnectTimeout);  // the handshake is the connect
+    return;
+  }
   if (c.flags & kConnecting) {
     UpstreamFailed(ex, ErrorCause::kConnectTimeout, true);
   } else {

@@ -105,6 +105,11 @@ class Worker {
   // session into plaintext input slices; the output queue's plaintext is encrypted into
   // the connection's wire queue just before sending.
   bool TlsAccept(uint32_t conn_idx);
+  // Upstream connections of clusters with tls: the client handshake after connect; the
+  // exchange is attached once it completes (or failed with a cause naming why).
+  void TlsConnect(uint32_t conn_idx);
+  void TlsUpstreamReady(uint32_t conn_idx);
+  void TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause);
   // True while the session owns the connection's bytes (userspace TLS); false for
   // plaintext listeners and connections the kernel (kTLS) took over.
   bool TlsUserspace(const Conn& c) const {

@@ -17,48 +17,9 @@ import yamlgen
 from conftest import catch_all, cluster, listener
 from httpraw import Conn, build_request
 from procs import base_config, run_check, wait_until
+from tlscerts import Certs
 
 MB = 1 << 20
-
-
-def _openssl(*args, cwd=None):
-    r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, cwd=cwd,
-                       timeout=60)
-    assert r.returncode == 0, (args, r.stderr)
-    return r
-
-
-class Certs:
-    """A CA and leaf certificates made with the openssl CLI."""
-
-    def __init__(self, d):
-        self.dir = d
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", self.path("ca.key"), "-out", self.path("ca.pem"), "-days", "30",
-                 "-subj", "/CN=zproxy test CA")
-        self.ecdsa = self.leaf("ecdsa", ["example.com", "www.example.com"], "ec")
-        self.rsa = self.leaf("rsa", ["example.com", "www.example.com"], "rsa")
-        self.wild = self.leaf("wild", ["*.wild.test"], "ec")
-        self.other = self.leaf("other", ["other.test"], "ec")
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def leaf(self, name, names, kind):
-        key, csr, pem = self.path(name + ".key"), self.path(name + ".csr"), self.path(name + ".pem")
-        if kind == "ec":
-            newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        else:
-            newkey = ["-newkey", "rsa:2048"]
-        _openssl("req", "-new", *newkey, "-nodes", "-keyout", key, "-out", csr,
-                 "-subj", "/CN=" + names[0])
-        ext = self.path(name + ".ext")
-        with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join("DNS:" + n for n in names) + "\n")
-        _openssl("x509", "-req", "-in", csr, "-CA", self.path("ca.pem"), "-CAkey",
-                 self.path("ca.key"), "-CAcreateserial", "-out", pem, "-extfile", ext,
-                 "-days", "30")
-        return {"cert": pem, "key": key}
 
 
 @pytest.fixture(scope="module")
