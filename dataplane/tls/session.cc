@@ -67,8 +67,7 @@ bool Session::Start(const ServerContext& context, WireSink* sink) {
     return false;
   }
   BIO_set_data(bio, this);
-  BIO_up_ref(bio);
-  SSL_set_bio(ssl_, bio, bio);  // takes both references
+  SSL_set_bio(ssl_, bio, bio);  // the same BIO both ways: one reference, now the SSL's
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
   // Certificates and other handshake-only configuration are dropped once established.
@@ -87,7 +86,6 @@ bool Session::StartClient(const ClientContext& context, WireSink* sink, const ch
     return false;
   }
   BIO_set_data(bio, this);
-  BIO_up_ref(bio);
   SSL_set_bio(ssl_, bio, bio);
   SSL_set_app_data(ssl_, this);
   SSL_set_connect_state(ssl_);
