@@ -1,6 +1,5 @@
 // zproxyd: loads and validates the config, creates the listen sockets, and starts and
 // supervises the data plane. `--check` only validates (exit 0 ok, 1 errors, 2 usage).
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -20,11 +19,10 @@
 #include "controlplane/flags.h"
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
+#include "controlplane/orphan_startup.h"
 #include "controlplane/state/config_manager.h"
 #include "controlplane/state/config_ops.h"
 #include "controlplane/state/state_file.h"
-#include "controlplane/sync/adopt_sockets.h"
-#include "controlplane/sync/adoption.h"
 #include "controlplane/sync/config_push.h"
 #include "controlplane/sync/orphan.h"
 #include "controlplane/sync/resyncer.h"
@@ -143,69 +141,18 @@ int Main(int argc, char** argv) {
   }
 
   // A data plane left serving by a zproxyd that died (it holds the ports and redials the
-  // sync socket) is adopted: we take copies of its listen sockets and of its adoption
-  // channel, re-attach its health and resync its config; it keeps serving throughout. If
-  // that is impossible (--no-adopt, no channel, pidfd_getfd refused, worker count changed)
-  // it is taken over instead: our own data plane on its sockets, then it drains.
+  // sync socket) is adopted: it keeps serving throughout, we take copies of its listen
+  // sockets and its adoption channel, re-attach its health and resync its config. If that
+  // is impossible it is taken over instead: our own data plane on its sockets, then it drains.
   std::vector<ListenSocket> sockets;
-  std::vector<pid_t> orphans;
-  sync::AdoptionHandle adoption;
-  zproxy::v1::Hello orphan_hello;
+  OrphanStartup orphan;
   if (!CreateListenSockets(loaded.config, workers, &sockets, &error)) {
-    if (sync_server != nullptr && error.find("Address already in use") != std::string::npos) {
-      orphans = sync::FindOrphans(sync_server->sessions(), std::chrono::milliseconds(3000));
-    }
-    if (orphans.empty()) {
+    const bool in_use = error.find("Address already in use") != std::string::npos;
+    if (sync_server == nullptr || !in_use ||
+        !StartWithOrphans(sync_server->sessions(), loaded.config, workers, flags.no_adopt, &sockets,
+                          &orphan, &error)) {
       ZLOG_ERROR("%s", error.c_str());
       return 1;
-    }
-    // The orphan serving the newest config is the one to keep.
-    auto& sessions = sync_server->sessions();
-    std::stable_sort(orphans.begin(), orphans.end(), [&sessions](pid_t a, pid_t b) {
-      zproxy::v1::Hello ha, hb;
-      sessions.HelloOf(a, &ha);
-      sessions.HelloOf(b, &hb);
-      return ha.config_version() > hb.config_version();
-    });
-    const pid_t orphan = orphans[0];
-    sessions.HelloOf(orphan, &orphan_hello);
-    sockets.clear();
-    size_t fresh = 0;
-    if (flags.no_adopt) {
-      error = "--no-adopt";
-    } else if (sync::GatherListenSockets(orphan, loaded.config, workers, &sockets, &error,
-                                         &fresh) &&
-               sync::OpenAdoption(orphan, orphan_hello, &adoption, &error)) {
-      orphans.erase(orphans.begin());  // the others (if any) drain
-      ZLOG_INFO(
-          "adoption: data plane pid %d (config version %llu): %zu listen socket(s) taken "
-          "back%s",
-          orphan, static_cast<unsigned long long>(orphan_hello.config_version()),
-          sockets.size() - fresh * workers,
-          fresh != 0 ? ", fresh ones for listeners it does not serve" : "");
-    }
-    if (!adoption.channel.valid()) {
-      ZLOG_WARN(
-          "adoption of data plane pid %d impossible (%s): taking it over instead (a new "
-          "data plane, then it drains)",
-          orphan, error.c_str());
-      // Best: the orphan's own sockets travel back (nothing queued on them is lost when it
-      // drains). Else join its SO_REUSEPORT groups with fresh sockets.
-      sockets.clear();
-      if (sync::AdoptListenSockets(orphan, loaded.config, workers, &sockets, &error)) {
-        ZLOG_INFO("takeover: adopted %zu listen socket(s) from orphaned data plane pid %d",
-                  sockets.size(), orphan);
-      } else {
-        ZLOG_WARN(
-            "takeover: cannot adopt the listen sockets of orphaned data plane pid %d (%s); "
-            "joining its SO_REUSEPORT groups instead",
-            orphan, error.c_str());
-        sockets.clear();
-        if (!CreateListenSockets(loaded.config, workers, &sockets, &error, /*probe=*/false)) {
-          ZLOG_ERROR("%s", error.c_str());
-          return 1;
-        }
-      }
     }
   }
 
@@ -243,13 +190,7 @@ int Main(int argc, char** argv) {
 
   // Health slots and verdicts: those the orphan reads are kept (it goes on reading them
   // until it is re-attached, or until it drains); every other slot starts healthy.
-  {
-    std::vector<health::HealthService::InheritedSlot> inherited;
-    for (const auto& h : orphan_hello.health()) {
-      inherited.push_back({h.slot().cluster(), h.slot().address(), h.slot().slot(), h.healthy()});
-    }
-    health.Reset(inherited);
-  }
+  health.Reset(orphan.InheritedHealth());
 
   DataplaneSupervisor::Options options;
   options.binary = binary;
@@ -265,32 +206,8 @@ int Main(int argc, char** argv) {
   };
   DataplaneSupervisor supervisor(options, store, sockets);
 
-  if (adoption.channel.valid()) {
-    // Re-attach the orphan's health to the region we write, then supervise it.
-    const zproxy::v1::Config view = state::DataplaneView(*store.Current().config);
-    health.Apply(view);
-    zproxy::v1::DataplaneBootstrap message;
-    std::vector<int> fds;
-    health.FillBootstrap(view, &message, &fds);
-    if (sync::SendHealthRegion(adoption.channel.get(), message, fds, 3000, &error)) {
-      const pid_t pid = adoption.pid;
-      supervisor.Adopt(pid, std::move(adoption.pidfd), std::move(adoption.channel),
-                       orphan_hello.config_version());
-      ZLOG_INFO(
-          "adoption: data plane pid %d adopted %lld ms after zproxyd started (health "
-          "re-attached; config version %llu, current %llu)",
-          pid, static_cast<long long>(MsSince(process_start)),
-          static_cast<unsigned long long>(orphan_hello.config_version()),
-          static_cast<unsigned long long>(store.Current().version));
-    } else {
-      ZLOG_WARN(
-          "adoption of data plane pid %d failed: health region: %s; taking it over "
-          "instead (a new data plane, then it drains)",
-          adoption.pid, error.c_str());
-      orphans.insert(orphans.begin(), adoption.pid);
-      adoption = sync::AdoptionHandle{};
-    }
-  }
+  CompleteAdoption(&orphan, health, state::DataplaneView(*store.Current().config),
+                   store.Current().version, supervisor, MsSince(process_start));
 
   state::ConfigManager manager(
       &store, flags.config_path, state::Sha256Hex(file_text),
@@ -334,7 +251,7 @@ int Main(int argc, char** argv) {
         [&resyncer](pid_t pid, uint64_t version) { resyncer->Post(pid, version); });
     // The adopted data plane said Hello before any of this existed.
     if (supervisor.GetStatus().pid > 0) {
-      resyncer->Post(supervisor.GetStatus().pid, orphan_hello.config_version());
+      resyncer->Post(supervisor.GetStatus().pid, orphan.hello.config_version());
     }
   }
   admin::AdminContext context;
@@ -364,10 +281,10 @@ int Main(int argc, char** argv) {
   }
 
   std::unique_ptr<sync::OrphanRetirer> retire_orphans;
-  if (!orphans.empty()) {
+  if (!orphan.to_drain.empty()) {
     retire_orphans = std::make_unique<sync::OrphanRetirer>(
-        sync_server->sessions(), orphans, [&supervisor] { return supervisor.GetStatus().pid; },
-        std::chrono::milliseconds(10000));
+        sync_server->sessions(), orphan.to_drain,
+        [&supervisor] { return supervisor.GetStatus().pid; }, std::chrono::milliseconds(10000));
   }
   int code = supervisor.Run();
   if (sync_server != nullptr) sync_server->sessions().SetHelloObserver(nullptr);

@@ -22,7 +22,7 @@ namespace zproxy::sync {
 bool IsDataplaneProcess(pid_t pid);
 
 // Waits up to `timeout` for data planes to dial in before zproxyd started any of its own
-// (data planes redial every <= 2 s). Returns their pids.
+// (data planes redial every <= 500 ms). Returns their pids.
 std::vector<pid_t> FindOrphans(const SessionRegistry& sessions, std::chrono::milliseconds timeout);
 
 // Background thread: once the data plane `current_pid()` names has connected (or after

@@ -2,7 +2,8 @@
 // One thread dials zproxyd's unix socket, says Hello{pid, version}, applies every pushed
 // snapshot through ConfigApplier and answers ACK/NACK; a second thread sends the /metrics
 // text every stats interval. If zproxyd goes away the data plane keeps serving its last
-// snapshot and redials with backoff (100 ms doubling to 2 s), saying Hello again.
+// snapshot and redials with backoff (100 ms doubling to 500 ms: the bound on how long a
+// restarted zproxyd waits to adopt it), saying Hello again.
 // This header stays free of gRPC (links grpc++_unsecure: never OpenSSL next to BoringSSL).
 #pragma once
 
@@ -32,7 +33,7 @@ class SyncClient {
     std::function<void(zproxy::v1::Hello*)> fill_hello;
     Ms stats_interval{1000};
     Ms min_backoff{100};
-    Ms max_backoff{2000};
+    Ms max_backoff{500};
     uint32_t apply_timeout_ms = 2000;
   };
 
