@@ -1,8 +1,8 @@
 """Active health checks end to end: zproxyd probes the endpoints, the data plane stops picking
 an unhealthy one (no 502 for clients), /metrics shows every transition, a restarted backend
-comes back, and a cluster with no healthy endpoint answers 503. The kill/restart test runs
-with both health backings: the pinned BPF map (default as root) and the memfd region
-(zproxyd started without the BPF capabilities, which forces the fallback).
+comes back, and a cluster with no healthy endpoint answers 503. Every test runs with both
+health backings: the pinned BPF map (default as root) and the memfd region (zproxyd started
+without the BPF capabilities, which forces the fallback).
 
 The backends here are this file's own zproxy-test-backend processes (killed and restarted),
 never the shared fixtures."""
@@ -94,14 +94,23 @@ def bpf_available():
     return os.geteuid() == 0 and os.access("/sys/fs/bpf", os.W_OK)
 
 
-@pytest.mark.parametrize("backing", ["bpf_map", "memfd"])
-def test_killed_backend_is_taken_out_and_comes_back(make_proxy, tmp_path, backing):
-    if backing == "bpf_map" and not bpf_available():
+@pytest.fixture(params=["bpf_map", "memfd"])
+def backing(request):
+    """The health backing a test runs with; the memfd fallback is forced with NO_BPF."""
+    if request.param == "bpf_map" and not bpf_available():
         pytest.skip("needs root and bpffs")
+    return request.param
+
+
+def _wrapper(backing):
+    return NO_BPF if backing == "memfd" else ()
+
+
+def test_killed_backend_is_taken_out_and_comes_back(make_proxy, tmp_path, backing):
     a = KillableBackend("hc-a", str(tmp_path))
     b = KillableBackend("hc-b", str(tmp_path))
     try:
-        z = _proxy(make_proxy, [a.addr, b.addr], wrapper=NO_BPF if backing == "memfd" else ())
+        z = _proxy(make_proxy, [a.addr, b.addr], wrapper=_wrapper(backing))
         assert health_backing(z) == backing
         if backing == "memfd":
             # The fallback is announced once, with the reason.
@@ -133,9 +142,10 @@ def test_killed_backend_is_taken_out_and_comes_back(make_proxy, tmp_path, backin
         b.stop()
 
 
-def test_all_unhealthy_is_503_no_healthy_upstream(make_proxy):
+def test_all_unhealthy_is_503_no_healthy_upstream(make_proxy, backing):
     dead = ["127.0.0.1:%d" % free_port(), "127.0.0.1:%d" % free_port()]
-    z = _proxy(make_proxy, dead)
+    z = _proxy(make_proxy, dead, wrapper=_wrapper(backing))
+    assert health_backing(z) == backing
     for d in dead:
         wait_health(z, d, 0, 3.0)
     r = httpraw.request(z.port)
@@ -145,11 +155,12 @@ def test_all_unhealthy_is_503_no_healthy_upstream(make_proxy):
     # 503 is the documented behaviour until then.
 
 
-def test_http_check_uses_the_status_not_just_the_connect(make_proxy, tmp_path):
+def test_http_check_uses_the_status_not_just_the_connect(make_proxy, tmp_path, backing):
     a = KillableBackend("hc-status", str(tmp_path))
     try:
         # The backend is up, but its answer to the check path is a 503: not healthy.
-        z = _proxy(make_proxy, [a.addr], dict(HEALTH, http_path="/status/503"))
+        z = _proxy(make_proxy, [a.addr], dict(HEALTH, http_path="/status/503"),
+                   wrapper=_wrapper(backing))
         wait_health(z, a.addr, 0, 3.0)
         r = httpraw.request(z.port)
         assert r.status == 503 and b"no healthy upstream" in r.body, r
@@ -157,11 +168,12 @@ def test_http_check_uses_the_status_not_just_the_connect(make_proxy, tmp_path):
         a.stop()
 
 
-def test_expected_statuses_accepts_listed_status(make_proxy, tmp_path):
+def test_expected_statuses_accepts_listed_status(make_proxy, tmp_path, backing):
     a = KillableBackend("hc-expected", str(tmp_path))
     try:
         z = _proxy(make_proxy, [a.addr],
-                   dict(HEALTH, http_path="/status/503", expected_statuses=[200, 503]))
+                   dict(HEALTH, http_path="/status/503", expected_statuses=[200, 503]),
+                   wrapper=_wrapper(backing))
         time.sleep(0.8)  # several probes, all answered 503, which is expected here
         assert health_gauges(z) == {a.addr: 1}
         assert httpraw.request(z.port).status == 200
@@ -169,7 +181,7 @@ def test_expected_statuses_accepts_listed_status(make_proxy, tmp_path):
         a.stop()
 
 
-def test_panic_mode_serves_when_every_endpoint_fails_its_check(make_proxy, backends):
+def test_panic_mode_serves_when_every_endpoint_fails_its_check(make_proxy, backends, backing):
     # The health check asks for a path that answers 500, so both endpoints go unhealthy
     # while they still serve real traffic. Without panic mode that is a 503; with
     # panic_threshold_percent the proxy spreads over all endpoints anyway.
@@ -179,7 +191,7 @@ def test_panic_mode_serves_when_every_endpoint_fails_its_check(make_proxy, backe
         cfg = base_config([listener("web", catch_all("app"))],
                           [cluster("app", *eps, health_check=bad_check,
                                    panic_threshold_percent=panic)])
-        z = make_proxy(cfg, allow_stderr=("unhealthy",))
+        z = make_proxy(cfg, allow_stderr=("unhealthy",), wrapper=_wrapper(backing))
         for e in eps:
             wait_health(z, e, 0, 3.0)
         statuses = {httpraw.request(z.port).status for _ in range(6)}
