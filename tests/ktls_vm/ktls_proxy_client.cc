@@ -178,6 +178,11 @@ long OffloadCount(uint16_t metrics_port, const std::string& outcome, std::string
   const int status = s.Write(req, sizeof(req) - 1) ? ReadResponse(&s, &body) : -1;
   ::close(fd);
   if (status != 200) return -1;
+  // The data plane's own view of the kernel path: zproxy_dataplane_info{...,ktls="1"}.
+  const size_t info = body.find("\nzproxy_dataplane_info{");
+  if (info != std::string::npos) {
+    *lines += "  " + body.substr(info + 1, body.find('\n', info + 1) - info - 1) + "\n";
+  }
   long sum = 0;
   size_t pos = 0;
   while ((pos = body.find("zproxy_tls_offload_total{", pos)) != std::string::npos) {
@@ -211,7 +216,12 @@ int main(int argc, char** argv) {
   if (!ok) return 1;
   std::string lines;
   const long n = OffloadCount(metrics_port, expect, &lines);
-  std::printf("zproxy_tls_offload_total:\n%s", lines.c_str());
+  std::printf("metrics:\n%s", lines.c_str());
+  const bool info_ktls = lines.find("ktls=\"1\"") != std::string::npos;
+  if (expect == "installed" && !info_ktls) {
+    std::printf("FAIL: zproxy_dataplane_info does not say ktls=\"1\"\n");
+    return 1;
+  }
   if (n < g_connections) {
     std::printf("FAIL: %ld connection(s) with outcome=\"%s\", want %d\n", n, expect.c_str(),
                 g_connections);
