@@ -6,10 +6,13 @@ and proxy to the same plaintext backend (zproxy-test-backend), with the placemen
 bench/run-http: proxy and backend on CPU 0, wrk on CPU 1, one worker each, runs interleaved
 per repetition. Measured per proxy:
 
-  handshakes   wrk over https with `Connection: close`: every request is a new connection
-               with a full handshake (wrk keeps no sessions), so conn/s = handshakes/s; the
-               proxy's CPU time (utime+stime of its process tree) / connections = CPU per
-               handshake (one small request/response included, the same for all)
+  full         wrk over https with `Connection: close`, session resumption off in every proxy
+               (no tickets, no session cache): every request is a new connection with a full
+               handshake, so conn/s = handshakes/s; the proxy's CPU time (utime+stime of its
+               process tree) / connections = CPU per handshake (one small request/response
+               included, the same for all)
+  resumed      the same with each proxy's default resumption on: wrk (OpenSSL) keeps the
+               session and resumes every new connection (TLS 1.3 PSK with ECDHE)
   keep-alive   wrk over https on kept-alive connections: req/s, latency, CPU per request
 
 The TLS version and cipher are whatever wrk (OpenSSL) and each proxy negotiate by default;
@@ -44,7 +47,7 @@ def make_cert(workdir):
     return {"cert": pem, "key": key, "combined": combined}
 
 
-def nginx_conf(workdir, port, backend_port, cert):
+def nginx_conf(workdir, port, backend_port, cert, resume):
     return hb.common_nginx_head(workdir, "tls") + """
 http {
     access_log off;
@@ -57,25 +60,31 @@ http {
     server {
         listen 127.0.0.1:%(p)d ssl backlog=4096;
         ssl_certificate %(c)s; ssl_certificate_key %(k)s;
-        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_protocols TLSv1.2 TLSv1.3; %(r)s
         location / { proxy_pass http://backend; proxy_http_version 1.1;
                      proxy_set_header Connection ""; }
     }
 }
-""" % {"w": workdir, "p": port, "b": backend_port, "c": cert["cert"], "k": cert["key"]}
+""" % {"w": workdir, "p": port, "b": backend_port, "c": cert["cert"], "k": cert["key"],
+       "r": "" if resume else "ssl_session_tickets off; ssl_session_cache off;"}
 
 
-def haproxy_conf(port, backend_port, cert):
-    return hb.haproxy_conf(port, backend_port).replace(
+def haproxy_conf(port, backend_port, cert, resume):
+    conf = hb.haproxy_conf(port, backend_port).replace(
         "    bind 127.0.0.1:%d\n" % port,
-        "    bind 127.0.0.1:%d ssl crt %s alpn http/1.1\n" % (port, cert["combined"]))
+        "    bind 127.0.0.1:%d ssl crt %s alpn http/1.1%s\n" % (
+            port, cert["combined"], "" if resume else " no-tls-tickets"))
+    if not resume:
+        conf = conf.replace("    nbthread 1\n", "    nbthread 1\n    tune.ssl.cachesize 0\n")
+    return conf
 
 
-def zproxy_conf(workdir, port, backend_port, metrics_port, cert):
+def zproxy_conf(workdir, port, backend_port, metrics_port, cert, resume):
     return hb.zproxy_conf(workdir, port, backend_port, metrics_port).replace(
         "    http: { idle_timeout_ms: 600000, xff_disable: true }\n",
         "    http: { idle_timeout_ms: 600000, xff_disable: true }\n"
-        "    tls: { certificates: [ { cert: %s, key: %s } ] }\n" % (cert["cert"], cert["key"]))
+        "    tls: { certificates: [ { cert: %s, key: %s } ], session_tickets_disable: %s }\n" % (
+            cert["cert"], cert["key"], "false" if resume else "true"))
 
 
 def https_ready(proc, port, expect, timeout=30):
@@ -121,7 +130,7 @@ def run_wrk_tls(port, duration, conns, close, pids):
     return r
 
 
-def start_proxy(env, name, cert):
+def start_proxy(env, name, cert, resume=True):
     w = env.workdir
     port = PORTS[name]
     if hb.port_open(port):
@@ -129,17 +138,17 @@ def start_proxy(env, name, cert):
     if name == "nginx":
         conf = os.path.join(w, "nginx-tls.conf")
         with open(conf, "w") as f:
-            f.write(nginx_conf(w, port, PORTS["backend"], cert))
+            f.write(nginx_conf(w, port, PORTS["backend"], cert, resume))
         cmd = ["nginx", "-p", w, "-c", conf, "-e", os.path.join(w, "nginx-tls-error.log")]
     elif name == "haproxy":
         conf = os.path.join(w, "haproxy-tls.cfg")
         with open(conf, "w") as f:
-            f.write(haproxy_conf(port, PORTS["backend"], cert))
+            f.write(haproxy_conf(port, PORTS["backend"], cert, resume))
         cmd = ["haproxy", "-db", "-f", conf]
     else:
         conf = os.path.join(w, "zproxy-tls.yaml")
         with open(conf, "w") as f:
-            f.write(zproxy_conf(w, port, PORTS["backend"], PORTS["zproxy_metrics"], cert))
+            f.write(zproxy_conf(w, port, PORTS["backend"], PORTS["zproxy_metrics"], cert, resume))
         cmd = [env.bins["zproxyd"], "--config", conf, "--dataplane", env.bins["zproxy-dataplane"]]
     env_vars = None
     if name == "zproxy" and env.args.uring_shim:
@@ -164,14 +173,16 @@ def report(res):
                  res["machine"]["kernel"], res["date"], res["git"], res["reps"], res["duration"],
                  res["connections"], res["openssl"]))
     L.append("")
-    L.append("| proxy | negotiated | handshakes/s (Connection: close) | CPU µs / handshake | "
-             "proxy CPU busy | keep-alive req/s | p99 µs | CPU µs / req | proxy CPU busy |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+    L.append("| proxy | negotiated | full handshakes/s | CPU µs / full handshake | "
+             "proxy CPU busy | resumed/s | CPU µs / resumed | keep-alive req/s | p99 µs | "
+             "CPU µs / req | proxy CPU busy |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in res["order"]:
         x = s[name]
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, x["negotiated"], hb.fmt_stat(x["hs_rps"]), hb.fmt_stat(x["hs_cpu"], 1),
-            hb.fmt_stat(x["hs_util"], 2, spread=False), hb.fmt_stat(x["ka_rps"]),
+            hb.fmt_stat(x["hs_util"], 2, spread=False), hb.fmt_stat(x["rs_rps"]),
+            hb.fmt_stat(x["rs_cpu"], 1), hb.fmt_stat(x["ka_rps"]),
             hb.fmt_stat(x["ka_p99"]), hb.fmt_stat(x["ka_cpu"], 2),
             hb.fmt_stat(x["ka_util"], 2, spread=False)))
     L.append("")
@@ -183,13 +194,15 @@ def report(res):
     L.append("")
     z, h = "zproxy", "haproxy"
     if z in s and h in s:
-        L.append("zproxy / HAProxy: CPU per handshake %s (target ≤ 0.4), keep-alive req/s %s "
-                 "(target ≥ 1.5), CPU per keep-alive request %s." % (
+        L.append("zproxy / HAProxy: CPU per full handshake %s (target ≤ 0.4), per resumed "
+                 "handshake %s, keep-alive req/s %s (target ≥ 1.5), CPU per keep-alive request "
+                 "%s." % (
                      hb.fmt(hb.ratio(hb.med(s, z, "hs_cpu"), hb.med(s, h, "hs_cpu")), 2),
+                     hb.fmt(hb.ratio(hb.med(s, z, "rs_cpu"), hb.med(s, h, "rs_cpu")), 2),
                      hb.fmt(hb.ratio(hb.med(s, z, "ka_rps"), hb.med(s, h, "ka_rps")), 2),
                      hb.fmt(hb.ratio(hb.med(s, z, "ka_cpu"), hb.med(s, h, "ka_cpu")), 2)))
     if "nginx" in s and z in s:
-        L.append("zproxy / nginx: CPU per handshake %s, keep-alive req/s %s." % (
+        L.append("zproxy / nginx: CPU per full handshake %s, keep-alive req/s %s." % (
             hb.fmt(hb.ratio(hb.med(s, z, "hs_cpu"), hb.med(s, "nginx", "hs_cpu")), 2),
             hb.fmt(hb.ratio(hb.med(s, z, "ka_rps"), hb.med(s, "nginx", "ka_rps")), 2)))
     if res["problems"]:
@@ -237,14 +250,23 @@ def main(argv):
                     run["keepalive"] = run_wrk_tls(PORTS[name], args.duration, args.connections,
                                                    False, proc.tree())
                     time.sleep(1)
+                    run["resumed"] = run_wrk_tls(PORTS[name], args.duration, args.connections,
+                                                 True, proc.tree())
+                    if not proc.alive():
+                        raise hb.BenchError("%s died during the run" % name)
+                    proc.stop()
+                    time.sleep(1)
+                    proc = start_proxy(env, name, cert, resume=False)
                     run["handshakes"] = run_wrk_tls(PORTS[name], args.duration, args.connections,
                                                     True, proc.tree())
                     if not proc.alive():
                         raise hb.BenchError("%s died during the run" % name)
-                    hb.log("  %s: keep-alive %.0f req/s %.2f us/req | handshakes %.0f/s %.1f us each" % (
-                        name, run["keepalive"]["rps"], run["keepalive"]["cpu_us_per_req"],
-                        run["handshakes"]["rps"], run["handshakes"]["cpu_us_per_req"]))
-                    for k in ("keepalive", "handshakes"):
+                    hb.log("  %s: keep-alive %.0f req/s %.2f us/req | full %.0f/s %.1f us each"
+                           " | resumed %.0f/s %.1f us each" % (
+                               name, run["keepalive"]["rps"], run["keepalive"]["cpu_us_per_req"],
+                               run["handshakes"]["rps"], run["handshakes"]["cpu_us_per_req"],
+                               run["resumed"]["rps"], run["resumed"]["cpu_us_per_req"]))
+                    for k in ("keepalive", "handshakes", "resumed"):
                         if run[k]["errors"]:
                             problems.append("rep %d %s %s: %d wrk errors" % (
                                 rep, name, k, run[k]["errors"]))
@@ -270,6 +292,8 @@ def main(argv):
             "ka_p99": hb.stat([r["keepalive"].get("p99") for r in rs]),
             "ka_cpu": hb.stat([r["keepalive"]["cpu_us_per_req"] for r in rs]),
             "hs_util": hb.stat([r["handshakes"]["cpu_util"] for r in rs]),
+            "rs_rps": hb.stat([r["resumed"]["rps"] for r in rs]),
+            "rs_cpu": hb.stat([r["resumed"]["cpu_us_per_req"] for r in rs]),
             "ka_util": hb.stat([r["keepalive"]["cpu_util"] for r in rs]),
         }
     res = {"command": os.environ.get("BENCH_COMMAND") or "bench/tls_bench.py " + " ".join(argv),
