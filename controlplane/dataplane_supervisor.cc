@@ -157,6 +157,7 @@ void DataplaneSupervisor::PublishStatus() {
   status_.restarts = restarts_;
   status_.handovers = handovers_;
   status_.version = running_version_;
+  status_.adopted = pid_ > 0 && adopted_pidfd_.valid();
 }
 
 void DataplaneSupervisor::OnWake() {

@@ -66,6 +66,7 @@ class DataplaneSupervisor {
     int restarts = 0;   // after crashes
     int handovers = 0;  // graceful
     uint64_t version = 0;
+    bool adopted = false;  // pid is not our child (Adopt)
   };
 
   DataplaneSupervisor(Options options, const ConfigStore& store,

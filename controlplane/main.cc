@@ -258,7 +258,7 @@ int Main(int argc, char** argv) {
   context.manager = &manager;
   context.dataplane_status = [&supervisor] {
     DataplaneSupervisor::Status s = supervisor.GetStatus();
-    return admin::DataplaneStatus{s.pid, s.uptime_ms, s.restarts, s.handovers};
+    return admin::DataplaneStatus{s.pid, s.uptime_ms, s.restarts, s.handovers, s.adopted};
   };
   context.config_source = startup.source;
   context.state_path = state_path;

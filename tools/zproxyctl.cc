@@ -213,7 +213,8 @@ class Commands {
     t.Add({"config source", r.config_source()});
     t.Add({"config file", r.config_file()});
     t.Add({"state file", r.state_path()});
-    t.Add({"data plane pid", std::to_string(r.dataplane_pid())});
+    t.Add({"data plane pid",
+           std::to_string(r.dataplane_pid()) + (r.dataplane_adopted() ? " (adopted)" : "")});
     t.Add({"data plane uptime", std::to_string(r.dataplane_uptime_ms() / 1000) + " s"});
     t.Add({"workers", std::to_string(r.workers())});
     t.Add({"crash restarts", std::to_string(r.dataplane_restarts())});

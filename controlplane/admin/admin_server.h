@@ -24,6 +24,7 @@ struct DataplaneStatus {
   long long uptime_ms = 0;
   int restarts = 0;
   int handovers = 0;
+  bool adopted = false;  // not our child: taken over from a zproxyd that died
 };
 
 struct AdminContext {

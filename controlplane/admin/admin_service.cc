@@ -193,6 +193,7 @@ grpc::Status AdminService::GetStatus(grpc::ServerContext*, const v1::GetStatusRe
   out->set_dataplane_uptime_ms(dp.uptime_ms);
   out->set_dataplane_restarts(static_cast<uint32_t>(dp.restarts));
   out->set_handovers(static_cast<uint32_t>(dp.handovers));
+  out->set_dataplane_adopted(dp.adopted);
   out->set_config_file(ctx_.manager->file_path());
   out->set_config_source(ctx_.config_source);
   out->set_state_path(ctx_.state_path);

@@ -87,6 +87,8 @@ def test_sigkill_zproxyd_under_load_then_adopt(make_proxy, backends, tmp_path, c
 
     # The same process serves: no second data plane, none started by the new zproxyd.
     assert _alive(dp)
+    assert jsonout(z, "status").get("dataplane_adopted") is True
+    assert "%d (adopted)" % dp in ok(z, "status").stdout
     assert z.serving_dataplanes() == [dp]
     assert z.dataplane_pids() == []  # not its child, and it started none
     assert "drains" not in z.stderr().split("adoption: data plane pid %d (config" % dp)[-1]
@@ -121,6 +123,7 @@ def test_sigkill_zproxyd_under_load_then_adopt(make_proxy, backends, tmp_path, c
     assert "data plane pid %d exited (adopted: no exit status)" % dp in z.stderr()
     assert wait_until(lambda: _served_by(z, "/after/x", "b"), 3, 0.01)  # state kept
     assert _pid(z) == new
+    assert not jsonout(z, "status").get("dataplane_adopted", False)
 
 
 @pytest.mark.parametrize("backing", ["bpf_map", "memfd"])
