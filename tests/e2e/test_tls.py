@@ -411,3 +411,22 @@ def test_example_tls_config_checks(certs, tmp_path):
     p.write_text(text + "admin_address: unix:/tmp/zp-check/admin.sock\n")
     r = run_check(str(p))
     assert r.returncode == 0, r.stderr
+
+
+def test_tls_added_and_removed_at_run_time(backends, certs, make_proxy, tmp_path):
+    """A running plaintext listener gets a tls block through the Admin API (in place, no
+    restart: its accepts still hand out io_uring fixed files, which userspace TLS serves),
+    then loses it again."""
+    z = make_proxy(base_config([listener("web", catch_all("a"))],
+                               [cluster("a", backends["a"].addr)]))
+    assert httpraw.request(z.port, target="/").status == 200
+    with_tls = dict(z.config)
+    with_tls["listeners"] = [dict(z.config["listeners"][0])]
+    with_tls["listeners"][0]["tls"] = {"certificates": [certs.ecdsa]}
+    ctl.ok(z, "config", "apply", _write(tmp_path, with_tls, "tls.yaml"))
+    assert wait_until(lambda: curl(z.port, "example.com", "/", cacert=certs.path("ca.pem"))
+                      .returncode == 0, 5)
+    r = curl(z.port, "example.com", "/echo", cacert=certs.path("ca.pem"))
+    assert ["X-Forwarded-Proto", "https"] in json.loads(r.stdout)["headers"]
+    ctl.ok(z, "config", "apply", _write(tmp_path, z.config, "plain.yaml"))
+    assert wait_until(lambda: httpraw.request(z.port, target="/").status == 200, 5)
