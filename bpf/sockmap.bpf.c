@@ -20,6 +20,12 @@ int zproxy_splice(struct __sk_buff *skb) {
       .local_port = skb->local_port,
       .remote_port = bpf_ntohl(skb->remote_port),
   };
+  if (skb->len == 0) {
+    /* A bare FIN. Redirected, the peer's backlog worker would "send" it, get 0 bytes
+     * sent, and take that for a broken pipe (EPIPE on the peer socket: seen on 6.18).
+     * The FIN is already recorded on this socket; userspace forwards it. */
+    return SK_PASS;
+  }
   struct zproxy_sock_key *peer = bpf_map_lookup_elem(&zproxy_pair_peer, &key);
   if (!peer) {
     /* Not paired (yet, or any more): leave the bytes to userspace. */

@@ -75,8 +75,10 @@ bool DataplaneSupervisor::Spawn(const zproxy::v1::Config& config, uint64_t versi
     return false;
   }
   *control = std::move(child.control);
-  ZLOG_INFO("data plane started: pid %d, %s, config version %llu, %zu listen sockets", *pid,
-            options_.binary.c_str(), static_cast<unsigned long long>(version), fds.size());
+  ZLOG_INFO(
+      "data plane started: pid %d, %s, config version %llu, %zu listen sockets, %zu other fds",
+      *pid, options_.binary.c_str(), static_cast<unsigned long long>(version), sockets_.size(),
+      fds.size() - sockets_.size());
   return true;
 }
 

@@ -198,11 +198,22 @@ int Main(int argc, char** argv) {
   options.stop_timeout = DataplaneSupervisor::Ms(drain_ms + 5000);
   // Every data plane start carries the config it will run: the checker follows that
   // config (unchanged endpoints keep slot and state) and the data plane gets the region.
-  options.extend_bootstrap = [&health, &sync_server](zproxy::v1::DataplaneBootstrap* boot,
-                                                     std::vector<int>* fds) {
+  options.extend_bootstrap = [&health, &sync_server, &bpf_runtime](
+                                 zproxy::v1::DataplaneBootstrap* boot, std::vector<int>* fds) {
     health.Apply(boot->config());
     health.FillBootstrap(boot->config(), boot, fds);
     if (sync_server != nullptr) boot->set_sync_address(sync_server->address());
+    // Kernel splicing: the data plane inserts pass-through pairs into the SOCKHASH through
+    // these fds (map updates only; zproxyd loaded and attached the program).
+    if (const bpf::SpliceMap* splice = bpf_runtime.splice_map()) {
+      auto add = [fds](int fd) {
+        fds->push_back(fd);
+        return static_cast<uint32_t>(fds->size() - 1);
+      };
+      boot->set_splice_pairs_fd_index(add(splice->pairs_fd()));
+      boot->set_splice_peer_fd_index(add(splice->peer_fd()));
+      boot->set_splice_counters_fd_index(add(splice->counters_fd()));
+    }
   };
   DataplaneSupervisor supervisor(options, store, sockets);
 

@@ -21,11 +21,13 @@
 
 #include "common/health_region.h"
 #include "common/log.h"
+#include "common/splice_pairs.h"
 #include "dataplane/bootstrap/handoff.h"
 #include "dataplane/config_applier.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
+#include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/sync/adoption_channel.h"
 #include "dataplane/sync/sync_client.h"
@@ -118,6 +120,25 @@ int Run(int argc, char** argv) {
               backing == HealthBacking::kBpfMap ? "the BPF map zproxy_health" : "a memfd region",
               health_slots.size());
   }
+  // Kernel splicing: the SOCKHASH, peer table and counters zproxyd loaded (absent without
+  // BPF). The fds stay open for the process's life; workers only update/read the maps.
+  PassthroughCaps passthrough;
+  {
+    auto take = [&](bool has, uint32_t index, int* out) {
+      if (!has) return true;
+      if (index >= fds.size()) return false;
+      *out = fds[index].release();
+      return true;
+    };
+    if (!take(boot.has_splice_pairs_fd_index(), boot.splice_pairs_fd_index(),
+              &passthrough.pairs_fd) ||
+        !take(boot.has_splice_peer_fd_index(), boot.splice_peer_fd_index(), &passthrough.peer_fd) ||
+        !take(boot.has_splice_counters_fd_index(), boot.splice_counters_fd_index(),
+              &passthrough.counters_fd)) {
+      ZLOG_ERROR("bootstrap: a splice map fd index is out of range");
+      return 1;
+    }
+  }
   // TLS session ticket keys live as long as the process, so tickets survive config changes.
   tls::TicketKeyStore ticket_keys;
   std::shared_ptr<const Snapshot> snap = BuildSnapshot(boot.config(), boot.config_version(), &error,
@@ -193,6 +214,7 @@ int Run(int argc, char** argv) {
     opt.buf_count = ur.buf_count() != 0 ? ur.buf_count() : 1024;
     opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;
     opt.access_log_fd = access_log_fd;
+    opt.passthrough = passthrough;
     pool.push_back(std::make_unique<Worker>(opt, snap, sockets[w]));
   }
 
@@ -255,6 +277,30 @@ int Run(int argc, char** argv) {
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
   // kTLS is probed here, once, before any handshake (ktls::Detect logs the one line).
   tls::KernelOffloadAvailable();
+  passthrough.splice = f.splice;
+  // One line per tcp_proxy listener: the pass-through mode it gets, and why if it is not
+  // the one asked for.
+  auto describe_passthrough = [&passthrough](const Snapshot& s, bool log) {
+    std::vector<DataplaneInfo::PassthroughListener> out;
+    for (size_t i = 0; i < s.listeners.size(); i++) {
+      const ListenerRuntime& l = s.listeners[i];
+      if (l.tcp_cluster < 0) continue;
+      std::string why;
+      PassMode mode = ResolvePassMode(l.pass_mode, passthrough, &why);
+      std::string requested = zproxy::v1::PassthroughMode_Name(l.pass_mode);
+      for (char& ch : requested) ch = static_cast<char>(tolower(ch));
+      if (log && why.empty()) {
+        ZLOG_INFO("listener \"%s\": pass-through mode %s (requested %s)", l.name.c_str(),
+                  PassModeName(mode), requested.c_str());
+      } else if (log) {
+        ZLOG_WARN("listener \"%s\": pass-through mode %s requested, using %s: %s", l.name.c_str(),
+                  requested.c_str(), PassModeName(mode), why.c_str());
+      }
+      out.push_back({l.name, requested, PassModeName(mode)});
+    }
+    return out;
+  };
+  describe_passthrough(*snap, true);
 
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;
@@ -274,9 +320,17 @@ int Run(int argc, char** argv) {
   base_info.send_zc = f.send_zc;
   base_info.registered_files = f.registered_files;
   base_info.ktls = tls::KernelOffloadAvailable();
+
+  base_info.sockmap = passthrough.sockmap();
+  base_info.splice = passthrough.splice;
+  {
+    std::string unused;
+    base_info.passthrough_auto =
+        PassModeName(ResolvePassMode(zproxy::v1::AUTO, passthrough, &unused));
+  }
   std::vector<const WorkerStats*> stats;
   for (auto& w : pool) stats.push_back(&w->stats());
-  auto render_metrics = [&applier, stats, base_info] {
+  auto render_metrics = [&applier, stats, base_info, passthrough, describe_passthrough] {
     DataplaneInfo info = base_info;
     std::shared_ptr<const Snapshot> live = applier.current();
     info.config_version = live->version;
@@ -284,6 +338,10 @@ int Run(int argc, char** argv) {
     info.health_region = region == nullptr                             ? "none"
                          : region->backing() == HealthBacking::kBpfMap ? "bpf_map"
                                                                        : "memfd";
+    info.passthrough_listeners = describe_passthrough(*live, false);
+    if (passthrough.counters_fd >= 0) {
+      info.has_splice_counters = ReadSpliceCounters(passthrough.counters_fd, &info.splice_counters);
+    }
     for (const auto& c : live->clusters) {
       for (size_t i = 0; i < c.endpoint_names.size(); i++) {
         info.upstream_health.push_back({c.name, c.endpoint_names[i], c.health[i]});

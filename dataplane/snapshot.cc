@@ -36,6 +36,8 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
     lr.add_forwarded_headers = !h.xff_disable();
     if (l.has_tcp_proxy()) {
+      lr.pass_mode = l.tcp_proxy().mode();
+      lr.idle_timeout_ms = OrDefault(l.tcp_proxy().idle_timeout_ms(), 60000u);
       for (int c = 0; c < config.clusters_size(); c++) {
         if (config.clusters(c).name() == l.tcp_proxy().cluster()) lr.tcp_cluster = c;
       }

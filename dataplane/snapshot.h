@@ -30,11 +30,14 @@ struct ListenerRuntime {
   uint32_t idle_timeout_ms = 60000;
   uint32_t header_timeout_ms = 10000;
   bool add_forwarded_headers = true;
-  // tcp_proxy listener: index of its cluster (-1 = HTTP listener).
+  // tcp_proxy listener: index of its cluster (-1 = HTTP listener), the pass-through mode
+  // it asks for (resolved per connection against what the process has, PassthroughCaps).
+  // idle_timeout_ms above is TcpProxy.idle_timeout_ms for these.
   int tcp_cluster = -1;
   // TLS listener: certificates, SNI, ALPN, tickets (null = plaintext).
   std::shared_ptr<const tls::ServerContext> tls;
   uint32_t handshake_timeout_ms = 10000;
+  zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
 };
 
 struct ClusterRuntime {

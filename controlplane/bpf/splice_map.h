@@ -10,6 +10,7 @@
 
 #include "bpf/sockmap.skel.h"
 #include "bpf/zproxy_structs.h"
+#include "common/splice_pairs.h"
 #include "controlplane/bpf/options.h"
 #include "controlplane/bpf/skeleton.h"
 
@@ -30,21 +31,10 @@ class SpliceMap {
   Skeleton<::sockmap> skel_;
 };
 
-// The socket's key as the verdict program sees it (IPv4 TCP only; false otherwise).
-bool SockKeyOf(int fd, zproxy_sock_key* key);
-
-// Splices two established TCP sockets: bytes arriving on `a` leave through `b` and vice
-// versa. Both sockets go into the SOCKHASH first and the peer entries last, so the program
-// never redirects to a socket that is not in the map yet (bytes arriving in between stay
-// readable on their socket: the caller drains them by hand). On failure nothing is left in
-// the maps.
-bool AddPair(int pairs_fd, int peer_fd, int a, int b, std::string* error);
-
-// Undoes AddPair (peer entries first). The kernel also drops a closed socket from the
-// SOCKHASH by itself, but not the peer entries: call this on every close.
-void RemovePair(int pairs_fd, int peer_fd, const zproxy_sock_key& a, const zproxy_sock_key& b);
-
-// Sum over CPUs of zproxy_counters[0].
-bool ReadSpliceCounters(int counters_fd, zproxy_splice_counters* out);
+// The pair operations live in common/splice_pairs.h (the data plane uses them too).
+using zproxy::AddPair;
+using zproxy::ReadSpliceCounters;
+using zproxy::RemovePair;
+using zproxy::SockKeyOf;
 
 }  // namespace zproxy::controlplane::bpf

@@ -92,6 +92,48 @@ TEST_F(SpliceMapTest, RemovePairLeavesNoEntries) {
   EXPECT_EQ(poll(&p, 1, 2000), 1);
 }
 
+// What the data plane's sockmap mode relies on (dataplane/worker/sockmap_tunnel.cc):
+// bytes queued before the insertion are not redirected by the insertion itself, but the
+// SO_RCVLOWAT kick (GateVerdict) runs the program over them, in order; a FIN is not
+// redirected (the source socket polls readable with POLLRDHUP and userspace forwards it).
+TEST_F(SpliceMapTest, QueuedBytesWaitForTheKickAndFinStaysWithUserspace) {
+  auto [a, b] = testing::TcpPair();
+  auto [d, c] = testing::TcpPair();
+  ASSERT_EQ(write(a.get(), "early", 5), 5);
+  ASSERT_EQ(write(d.get(), "banner", 6), 6);
+  usleep(20000);
+  std::string error;
+  ASSERT_TRUE(GateVerdict(b.get(), true));
+  ASSERT_TRUE(GateVerdict(c.get(), true));
+  ASSERT_TRUE(AddPair(map_.pairs_fd(), map_.peer_fd(), b.get(), c.get(), &error)) << error;
+  pollfd p{d.get(), POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 200), 0) << "queued bytes moved without the kick";
+  ASSERT_TRUE(GateVerdict(b.get(), false));
+  ASSERT_TRUE(GateVerdict(c.get(), false));
+  ASSERT_EQ(write(a.get(), "+late", 5), 5);
+  std::vector<uint8_t> want = {'e', 'a', 'r', 'l', 'y', '+', 'l', 'a', 't', 'e'};
+  std::vector<uint8_t> got;
+  char buf[64];
+  while (got.size() < want.size()) {
+    pollfd q{d.get(), POLLIN, 0};
+    if (poll(&q, 1, 2000) != 1) break;
+    ssize_t n = read(d.get(), buf, sizeof(buf));
+    if (n <= 0) break;
+    got.insert(got.end(), buf, buf + n);
+  }
+  EXPECT_EQ(got, want);
+  pollfd r{a.get(), POLLIN, 0};
+  ASSERT_EQ(poll(&r, 1, 2000), 1);
+  EXPECT_EQ(read(a.get(), buf, sizeof(buf)), 6);
+
+  ASSERT_EQ(shutdown(a.get(), SHUT_WR), 0);
+  pollfd fin{b.get(), POLLRDHUP, 0};
+  ASSERT_EQ(poll(&fin, 1, 2000), 1);
+  EXPECT_TRUE(fin.revents & POLLRDHUP);
+  pollfd none{d.get(), POLLIN, 0};
+  EXPECT_EQ(poll(&none, 1, 200), 0) << "the FIN was forwarded by the kernel";
+}
+
 TEST_F(SpliceMapTest, RejectsNonTcpSockets) {
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);

@@ -29,6 +29,12 @@ void ApplyDefaults(zproxy::v1::ListenerTls* t) {
   if (t->handshake_timeout_ms() == 0) t->set_handshake_timeout_ms(Defaults::kTlsHandshakeTimeoutMs);
 }
 
+void ApplyDefaults(zproxy::v1::TcpProxy* t) {
+  if (t->mode() == zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED)
+    t->set_mode(Defaults::kPassthroughMode);
+  if (t->idle_timeout_ms() == 0) t->set_idle_timeout_ms(Defaults::kTcpProxyIdleTimeoutMs);
+}
+
 void ApplyDefaults(zproxy::v1::ClusterTls* t) {
   if (!t->has_verify()) t->set_verify(true);
   if (t->min_version().empty()) t->set_min_version(Defaults::kTlsMinVersion);
@@ -36,7 +42,11 @@ void ApplyDefaults(zproxy::v1::ClusterTls* t) {
 
 void ApplyDefaults(zproxy::v1::Listener* l) {
   // HTTP options mean nothing to an L4 pass-through listener; leave it without them.
-  if (!l->has_tcp_proxy()) ApplyDefaults(l->mutable_http());
+  if (l->has_tcp_proxy()) {
+    ApplyDefaults(l->mutable_tcp_proxy());
+  } else {
+    ApplyDefaults(l->mutable_http());
+  }
   // No tls block = plaintext; do not invent one.
   if (l->has_tls()) ApplyDefaults(l->mutable_tls());
 }

@@ -64,6 +64,9 @@ struct Defaults {
   static constexpr const char* kTlsAlpn = "http/1.1";  // no h2 until HTTP/2 exists
   static constexpr uint32_t kTlsTicketRotationS = 3600;
   static constexpr uint32_t kTlsHandshakeTimeoutMs = 10000;
+  // tcp_proxy (L4 pass-through) listeners.
+  static constexpr uint32_t kTcpProxyIdleTimeoutMs = 60000;
+  static constexpr zproxy::v1::PassthroughMode kPassthroughMode = zproxy::v1::AUTO;
 
   // Process-wide.
   static constexpr uint32_t kDrainTimeoutMs = 10000;
@@ -83,6 +86,7 @@ void ApplyDefaults(zproxy::v1::Listener* listener);
 void ApplyDefaults(zproxy::v1::HttpOptions* http);
 void ApplyDefaults(zproxy::v1::ListenerTls* tls);
 void ApplyDefaults(zproxy::v1::ClusterTls* tls);
+void ApplyDefaults(zproxy::v1::TcpProxy* tcp_proxy);
 void ApplyDefaults(zproxy::v1::Cluster* cluster);
 void ApplyDefaults(zproxy::v1::Endpoint* endpoint);
 void ApplyDefaults(zproxy::v1::HealthCheck* health_check);

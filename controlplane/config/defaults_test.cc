@@ -26,6 +26,8 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_EQ(c.listeners(0).http().request_header_timeout_ms(), 10000u);
   EXPECT_EQ(c.listeners(0).http().max_body_bytes(), 0u);  // 0 = unlimited, no default
   EXPECT_FALSE(c.listeners(1).has_http());                // L4 listener: no HTTP options
+  EXPECT_EQ(c.listeners(1).tcp_proxy().mode(), zproxy::v1::AUTO);
+  EXPECT_EQ(c.listeners(1).tcp_proxy().idle_timeout_ms(), 60000u);
   EXPECT_EQ(cl->pool_size(), 64u);
   EXPECT_EQ(cl->connect_timeout_ms(), 2000u);
   EXPECT_EQ(cl->read_timeout_ms(), 30000u);

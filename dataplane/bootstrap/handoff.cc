@@ -164,6 +164,9 @@ bool RecvFdChunk(int sock, size_t want, std::vector<UniqueFd>* fds, int timeout_
 size_t ExpectedFdCount(const zproxy::v1::DataplaneBootstrap& bootstrap) {
   size_t n = static_cast<size_t>(bootstrap.sockets_size());
   if (bootstrap.has_health_region_fd_index()) n++;
+  if (bootstrap.has_splice_pairs_fd_index()) n++;
+  if (bootstrap.has_splice_peer_fd_index()) n++;
+  if (bootstrap.has_splice_counters_fd_index()) n++;
   return n;
 }
 

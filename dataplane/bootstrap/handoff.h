@@ -10,7 +10,8 @@
 //      kMaxFdsPerMessage fds (the kernel caps SCM_RIGHTS at 253 per message)
 //   3. the serialized DataplaneBootstrap, in pieces of at most kMaxPayloadPiece bytes
 // The fds are in the order of bootstrap.sockets, followed by the extra fds the message
-// points at (today the health region, at bootstrap.health_region_fd_index).
+// points at (the health region at bootstrap.health_region_fd_index, the splice maps at
+// bootstrap.splice_*_fd_index).
 #pragma once
 
 #include <cstddef>

@@ -115,6 +115,8 @@ bool Ring::Init(const RingOptions& options, std::string* error) {
   if (probe != nullptr) {
     features_.send_zc = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
     features_.uring_cmd_sock = io_uring_opcode_supported(probe, IORING_OP_URING_CMD);
+    features_.splice = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
+                       io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
     bool recv = io_uring_opcode_supported(probe, IORING_OP_RECV);
     features_.recv_multishot = recv;  // multishot recv needs 6.0+; Init fails below on older
     features_.accept_multishot = io_uring_opcode_supported(probe, IORING_OP_ACCEPT);

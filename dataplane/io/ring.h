@@ -25,6 +25,7 @@ struct RingFeatures {
   bool accept_multishot = false;
   bool uring_cmd_sock = false;
   bool registered_files = false;
+  bool splice = false;  // IORING_OP_SPLICE and POLL_ADD (splice pass-through)
 };
 
 class Ring {

@@ -21,6 +21,11 @@ enum class Op : uint8_t {
   kTick,      // periodic timer
   kShutdown,  // shutdown(SHUT_WR) of a socket (slot = connection)
   kWake,      // eventfd read: another thread wants the worker's attention
+  // Pass-through in sockmap/splice mode (slot = connection):
+  kWatch,       // POLL_ADD for POLLRDHUP/POLLERR on a spliced socket (sockmap mode)
+  kSplicePoll,  // POLL_ADD linked in front of a splice (readiness; result unused)
+  kSpliceIn,    // splice socket -> pipe (slot = the source connection)
+  kSpliceOut,   // splice pipe -> socket (slot = the destination connection)
 };
 
 struct UserData {

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "dataplane/proxy/passthrough_mode.h"
+
 namespace zproxy::dataplane {
 namespace {
 
@@ -154,6 +156,34 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   per_worker("zproxy_tcp_proxy_bytes_total", "counter",
              "Bytes copied between tcp_proxy clients and upstreams (both directions).",
              &WorkerStats::tcp_proxy_bytes);
+  w.Family("zproxy_passthrough_connections_total", "counter",
+           "tcp_proxy connections by the pass-through mode they used.");
+  for (int m = 0; m < kPassModeCount; m++) {
+    uint64_t total = 0;
+    for (const WorkerStats* s : workers) total += s->passthrough_mode[m].Load();
+    w.Sample("zproxy_passthrough_connections_total",
+             std::string("mode=\"") + PassModeName(static_cast<PassMode>(m)) + "\"",
+             static_cast<double>(total));
+  }
+  per_worker("zproxy_passthrough_fallbacks_total", "counter",
+             "tcp_proxy connections that could not use their listener's mode (IPv6 or a full "
+             "SOCKHASH -> splice, no pipe -> copy).",
+             &WorkerStats::passthrough_fallbacks);
+  per_worker("zproxy_sockmap_stragglers_total", "counter",
+             "Sockmap pairings that found bytes passed to a socket during the insertion "
+             "(connection reset instead of risking reordered bytes).",
+             &WorkerStats::sockmap_stragglers);
+  if (info.has_splice_counters) {
+    w.Family("zproxy_sockmap_spliced_bytes_total", "counter",
+             "Bytes the sk_skb verdict program redirected between paired sockets (BPF "
+             "per-CPU counters, all data planes sharing the pinned map).");
+    w.Sample("zproxy_sockmap_spliced_bytes_total", "",
+             static_cast<double>(info.splice_counters.spliced_bytes));
+    w.Family("zproxy_sockmap_redirect_errors_total", "counter",
+             "skbs the verdict program could not redirect (peer not in the SOCKHASH).");
+    w.Sample("zproxy_sockmap_redirect_errors_total", "",
+             static_cast<double>(info.splice_counters.redirect_errors));
+  }
   per_worker("zproxy_peername_failures_total", "counter",
              "Connections whose client address could not be read (no X-Forwarded-For).",
              &WorkerStats::peername_failures);
@@ -211,7 +241,18 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
   labels += ",health_region=\"" + info.health_region + "\"";
   labels += std::string(",ktls=\"") + (info.ktls ? "1" : "0") + "\"";
+  labels += std::string(",sockmap=\"") + (info.sockmap ? "1" : "0") + "\"";
+  labels += std::string(",splice=\"") + (info.splice ? "1" : "0") + "\"";
+  labels += std::string(",passthrough_auto=\"") + info.passthrough_auto + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
+  w.Family("zproxy_listener_passthrough_mode", "gauge",
+           "The pass-through mode each tcp_proxy listener uses (value is always 1).");
+  for (const auto& l : info.passthrough_listeners) {
+    w.Sample("zproxy_listener_passthrough_mode",
+             "listener=\"" + LabelValue(l.listener) + "\",requested=\"" + l.requested +
+                 "\",mode=\"" + l.mode + "\"",
+             1);
+  }
   w.Family("zproxy_upstream_healthy", "gauge",
            "1 if the endpoint is eligible for traffic per the active health checks, else 0 "
            "(1 for endpoints without a health_check).");

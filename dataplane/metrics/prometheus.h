@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/zproxy_structs.h"
 #include "dataplane/metrics/worker_stats.h"
 
 namespace zproxy::dataplane {
@@ -16,7 +17,16 @@ struct DataplaneInfo {
   bool sqpoll = false;
   bool send_zc = false;
   bool registered_files = false;
-  bool ktls = false;  // the kernel can take TLS over after the handshake
+  bool ktls = false;             // the kernel can take TLS over after the handshake
+  bool sockmap = false;          // SOCKHASH fds from zproxyd
+  bool splice = false;           // io_uring splice
+  std::string passthrough_auto;  // what `auto` resolves to here
+  bool has_splice_counters = false;
+  zproxy_splice_counters splice_counters{};  // read at the scrape
+  struct PassthroughListener {
+    std::string listener, requested, mode;
+  };
+  std::vector<PassthroughListener> passthrough_listeners;
   uint64_t config_version = 0;
   std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
 

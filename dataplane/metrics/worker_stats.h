@@ -69,7 +69,12 @@ struct WorkerStats {
   Counter bytes_to_clients;
   Counter peername_failures;
   Counter tcp_proxy_connections;  // tcp_proxy listeners: connections accepted
-  Counter tcp_proxy_bytes;        // bytes copied in either direction
+  Counter tcp_proxy_bytes;        // bytes moved in either direction (every mode)
+  Counter passthrough_mode[3];    // tcp_proxy connections by PassMode (copy, splice, sockmap)
+  Counter passthrough_fallbacks;  // a connection could not use its listener's mode
+  // sockmap: bytes the program passed to a socket during the pairing (the SO_RCVLOWAT gate
+  // leaked); the connection is reset rather than risk reordering.
+  Counter sockmap_stragglers;
   // TLS listeners.
   Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];

@@ -79,11 +79,11 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     c.flags |= kPeerPending;
     c.inflight++;
   }
-  ArmRecv(idx);
   if (snap_->listeners[listener].tcp_cluster >= 0) {
-    StartTunnel(idx);
+    StartTunnel(idx);  // arms the receive in copy mode only
     return;
   }
+  ArmRecv(idx);
   if (snap_->listeners[listener].tls != nullptr) {
     // The handshake timeout runs until the handshake is done, then the header timeout.
     if (!TlsAccept(idx)) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bpf/zproxy_structs.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
@@ -36,6 +37,8 @@ enum ConnFlag : uint16_t {
   kShutdownPending = 1 << 13,  // IORING_OP_SHUTDOWN in flight (it runs on io-wq, later)
   kCloseDeferred = 1 << 14,    // close waits for the shutdown: the fixed-file slot must
                                // not be reused while an op that names it is pending
+  kPassthrough = 1 << 15,      // sockmap/splice pass-through: polls and splices may be
+                               // pending on the (real) fd; closing cancels them by fd
 };
 
 struct Conn {
@@ -140,6 +143,25 @@ struct Exchange {
   bool client_eof = false;        // client sent FIN
   bool upstream_wr_shut = false;  // FIN forwarded to the upstream
   bool client_wr_shut = false;    // FIN forwarded to the client
+  // Pass-through in sockmap or splice mode (dataplane/worker/passthrough.cc): the bytes
+  // never enter the worker's buffers. client_eof/upstream_eof and *_wr_shut above keep
+  // their meaning in every mode.
+  uint8_t pass_mode = 0;  // PassMode (copy = 0: tunnel.cc)
+  bool paired = false;    // sockmap: both sockets are in the SOCKHASH
+  bool watched = false;   // on the worker's pass_watch_ list (checked every tick)
+  zproxy_sock_key client_key{}, upstream_key{};
+  // sockmap: per-socket byte counts at pairing (TcpCounters), so "everything received on
+  // one side has been written into the other" can be told from tcp_info later, and the
+  // bytes both sockets had received at the last idle check.
+  uint64_t client_rx_base = 0, upstream_rx_base = 0, client_tx_base = 0, upstream_tx_base = 0;
+  uint64_t activity = 0;
+  // splice: one pipe per direction; [0] client -> upstream, [1] upstream -> client.
+  struct SpliceDir {
+    int rd = -1, wr = -1;  // pipe ends
+    uint32_t bytes = 0;    // in the pipe, not yet spliced out
+    bool in_busy = false;  // poll + splice-in in flight
+    bool out_busy = false;
+  } dirs[2];
   http1::BodyKind req_body = http1::BodyKind::kNone;
   uint64_t req_remaining = 0;
   uint64_t max_body = 0;

@@ -50,6 +50,12 @@ void Worker::CloseConn(uint32_t conn_idx) {
     io_uring_prep_cancel64(s, Ud(op, conn_idx), 0);
     io_uring_sqe_set_data64(s, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
   };
+  if (c.flags & kPassthrough) {
+    // Watches, splices and their polls: one cancel by fd (a real fd, never a direct one).
+    io_uring_sqe* s = ring_.Sqe();
+    io_uring_prep_cancel_fd(s, c.fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(s, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
+  }
   if (c.flags & kRecvArmed) cancel(io::Op::kRecv);
   if (c.flags & kConnecting) cancel(io::Op::kConnect);
   if (c.flags & kSendInflight) {
@@ -165,6 +171,7 @@ void Worker::FreeExchange(uint32_t ex_idx) {
 void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   Exchange& ex = exchanges_.Get(ex_idx);
   LogExchange(ex, ex.status, "aborted");
+  if (ex.tunnel) ReleasePassthrough(ex);  // while both fds are still open
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
     u.exchange = kNil;

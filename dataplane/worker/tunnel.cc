@@ -1,4 +1,5 @@
-// L4 pass-through for tcp_proxy listeners in userspace copy mode: once the upstream
+// L4 pass-through for tcp_proxy listeners in userspace copy mode (sockmap and splice
+// modes: passthrough.cc): once the upstream
 // connection is up, bytes move both ways through the same receive buffers and output
 // queues as HTTP bodies (no copy in userspace beyond the kernel's), with backpressure.
 // Half-close is forwarded: a FIN from one side becomes shutdown(SHUT_WR) on the other
@@ -21,7 +22,16 @@ void Worker::StartTunnel(uint32_t conn_idx) {
   ex.cluster = cluster_state_[static_cast<size_t>(listener.tcp_cluster)];
   RefCluster(ex.cluster);
   ex.req_done = true;  // no HTTP request framing to track
+  ex.pass_mode = static_cast<uint8_t>(TunnelMode(c.owner));
   c.exchange = ex_idx;
+  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) {
+    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+    ArmRecv(conn_idx);
+  } else {
+    // sockmap/splice: the client's bytes wait in the kernel until the upstream is up
+    // (passthrough.cc says why).
+    c.flags |= kPassthrough;
+  }
   stats_.client_idle.Sub();
   stats_.tcp_proxy_connections.Add();
   timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());

@@ -133,12 +133,22 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
     }
     return;
   }
-  ArmRecv(conn_idx);
   if (ex_idx == kNil) {
     CloseConn(conn_idx);
     return;
   }
-  if (Cs(u.owner).cfg->tls != nullptr) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  bool tls_upstream = Cs(u.owner).cfg->tls != nullptr;
+  if (tls_upstream && ex.tunnel && ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+    // TLS towards the upstream: the bytes must pass through BoringSSL, so the tunnel copies.
+    ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
+    stats_.passthrough_fallbacks.Add();
+    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+    ArmRecv(ex.client);
+  }
+  // sockmap/splice tunnels never read through the ring (StartPassthrough decides).
+  if (!ex.tunnel || ex.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) ArmRecv(conn_idx);
+  if (tls_upstream) {
     // HTTPS upstream: the request waits for the handshake (TlsUpstreamReady attaches it).
     TlsConnect(conn_idx);
     return;
@@ -154,6 +164,10 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   ex.upstream = up_idx;
   if (ex.tunnel) {
     ex.head_queued = true;
+    if (ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+      StartPassthrough(ex_idx);
+      return;
+    }
     PumpTunnel(ex_idx, true);  // bytes the client sent while we were connecting
     return;
   }

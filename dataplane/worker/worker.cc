@@ -71,6 +71,7 @@ bool Worker::Init(std::string* error) {
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
   accept_armed_.assign(sockets_.size(), false);
   for (const auto& sock : sockets_) {
+    accept_plain_.push_back(snap_->listeners[sock.listener].tcp_cluster >= 0);
     sockaddr_storage ss{};
     socklen_t len = sizeof(ss);
     getsockname(sock.fd, reinterpret_cast<sockaddr*>(&ss), &len);
@@ -100,12 +101,16 @@ void Worker::ArmAccept(uint32_t socket_index) {
   // Direct descriptors: accepted sockets go straight into the registered file table,
   // so no fd table entry, and no fget/fput per operation. TLS listeners accept regular
   // descriptors instead: kTLS is installed with setsockopt, which needs one (the
-  // io_uring setsockopt command is newer than the kernels that have kTLS here).
+  // io_uring setsockopt command is newer than the kernels that have kTLS here). So do
+  // tcp_proxy listeners, nonblocking: sockmap and splice need real fds (see worker.h).
   // user_data's bid field tells OnAccept which kind the completion carries.
   const int fd = sockets_[socket_index].fd;
-  bool regular = snap_->listeners[sockets_[socket_index].listener].tls != nullptr;
+  bool regular = snap_->listeners[sockets_[socket_index].listener].tls != nullptr ||
+                 accept_plain_[socket_index];
   if (regular) {
-    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(
+        sqe, fd, nullptr, nullptr,
+        SOCK_CLOEXEC | (accept_plain_[socket_index] ? SOCK_NONBLOCK : 0));
   } else {
     io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
   }
@@ -208,6 +213,19 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
       c.inflight--;
       MaybeFreeConn(ud.slot);
       break;
+    case io::Op::kWatch:
+      OnWatch(ud.slot, cqe->res);
+      break;
+    case io::Op::kSplicePoll:
+      c.inflight--;  // the linked splice reports the outcome
+      MaybeFreeConn(ud.slot);
+      break;
+    case io::Op::kSpliceIn:
+      OnSpliceIn(ud.slot, cqe->res);
+      break;
+    case io::Op::kSpliceOut:
+      OnSpliceOut(ud.slot, cqe->res);
+      break;
     default:
       break;
   }
@@ -218,6 +236,7 @@ void Worker::OnTick() {
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
   ExpireEjections();
   access_log_.Flush();
+  if (!pass_watch_.empty()) CheckPassthroughWatch();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {
@@ -280,6 +299,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
       return;
     }
     if (c.exchange != kNil) {
+      if (exchanges_.Get(c.exchange).pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+        OnPassthroughTimeout(conn_idx);
+        return;
+      }
       AbortExchange(c.exchange, true);  // tunnel idle for too long
       return;
     }

@@ -23,6 +23,7 @@
 #include "dataplane/io/ring.h"
 #include "dataplane/io/user_data.h"
 #include "dataplane/metrics/worker_stats.h"
+#include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/upstream/lb.h"
 #include "dataplane/worker/access_log.h"
@@ -46,6 +47,9 @@ struct WorkerOptions {
   uint32_t buf_count = 1024;
   uint32_t buf_size = 32768;
   int access_log_fd = -1;  // shared by all workers; -1 = no access log
+  // Map fds for sockmap pass-through (shared, owned by main); splice is and-ed with the
+  // ring's own probe.
+  PassthroughCaps passthrough;
 };
 
 class Worker {
@@ -134,6 +138,31 @@ class Worker {
   void StartTunnel(uint32_t conn_idx);
   void PumpTunnel(uint32_t ex_idx, bool from_client);
   void MaybeShutdownTunnel(uint32_t ex_idx);
+
+  // --- passthrough.cc: tcp_proxy connections in sockmap or splice mode (no bytes in
+  // userspace). Start picks the mode (falling back per connection: IPv6 or a full map ->
+  // splice, no pipe -> copy); Finish ends a tunnel whose both directions are done, Abort one
+  // that failed (reset = the survivor gets an RST, as if the peer's RST went through).
+  PassMode TunnelMode(uint16_t listener);
+  void StartPassthrough(uint32_t ex_idx);
+  void FinishPassthrough(uint32_t ex_idx);
+  void AbortPassthrough(uint32_t ex_idx, bool reset);
+  void ReleasePassthrough(Exchange& ex);  // before the sockets close: map entries, counts
+  void OnPassthroughTimeout(uint32_t conn_idx);
+  void CheckPassthroughWatch();
+  // --- sockmap_tunnel.cc
+  bool StartSockmap(uint32_t ex_idx);
+  void ArmWatch(uint32_t conn_idx);
+  void OnWatch(uint32_t conn_idx, int res);
+  // Forwards each FIN whose bytes the kernel has fully moved; true when both are done.
+  bool ForwardSockmapFins(uint32_t ex_idx);
+  // --- splice_tunnel.cc
+  bool StartSplice(uint32_t ex_idx);
+  void SpliceFill(uint32_t ex_idx, int dir);
+  void SpliceDrain(uint32_t ex_idx, int dir, bool poll_first);
+  void OnSpliceIn(uint32_t conn_idx, int res);
+  void OnSpliceOut(uint32_t conn_idx, int res);
+  void MaybeEndSpliceDir(uint32_t ex_idx, int dir);
 
   // --- upstream_side.cc
   bool AssignUpstream(uint32_t ex_idx);
@@ -307,6 +336,13 @@ class Worker {
   bool running_ = true;
   bool peername_warned_ = false;
   std::vector<bool> accept_armed_;
+  // tcp_proxy listeners accept into normal fds (sockmap and splice need real descriptors;
+  // a direct descriptor cannot go into a BPF map).
+  std::vector<bool> accept_plain_;
+  // Sockmap tunnels with a FIN seen (client conn index, generation): each tick forwards
+  // FINs whose bytes the kernel has moved and notices a half-closed side that was reset.
+  std::vector<std::pair<uint32_t, uint16_t>> pass_watch_;
+  bool pass_warned_ = false;
   std::vector<int> socket_family_;
   // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
   // a loop iteration that recycled some, or on the next tick), not in a tight loop.

@@ -1,0 +1,27 @@
+#include "dataplane/proxy/passthrough_mode.h"
+
+#include "gtest/gtest.h"
+
+namespace zproxy::dataplane {
+namespace {
+
+TEST(PassthroughMode, FallsBackAlongTheChain) {
+  PassthroughCaps all{3, 4, 5, true};
+  PassthroughCaps no_bpf{-1, -1, -1, true};
+  PassthroughCaps nothing{-1, -1, -1, false};
+  std::string why;
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::SOCKMAP, all, &why), PassMode::kSockmap);
+  EXPECT_EQ(why, "");
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::SOCKMAP, no_bpf, &why), PassMode::kSplice);
+  EXPECT_NE(why.find("no SOCKHASH"), std::string::npos);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::SOCKMAP, nothing, &why), PassMode::kCopy);
+  EXPECT_NE(why.find("IORING_OP_SPLICE"), std::string::npos);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::SPLICE, nothing, &why), PassMode::kCopy);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::COPY, all, &why), PassMode::kCopy);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::AUTO, all, &why), kAutoMode);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED, all, &why), kAutoMode);
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::AUTO, nothing, &why), PassMode::kCopy);
+}
+
+}  // namespace
+}  // namespace zproxy::dataplane

@@ -1,0 +1,143 @@
+// Sockmap mode: both sockets of a tcp_proxy connection go into zproxyd's SOCKHASH and the
+// sk_skb verdict program (bpf/sockmap.bpf.c) redirects every skb to the peer's egress
+// inside the kernel. The worker only watches for FIN, errors and idleness.
+//
+// Ordering at the pairing: nothing has been read from either socket, so every byte that
+// arrived so far sits in a receive queue. The verdict runs from data_ready, which TCP calls
+// only once SO_RCVLOWAT bytes are queued: the gate (a huge low-water mark) keeps it from
+// running on a socket whose peer is not in the map yet; releasing the gate calls
+// data_ready at once, so the queued bytes go first and in order (splice_map_test).
+//
+// FIN is not redirected (the program sees no skb for it): the source polls POLLRDHUP, and
+// the worker forwards it with shutdown(SHUT_WR) once the destination has been written
+// everything the source received (tcp_info byte counts; the redirect runs from a kernel
+// work queue, so it can trail the FIN). RST shows as POLLERR and resets the other side.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+#include "common/splice_pairs.h"
+#include "dataplane/io/tcp_counters.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+bool Worker::StartSockmap(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  int cfd = conns_.Get(ex.client).fd;
+  int ufd = conns_.Get(ex.upstream).fd;
+  if (!SockKeyOf(cfd, &ex.client_key) || !SockKeyOf(ufd, &ex.upstream_key)) {
+    return false;  // the program keys IPv4 4-tuples only
+  }
+  // Byte counts before the insertion: once in the map, SIOCINQ reports the psock's queue
+  // instead of the receive queue.
+  io::TcpCounters c, u;
+  ReadTcpCounters(cfd, &c);
+  ReadTcpCounters(ufd, &u);
+  GateVerdict(cfd, true);
+  GateVerdict(ufd, true);
+  std::string error;
+  if (!AddPairKeys(options_.passthrough.pairs_fd, options_.passthrough.peer_fd, cfd, ex.client_key,
+                   ufd, ex.upstream_key, &error)) {
+    GateVerdict(cfd, false);
+    GateVerdict(ufd, false);
+    if (!pass_warned_) {
+      pass_warned_ = true;
+      ZLOG_WARN("worker %u: sockmap pairing failed (%s): connection spliced instead",
+                options_.index, error.c_str());
+    }
+    return false;
+  }
+  ex.paired = true;
+  ex.client_rx_base = c.consumed();
+  ex.upstream_rx_base = u.consumed();
+  ex.client_tx_base = c.written();
+  ex.upstream_tx_base = u.written();
+  ex.activity = c.received + u.received;
+  GateVerdict(cfd, false);  // data_ready now: the queued bytes are redirected, in order
+  GateVerdict(ufd, false);
+  ArmWatch(ex.client);
+  ArmWatch(ex.upstream);
+  return true;
+}
+
+void Worker::ArmWatch(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  io_uring_sqe* sqe = ring_.Sqe();
+  // Not POLLIN: the socket's data_ready wakes pollers after every redirected skb, and a
+  // POLLIN watch would turn each into a worker wakeup. io_uring always adds POLLERR,
+  // POLLHUP and POLLRDHUP.
+  io_uring_prep_poll_add(sqe, c.fd, POLLRDHUP);
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kWatch, conn_idx));
+  c.inflight++;
+}
+
+void Worker::OnWatch(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (c.exchange == kNil || res == -ECANCELED) return;
+  uint32_t ex_idx = c.exchange;
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (res < 0 || (res & POLLERR)) {
+    AbortPassthrough(ex_idx, true);  // RST or error: the other side gets an RST too
+    return;
+  }
+  // FIN (POLLRDHUP; POLLHUP once our side is shut too). Anything still readable is bytes
+  // the program passed to the socket before its peer was paired: forwarding them now
+  // could reorder the stream, so the connection is reset instead (never seen in tests;
+  // counted).
+  char probe;
+  if (recv(c.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+    stats_.sockmap_stragglers.Add();
+    AbortPassthrough(ex_idx, true);
+    return;
+  }
+  if (conn_idx == ex.client) {
+    ex.client_eof = true;
+  } else {
+    ex.upstream_eof = true;
+  }
+  if (ForwardSockmapFins(ex_idx)) return;
+  Exchange& ex2 = exchanges_.Get(ex_idx);
+  if (!ex2.watched) {
+    ex2.watched = true;
+    pass_watch_.emplace_back(ex2.client, conns_.Get(ex2.client).gen);
+  }
+}
+
+bool Worker::ForwardSockmapFins(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  int cfd = conns_.Get(ex.client).fd;
+  int ufd = conns_.Get(ex.upstream).fd;
+  io::TcpCounters c, u;
+  if (!ReadTcpCounters(cfd, &c) || !ReadTcpCounters(ufd, &u)) {
+    AbortPassthrough(ex_idx, true);
+    return true;
+  }
+  // Everything the source's verdict consumed has been written into the destination. The
+  // source's count includes its FIN (tcpi_bytes_received follows rcv_nxt): minus 1.
+  if (ex.client_eof && !ex.upstream_wr_shut &&
+      u.written() - ex.upstream_tx_base >= c.consumed() - ex.client_rx_base - 1) {
+    ShutdownWrite(ex.upstream);
+    ex.upstream_wr_shut = true;
+  }
+  if (ex.upstream_eof && !ex.client_wr_shut &&
+      c.written() - ex.client_tx_base >= u.consumed() - ex.upstream_rx_base - 1) {
+    ShutdownWrite(ex.client);
+    ex.client_wr_shut = true;
+  }
+  if (ex.upstream_wr_shut && ex.client_wr_shut) {
+    FinishPassthrough(ex_idx);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,163 @@
+// Splice mode: each direction moves socket -> pipe -> socket with IORING_OP_SPLICE, so
+// the bytes stay in kernel pages (no copy into the worker's buffers). One 64 KiB pipe per
+// direction bounds what a connection holds (a chunk is read only once the previous one is
+// out); the directions run independently.
+//
+// io_uring runs splice on its worker threads and, for a nonblocking socket, a splice with
+// nothing to move fails with EAGAIN instead of waiting. So a splice-in is linked behind a
+// POLL_ADD (POLLIN) on its source and a splice-out behind a POLL_ADD (POLLOUT) when the
+// destination was full: an idle connection holds two polls, no thread.
+//
+// EOF: a splice-in of 0 bytes; once the pipe is empty the FIN goes on with
+// shutdown(SHUT_WR) and the other direction keeps going. An error on either socket (RST)
+// resets the other one.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+namespace {
+constexpr uint32_t kPipeBytes = 64 * 1024;
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+}  // namespace
+
+bool Worker::StartSplice(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  for (Exchange::SpliceDir& d : ex.dirs) {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+      ReleasePassthrough(ex);
+      return false;
+    }
+    d.rd = p[0];
+    d.wr = p[1];
+    fcntl(d.wr, F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
+  }
+  SpliceFill(ex_idx, 0);
+  SpliceFill(ex_idx, 1);
+  return true;
+}
+
+// dir 0: client -> upstream, dir 1: upstream -> client.
+void Worker::SpliceFill(uint32_t ex_idx, int dir) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange::SpliceDir& d = ex.dirs[dir];
+  bool eof = dir == 0 ? ex.client_eof : ex.upstream_eof;
+  // Only into an empty pipe: a pipe has 16 slots, not 64 KiB, and a splice into a pipe
+  // whose slots are taken fails with EAGAIN while POLLIN stays true (a busy loop).
+  if (d.in_busy || eof || d.bytes != 0) return;
+  uint32_t src = dir == 0 ? ex.client : ex.upstream;
+  Conn& s = conns_.Get(src);
+  io_uring_sqe* poll = ring_.Sqe();
+  io_uring_prep_poll_add(poll, s.fd, POLLIN);
+  io_uring_sqe_set_data64(poll, Ud(io::Op::kSplicePoll, src));
+  poll->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_splice(sqe, s.fd, -1, d.wr, -1, kPipeBytes, kSpliceFlags);
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kSpliceIn, src));
+  s.inflight += 2;
+  d.in_busy = true;
+}
+
+void Worker::SpliceDrain(uint32_t ex_idx, int dir, bool poll_first) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange::SpliceDir& d = ex.dirs[dir];
+  if (d.out_busy || d.bytes == 0) return;
+  uint32_t dst = dir == 0 ? ex.upstream : ex.client;
+  Conn& t = conns_.Get(dst);
+  if (poll_first) {
+    io_uring_sqe* poll = ring_.Sqe();
+    io_uring_prep_poll_add(poll, t.fd, POLLOUT);
+    io_uring_sqe_set_data64(poll, Ud(io::Op::kSplicePoll, dst));
+    poll->flags |= IOSQE_IO_LINK;
+    t.inflight++;
+  }
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_splice(sqe, d.rd, -1, t.fd, -1, d.bytes, kSpliceFlags);
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kSpliceOut, dst));
+  t.inflight++;
+  d.out_busy = true;
+}
+
+void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (c.exchange == kNil) return;
+  uint32_t ex_idx = c.exchange;
+  Exchange& ex = exchanges_.Get(ex_idx);
+  int dir = conn_idx == ex.client ? 0 : 1;
+  Exchange::SpliceDir& d = ex.dirs[dir];
+  d.in_busy = false;
+  if (res > 0) {
+    d.bytes += static_cast<uint32_t>(res);
+    stats_.tcp_proxy_bytes.Add(static_cast<uint64_t>(res));
+    timers_.Arm(t_client_idle_[conns_.Get(ex.client).owner], ex.client, NowMs());
+    SpliceDrain(ex_idx, dir, false);
+    return;
+  }
+  if (res == 0) {
+    (dir == 0 ? ex.client_eof : ex.upstream_eof) = true;
+    MaybeEndSpliceDir(ex_idx, dir);
+    return;
+  }
+  if (res == -EAGAIN || res == -ECANCELED) {
+    // Woken without data (or the linked poll was cancelled by a spurious failure).
+    SpliceFill(ex_idx, dir);
+    return;
+  }
+  AbortPassthrough(ex_idx, true);  // ECONNRESET and friends
+}
+
+void Worker::OnSpliceOut(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  if (c.exchange == kNil) return;
+  uint32_t ex_idx = c.exchange;
+  Exchange& ex = exchanges_.Get(ex_idx);
+  int dir = conn_idx == ex.upstream ? 0 : 1;
+  Exchange::SpliceDir& d = ex.dirs[dir];
+  d.out_busy = false;
+  if (res > 0) {
+    d.bytes -= static_cast<uint32_t>(res);
+    if (d.bytes != 0) {
+      SpliceDrain(ex_idx, dir, false);  // short write: the rest, as soon as it fits
+      return;
+    }
+    SpliceFill(ex_idx, dir);  // the pipe is empty: read the next chunk
+    MaybeEndSpliceDir(ex_idx, dir);
+    return;
+  }
+  if (res == -EAGAIN || res == -ECANCELED) {
+    SpliceDrain(ex_idx, dir, true);  // the destination is full: wait for POLLOUT
+    return;
+  }
+  AbortPassthrough(ex_idx, true);  // EPIPE / ECONNRESET: the destination is gone
+}
+
+void Worker::MaybeEndSpliceDir(uint32_t ex_idx, int dir) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange::SpliceDir& d = ex.dirs[dir];
+  bool eof = dir == 0 ? ex.client_eof : ex.upstream_eof;
+  bool& shut = dir == 0 ? ex.upstream_wr_shut : ex.client_wr_shut;
+  if (!eof || shut || d.bytes != 0 || d.out_busy) return;
+  ShutdownWrite(dir == 0 ? ex.upstream : ex.client);
+  shut = true;
+  if (ex.upstream_wr_shut && ex.client_wr_shut && !ex.dirs[0].in_busy && !ex.dirs[1].in_busy) {
+    FinishPassthrough(ex_idx);
+  }
+}
+
+}  // namespace zproxy::dataplane

@@ -1,0 +1,360 @@
+"""tcp_proxy pass-through modes (sockmap, splice, copy), each exercised end to end: 1 MB of
+random bytes each way, half-close in each direction, RST from either side, a client that
+sends before the upstream connection exists, the idle timeout; sockmap leaves no map
+entries after 1000 connections and costs the data plane almost no CPU; sockmap without BPF
+falls back to splice with one log line. sockmap cases need root and bpffs (else skipped).
+"""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from procs import NO_BPF, base_config, wait_until
+from test_metrics import scrape
+
+BPFTOOL = "/usr/sbin/bpftool"
+MODES = ["sockmap", "splice", "copy"]
+PAYLOAD = random.Random(7).randbytes(1 << 20)
+
+
+class Upstream:
+    """A TCP server with one behaviour per test:
+      echo_hash  read to EOF, answer SHA-256 of it + PAYLOAD, then FIN
+      banner     send PAYLOAD + FIN at once, then read to EOF (digest in .digests)
+      rst        read one byte, then reset
+      sink       read and discard to EOF (bulk transfers)
+      echo       echo everything back until EOF
+    slow_first_connect: the listen backlog is held full for the first connection attempt
+    (a filler connection nobody accepts), so the proxy's SYN is dropped and its connect
+    completes only on the retransmit about 1 s later."""
+
+    def __init__(self, mode="echo_hash", slow_first_connect=False):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.digests = []
+        self.resets = 0
+        self.eofs = 0
+        self.filler = None
+        if slow_first_connect:
+            self.sock.listen(0)
+            self.filler = socket.create_connection(self.sock.getsockname())
+        else:
+            self.sock.listen(128)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def release_backlog(self):
+        """Accept and drop the filler: the next SYN retransmit gets through."""
+        c, _ = self.sock.accept()
+        c.close()
+        self.filler.close()
+
+    def _serve(self):
+        if self.filler is not None:
+            return  # the test calls release_backlog, then serve_after_release
+        self._accept_loop()
+
+    def serve_after_release(self):
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _read_to_eof(self, c):
+        h = hashlib.sha256()
+        try:
+            while True:
+                b = c.recv(1 << 16)
+                if not b:
+                    self.eofs += 1
+                    break
+                h.update(b)
+        except ConnectionResetError:
+            self.resets += 1
+        return h.digest()
+
+    def _handle(self, c):
+        with c:
+            if self.mode == "rst":
+                c.recv(1)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif self.mode == "echo_hash":
+                d = self._read_to_eof(c)
+                c.sendall(d + PAYLOAD)
+                c.shutdown(socket.SHUT_WR)
+            elif self.mode == "banner":
+                c.sendall(PAYLOAD)
+                c.shutdown(socket.SHUT_WR)
+                self.digests.append(self._read_to_eof(c))
+            elif self.mode == "sink":
+                self.digests.append(self._read_to_eof(c))
+            elif self.mode == "echo":
+                try:
+                    while True:
+                        b = c.recv(1 << 16)
+                        if not b:
+                            self.eofs += 1
+                            break
+                        c.sendall(b)
+                except ConnectionResetError:
+                    self.resets += 1
+
+    def close(self):
+        self.sock.close()
+
+
+def _config(upstream_addr, mode, **tcp):
+    tp = {"cluster": "db", "mode": mode}
+    tp.update(tcp)
+    return base_config([{"name": "db", "address": "127.0.0.1:0", "tcp_proxy": tp}],
+                       [{"name": "db", "endpoints": [upstream_addr]}])
+
+
+def _proxy(make_proxy, upstream, mode, allow_stderr=(), **tcp):
+    z = make_proxy(_config(upstream.addr, mode, **tcp), allow_stderr=allow_stderr)
+    if mode == "sockmap":
+        fams = scrape(z)
+        used = fams["zproxy_listener_passthrough_mode"].samples[0][1]["mode"]
+        if used != "sockmap":
+            pytest.skip("no BPF here (sockmap falls back to %s)" % used)
+    return z
+
+
+def _recv_all(s, limit=1 << 24):
+    got = bytearray()
+    while len(got) < limit:
+        b = s.recv(1 << 16)
+        if not b:
+            break
+        got += b
+    return bytes(got)
+
+
+def _mode_count(z, mode):
+    return scrape(z)["zproxy_passthrough_connections_total"].value(mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_megabyte_each_way_client_half_close(make_proxy, mode):
+    """The client sends 1 MB and shuts its write side; it still receives everything."""
+    up = Upstream("echo_hash")
+    z = _proxy(make_proxy, up, mode)
+    data = random.Random(1).randbytes(1 << 20)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = _recv_all(s)
+    s.close()
+    assert got[:32] == hashlib.sha256(data).digest()  # client -> upstream intact, FIN went on
+    assert got[32:] == PAYLOAD  # upstream -> client intact, FIN went on
+    assert _mode_count(z, mode) == 1
+    # Counted when the connection ends (sockmap: from tcp_info, the bytes never pass by).
+    assert wait_until(lambda: scrape(z)["zproxy_tcp_proxy_bytes_total"].value() >= 2 << 20, 5)
+    if mode == "sockmap":
+        fams = scrape(z)
+        assert fams["zproxy_sockmap_spliced_bytes_total"].value() >= 2 << 20
+        assert fams["zproxy_sockmap_stragglers_total"].value() == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_upstream_half_close_client_can_still_send(make_proxy, mode):
+    """The upstream sends 1 MB and its FIN first: the client sees all of it and EOF, and
+    then sends 1 MB of its own, which the upstream receives intact."""
+    up = Upstream("banner")
+    z = _proxy(make_proxy, up, mode)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    assert _recv_all(s) == PAYLOAD  # ends with EOF: the upstream's FIN was forwarded
+    data = random.Random(2).randbytes(1 << 20)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    assert wait_until(lambda: up.digests, 5)
+    assert up.digests == [hashlib.sha256(data).digest()]
+    assert s.recv(1) == b""
+    s.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_upstream_reset_reaches_client(make_proxy, mode):
+    up = Upstream("rst")
+    z = _proxy(make_proxy, up, mode)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+    s.sendall(b"hello")
+    t0 = time.monotonic()
+    try:
+        assert s.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - t0 < 3
+    s.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_reset_reaches_upstream(make_proxy, mode):
+    up = Upstream("echo")
+    z = _proxy(make_proxy, up, mode)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+    s.sendall(b"ping")
+    assert s.recv(4) == b"ping"  # the pair is established and moving bytes
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    # The upstream sees a reset (or at least a close) promptly, never a hang.
+    assert wait_until(lambda: up.resets + up.eofs == 1, 3)
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_sends_before_upstream_is_connected(make_proxy, mode):
+    """The proxy's first SYN to the upstream is dropped (full backlog), so its connect
+    completes about 1 s after the client has sent everything and its FIN."""
+    up = Upstream("echo_hash", slow_first_connect=True)
+    z = _proxy(make_proxy, up, mode)
+    data = random.Random(3).randbytes(256 << 10)
+    t0 = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s.sendall(data)  # fits the proxy's receive buffer: done long before the upstream is up
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)
+    up.release_backlog()
+    up.serve_after_release()
+    got = _recv_all(s)
+    s.close()
+    assert time.monotonic() - t0 > 0.9, "the upstream connect was not delayed"
+    assert got[:32] == hashlib.sha256(data).digest()
+    assert got[32:] == PAYLOAD
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_idle_timeout_closes_both_sides(make_proxy, mode):
+    up = Upstream("echo")
+    z = _proxy(make_proxy, up, mode, idle_timeout_ms=400)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+    # Traffic keeps it open past the timeout...
+    for _ in range(6):
+        s.sendall(b"tick")
+        assert s.recv(4) == b"tick"
+        time.sleep(0.15)
+    # ...and silence closes it.
+    t0 = time.monotonic()
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    assert 0.2 < time.monotonic() - t0 < 3
+    assert wait_until(lambda: up.eofs + up.resets == 1, 3)
+    s.close()
+
+
+def _bpf_entries(z, name):
+    out = subprocess.run([BPFTOOL, "-j", "map", "dump", "pinned",
+                          z.config["bpffs_path"] + "/" + name],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
+def test_sockmap_thousand_short_connections_leave_no_entries(make_proxy):
+    up = Upstream("echo")
+    z = _proxy(make_proxy, up, "sockmap")
+    for i in range(1000):
+        s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+        msg = b"m%d" % i
+        s.sendall(msg)
+        assert s.recv(64) == msg
+        if i % 2:
+            s.shutdown(socket.SHUT_WR)  # clean close, FIN first
+            assert s.recv(1) == b""
+        else:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+    assert _mode_count(z, "sockmap") == 1000
+    assert _bpf_entries(z, "zproxy_splice_pairs") == []
+    assert _bpf_entries(z, "zproxy_pair_peer") == []
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _bulk_cpu(z, up, megabytes):
+    """Data plane CPU seconds while `megabytes` go client -> upstream."""
+    [pid] = z.dataplane_pids()
+    block = b"\0" * (1 << 20)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=20)
+    before = _cpu_seconds(pid)
+    for _ in range(megabytes):
+        s.sendall(block)
+    s.shutdown(socket.SHUT_WR)
+    n = len(up.digests)
+    assert wait_until(lambda: len(up.digests) > n, 20)
+    used = _cpu_seconds(pid) - before
+    s.close()
+    return used
+
+
+def test_sockmap_data_plane_cpu_near_zero(make_proxy):
+    megabytes = 1024
+    up = Upstream("sink")
+    sockmap = _proxy(make_proxy, up, "sockmap")
+    copy = make_proxy(_config(up.addr, "copy"))
+    cpu_sockmap = _bulk_cpu(sockmap, up, megabytes)
+    cpu_copy = _bulk_cpu(copy, up, megabytes)
+    print("data plane CPU for %d MB: sockmap %.3f s, copy %.3f s" % (megabytes, cpu_sockmap,
+                                                                       cpu_copy))
+    assert up.digests[-2] == up.digests[-1] == hashlib.sha256(b"\0" * (megabytes << 20)).digest()
+    assert cpu_copy > 0.1, "copy mode did not cost anything measurable: the test is broken"
+    assert cpu_sockmap <= 0.1 * cpu_copy + 0.03
+
+
+def _without_bpf_caps():
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop CAP_BPF")
+    return NO_BPF
+
+
+def test_sockmap_without_bpf_falls_back_to_splice(make_proxy):
+    up = Upstream("echo_hash")
+    z = make_proxy(_config(up.addr, "sockmap"), wrapper=_without_bpf_caps(),
+                   allow_stderr=("unavailable", "pass-through mode sockmap requested",
+                                 "Operation not permitted", "eBPF"))
+    lines = [l for l in z.stderr().splitlines() if "pass-through mode sockmap requested" in l]
+    assert len(lines) == 1 and "using splice" in lines[0], z.stderr()
+    info = scrape(z)["zproxy_dataplane_info"].samples[0][1]
+    assert info["sockmap"] == "0" and info["splice"] == "1"
+    data = random.Random(4).randbytes(1 << 20)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = _recv_all(s)
+    s.close()
+    assert got[:32] == hashlib.sha256(data).digest() and got[32:] == PAYLOAD
+    assert _mode_count(z, "splice") == 1
+
+
+def test_info_shows_modes(make_proxy):
+    up = Upstream("echo")
+    z = make_proxy(_config(up.addr, "auto"))
+    fams = scrape(z)
+    info = fams["zproxy_dataplane_info"].samples[0][1]
+    [(_, labels, _)] = fams["zproxy_listener_passthrough_mode"].samples
+    assert labels["requested"] == "auto"
+    assert labels["mode"] == info["passthrough_auto"]
+    assert "pass-through mode %s (requested auto)" % labels["mode"] in z.stderr()
