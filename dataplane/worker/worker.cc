@@ -96,6 +96,17 @@ void Worker::ArmTick() {
   io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kTick, 0, 0, 0}.Pack());
 }
 
+bool Worker::RegularAccept(uint32_t socket_index) const {
+  return snap_->listeners[sockets_[socket_index].listener].tls != nullptr ||
+         accept_plain_[socket_index];
+}
+
+uint64_t Worker::AcceptUd(uint32_t socket_index) const {
+  return io::UserData{io::Op::kAccept, socket_index, 0,
+                      RegularAccept(socket_index) ? uint16_t{1} : uint16_t{0}}
+      .Pack();
+}
+
 void Worker::ArmAccept(uint32_t socket_index) {
   io_uring_sqe* sqe = ring_.Sqe();
   // Direct descriptors: accepted sockets go straight into the registered file table,
@@ -105,8 +116,7 @@ void Worker::ArmAccept(uint32_t socket_index) {
   // tcp_proxy listeners, nonblocking: sockmap and splice need real fds (see worker.h).
   // user_data's bid field tells OnAccept which kind the completion carries.
   const int fd = sockets_[socket_index].fd;
-  bool regular = snap_->listeners[sockets_[socket_index].listener].tls != nullptr ||
-                 accept_plain_[socket_index];
+  bool regular = RegularAccept(socket_index);
   if (regular) {
     io_uring_prep_multishot_accept(
         sqe, fd, nullptr, nullptr,
@@ -114,9 +124,7 @@ void Worker::ArmAccept(uint32_t socket_index) {
   } else {
     io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
   }
-  io_uring_sqe_set_data64(
-      sqe,
-      io::UserData{io::Op::kAccept, socket_index, 0, regular ? uint16_t{1} : uint16_t{0}}.Pack());
+  io_uring_sqe_set_data64(sqe, AcceptUd(socket_index));
   accept_armed_[socket_index] = true;
 }
 
@@ -247,7 +255,7 @@ void Worker::OnTick() {
       if (!accept_armed_[i]) continue;
       accepting = true;
       io_uring_sqe* sqe = ring_.Sqe();
-      io_uring_prep_cancel64(sqe, io::UserData{io::Op::kAccept, i, 0, 0}.Pack(), 0);
+      io_uring_prep_cancel64(sqe, AcceptUd(i), 0);  // same user_data as the accept
       io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
     }
     bool past_deadline = static_cast<int32_t>(NowMs() - drain_deadline_ms_) >= 0;
@@ -268,7 +276,7 @@ void Worker::StartDrain() {
   // data plane can take over without the kernel refusing connections.
   for (uint32_t i = 0; i < sockets_.size(); i++) {
     io_uring_sqe* sqe = ring_.Sqe();
-    io_uring_prep_cancel64(sqe, io::UserData{io::Op::kAccept, i, 0, 0}.Pack(), 0);
+    io_uring_prep_cancel64(sqe, AcceptUd(i), 0);  // same user_data as the accept
     io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kCancel, 0, 0, 0}.Pack());
   }
   // Busy connections close after their current response (FinishExchange checks

@@ -81,6 +81,10 @@ class Worker {
   void StartDrain();
   void ArmTick();
   void ArmAccept(uint32_t socket_index);
+  // Regular (not direct) descriptors for TLS and tcp_proxy listeners; the accept's
+  // user_data says which (bid 1), and cancelling it must use the same user_data.
+  bool RegularAccept(uint32_t socket_index) const;
+  uint64_t AcceptUd(uint32_t socket_index) const;
   uint32_t NowMs() const { return now_ms_; }
   void UpdateNow();
   void OnTimeout(uint32_t conn_idx, uint16_t list);

@@ -272,7 +272,7 @@ def test_sockmap_thousand_short_connections_leave_no_entries(make_proxy):
     up = Upstream("echo")
     z = _proxy(make_proxy, up, "sockmap")
     for i in range(1000):
-        s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+        s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
         msg = b"m%d" % i
         s.sendall(msg)
         assert s.recv(64) == msg
