@@ -7,7 +7,8 @@ on CPU 1; one worker/thread per proxy. Each repetition runs every target once fo
 count (interleaved), so drift hits all targets alike.
 
 Per run it records the receiver's Gbit/s (iperf3 -J, end.sum_received), the CPU time of the
-proxy's process tree during the run (/proc/PID/task/*/schedstat, on-CPU ns), and the busy time
+proxy's process tree during the run (/proc/PID/stat utime+stime, which keeps the time of threads
+that exited, e.g. io_uring's io-wq workers), and the busy time
 of the whole machine (/proc/stat, both CPUs, user+system+irq+softirq): sockmap's redirects run
 in softirq and kernel workers, which no proxy process is charged for, so the machine total is
 the honest cost comparison.
@@ -59,7 +60,9 @@ drain_timeout_ms: 200
 
 
 def nginx_stream_conf(workdir):
-    return hb.common_nginx_head(workdir, "stream") + """
+    # nginx-light has no stream module built in: Debian's libnginx-mod-stream provides it.
+    return "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n" + hb.common_nginx_head(
+        workdir, "stream") + """
 stream {
     server {
         listen 127.0.0.1:%d backlog=4096;
@@ -125,12 +128,14 @@ def wait_port(port, proc, timeout=20):
 def run_iperf3(port, streams, seconds, proxy_pids):
     cmd = ["taskset", "-c", hb.LOAD_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port), "-t",
            str(seconds), "-P", str(streams), "-J", "-O", "1"]
-    cpu0 = hb.cpu_ns_schedstat(proxy_pids)
+    # utime+stime of the whole process: includes threads that exited during the run (io_uring's
+    # io-wq workers come and go; a per-thread sum would lose them).
+    cpu0 = hb.cpu_ticks(proxy_pids)
     busy0 = machine_busy_ns()
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     wall = time.time() - t0
-    cpu = hb.cpu_ns_schedstat(proxy_pids) - cpu0
+    cpu = (hb.cpu_ticks(proxy_pids) - cpu0) * 1e9 / hb.CLK_TCK
     busy = machine_busy_ns() - busy0
     try:
         res = json.loads(r.stdout)
@@ -157,8 +162,8 @@ def report(res):
         res["date"], res["commit"], m["kernel"], m["nproc"], m["cpu"], res["command"]))
     lines.append("")
     lines.append("iperf3 client on CPU %s, proxies and the iperf3 server on CPU %s, -t %d (first "
-                 "second omitted), %d repetitions interleaved; median (min-max). proxy CPU = on-CPU "
-                 "time of the proxy's processes during the run; machine busy = both CPUs (user, "
+                 "second omitted), %d repetitions interleaved; median (min-max). proxy CPU = utime+stime "
+                 "of the proxy's processes during the run (/proc/PID/stat); machine busy = both CPUs (user, "
                  "system, irq, softirq) during the run, which includes iperf3 itself and the "
                  "kernel work no process is charged for." % (
                      hb.LOAD_CPU, hb.PROXY_CPU, res["seconds"], res["reps"]))
@@ -211,7 +216,7 @@ def main(argv):
         raise hb.BenchError(err)
     procs = {}
     try:
-        procs["iperf3"] = hb.Proc("iperf3", ["iperf3", "-s", "-p", str(PORTS["iperf3"])],
+        procs["iperf3"] = hb.Proc("iperf3", ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(PORTS["iperf3"])],
                                   hb.PROXY_CPU, workdir)
         wait_port(PORTS["iperf3"], procs["iperf3"])
         if any(t.startswith("zproxy") for t in targets):

@@ -21,10 +21,12 @@ int zproxy_splice(struct __sk_buff *skb) {
       .remote_port = bpf_ntohl(skb->remote_port),
   };
   if (skb->len == 0) {
-    /* A bare FIN. Redirected, the peer's backlog worker would "send" it, get 0 bytes
-     * sent, and take that for a broken pipe (EPIPE on the peer socket: seen on 6.18).
-     * The FIN is already recorded on this socket; userspace forwards it. */
-    return SK_PASS;
+    /* A bare FIN. TCP has already recorded it on this socket (userspace sees POLLRDHUP
+     * and forwards it); the skb carries nothing. Redirected, the peer's backlog worker
+     * would "send" 0 bytes and take that for a broken pipe (EPIPE on the peer, seen on
+     * 6.18). Passed, it can land behind queued redirects in this socket's own backlog and
+     * fail the same way on this socket. Dropping it is the only safe verdict. */
+    return SK_DROP;
   }
   struct zproxy_sock_key *peer = bpf_map_lookup_elem(&zproxy_pair_peer, &key);
   if (!peer) {

@@ -10,12 +10,21 @@
 namespace zproxy::io {
 
 bool ReadTcpCounters(int fd, TcpCounters* out) {
+  // TCP_INFO and the two ioctls are separate reads: a segment (or an ACK) arriving between
+  // them would make received - inq (or acked + outq) off by its size. Retry until the queue
+  // sizes did not move across the TCP_INFO read.
   tcp_info ti{};
-  socklen_t len = sizeof(ti);
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
   int inq = 0, outq = 0;
-  ioctl(fd, SIOCINQ, &inq);
-  ioctl(fd, SIOCOUTQ, &outq);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int inq0 = 0, outq0 = 0;
+    ioctl(fd, SIOCINQ, &inq0);
+    ioctl(fd, SIOCOUTQ, &outq0);
+    socklen_t len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+    ioctl(fd, SIOCINQ, &inq);
+    ioctl(fd, SIOCOUTQ, &outq);
+    if (inq == inq0 && outq == outq0) break;
+  }
   out->received = ti.tcpi_bytes_received;
   out->acked = ti.tcpi_bytes_acked;
   out->inq = inq > 0 ? static_cast<uint32_t>(inq) : 0;

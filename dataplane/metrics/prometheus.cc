@@ -169,6 +169,10 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "tcp_proxy connections that could not use their listener's mode (IPv6 or a full "
              "SOCKHASH -> splice, no pipe -> copy).",
              &WorkerStats::passthrough_fallbacks);
+  per_worker("zproxy_upgrades_total", "counter",
+             "HTTP connections switched to a byte tunnel by 101 Switching Protocols "
+             "(WebSocket).",
+             &WorkerStats::websocket_upgrades);
   per_worker("zproxy_sockmap_stragglers_total", "counter",
              "Sockmap pairings that found bytes passed to a socket during the insertion "
              "(connection reset instead of risking reordered bytes).",

@@ -75,6 +75,7 @@ struct WorkerStats {
   // sockmap: bytes the program passed to a socket during the pairing (the SO_RCVLOWAT gate
   // leaked); the connection is reset rather than risk reordering.
   Counter sockmap_stragglers;
+  Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101
   // TLS listeners.
   Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];

@@ -1,6 +1,7 @@
 #include "dataplane/proxy/head_writer.h"
 
 #include <cstring>
+#include <span>
 
 namespace zproxy::proxy {
 
@@ -42,6 +43,18 @@ std::string_view OriginForm(const http1::RequestHead& req) {
     }
   }
   return t;
+}
+
+// "Connection: Upgrade" and the message's own Upgrade field(s), which the hop-by-hop rule
+// dropped above.
+void PutUpgrade(HeadWriter& w, std::span<const http1::Header> headers) {
+  w.Put("Connection: Upgrade\r\n");
+  for (const http1::Header& h : headers) {
+    if (!EqualsIgnoreCase(h.name, "upgrade")) continue;
+    w.Put("Upgrade: ");
+    w.Put(h.value);
+    w.Put("\r\n");
+  }
 }
 }  // namespace
 
@@ -108,7 +121,11 @@ size_t WriteRequestHead(const http1::RequestHead& req, const RequestRewrite& rw,
     }
   }
   if (req.body == http1::BodyKind::kChunked) w.Put("Transfer-Encoding: chunked\r\n");
-  if (req.version_minor == 0) w.Put("Connection: keep-alive\r\n");
+  if (rw.upgrade && req.upgrade) {
+    PutUpgrade(w, req.headers);
+  } else if (req.version_minor == 0) {
+    w.Put("Connection: keep-alive\r\n");
+  }
   w.Put("\r\n");
   return w.overflow() ? 0 : w.size();
 }
@@ -130,6 +147,7 @@ size_t WriteResponseHead(const http1::ResponseHead& resp, const ResponseRewrite&
     w.Put("\r\n");
   }
   bool informational = resp.status >= 100 && resp.status < 200;
+  if (rw.upgrade && resp.upgrade) PutUpgrade(w, resp.headers);
   if (!informational) {
     if (resp.body == http1::BodyKind::kChunked && !rw.dechunk) {
       w.Put("Transfer-Encoding: chunked\r\n");

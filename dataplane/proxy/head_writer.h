@@ -37,6 +37,9 @@ struct RequestRewrite {
   std::string_view client_ip;      // "" = unknown: X-Forwarded-For is left as received
   bool add_forwarded = true;
   std::string_view proto = "http";
+  // Forward the client's protocol upgrade (WebSocket): Upgrade and Connection are hop-by-hop
+  // and dropped like the others, then re-declared as "Connection: Upgrade" + its Upgrade.
+  bool upgrade = false;
 };
 
 // Returns the head length, or 0 if it does not fit in `cap`.
@@ -47,6 +50,7 @@ struct ResponseRewrite {
   bool close = false;          // we will close the client connection after this response
   bool client_http10 = false;  // client spoke HTTP/1.0: say keep-alive explicitly
   bool dechunk = false;        // chunked body re-sent close-delimited (HTTP/1.0 client)
+  bool upgrade = false;        // 101 Switching Protocols: re-declare Connection + Upgrade
 };
 
 size_t WriteResponseHead(const http1::ResponseHead& resp, const ResponseRewrite& rw, char* out,

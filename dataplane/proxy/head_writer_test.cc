@@ -33,6 +33,21 @@ TEST(HeadWriter, AppendsForwardedForAndSetsProtoAndHost) {
             "Accept: */*\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n\r\n");
 }
 
+TEST(HeadWriter, UpgradeIsRedeclaredOnlyWhenAsked) {
+  const char* raw =
+      "GET /chat HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n"
+      "Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n";
+  RequestRewrite rw;
+  rw.add_forwarded = false;
+  std::string plain = Req(raw, rw);
+  EXPECT_EQ(plain.find("Upgrade"), std::string::npos) << plain;
+  rw.upgrade = true;
+  std::string up = Req(raw, rw);
+  EXPECT_EQ(up,
+            "GET /chat HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Key: k\r\n"
+            "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
 TEST(HeadWriter, MergesSeveralForwardedForFields) {
   RequestRewrite rw;
   rw.client_ip = "10.0.0.7";

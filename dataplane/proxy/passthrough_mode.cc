@@ -31,6 +31,12 @@ PassMode ResolvePassMode(zproxy::v1::PassthroughMode requested, const Passthroug
       break;
   }
   why->clear();
+  bool is_auto = requested != zproxy::v1::SOCKMAP && requested != zproxy::v1::SPLICE &&
+                 requested != zproxy::v1::COPY;
+  if (is_auto && want == PassMode::kSockmap && !caps.sockmap()) {
+    *why = "no SOCKHASH from zproxyd (BPF unavailable: see zproxyd's sockmap log line)";
+    want = kAutoFallback;
+  }
   if (want == PassMode::kSockmap && !caps.sockmap()) {
     *why = "no SOCKHASH from zproxyd (BPF unavailable: see zproxyd's sockmap log line)";
     want = PassMode::kSplice;

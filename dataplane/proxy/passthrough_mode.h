@@ -25,9 +25,13 @@ struct PassthroughCaps {
   bool sockmap() const { return pairs_fd >= 0 && peer_fd >= 0; }
 };
 
-// What `auto` means: the fastest mode measured on the development kernel (6.18) with
-// bench/run-passthrough, see bench/RESULTS.md "Pass-through".
-inline constexpr PassMode kAutoMode = PassMode::kSplice;
+// What `auto` means: the fastest modes measured on the development kernel (6.18) with
+// bench/run-passthrough (bench/RESULTS.md "Pass-through"): sockmap (as fast as or faster than
+// copy, at ~0 data plane CPU), else copy (io_uring splice was the slowest mode there: each
+// splice is a hop through an io-wq thread). An explicit `mode: sockmap` without BPF falls
+// back to splice, then copy, as documented.
+inline constexpr PassMode kAutoMode = PassMode::kSockmap;
+inline constexpr PassMode kAutoFallback = PassMode::kCopy;
 
 // The mode to use for `requested` given `caps`. When it is not the one asked for (or the
 // one `auto` prefers), *why says what was missing, for the one log line per listener.

@@ -21,6 +21,9 @@ TEST(PassthroughMode, FallsBackAlongTheChain) {
   EXPECT_EQ(ResolvePassMode(zproxy::v1::AUTO, all, &why), kAutoMode);
   EXPECT_EQ(ResolvePassMode(zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED, all, &why), kAutoMode);
   EXPECT_EQ(ResolvePassMode(zproxy::v1::AUTO, nothing, &why), PassMode::kCopy);
+  // auto without BPF: the faster of the rest as measured (copy), not splice.
+  EXPECT_EQ(ResolvePassMode(zproxy::v1::AUTO, no_bpf, &why), kAutoFallback);
+  EXPECT_NE(why.find("no SOCKHASH"), std::string::npos);
 }
 
 }  // namespace

@@ -259,6 +259,10 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   rw.client_ip = ClientIp(c, ip, sizeof(ip));
   rw.add_forwarded = listener.add_forwarded_headers;
   rw.proto = c.tls != kNil ? "https" : "http";
+  // A protocol upgrade (WebSocket) goes through when it carries no body: after a 101 the
+  // connection becomes a tunnel (upstream_side.cc). With a body it is sent as a plain
+  // request (Upgrade dropped as hop-by-hop), so the body framing stays unambiguous.
+  rw.upgrade = req.upgrade && req.body == http1::BodyKind::kNone;
   size_t head_len = 0;
   uint32_t block = WriteIntoBlock(
       [&](char* out, size_t cap) { return proxy::WriteRequestHead(req, rw, out, cap); }, &head_len);
@@ -278,6 +282,7 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
   ex.req_remaining = req.content_length;
   ex.max_body = listener.max_body_bytes;
   ex.req_done = req.body == http1::BodyKind::kNone;
+  ex.upgrade = rw.upgrade;
   ex.req_head_block = block;
   if (access_log_.enabled()) {
     std::string_view rl = RequestLine(req, ex.req_line, sizeof(ex.req_line));

@@ -137,6 +137,7 @@ struct Exchange {
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
   bool dechunk = false;       // chunked response to an HTTP/1.0 client: forward data only
+  bool upgrade = false;       // Upgrade request forwarded: a 101 turns this into a tunnel
 
   // L4 pass-through (tcp_proxy listener): bytes are copied both ways, no HTTP.
   bool tunnel = false;

@@ -284,6 +284,10 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     }
     if (consumed == 0) return;  // exchange failed and was torn down
     ConsumeIn(conn_idx, consumed);
+    if (exchanges_.Get(ex_idx).tunnel) {
+      StartUpgradedTunnel(ex_idx);
+      return;
+    }
     if (exchanges_.Get(ex_idx).resp == RespState::kDone) {
       FinishExchange(ex_idx);
       return;
@@ -302,10 +306,35 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   http1::Error err = http1::Error::kNone;
   http1::Status st = http1::ParseResponse(data, ex.method, limits, header_storage_, &resp, &err);
   if (st == http1::Status::kNeedMore) return false;
-  if (st == http1::Status::kError || resp.status == 101) {
-    // 101 without an upgrade request (Upgrade is stripped until WebSocket support).
+  if (st == http1::Status::kError || (resp.status == 101 && !(ex.upgrade && resp.upgrade))) {
+    // 101 to a request that asked for no upgrade (or without an Upgrade field).
     UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
     *consumed = 0;
+    return true;
+  }
+  if (resp.status == 101) {
+    // Switching Protocols (WebSocket): forward the 101, then both connections carry opaque
+    // bytes. The tunnel starts in ProcessUpstreamInput once the head is consumed.
+    proxy::ResponseRewrite rw;
+    rw.upgrade = true;
+    size_t len = 0;
+    uint32_t b = WriteIntoBlock(
+        [&](char* out, size_t cap) { return proxy::WriteResponseHead(resp, rw, out, cap); }, &len);
+    if (b == kNil) {
+      UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+      *consumed = 0;
+      return true;
+    }
+    RecordUpstreamResult(ex.cluster, ex.endpoint, true);
+    QueueOut(ex.client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+    stats_.CountStatus(101);
+    ex.status = 101;
+    ex.resp_bytes += len;
+    LogExchange(ex, 101, "upgrade");
+    ex.resp_started = true;
+    ex.resp = RespState::kDone;
+    ex.tunnel = true;
+    *consumed = resp.head_bytes;
     return true;
   }
   uint32_t client = ex.client;

@@ -141,6 +141,8 @@ class Worker {
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);
   void PumpTunnel(uint32_t ex_idx, bool from_client);
+  // HTTP listener: the upstream answered an Upgrade request with 101 (WebSocket).
+  void StartUpgradedTunnel(uint32_t ex_idx);
   void MaybeShutdownTunnel(uint32_t ex_idx);
 
   // --- passthrough.cc: tcp_proxy connections in sockmap or splice mode (no bytes in
