@@ -9,14 +9,14 @@
 // keeps an incomplete record itself), and plaintext items are released once encrypted,
 // so a TLS connection pins no receive buffer while it waits. After the handshake the
 // kernel may take over (kTLS, see dataplane/tls/kernel_offload.h): the connection then
-// uses the plaintext paths unchanged.
+// uses the plaintext paths unchanged (tls_offload.cc). Connections to upstreams of clusters
+// with tls use the same paths as clients of TLS listeners (tls_upstream.cc).
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "common/log.h"
-#include "dataplane/tls/client_context.h"
 #include "dataplane/tls/kernel_offload.h"
 #include "dataplane/tls/server_context.h"
 #include "dataplane/worker/worker.h"
@@ -50,82 +50,6 @@ std::string_view Worker::TlsLogField(const Conn& c, char* buf, size_t cap) {
   return std::string_view(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
 }
 
-namespace {
-// "10.0.0.5" from "10.0.0.5:443", "::1" from "[::1]:443" (for certificate checks by address).
-void HostOf(const std::string& endpoint, char* out, size_t cap) {
-  std::string_view host(endpoint);
-  size_t colon = host.rfind(':');
-  if (colon != std::string_view::npos) host = host.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  size_t n = std::min(host.size(), cap - 1);
-  memcpy(out, host.data(), n);
-  out[n] = '\0';
-}
-
-ErrorCause CauseOf(tls::UpstreamTlsFailure f) {
-  switch (f) {
-    case tls::UpstreamTlsFailure::kExpired:
-      return ErrorCause::kUpstreamTlsExpired;
-    case tls::UpstreamTlsFailure::kUntrusted:
-      return ErrorCause::kUpstreamTlsUntrusted;
-    case tls::UpstreamTlsFailure::kName:
-      return ErrorCause::kUpstreamTlsName;
-    case tls::UpstreamTlsFailure::kHandshake:
-      break;
-  }
-  return ErrorCause::kUpstreamTlsHandshake;
-}
-}  // namespace
-
-void Worker::TlsConnect(uint32_t conn_idx) {
-  Conn& u = conns_.Get(conn_idx);
-  const ClusterState& cs = Cs(u.owner);
-  uint32_t t_idx = tls_conns_.Alloc();
-  TlsConn& t = tls_conns_.Get(t_idx);
-  t.blocks = &blocks_;
-  t.context = cs.cfg->tls;
-  char ip[64];
-  HostOf(cs.cfg->endpoint_names[u.endpoint], ip, sizeof(ip));
-  u.tls = t_idx;
-  if (!t.session.StartClient(*cs.cfg->tls, &t, ip)) {
-    TlsUpstreamFailed(conn_idx, ErrorCause::kUpstreamTlsHandshake);
-    return;
-  }
-  // The connect timeout covers the handshake too.
-  timers_.Arm(cs.t_connect, conn_idx, NowMs());
-  if (t.session.Handshake() == Session::Result::kFailed) {
-    TlsUpstreamFailed(conn_idx, CauseOf(t.session.upstream_failure()));
-    return;
-  }
-  TlsFlush(conn_idx);  // the ClientHello
-}
-
-void Worker::TlsUpstreamReady(uint32_t conn_idx) {
-  Conn& u = conns_.Get(conn_idx);
-  timers_.Disarm(conn_idx);
-  uint32_t ex_idx = u.exchange;
-  if (ex_idx == kNil) {
-    CloseConn(conn_idx);
-    return;
-  }
-  u.exchange = kNil;  // AttachUpstream links both ways
-  AttachUpstream(ex_idx, conn_idx);
-}
-
-void Worker::TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
-  Conn& u = conns_.Get(conn_idx);
-  if (u.flags & kClosing) return;
-  if (u.exchange == kNil) {
-    CloseConn(conn_idx);
-    return;
-  }
-  // Nothing of the request was sent: another endpoint may still answer (UpstreamFailed
-  // retries once); the client gets a 502 naming the cause otherwise.
-  UpstreamFailed(u.exchange, cause, true);
-}
-
 void Worker::TlsRelease(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.tls == kNil) return;
@@ -148,7 +72,7 @@ void Worker::TlsOnRecv(uint32_t conn_idx, const char* data, size_t len) {
       if (client) {
         TlsHandshakeFailed(conn_idx, s.failure());
       } else {
-        TlsUpstreamFailed(conn_idx, CauseOf(s.upstream_failure()));
+        TlsUpstreamRefused(conn_idx);
       }
       return;
     }
@@ -241,59 +165,6 @@ void Worker::TlsHandshakeDone(uint32_t conn_idx) {
     return;
   }
   stats_.tls_connections[static_cast<int>(tls::TlsMode::kUserspace)].Add();
-}
-
-void Worker::TlsMaybeOffload(uint32_t conn_idx) {
-  Conn& c = conns_.Get(conn_idx);
-  if (c.tls == kNil || (c.flags & kClosing)) return;
-  TlsConn& t = tls_conns_.Get(c.tls);
-  if (!t.offload_pending) return;
-  if ((c.flags & (kRecvArmed | kSendInflight)) || t.wire_count > 0) return;  // not yet quiet
-  t.offload_pending = false;
-  // Bytes the session already holds (the client's first request arrived with its
-  // Finished and is still being decrypted, a partial record) come back as pending_data:
-  // the kernel would start mid-stream, so such a connection stays in userspace.
-  tls::OffloadOutcome outcome = tls::TryKernelOffload(c.fd, t.session.ssl());
-  stats_.tls_offload[static_cast<int>(outcome)].Add();
-  if (outcome == tls::OffloadOutcome::kBroken) {
-    TlsAbort(conn_idx);  // TX keys are in the kernel, RX are not: the stream is unusable
-    return;
-  }
-  if (outcome == tls::OffloadOutcome::kInstalled) {
-    t.mode = tls::TlsMode::kKtls;
-    // BoringSSL's record state is stale now and must never be used again; freeing it
-    // also leaves the connection with no TLS memory but this small slot.
-    t.session.Reset();
-    t.context.reset();
-  }
-  stats_.tls_connections[static_cast<int>(t.mode)].Add();
-  MaybeResumeRecv(conn_idx);
-}
-
-void Worker::TlsControlRecord(uint32_t conn_idx, bool recv_ended) {
-  Conn& c = conns_.Get(conn_idx);
-  uint32_t b = blocks_.AllocLarge();
-  size_t n = 0;
-  tls::ControlRecord what = tls::ReadControlRecord(c.fd, blocks_.Data(b), blocks_.Capacity(b), &n);
-  switch (what) {
-    case tls::ControlRecord::kData:
-      InPushBack(Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(n), true});
-      ProcessClientInput(conn_idx);
-      break;
-    case tls::ControlRecord::kContinue:
-      blocks_.Free(b);
-      break;
-    case tls::ControlRecord::kCloseNotify:
-      blocks_.Free(b);
-      OnClientEof(conn_idx, 0);
-      return;
-    case tls::ControlRecord::kClose:
-      blocks_.Free(b);
-      TlsAbort(conn_idx);
-      return;
-  }
-  Conn& c2 = conns_.Get(conn_idx);
-  if (recv_ended && !(c2.flags & kClosing)) ArmRecv(conn_idx);
 }
 
 void Worker::TlsFlush(uint32_t conn_idx) {

@@ -8,7 +8,9 @@
 //   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
-//   tls_side.cc        TLS listeners: handshake, decrypting input, encrypting output
+//   tls_side.cc        TLS: handshake, decrypting input, encrypting output
+//   tls_upstream.cc    TLS towards upstreams (clusters with tls)
+//   tls_offload.cc     kTLS hand-over after the handshake
 #pragma once
 
 #include <atomic>
@@ -109,15 +111,17 @@ class Worker {
   // End of a client's byte stream (res == 0: FIN or TLS close_notify; < 0: error).
   void OnClientEof(uint32_t conn_idx, int res);
 
-  // --- tls_side.cc: TLS listeners. Ciphertext from the receive path goes through the
-  // session into plaintext input slices; the output queue's plaintext is encrypted into
-  // the connection's wire queue just before sending.
+  // --- tls_side.cc (and tls_upstream.cc, tls_offload.cc): TLS listeners and upstreams.
+  // Ciphertext from the receive path goes through the session into plaintext input slices;
+  // the output queue's plaintext is encrypted into the wire queue just before sending.
   bool TlsAccept(uint32_t conn_idx);
   // Upstream connections of clusters with tls: the client handshake after connect; the
   // exchange is attached once it completes (or failed with a cause naming why).
   void TlsConnect(uint32_t conn_idx);
   void TlsUpstreamReady(uint32_t conn_idx);
   void TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause);
+  // The upstream's handshake failed: the cause from the certificate check (or handshake).
+  void TlsUpstreamRefused(uint32_t conn_idx);
   // True while the session owns the connection's bytes (userspace TLS); false for
   // plaintext listeners and connections the kernel (kTLS) took over.
   bool TlsUserspace(const Conn& c) const {
