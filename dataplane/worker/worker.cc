@@ -70,6 +70,7 @@ bool Worker::Init(std::string* error) {
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
   accept_armed_.assign(sockets_.size(), false);
+  accept_ud_.assign(sockets_.size(), 0);
   for (const auto& sock : sockets_) {
     accept_plain_.push_back(snap_->listeners[sock.listener].tcp_cluster >= 0);
     sockaddr_storage ss{};
@@ -102,9 +103,9 @@ bool Worker::RegularAccept(uint32_t socket_index) const {
 }
 
 uint64_t Worker::AcceptUd(uint32_t socket_index) const {
-  return io::UserData{io::Op::kAccept, socket_index, 0,
-                      RegularAccept(socket_index) ? uint16_t{1} : uint16_t{0}}
-      .Pack();
+  // What the armed accept was submitted with: a config change (TLS added to a listener)
+  // may have changed RegularAccept since, and a cancel must name the op exactly.
+  return accept_ud_[socket_index];
 }
 
 void Worker::ArmAccept(uint32_t socket_index) {
@@ -117,6 +118,8 @@ void Worker::ArmAccept(uint32_t socket_index) {
   // user_data's bid field tells OnAccept which kind the completion carries.
   const int fd = sockets_[socket_index].fd;
   bool regular = RegularAccept(socket_index);
+  accept_ud_[socket_index] =
+      io::UserData{io::Op::kAccept, socket_index, 0, regular ? uint16_t{1} : uint16_t{0}}.Pack();
   if (regular) {
     io_uring_prep_multishot_accept(
         sqe, fd, nullptr, nullptr,

@@ -346,6 +346,7 @@ class Worker {
   bool running_ = true;
   bool peername_warned_ = false;
   std::vector<bool> accept_armed_;
+  std::vector<uint64_t> accept_ud_;  // user_data of each socket's armed accept
   // tcp_proxy listeners accept into normal fds (sockmap and splice need real descriptors;
   // a direct descriptor cannot go into a BPF map).
   std::vector<bool> accept_plain_;

@@ -430,3 +430,10 @@ def test_tls_added_and_removed_at_run_time(backends, certs, make_proxy, tmp_path
     assert ["X-Forwarded-Proto", "https"] in json.loads(r.stdout)["headers"]
     ctl.ok(z, "config", "apply", _write(tmp_path, z.config, "plain.yaml"))
     assert wait_until(lambda: httpraw.request(z.port, target="/").status == 200, 5)
+    ctl.ok(z, "config", "apply", _write(tmp_path, with_tls, "tls2.yaml"))
+    assert wait_until(lambda: curl(z.port, "example.com", "/").returncode == 0, 5)
+    # The accepts armed before the changes must still be cancelled by their own user_data
+    # at shutdown: otherwise the drain waits out drain_timeout_ms (5 s here).
+    t0 = time.monotonic()
+    assert z.stop() == 0
+    assert time.monotonic() - t0 < 3, "drain took %.1f s" % (time.monotonic() - t0)
