@@ -156,6 +156,18 @@ void Worker::Run() {
     if (!enobufs_waiters_.empty() && recycled_ != 0) RearmEnobufsWaiters();
     recycled_ = 0;
   }
+  ForgetSplicedPairs();
+}
+
+void Worker::ForgetSplicedPairs() {
+  // Tunnels still open when the drain deadline passed: the kernel drops their sockets from
+  // the SOCKHASH when the process exits, but not their zproxy_pair_peer entries.
+  for (uint32_t i = 0; i < conns_.capacity(); i++) {
+    Conn& c = conns_.Get(i);
+    if (c.fd < 0 || c.kind != ConnKind::kClient || c.exchange == kNil) continue;
+    Exchange& ex = exchanges_.Get(c.exchange);
+    if (ex.paired) ReleasePassthrough(ex);
+  }
 }
 
 void Worker::Stop(uint32_t drain_timeout_ms) {

@@ -160,6 +160,7 @@ class Worker {
   void ReleasePassthrough(Exchange& ex);  // before the sockets close: map entries, counts
   void OnPassthroughTimeout(uint32_t conn_idx);
   void CheckPassthroughWatch();
+  void ForgetSplicedPairs();  // at exit: map entries of tunnels still open
   // --- sockmap_tunnel.cc
   bool StartSockmap(uint32_t ex_idx);
   void ArmWatch(uint32_t conn_idx);

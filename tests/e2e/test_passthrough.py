@@ -360,3 +360,31 @@ def test_info_shows_modes(make_proxy):
     log = z.stderr()
     assert ("pass-through mode %s (requested auto)" % labels["mode"] in log or
             "pass-through mode auto requested, using %s" % labels["mode"] in log), log
+
+
+@pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
+def test_sockmap_entries_removed_when_the_data_plane_exits_with_open_tunnels(make_proxy):
+    """A data plane that stops (SIGTERM: drain, deadline) while sockmap tunnels are still
+    open removes their peer entries; the kernel only drops the sockets from the SOCKHASH."""
+    up = Upstream("echo")
+    cfg = _config(up.addr, "sockmap")
+    cfg["drain_timeout_ms"] = 300
+    z = make_proxy(cfg, allow_stderr=("drain deadline", "restart #1"))
+    if scrape(z)["zproxy_listener_passthrough_mode"].samples[0][1]["mode"] != "sockmap":
+        pytest.skip("no BPF here")
+    socks = []
+    for i in range(3):
+        s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+        s.sendall(b"x%d" % i)
+        assert s.recv(8) == b"x%d" % i
+        socks.append(s)
+    assert len(_bpf_entries(z, "zproxy_pair_peer")) == 6
+    time.sleep(1.2)  # past zproxyd's startup grace: an exit now is a restart, not a failed start
+    [pid] = z.dataplane_pids()
+    os.kill(pid, 15)
+    assert wait_until(lambda: not os.path.exists("/proc/%d" % pid) or
+                      open("/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", 10)
+    assert _bpf_entries(z, "zproxy_pair_peer") == []
+    assert _bpf_entries(z, "zproxy_splice_pairs") == []
+    for s in socks:
+        s.close()
