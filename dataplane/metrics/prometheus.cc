@@ -173,6 +173,15 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "HTTP connections switched to a byte tunnel by 101 Switching Protocols "
              "(WebSocket).",
              &WorkerStats::websocket_upgrades);
+  w.Family("zproxy_connect_requests_total", "counter",
+           "HTTP CONNECT requests on HTTP listeners, by outcome.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int o = 0; o < static_cast<int>(ConnectOutcome::kCount); o++) {
+      w.Sample("zproxy_connect_requests_total",
+               W(i) + ",outcome=\"" + ConnectOutcomeName(static_cast<ConnectOutcome>(o)) + "\"",
+               static_cast<double>(workers[i]->connect_requests[o].Load()));
+    }
+  }
   per_worker("zproxy_sockmap_stragglers_total", "counter",
              "Sockmap pairings that found bytes passed to a socket during the insertion "
              "(connection reset instead of risking reordered bytes).",

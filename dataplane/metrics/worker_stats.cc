@@ -42,4 +42,14 @@ const char* ErrorCauseName(ErrorCause c) {
   return "unknown";
 }
 
+const char* ConnectOutcomeName(ConnectOutcome o) {
+  switch (o) {
+    case ConnectOutcome::kNotEnabled:
+      return "not_enabled";
+    case ConnectOutcome::kCount:
+      break;
+  }
+  return "unknown";
+}
+
 }  // namespace zproxy::dataplane

@@ -35,6 +35,14 @@ enum class ErrorCause : uint8_t {
 
 const char* ErrorCauseName(ErrorCause c);
 
+// HTTP CONNECT requests on HTTP listeners, by how they ended (README: CONNECT).
+enum class ConnectOutcome : uint8_t {
+  kNotEnabled,  // the listener has no connect block: 405, nothing forwarded
+  kCount,
+};
+
+const char* ConnectOutcomeName(ConnectOutcome o);
+
 struct Counter {
   std::atomic<uint64_t> v{0};
   void Add(uint64_t n = 1) {
@@ -76,6 +84,7 @@ struct WorkerStats {
   // leaked); the connection is reset rather than risk reordering.
   Counter sockmap_stragglers;
   Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101
+  Counter connect_requests[static_cast<int>(ConnectOutcome::kCount)];
   // TLS listeners.
   Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];
