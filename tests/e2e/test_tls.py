@@ -137,6 +137,14 @@ def test_tls12_and_tls13_and_min_version(proxy):
     assert "HTTP/1.1 200" in out, out
 
 
+def test_no_shared_cipher_is_refused_and_counted(proxy):
+    """TLS 1.2 offers only ECDHE with AEADs: a client with just CBC/RSA key exchange fails."""
+    before = failures(proxy, "no_shared_cipher")
+    out = s_client(proxy.port, "-tls1_2", "-cipher", "AES128-SHA:AES256-SHA", data=CLOSE_REQ)
+    assert "HTTP/1.1 200" not in out
+    assert wait_until(lambda: failures(proxy, "no_shared_cipher") == before + 1, 3), out
+
+
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
 def test_resumption_with_session_ticket(proxy, tmp_path, version):
     sess = str(tmp_path / "sess.pem")
