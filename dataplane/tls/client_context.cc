@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "dataplane/tls/session.h"
+
 namespace zproxy::tls {
 namespace {
 
@@ -43,6 +45,13 @@ std::unique_ptr<ClientContext> ClientContext::Create(const zproxy::v1::ClusterTl
     *error = "cipher list: " + SslError();
     return nullptr;
   }
+  // Sessions are kept per worker and endpoint (tls::SessionCache), not in the SSL_CTX:
+  // the callback hands each new one to the connection's Session.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  SSL_CTX_sess_set_new_cb(ctx, [](SSL* ssl, SSL_SESSION* session) {
+    Session::OnNewClientSession(ssl, session);
+    return 1;  // the reference is ours
+  });
   static const uint8_t kAlpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn) - 1);
   if (!config.ca().empty() &&

@@ -75,7 +75,20 @@ bool Session::Start(const ServerContext& context, WireSink* sink) {
   return true;
 }
 
-bool Session::StartClient(const ClientContext& context, WireSink* sink, const char* ip) {
+SSL_SESSION* Session::TakeNewSession() {
+  SSL_SESSION* s = new_session_;
+  new_session_ = nullptr;
+  return s;
+}
+
+void Session::OnNewClientSession(SSL* ssl, SSL_SESSION* session) {
+  auto* self = static_cast<Session*>(SSL_get_app_data(ssl));
+  if (self->new_session_ != nullptr) SSL_SESSION_free(self->new_session_);
+  self->new_session_ = session;
+}
+
+bool Session::StartClient(const ClientContext& context, WireSink* sink, const char* ip,
+                          SSL_SESSION* resume) {
   Reset();
   sink_ = sink;
   ssl_ = SSL_new(context.ssl_ctx());
@@ -98,6 +111,7 @@ bool Session::StartClient(const ClientContext& context, WireSink* sink, const ch
   } else if (context.verify() && ip != nullptr) {
     ok = X509_VERIFY_PARAM_set1_ip_asc(param, ip) == 1;
   }
+  if (resume != nullptr) SSL_set_session(ssl_, resume);  // takes its own reference
   SSL_set_shed_handshake_config(ssl_, 1);
   first_byte_ = SSL3_RT_HANDSHAKE;  // the server's bytes are judged by BoringSSL alone
   if (!ok) Reset();
@@ -123,6 +137,8 @@ UpstreamTlsFailure Session::upstream_failure() const {
 
 void Session::Reset() {
   if (ssl_ != nullptr) SSL_free(ssl_);
+  if (new_session_ != nullptr) SSL_SESSION_free(new_session_);
+  new_session_ = nullptr;
   ssl_ = nullptr;
   sink_ = nullptr;
   in_ = nullptr;

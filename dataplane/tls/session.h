@@ -21,6 +21,7 @@
 
 struct ssl_st;
 struct bio_st;
+struct ssl_session_st;
 
 namespace zproxy::tls {
 
@@ -64,7 +65,13 @@ class Session {
   // Starts a client-side session towards an upstream: SNI and the name (or, without one,
   // the IP address `ip`) the certificate is checked against. The first Handshake() call
   // writes the ClientHello.
-  bool StartClient(const ClientContext& context, WireSink* sink, const char* ip);
+  // `resume` (may be null) is a session from an earlier connection to the same endpoint.
+  bool StartClient(const ClientContext& context, WireSink* sink, const char* ip,
+                   ssl_session_st* resume = nullptr);
+  // Client side: a session the server made resumable since the last call (a TLS 1.2
+  // ticket in the handshake, a TLS 1.3 NewSessionTicket after it), with one reference for
+  // the caller; null if none.
+  ssl_session_st* TakeNewSession();
   // After a failed client handshake: why.
   UpstreamTlsFailure upstream_failure() const;
   // Frees the connection's TLS state (safe to call twice).
@@ -101,6 +108,8 @@ class Session {
 
   // Called by the certificate selection callback when strict SNI refuses the name.
   static void MarkUnknownSni(ssl_st* ssl);
+  // Called by the client context's new-session callback; takes the reference.
+  static void OnNewClientSession(ssl_st* ssl, ssl_session_st* session);
 
  private:
   friend struct SessionBio;
@@ -114,6 +123,7 @@ class Session {
   bool established_ = false;
   bool unknown_sni_ = false;
   bool close_notify_sent_ = false;
+  ssl_session_st* new_session_ = nullptr;  // from the client's new-session callback
   HandshakeFailure failure_ = HandshakeFailure::kProtocol;
 };
 

@@ -29,6 +29,7 @@ uint16_t Worker::NewClusterState(const std::shared_ptr<const Snapshot>& snap, si
   }
   st->pools.resize(c.lb.endpoints.size());
   st->outliers.resize(c.lb.endpoints.size());
+  if (c.tls != nullptr) st->tls_sessions.Resize(c.endpoint_names.size());
   st->t_connect = timers_.ListFor(c.connect_timeout_ms);
   st->t_read = timers_.ListFor(c.read_timeout_ms);
   st->t_pool = timers_.ListFor(c.idle_timeout_ms);

@@ -83,6 +83,7 @@ void Worker::TlsOnRecv(uint32_t conn_idx, const char* data, size_t len) {
     if (client) {
       TlsHandshakeDone(conn_idx);
     } else {
+      TlsUpstreamKeepSession(conn_idx);  // a TLS 1.2 ticket comes with the handshake
       TlsFlush(conn_idx);
       TlsUpstreamReady(conn_idx);
     }
@@ -121,7 +122,9 @@ void Worker::TlsOnRecv(uint32_t conn_idx, const char* data, size_t len) {
     TlsAbort(conn_idx);
     return;
   }
-  // Reading can produce output (a TLS 1.3 KeyUpdate answer); send it.
+  // Reading can produce output (a TLS 1.3 KeyUpdate answer); send it. An upstream's TLS
+  // 1.3 tickets arrive after its handshake, with the response.
+  if (!client) TlsUpstreamKeepSession(conn_idx);
   if (t.wire_count > 0) TlsFlush(conn_idx);
   if (produced) {
     if (client) {

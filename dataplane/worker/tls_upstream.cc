@@ -53,7 +53,7 @@ void Worker::TlsConnect(uint32_t conn_idx) {
   char ip[64];
   HostOf(cs.cfg->endpoint_names[u.endpoint], ip, sizeof(ip));
   u.tls = t_idx;
-  if (!t.session.StartClient(*cs.cfg->tls, &t, ip)) {
+  if (!t.session.StartClient(*cs.cfg->tls, &t, ip, cs.tls_sessions.Get(u.endpoint))) {
     TlsUpstreamFailed(conn_idx, ErrorCause::kUpstreamTlsHandshake);
     return;
   }
@@ -88,6 +88,13 @@ void Worker::TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
   // Nothing of the request was sent: another endpoint may still answer (UpstreamFailed
   // retries once); the client gets a 502 naming the cause otherwise.
   UpstreamFailed(u.exchange, cause, true);
+}
+
+void Worker::TlsUpstreamKeepSession(uint32_t conn_idx) {
+  Conn& u = conns_.Get(conn_idx);
+  if (ssl_session_st* s = tls_conns_.Get(u.tls).session.TakeNewSession()) {
+    Cs(u.owner).tls_sessions.Put(u.endpoint, s);
+  }
 }
 
 void Worker::TlsUpstreamRefused(uint32_t conn_idx) {

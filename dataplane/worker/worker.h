@@ -27,6 +27,7 @@
 #include "dataplane/metrics/worker_stats.h"
 #include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/tls/session_cache.h"
 #include "dataplane/upstream/lb.h"
 #include "dataplane/worker/access_log.h"
 #include "dataplane/worker/block_pool.h"
@@ -122,6 +123,8 @@ class Worker {
   void TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause);
   // The upstream's handshake failed: the cause from the certificate check (or handshake).
   void TlsUpstreamRefused(uint32_t conn_idx);
+  // Keeps a resumable session the upstream just issued for the next connection to it.
+  void TlsUpstreamKeepSession(uint32_t conn_idx);
   // True while the session owns the connection's bytes (userspace TLS); false for
   // plaintext listeners and connections the kernel (kTLS) took over.
   bool TlsUserspace(const Conn& c) const {
@@ -316,6 +319,7 @@ class Worker {
     std::unique_ptr<upstream::EndpointSet> lb;
     std::vector<PoolHead> pools;         // [endpoint]
     std::vector<OutlierState> outliers;  // [endpoint]
+    tls::SessionCache tls_sessions;      // [endpoint]: clusters with tls resume these
     uint16_t t_connect = 0, t_read = 0, t_pool = 0;
     uint32_t refs = 0;
     bool retired = false;

@@ -27,21 +27,27 @@ class TlsNginx:
         self.file_data = os.urandom(FILE_SIZE)
         with open(os.path.join(d, "files", "file.bin"), "wb") as f:
             f.write(self.file_data)
-        self.ports = {k: free_port() for k in ("good", "expired", "selfsigned", "mtls")}
+        self.ports = {k: free_port() for k in ("good", "expired", "selfsigned", "mtls", "oneshot",
+                                               "oneshot12")}
         servers = []
         for name, c in (("good", certs.upstream), ("expired", certs.expired),
-                        ("selfsigned", certs.selfsigned), ("mtls", certs.upstream)):
-            extra = ""
+                        ("selfsigned", certs.selfsigned), ("mtls", certs.upstream),
+                        ("oneshot", certs.upstream), ("oneshot12", certs.upstream)):
+            # nginx 1.22's default is TLS 1.0-1.2; allow 1.3 except where 1.2 is the point.
+            extra = "ssl_protocols TLSv1.2%s;" % ("" if name == "oneshot12" else " TLSv1.3")
             if name == "mtls":
-                extra = "ssl_client_certificate %s; ssl_verify_client on;" % certs.path("ca.pem")
+                extra += " ssl_client_certificate %s; ssl_verify_client on;" % certs.path("ca.pem")
+            if name.startswith("oneshot"):  # a new connection per request; sessions resumable
+                extra += " keepalive_requests 1; ssl_session_tickets on;"
             servers.append("""
   server {
     listen 127.0.0.1:%d ssl;
     ssl_certificate %s; ssl_certificate_key %s; %s
-    keepalive_requests 10000;
+    %s
     location /files/ { root %s; }
-    location / { return 200 "%s $ssl_protocol sni=$ssl_server_name client=$ssl_client_s_dn\\n"; }
-  }""" % (self.ports[name], c["cert"], c["key"], extra, d, name))
+    location / { return 200 "%s $ssl_protocol sni=$ssl_server_name client=$ssl_client_s_dn reused=$ssl_session_reused\\n"; }
+  }""" % (self.ports[name], c["cert"], c["key"], extra,
+         "" if name.startswith("oneshot") else "keepalive_requests 10000;", d, name))
         user = "user root;" if os.geteuid() == 0 else ""
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
@@ -122,6 +128,8 @@ def proxy(tls_nginx, certs, tmp_path_factory):
         tls_cluster("mtls", tls_nginx.addr("mtls"), ca=ca, sni="upstream.test",
                     cert=certs.client["cert"], key=certs.client["key"]),
         tls_cluster("nocert", tls_nginx.addr("mtls"), ca=ca, sni="upstream.test"),
+        tls_cluster("oneshot", tls_nginx.addr("oneshot"), ca=ca, sni="upstream.test"),
+        tls_cluster("oneshot12", tls_nginx.addr("oneshot12"), ca=ca, sni="upstream.test"),
     ]
     routes = [{"match": {"prefix": "/%s/" % c["name"]}, "cluster": c["name"]} for c in clusters]
     routes.append({"match": {"prefix": "/files/"}, "cluster": "good"})
@@ -161,6 +169,17 @@ def test_bad_upstream_certificate_is_a_502_naming_the_cause(proxy, route, cause,
     assert r.status == 502, r
     assert "upstream TLS certificate rejected" in r.text and words in r.text, r.text
     assert metrics(proxy)["zproxy_errors_total"].value(cause=cause) > before
+
+
+@pytest.mark.parametrize("route,version", [("oneshot", "TLSv1.3"), ("oneshot12", "TLSv1.2")])
+def test_new_upstream_connections_resume_the_session(proxy, route, version):
+    """nginx closes after every response here: each request is a new upstream connection,
+    and all but the first resume the session the endpoint issued (TLS 1.3 PSK from a
+    NewSessionTicket after the handshake; TLS 1.2 ticket in the handshake)."""
+    texts = [get(proxy, route).text for _ in range(4)]
+    assert all(t.startswith("%s %s" % (route, version)) for t in texts), texts
+    assert "reused=." in texts[0], texts
+    assert all("reused=r" in t for t in texts[1:]), texts
 
 
 def test_verify_false_accepts_any_certificate(proxy):
