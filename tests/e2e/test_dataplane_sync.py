@@ -45,9 +45,14 @@ def _alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie child of the test is dead too
+    try:  # a zombie child of the test is dead too, once its last thread is gone
         with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
+            if f.read().split(") ", 1)[1][0] != "Z":
+                return True
+        # The leader of a SIGKILLed multi-threaded process turns Z while its other threads
+        # (workers, io-wq) are still exiting; they share its fd table, so its sockets are
+        # still open (a restarted zproxyd then finds its ports in use).
+        return len(os.listdir("/proc/%d/task" % pid)) > 1
     except OSError:
         return False
 
