@@ -47,6 +47,25 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
         return nullptr;
       }
     }
+    if (l.has_connect()) {
+      auto cr = std::make_shared<ConnectRuntime>();
+      for (int k = 0; k < l.connect().allow_size(); k++) {
+        ConnectAllowRule rule;
+        std::string err;
+        if (!ParseConnectAllowRule(l.connect().allow(k), &rule, &err)) {
+          *error = "listeners[" + std::to_string(snap->listeners.size()) + "].connect.allow[" +
+                   std::to_string(k) + "]: " + err;
+          return nullptr;
+        }
+        cr->allow.push_back(rule);
+      }
+      cr->upstream.name = "connect:" + l.name();
+      cr->upstream.connect_timeout_ms = OrDefault(l.connect().connect_timeout_ms(), 5000u);
+      cr->upstream.pool_size = 0;         // tunnels never return to a pool
+      cr->upstream.outlier_failures = 0;  // targets are not endpoints
+      cr->idle_timeout_ms = OrDefault(l.connect().idle_timeout_ms(), 300000u);
+      lr.connect = std::move(cr);
+    }
     if (l.has_tls()) {
       std::shared_ptr<tls::TicketKeys> keys;
       if (ticket_keys != nullptr && !l.tls().session_tickets_disable()) {

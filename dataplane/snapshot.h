@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/connect_allow.h"
 #include "common/health_region.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/routing/route_table.h"
@@ -22,23 +23,6 @@ class TicketKeyStore;
 }  // namespace zproxy::tls
 
 namespace zproxy::dataplane {
-
-struct ListenerRuntime {
-  std::string name;
-  http1::Limits limits;
-  uint64_t max_body_bytes = 0;  // 0 = unlimited
-  uint32_t idle_timeout_ms = 60000;
-  uint32_t header_timeout_ms = 10000;
-  bool add_forwarded_headers = true;
-  // tcp_proxy listener: index of its cluster (-1 = HTTP listener), the pass-through mode
-  // it asks for (resolved per connection against what the process has, PassthroughCaps).
-  // idle_timeout_ms above is TcpProxy.idle_timeout_ms for these.
-  int tcp_cluster = -1;
-  // TLS listener: certificates, SNI, ALPN, tickets (null = plaintext).
-  std::shared_ptr<const tls::ServerContext> tls;
-  uint32_t handshake_timeout_ms = 10000;
-  zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
-};
 
 struct ClusterRuntime {
   std::string name;
@@ -59,6 +43,34 @@ struct ClusterRuntime {
   std::vector<const uint8_t*> health;
   // HTTPS towards the endpoints (null = plaintext).
   std::shared_ptr<const tls::ClientContext> tls;
+};
+
+// Listener.connect: where CONNECT may go and how its upstream connections behave. The
+// upstream side is a cluster without endpoints (the target comes from each request), so
+// CONNECT tunnels reuse the cluster machinery: connect timeout, errors, tunnels.
+struct ConnectRuntime {
+  std::vector<ConnectAllowRule> allow;
+  ClusterRuntime upstream;  // name "connect:<listener>", connect_timeout_ms
+  uint32_t idle_timeout_ms = 300000;
+};
+
+struct ListenerRuntime {
+  std::string name;
+  http1::Limits limits;
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+  uint32_t idle_timeout_ms = 60000;
+  uint32_t header_timeout_ms = 10000;
+  bool add_forwarded_headers = true;
+  // tcp_proxy listener: index of its cluster (-1 = HTTP listener), the pass-through mode
+  // it asks for (resolved per connection against what the process has, PassthroughCaps).
+  // idle_timeout_ms above is TcpProxy.idle_timeout_ms for these.
+  int tcp_cluster = -1;
+  // TLS listener: certificates, SNI, ALPN, tickets (null = plaintext).
+  std::shared_ptr<const tls::ServerContext> tls;
+  uint32_t handshake_timeout_ms = 10000;
+  zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
+  // HTTP CONNECT (null = refused with 403).
+  std::shared_ptr<const ConnectRuntime> connect;
 };
 
 struct Snapshot {

@@ -35,6 +35,11 @@ void ApplyDefaults(zproxy::v1::TcpProxy* t) {
   if (t->idle_timeout_ms() == 0) t->set_idle_timeout_ms(Defaults::kTcpProxyIdleTimeoutMs);
 }
 
+void ApplyDefaults(zproxy::v1::ConnectProxy* c) {
+  if (c->connect_timeout_ms() == 0) c->set_connect_timeout_ms(Defaults::kConnectProxyTimeoutMs);
+  if (c->idle_timeout_ms() == 0) c->set_idle_timeout_ms(Defaults::kConnectIdleTimeoutMs);
+}
+
 void ApplyDefaults(zproxy::v1::ClusterTls* t) {
   if (!t->has_verify()) t->set_verify(true);
   if (t->min_version().empty()) t->set_min_version(Defaults::kTlsMinVersion);
@@ -49,6 +54,8 @@ void ApplyDefaults(zproxy::v1::Listener* l) {
   }
   // No tls block = plaintext; do not invent one.
   if (l->has_tls()) ApplyDefaults(l->mutable_tls());
+  // No connect block = CONNECT refused; do not invent one either.
+  if (l->has_connect()) ApplyDefaults(l->mutable_connect());
 }
 
 void ApplyDefaults(zproxy::v1::Endpoint* e) {

@@ -68,6 +68,10 @@ struct Defaults {
   static constexpr uint32_t kTcpProxyIdleTimeoutMs = 60000;
   static constexpr zproxy::v1::PassthroughMode kPassthroughMode = zproxy::v1::AUTO;
 
+  // CONNECT (only when an HTTP listener has a connect block).
+  static constexpr uint32_t kConnectProxyTimeoutMs = 5000;
+  static constexpr uint32_t kConnectIdleTimeoutMs = 300000;
+
   // Process-wide.
   static constexpr uint32_t kDrainTimeoutMs = 10000;
   static constexpr const char* kAdminAddress = "unix:/run/zproxy/admin.sock";
@@ -87,6 +91,7 @@ void ApplyDefaults(zproxy::v1::HttpOptions* http);
 void ApplyDefaults(zproxy::v1::ListenerTls* tls);
 void ApplyDefaults(zproxy::v1::ClusterTls* tls);
 void ApplyDefaults(zproxy::v1::TcpProxy* tcp_proxy);
+void ApplyDefaults(zproxy::v1::ConnectProxy* connect);
 void ApplyDefaults(zproxy::v1::Cluster* cluster);
 void ApplyDefaults(zproxy::v1::Endpoint* endpoint);
 void ApplyDefaults(zproxy::v1::HealthCheck* health_check);

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "common/connect_allow.h"
 #include "common/net_address.h"
 #include "controlplane/config/tls_files.h"
 
@@ -198,6 +199,21 @@ class Validator {
     }
   }
 
+  void CheckConnect(const std::string& listener_path, const Listener& l) {
+    std::string path = listener_path + ".connect";
+    if (l.has_tcp_proxy()) Error(path, "CONNECT is for HTTP listeners (routes) only");
+    if (l.connect().allow_size() == 0) {
+      Error(path + ".allow", "at least one pattern is required (e.g. \"10.0.0.5:22\")");
+    }
+    for (int k = 0; k < l.connect().allow_size(); ++k) {
+      ConnectAllowRule rule;
+      std::string why;
+      if (!ParseConnectAllowRule(l.connect().allow(k), &rule, &why)) {
+        Error(Index(path + ".allow", k), why);
+      }
+    }
+  }
+
   void CheckListeners() {
     if (config_.listeners_size() == 0) Error("listeners", "at least one listener is required");
     std::set<std::string> names;
@@ -226,6 +242,7 @@ class Validator {
       if (l.has_tcp_proxy()) CheckClusterRef(path + ".tcp_proxy.cluster", l.tcp_proxy().cluster());
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
       if (l.has_tls()) CheckListenerTls(path, l);
+      if (l.has_connect()) CheckConnect(path, l);
       if (l.has_http()) {
         const auto& h = l.http();
         if (h.max_headers() == 0 || h.max_headers() > Limits::kMaxHeaders) {

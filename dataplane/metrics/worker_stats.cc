@@ -44,8 +44,22 @@ const char* ErrorCauseName(ErrorCause c) {
 
 const char* ConnectOutcomeName(ConnectOutcome o) {
   switch (o) {
+    case ConnectOutcome::kEstablished:
+      return "established";
     case ConnectOutcome::kNotEnabled:
       return "not_enabled";
+    case ConnectOutcome::kDenied:
+      return "denied";
+    case ConnectOutcome::kHostname:
+      return "hostname";
+    case ConnectOutcome::kBadTarget:
+      return "bad_target";
+    case ConnectOutcome::kRefused:
+      return "refused";
+    case ConnectOutcome::kTimeout:
+      return "timeout";
+    case ConnectOutcome::kError:
+      return "error";
     case ConnectOutcome::kCount:
       break;
   }

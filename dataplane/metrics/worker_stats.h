@@ -37,7 +37,14 @@ const char* ErrorCauseName(ErrorCause c);
 
 // HTTP CONNECT requests on HTTP listeners, by how they ended (README: CONNECT).
 enum class ConnectOutcome : uint8_t {
-  kNotEnabled,  // the listener has no connect block: 405, nothing forwarded
+  kEstablished,  // target connected: 200, tunnel
+  kNotEnabled,   // the listener has no connect block: 403, nothing forwarded
+  kDenied,       // target not on the allowlist: 403, nothing connected
+  kHostname,     // target is a name (no DNS in the data plane): 403
+  kBadTarget,    // malformed authority-form (or a body): 400
+  kRefused,      // target refused the connection: 502
+  kTimeout,      // no answer within connect_timeout_ms: 504
+  kError,        // other connect errors: 502
   kCount,
 };
 

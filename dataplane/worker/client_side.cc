@@ -234,19 +234,8 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
     return true;
   }
   if (req.method_id == http1::Method::kConnect) {
-    // CONNECT opens a tunnel to the target, so it is never routed to a cluster (an
-    // upstream HTTP server would see a CONNECT it did not ask to serve). 403 as Squid
-    // answers a denied CONNECT (a 405 would owe an Allow field listing every method).
-    // Without a body the connection stays usable, as after a 404.
-    stats_.connect_requests[static_cast<int>(ConnectOutcome::kNotEnabled)].Add();
-    bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
-    size_t head_bytes = req.head_bytes;
-    SendLocalResponse(conn_idx, 403, "zproxy: CONNECT is not enabled on this listener\n", close,
-                      RequestLine(req, line, sizeof(line)), "connect_not_enabled");
-    if (!close) {
-      ConsumeIn(conn_idx, head_bytes);
-      timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
-    }
+    // Never routed to a cluster: a CONNECT opens a tunnel to its own target.
+    StartConnectRequest(conn_idx, req, RequestLine(req, line, sizeof(line)));
     return true;
   }
   const routing::RouteEntry* route = snap_->routes->Match(c.owner, req.host, req.path, req.method);

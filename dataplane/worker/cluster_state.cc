@@ -43,6 +43,46 @@ uint16_t Worker::NewClusterState(const std::shared_ptr<const Snapshot>& snap, si
   return static_cast<uint16_t>(cstates_.size() - 1);
 }
 
+// A listener's CONNECT upstreams: a state without endpoints (each target comes from its
+// request) whose connect timer list is the connect block's timeout. One pool slot, never
+// used (tunnels are not reusable), so ReleaseUpstream's pool lookup stays valid.
+uint16_t Worker::NewConnectState(const std::shared_ptr<const Snapshot>& snap, size_t listener) {
+  auto st = std::make_unique<ClusterState>();
+  const ClusterRuntime& c = snap->listeners[listener].connect->upstream;
+  st->snap = snap;
+  st->cfg = &c;
+  st->definition = c.name;
+  st->lb = std::make_unique<upstream::EndpointSet>(c.lb);
+  st->pools.resize(1);
+  st->outliers.resize(1);
+  st->t_connect = timers_.ListFor(c.connect_timeout_ms);
+  st->t_read = timers_.ListFor(c.read_timeout_ms);
+  st->t_pool = timers_.ListFor(c.idle_timeout_ms);
+  for (uint16_t id = 0; id < cstates_.size(); id++) {
+    if (cstates_[id] == nullptr) {
+      cstates_[id] = std::move(st);
+      return id;
+    }
+  }
+  cstates_.push_back(std::move(st));
+  return static_cast<uint16_t>(cstates_.size() - 1);
+}
+
+// New connect states for every snapshot (they hold no pooled connections, so nothing is
+// lost); tunnels still open keep their old state until they end.
+void Worker::SetupConnectStates(const std::shared_ptr<const Snapshot>& snap) {
+  for (uint16_t old : connect_state_) {
+    if (old == kNoConnect) continue;
+    Cs(old).retired = true;
+    RefCluster(old);  // hold it across the check in UnrefCluster
+    UnrefCluster(old);
+  }
+  connect_state_.assign(snap->listeners.size(), kNoConnect);
+  for (size_t l = 0; l < snap->listeners.size(); l++) {
+    if (snap->listeners[l].connect != nullptr) connect_state_[l] = NewConnectState(snap, l);
+  }
+}
+
 void Worker::UnrefCluster(uint16_t id) {
   ClusterState& st = Cs(id);
   if (--st.refs == 0 && st.retired) cstates_[id].reset();
@@ -52,10 +92,13 @@ void Worker::SetupListenerTimers() {
   t_client_idle_.clear();
   t_client_header_.clear();
   t_tls_handshake_.clear();
+  t_connect_idle_.clear();
   for (const auto& l : snap_->listeners) {
     t_client_idle_.push_back(timers_.ListFor(l.idle_timeout_ms));
     t_client_header_.push_back(timers_.ListFor(l.header_timeout_ms));
     t_tls_handshake_.push_back(timers_.ListFor(l.handshake_timeout_ms));
+    t_connect_idle_.push_back(
+        timers_.ListFor(l.connect != nullptr ? l.connect->idle_timeout_ms : l.idle_timeout_ms));
   }
 }
 
@@ -102,6 +145,7 @@ void Worker::ApplySnapshot(std::shared_ptr<const Snapshot> snap) {
     UnrefCluster(old);
   }
   cluster_state_ = std::move(mapping);
+  SetupConnectStates(snap);
   snap_ = std::move(snap);
   SetupListenerTimers();
   applied_version_.store(snap_->version);

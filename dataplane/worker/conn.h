@@ -138,6 +138,9 @@ struct Exchange {
   bool upstream_eof = false;  // close-delimited response: upstream finished
   bool dechunk = false;       // chunked response to an HTTP/1.0 client: forward data only
   bool upgrade = false;       // Upgrade request forwarded: a 101 turns this into a tunnel
+  // HTTP CONNECT (connect_tunnel.cc): the upstream is the request's target; once it is
+  // connected the client gets 200 and the exchange becomes a copy tunnel.
+  bool connect = false;
 
   // L4 pass-through (tcp_proxy listener): bytes are copied both ways, no HTTP.
   bool tunnel = false;

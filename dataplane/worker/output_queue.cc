@@ -195,6 +195,12 @@ void Worker::OnClientEof(uint32_t conn_idx, int res) {
   }
   if (c.exchange != kNil) {
     Exchange& ex = exchanges_.Get(c.exchange);
+    if (res == 0 && ex.connect) {
+      // CONNECT still connecting: the client's bytes so far and its FIN go through the
+      // tunnel once it is up (nothing is dropped, the FIN is forwarded when drained).
+      ex.client_eof = true;
+      return;
+    }
     if (res == 0 && ex.req_done) {
       // Half-close after a complete request: the client may still read the response
       // (HTTP/1.1 permits shutting down the write side). Finish, then close.

@@ -41,18 +41,21 @@ void Worker::StartTunnel(uint32_t conn_idx) {
   }
 }
 
+uint16_t Worker::TunnelIdleList(const Exchange& ex) {
+  uint16_t listener = conns_.Get(ex.client).owner;
+  return ex.connect ? t_connect_idle_[listener] : t_client_idle_[listener];
+}
+
 void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
-  // After a 101: the HTTP listener's sockets are direct descriptors, so the tunnel copies
-  // (sockmap and splice need regular fds). Bytes either side sent right behind the heads
-  // are already in the input queues and go first.
+  // After a 101 (or a CONNECT's 200): the HTTP listener's sockets are direct descriptors,
+  // so the tunnel copies (sockmap and splice need regular fds). Bytes either side sent
+  // right behind the heads are already in the input queues and go first.
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
   ex.req_done = true;
-  stats_.websocket_upgrades.Add();
   stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
   timers_.Disarm(ex.upstream);  // no read timeout: the idle timeout covers both sides
-  Conn& c = conns_.Get(ex.client);
-  timers_.Arm(t_client_idle_[c.owner], ex.client, NowMs());
+  timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
   PumpTunnel(ex_idx, false);
   if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
 }
@@ -72,7 +75,7 @@ void Worker::PumpTunnel(uint32_t ex_idx, bool from_client) {
   }
   Flush(to);
   MaybeResumeRecv(from);
-  if (moved) timers_.Arm(t_client_idle_[conns_.Get(ex.client).owner], ex.client, NowMs());
+  if (moved) timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
   MaybeShutdownTunnel(ex_idx);
 }
 

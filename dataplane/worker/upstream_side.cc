@@ -82,9 +82,13 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
 }
 
 void Worker::StartConnect(uint32_t ex_idx, uint32_t endpoint) {
+  const Exchange& ex = exchanges_.Get(ex_idx);
+  ConnectTo(ex_idx, endpoint, Cs(ex.cluster).lb->address(endpoint));
+}
+
+void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr) {
   Exchange& ex = exchanges_.Get(ex_idx);
   const ClusterRuntime& cluster = *Cs(ex.cluster).cfg;
-  const NetAddress& addr = Cs(ex.cluster).lb->address(endpoint);
   int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     ZLOG_WARN("worker %u: socket(): %s", options_.index, strerror(errno));
@@ -162,6 +166,10 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   Conn& u = conns_.Get(up_idx);
   u.exchange = ex_idx;
   ex.upstream = up_idx;
+  if (ex.connect) {
+    EstablishConnectTunnel(ex_idx);
+    return;
+  }
   if (ex.tunnel) {
     ex.head_queued = true;
     if (ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
@@ -194,6 +202,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
 void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.CountError(cause);
+  if (ex.connect && !ex.tunnel) CountConnectFailure(cause);
   if (ex.tunnel) {
     AbortExchange(ex_idx, true);  // no HTTP to answer with: the client sees the close
     return;
@@ -285,6 +294,7 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     if (consumed == 0) return;  // exchange failed and was torn down
     ConsumeIn(conn_idx, consumed);
     if (exchanges_.Get(ex_idx).tunnel) {
+      stats_.websocket_upgrades.Add();
       StartUpgradedTunnel(ex_idx);
       return;
     }

@@ -60,6 +60,7 @@ bool Worker::Init(std::string* error) {
   for (size_t i = 0; i < snap_->clusters.size(); i++) {
     cluster_state_.push_back(NewClusterState(snap_, i));
   }
+  SetupConnectStates(snap_);
   applied_version_.store(snap_->version);
   applied_generation_.store(snap_->generation);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

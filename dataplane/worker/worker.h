@@ -148,8 +148,11 @@ class Worker {
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);
   void PumpTunnel(uint32_t ex_idx, bool from_client);
-  // HTTP listener: the upstream answered an Upgrade request with 101 (WebSocket).
+  // HTTP listener: the upstream answered an Upgrade request with 101 (WebSocket), or
+  // a CONNECT target accepted the connection: the exchange becomes a copy tunnel.
   void StartUpgradedTunnel(uint32_t ex_idx);
+  // The idle timer list of a tunnel's client (CONNECT tunnels have their own timeout).
+  uint16_t TunnelIdleList(const Exchange& ex);
   void MaybeShutdownTunnel(uint32_t ex_idx);
 
   // --- passthrough.cc: tcp_proxy connections in sockmap or splice mode (no bytes in
@@ -178,10 +181,21 @@ class Worker {
   void OnSpliceOut(uint32_t conn_idx, int res);
   void MaybeEndSpliceDir(uint32_t ex_idx, int dir);
 
+  // --- connect_tunnel.cc: HTTP CONNECT on HTTP listeners (Listener.connect).
+  void StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& req,
+                           std::string_view request_line);
+  void RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status, std::string_view body,
+                     bool close, std::string_view request_line);
+  void EstablishConnectTunnel(uint32_t ex_idx);
+  void CountConnectFailure(ErrorCause cause);
+
   // --- upstream_side.cc
   bool AssignUpstream(uint32_t ex_idx);
   void RespondUpstreamError(uint32_t ex_idx, ErrorCause cause);
   void StartConnect(uint32_t ex_idx, uint32_t endpoint);
+  // Opens the upstream socket of an exchange towards `addr` (an endpoint's, or a CONNECT
+  // target's with endpoint 0 of the listener's connect state).
+  void ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr);
   void OnConnect(uint32_t conn_idx, int res);
   void AttachUpstream(uint32_t ex_idx, uint32_t up_idx);
   void UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry);
@@ -288,7 +302,7 @@ class Worker {
   };
   TimerLists<LinkOfConn> timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
-  std::vector<uint16_t> t_client_idle_, t_client_header_, t_tls_handshake_;
+  std::vector<uint16_t> t_client_idle_, t_client_header_, t_tls_handshake_, t_connect_idle_;
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 
@@ -326,6 +340,11 @@ class Worker {
   };
   std::vector<std::unique_ptr<ClusterState>> cstates_;  // index = state id; null = free
   std::vector<uint16_t> cluster_state_;  // current snapshot's cluster index -> state id
+  // Per listener: the state CONNECT upstreams belong to (kNoConnect = no connect block).
+  static constexpr uint16_t kNoConnect = 0xffff;
+  std::vector<uint16_t> connect_state_;
+  uint16_t NewConnectState(const std::shared_ptr<const Snapshot>& snap, size_t listener);
+  void SetupConnectStates(const std::shared_ptr<const Snapshot>& snap);
   ClusterState& Cs(uint16_t id) { return *cstates_[id]; }
   uint16_t NewClusterState(const std::shared_ptr<const Snapshot>& snap, size_t cluster_index);
   void RefCluster(uint16_t id) { cstates_[id]->refs++; }

@@ -1,46 +1,305 @@
-"""HTTP CONNECT on HTTP listeners. Without a `connect` block a listener answers CONNECT
-itself with 403 and never forwards it to a route's cluster (the backend sees nothing)."""
+"""HTTP CONNECT on HTTP listeners (Listener.connect): curl's proxytunnel through zproxy to an
+allowed backend; 1 MB random each way over a raw-socket tunnel; bytes pipelined behind the
+CONNECT head (and a FIN right after them) are forwarded; a target off the allowlist gets 403
+and sees no connection; refused -> 502; unanswered SYN -> 504; host names -> 403; malformed
+authority -> 400; a listener without a connect block answers 403 and never forwards the
+CONNECT to a route's cluster; bad allow patterns are rejected naming the field."""
 
+import hashlib
+import os
+import select
 import socket
+import subprocess
+import threading
+import time
 
+from conftest import catch_all, cluster, listener
+from procs import base_config, run_check, wait_until
 from test_metrics import scrape
+
+MB = 1 << 20
 
 
 def _read_head(s):
     buf = b""
     while b"\r\n\r\n" not in buf:
-        b = s.recv(4096)
+        b = s.recv(1)
         if not b:
-            break
+            raise ConnectionError("EOF in head: %r" % buf)
         buf += b
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    return head.decode("latin-1"), rest
+    return buf.decode("latin-1")
 
 
-def _connect_count(z, outcome):
+def _recv_exact(s, n):
+    buf = bytearray()
+    while len(buf) < n:
+        b = s.recv(min(65536, n - len(buf)))
+        if not b:
+            raise ConnectionError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += b
+    return bytes(buf)
+
+
+def _recv_all(s):
+    buf = bytearray()
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return bytes(buf)
+        buf += b
+
+
+def _body(s, head):
+    n = int([l for l in head.split("\r\n") if l.lower().startswith("content-length")][0]
+            .split(":")[1])
+    return _recv_exact(s, n)
+
+
+def _log_lines(path):
+    try:
+        with open(path) as f:
+            return [l.rstrip("\n") for l in f if "__zproxy_e2e_ready" not in l]
+    except FileNotFoundError:
+        return []
+
+
+def _count(z, outcome):
     return scrape(z)["zproxy_connect_requests_total"].value(outcome=outcome)
+
+
+class Echo:
+    """Echoes every byte back until the client's FIN, then closes."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True).start()
+
+    def _handle(self, c):
+        with c:
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                    c.sendall(b)
+            except OSError:
+                pass
+
+
+class Exchange1MB:
+    """Sends 1 MB of its own random bytes while reading 1 MB from the client (both at once),
+    then remembers the SHA-256 of what it read."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.payload = os.urandom(MB)
+        self.got = None
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        c, _ = self.sock.accept()
+        with c:
+            t = threading.Thread(target=c.sendall, args=(self.payload,))
+            t.start()
+            self.got = hashlib.sha256(_recv_exact(c, MB)).hexdigest()
+            t.join()
+        self.done.set()
+
+
+def _proxy(make_proxy, backends, allow, access_log=None, **connect):
+    block = {"allow": allow}
+    block.update(connect)
+    lst = listener("web", catch_all("a"))
+    lst["connect"] = block
+    top = {"access_log": access_log} if access_log else {}
+    return make_proxy(base_config([lst], [cluster("a", backends["a"].addr)], **top))
+
+
+def _tunnel(port, target, extra=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target.encode(), target.encode()) +
+              extra)
+    return s, _read_head(s)
+
+
+def test_curl_proxytunnel_to_allowed_backend(make_proxy, backends):
+    a = backends["a"]
+    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % a.port])
+    r = subprocess.run(["curl", "-sS", "-p", "-x", "http://127.0.0.1:%d" % z.port,
+                        "--max-time", "10", "http://%s/hello" % a.addr],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "hello from a" in r.stdout
+    assert _count(z, "established") == 1
+
+
+def test_1mb_random_each_way(make_proxy, backends):
+    peer = Exchange1MB()
+    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % peer.port])
+    s, head = _tunnel(z.port, "127.0.0.1:%d" % peer.port)
+    with s:
+        assert head.startswith("HTTP/1.1 200 Connection Established\r\n"), head
+        mine = os.urandom(MB)
+        t = threading.Thread(target=s.sendall, args=(mine,))
+        t.start()
+        got = _recv_exact(s, MB)
+        t.join()
+        assert got == peer.payload
+        assert peer.done.wait(10)
+        assert peer.got == hashlib.sha256(mine).hexdigest()
+
+
+def test_pipelined_bytes_and_fin_after_the_head(make_proxy, backends):
+    echo = Echo()
+    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % echo.port])
+    target = "127.0.0.1:%d" % echo.port
+    # Bytes in the same segment as the head: forwarded once the target is connected.
+    s, head = _tunnel(z.port, target, extra=b"pipelined-hello")
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        assert _recv_exact(s, len(b"pipelined-hello")) == b"pipelined-hello"
+        s.sendall(b"more")
+        assert _recv_exact(s, 4) == b"more"
+    # Head, bytes and FIN before the target is even connected: nothing is lost, the FIN
+    # reaches the target after the bytes, and its close comes back.
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    with s:
+        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\nthen-fin" % (target.encode(), target.encode()))
+        s.shutdown(socket.SHUT_WR)
+        head = _read_head(s)
+        assert head.startswith("HTTP/1.1 200"), head
+        assert _recv_all(s) == b"then-fin"
+
+
+def test_disallowed_target_is_403_and_never_connected(make_proxy, backends):
+    echo = Echo()
+    watched = socket.socket()
+    watched.bind(("127.0.0.1", 0))
+    watched.listen(4)
+    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % echo.port, "10.0.0.0/8:*"])
+    with watched:
+        s, head = _tunnel(z.port, "127.0.0.1:%d" % watched.getsockname()[1])
+        with s:
+            assert head.startswith("HTTP/1.1 403"), head
+            assert b"not allowed" in _body(s, head)
+            # Same connection, allowed target: works (a refused CONNECT keeps it usable).
+            s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % echo.port)
+            assert _read_head(s).startswith("HTTP/1.1 200")
+            s.sendall(b"ok")
+            assert _recv_exact(s, 2) == b"ok"
+        readable, _, _ = select.select([watched], [], [], 0.5)
+        assert not readable, "the disallowed target saw a connection"
+    assert _count(z, "denied") == 1
+
+
+def test_refused_is_502_and_timeout_is_504(make_proxy, backends, tmp_path):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    # A listener whose accept queue is full drops further SYNs: the connect never completes.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(full.getsockname())
+        fillers.append(f)
+    time.sleep(0.2)
+    log = tmp_path / "access.log"
+    z = _proxy(make_proxy, backends, ["127.0.0.1:*"], access_log=str(log),
+               connect_timeout_ms=500)
+    s, head = _tunnel(z.port, "127.0.0.1:%d" % closed_port)
+    with s:
+        assert head.startswith("HTTP/1.1 502"), head
+        assert b"refused" in _body(s, head)
+    start = time.monotonic()
+    s, head = _tunnel(z.port, "127.0.0.1:%d" % full.getsockname()[1])
+    with s:
+        assert head.startswith("HTTP/1.1 504"), head
+    assert 0.4 < time.monotonic() - start < 5
+    assert _count(z, "refused") == 1
+    assert _count(z, "timeout") == 1
+    echo = Echo()
+    s, head = _tunnel(z.port, "127.0.0.1:%d" % echo.port)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+    s, head = _tunnel(z.port, "10.1.2.3:80")
+    with s:
+        assert head.startswith("HTTP/1.1 403"), head
+    # One access log line per CONNECT: request line, status, outcome.
+    lines = wait_until(lambda: len(_log_lines(log)) >= 4 and _log_lines(log), timeout=5)
+    assert '"CONNECT 127.0.0.1:%d HTTP/1.1" 502' % closed_port in lines[0], lines
+    assert lines[0].endswith("connect_refused"), lines
+    assert " 504 " in lines[1] and lines[1].endswith("connect_timeout"), lines
+    assert '"CONNECT 127.0.0.1:%d HTTP/1.1" 200' % echo.port in lines[2], lines
+    assert lines[2].endswith(" connect"), lines
+    assert '"CONNECT 10.1.2.3:80 HTTP/1.1" 403' in lines[3] and lines[3].endswith("denied"), lines
+    for f in fillers:
+        f.close()
+    full.close()
+
+
+def test_hostname_and_malformed_targets(make_proxy, backends):
+    z = _proxy(make_proxy, backends, ["127.0.0.1:*"])
+    s, head = _tunnel(z.port, "localhost:%d" % backends["a"].port)
+    with s:
+        assert head.startswith("HTTP/1.1 403"), head
+        assert b"IP literals" in _body(s, head)
+    for bad in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "[zz]:80"):
+        s, head = _tunnel(z.port, bad)
+        with s:
+            assert head.startswith("HTTP/1.1 400"), (bad, head)
+    assert _count(z, "hostname") == 1
+    assert _count(z, "established") == 0
 
 
 def test_connect_without_connect_block_is_403_and_not_forwarded(stack, backends):
     a = backends["a"]
-    target = a.addr
-    before = _connect_count(stack, "not_enabled")
+    before = _count(stack, "not_enabled")
     mark = a.log.mark()
     s = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
     with s:
-        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target.encode(), target.encode()))
-        head, rest = _read_head(s)
+        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (a.addr.encode(), a.addr.encode()))
+        head = _read_head(s)
         assert head.startswith("HTTP/1.1 403"), head
-        body_len = int([l for l in head.split("\r\n") if l.lower().startswith("content-length")][0]
-                       .split(":")[1])
-        while len(rest) < body_len:
-            rest += s.recv(4096)
-        assert b"CONNECT is not enabled" in rest
+        assert b"CONNECT is not enabled" in _body(s, head)
         # The connection stays usable for ordinary requests (as after a 404).
         s.sendall(b"GET / HTTP/1.1\r\nHost: test.local\r\n\r\n")
-        head, _ = _read_head(s)
+        head = _read_head(s)
         assert head.startswith("HTTP/1.1 200"), head
-    assert _connect_count(stack, "not_enabled") == before + 1
+    assert _count(stack, "not_enabled") == before + 1
     # The backend served the GET and saw no CONNECT.
     a.log.wait_for_req(mark, "/")
     assert [m for m, _ in a.log.reqs_since(mark)] == ["GET"]
+
+
+def test_bad_allow_pattern_rejected_naming_the_field(tmp_path):
+    import yamlgen
+    lst = listener("web", catch_all("a"))
+    lst["connect"] = {"allow": ["127.0.0.1:22", "example.com:443"]}
+    cfg = base_config([lst], [cluster("a", "127.0.0.1:3000")],
+                      admin_address="unix:/tmp/zp-check/admin.sock")
+    p = tmp_path / "c.yaml"
+    p.write_text(yamlgen.dump(cfg))
+    r = run_check(str(p))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "listeners[0].connect.allow[1]" in r.stderr, r.stderr
+    assert "not an IP literal" in r.stderr, r.stderr

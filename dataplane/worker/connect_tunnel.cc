@@ -1,0 +1,113 @@
+// HTTP CONNECT on HTTP listeners (forward proxy to an allowlist, Listener.connect).
+// The target must be an IP literal the listener's allow patterns match; the upstream
+// connection belongs to the listener's connect state (a cluster without endpoints), so
+// connect timeouts and errors (502/504) take the same path as routed requests. Once the
+// target accepts, the client gets 200 and the exchange becomes the same copy tunnel a
+// WebSocket 101 starts (tunnel.cc); bytes the client sent behind the CONNECT head wait in
+// its input queue and go first.
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+namespace {
+constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
+}  // namespace
+
+void Worker::RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status,
+                           std::string_view body, bool close, std::string_view request_line) {
+  stats_.connect_requests[static_cast<int>(outcome)].Add();
+  SendLocalResponse(conn_idx, status, body, close, request_line, ConnectOutcomeName(outcome));
+}
+
+void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& req,
+                                 std::string_view request_line) {
+  Conn& c = conns_.Get(conn_idx);
+  const ListenerRuntime& listener = snap_->listeners[c.owner];
+  // A refused CONNECT without a body leaves the connection usable, as after a 404.
+  bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
+  auto refuse = [&](ConnectOutcome outcome, int status, std::string_view body, bool force_close) {
+    size_t head_bytes = req.head_bytes;
+    bool cl = close || force_close;
+    RefuseConnect(conn_idx, outcome, status, body, cl, request_line);
+    if (!cl) {
+      ConsumeIn(conn_idx, head_bytes);
+      timers_.Arm(t_client_idle_[conns_.Get(conn_idx).owner], conn_idx, NowMs());
+    }
+  };
+  if (listener.connect == nullptr) {
+    // 403 as Squid answers a denied CONNECT (a 405 would owe an Allow field).
+    refuse(ConnectOutcome::kNotEnabled, 403, "zproxy: CONNECT is not enabled on this listener\n",
+           false);
+    return;
+  }
+  NetAddress target;
+  switch (ParseConnectTarget(req.target, &target)) {
+    case ConnectTargetError::kMalformed:
+      refuse(ConnectOutcome::kBadTarget, 400,
+             "zproxy: bad CONNECT target (expected IP:port or [IPv6]:port)\n", true);
+      return;
+    case ConnectTargetError::kHostname:
+      refuse(ConnectOutcome::kHostname, 403,
+             "zproxy: CONNECT targets must be IP literals (this proxy resolves no names)\n", false);
+      return;
+    case ConnectTargetError::kNone:
+      break;
+  }
+  if (req.body != http1::BodyKind::kNone) {
+    // A CONNECT has no content (RFC 9110 9.3.6); framing would make the tunnel ambiguous.
+    refuse(ConnectOutcome::kBadTarget, 400, "zproxy: CONNECT with a body\n", true);
+    return;
+  }
+  if (!ConnectAllowed(listener.connect->allow, target)) {
+    refuse(ConnectOutcome::kDenied, 403, "zproxy: CONNECT target not allowed\n", false);
+    return;
+  }
+  uint32_t ex_idx = exchanges_.Alloc();
+  Exchange& ex = exchanges_.Get(ex_idx);
+  ex.client = conn_idx;
+  ex.cluster = connect_state_[c.owner];
+  RefCluster(ex.cluster);
+  ex.connect = true;
+  ex.method = req.method_id;
+  ex.version_minor = req.version_minor;
+  ex.client_keep_alive = req.keep_alive;
+  ex.req_done = true;  // nothing to forward until the tunnel is up
+  if (access_log_.enabled()) {
+    size_t n = std::min(request_line.size(), sizeof(ex.req_line));
+    memcpy(ex.req_line, request_line.data(), n);
+    ex.req_line_len = static_cast<uint8_t>(n);
+    ex.start_us = NowUs();
+  }
+  c.exchange = ex_idx;
+  stats_.client_idle.Sub();
+  ConsumeIn(conn_idx, req.head_bytes);
+  ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
+}
+
+void Worker::EstablishConnectTunnel(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  stats_.connect_requests[static_cast<int>(ConnectOutcome::kEstablished)].Add();
+  QueueOut(ex.client, kEstablished.data(), static_cast<uint32_t>(kEstablished.size()),
+           ItemOwner::kStatic, 0);
+  stats_.CountStatus(200);
+  ex.head_queued = true;
+  ex.status = 200;
+  ex.resp_bytes += kEstablished.size();
+  LogExchange(ex, 200, "connect");
+  ex.resp_started = true;
+  ex.resp = RespState::kDone;
+  ex.tunnel = true;
+  StartUpgradedTunnel(ex_idx);
+}
+
+void Worker::CountConnectFailure(ErrorCause cause) {
+  ConnectOutcome o = cause == ErrorCause::kConnectRefused   ? ConnectOutcome::kRefused
+                     : cause == ErrorCause::kConnectTimeout ? ConnectOutcome::kTimeout
+                                                            : ConnectOutcome::kError;
+  stats_.connect_requests[static_cast<int>(o)].Add();
+}
+
+}  // namespace zproxy::dataplane
