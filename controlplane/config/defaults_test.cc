@@ -28,6 +28,7 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_FALSE(c.listeners(1).has_http());                // L4 listener: no HTTP options
   EXPECT_EQ(c.listeners(1).tcp_proxy().mode(), zproxy::v1::AUTO);
   EXPECT_EQ(c.listeners(1).tcp_proxy().idle_timeout_ms(), 60000u);
+  EXPECT_FALSE(c.listeners(0).has_connect());  // CONNECT stays off unless configured
   EXPECT_EQ(cl->pool_size(), 64u);
   EXPECT_EQ(cl->connect_timeout_ms(), 2000u);
   EXPECT_EQ(cl->read_timeout_ms(), 30000u);
@@ -40,6 +41,17 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_EQ(c.admin_address(), "unix:/run/zproxy/admin.sock");
   EXPECT_EQ(c.metrics_address(), "");  // off
   EXPECT_EQ(c.bpffs_path(), "/sys/fs/bpf/zproxy");
+}
+
+TEST(Defaults, ConnectTimeouts) {
+  zproxy::v1::Listener l;
+  l.mutable_connect()->add_allow("127.0.0.1:*");
+  ApplyDefaults(&l);
+  EXPECT_EQ(l.connect().connect_timeout_ms(), 5000u);
+  EXPECT_EQ(l.connect().idle_timeout_ms(), 300000u);
+  l.mutable_connect()->set_connect_timeout_ms(700);
+  ApplyDefaults(&l);
+  EXPECT_EQ(l.connect().connect_timeout_ms(), 700u);
 }
 
 TEST(Defaults, KeepsExplicitValuesAndIsIdempotent) {

@@ -57,6 +57,19 @@ TEST(Validate, ListenerAddressMustParse) {
   ExpectOne(c, "listeners[0].address", "required");
 }
 
+TEST(Validate, ConnectAllowPatterns) {
+  Config c = Base();
+  auto* connect = c.mutable_listeners(0)->mutable_connect();
+  ExpectOne(c, "listeners[0].connect.allow", "at least one pattern");
+  connect->add_allow("10.0.0.5:22");
+  connect->add_allow("192.168.1.0/24:*");
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+  connect->add_allow("10.0.0.0/40:80");
+  ExpectOne(c, "listeners[0].connect.allow[2]", "prefix length must be 0..32");
+  connect->set_allow(2, "db.internal:5432");
+  ExpectOne(c, "listeners[0].connect.allow[2]", "not an IP literal");
+}
+
 TEST(Validate, ListenerAddressesUnique) {
   Config c = Base();
   auto* l = c.add_listeners();

@@ -303,3 +303,19 @@ def test_bad_allow_pattern_rejected_naming_the_field(tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "listeners[0].connect.allow[1]" in r.stderr, r.stderr
     assert "not an IP literal" in r.stderr, r.stderr
+
+
+def test_tunnel_idle_timeout_is_the_connect_blocks(make_proxy, backends):
+    echo = Echo()
+    # The listener's HTTP idle timeout is 60 s; the tunnel's own (connect.idle_timeout_ms)
+    # closes it.
+    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % echo.port], idle_timeout_ms=400)
+    s, head = _tunnel(z.port, "127.0.0.1:%d" % echo.port)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        s.sendall(b"x")
+        assert _recv_exact(s, 1) == b"x"
+        start = time.monotonic()
+        s.settimeout(10)
+        assert s.recv(1) == b""  # closed by the idle timeout
+        assert 0.2 < time.monotonic() - start < 5
