@@ -1,7 +1,12 @@
 // zproxyd: loads and validates the config, creates the listen sockets, and starts and
 // supervises the data plane. `--check` only validates (exit 0 ok, 1 errors, 2 usage).
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -137,6 +142,17 @@ int Main(int argc, char** argv) {
     if (sync_server == nullptr) {
       ZLOG_WARN("data plane sync disabled: %s (every config change restarts the data plane)",
                 error.c_str());
+    }
+    // A data plane running as dataplane_user dials (and after a zproxyd restart redials)
+    // this socket without privileges: it becomes the socket's owner, mode stays 0600.
+    const std::string& user = loaded.config.dataplane_user();
+    if (sync_server != nullptr && !user.empty()) {
+      const passwd* pw = getpwnam(user.c_str());
+      if (pw == nullptr || chown(sync_server->path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        ZLOG_WARN("data plane sync socket %s: cannot hand it to dataplane_user %s: %s",
+                  sync_server->path().c_str(), user.c_str(),
+                  pw == nullptr ? "no such user" : strerror(errno));
+      }
     }
   }
 

@@ -48,6 +48,11 @@ std::string InPlaceBlocker(const zproxy::v1::Config& cur, const zproxy::v1::Conf
   if (!MessageDifferencer::Equals(cur.io_uring(), next.io_uring())) return "io_uring: changed";
   if (cur.metrics_address() != next.metrics_address()) return "metrics_address: changed";
   if (cur.access_log() != next.access_log()) return "access_log: changed";
+  // Privileges are dropped once, at start: only a new data plane can run with others.
+  if (cur.dataplane_user() != next.dataplane_user()) return "dataplane_user: changed";
+  if (cur.dataplane_keep_privileges() != next.dataplane_keep_privileges()) {
+    return "dataplane_keep_privileges: changed";
+  }
   return "";
 }
 

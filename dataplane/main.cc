@@ -27,6 +27,8 @@
 #include "dataplane/http1/http1.h"
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
+#include "dataplane/privileges/bpf_access.h"
+#include "dataplane/privileges/drop.h"
 #include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/sync/adoption_channel.h"
@@ -199,6 +201,44 @@ int Run(int argc, char** argv) {
     tls::ForceKernelOffloadAttempts(true);
     ZLOG_WARN("ZPROXY_KTLS_ALWAYS_ATTEMPT=1: kTLS is attempted on every TLS connection");
   }
+  // kTLS is probed here, once, before any handshake (ktls::Detect logs the one line), and
+  // before the privilege drop: the kernel autoloads the "tls" ULP module only for a caller
+  // with CAP_NET_ADMIN; once loaded, every connection may use it unprivileged.
+  tls::KernelOffloadAvailable();
+
+  // /metrics is bound before the drop (a port below 1024 works too), served later.
+  MetricsServer metrics;
+  bool metrics_bound = false;
+  if (!boot.config().metrics_address().empty()) {
+    metrics_bound = metrics.Bind(boot.config().metrics_address(), &error);
+    if (!metrics_bound) ZLOG_ERROR("%s", error.c_str());
+  }
+
+  // Everything that needs root is done: drop it all, while this is the only thread
+  // (dataplane/privileges/drop.h). Workers, their rings and every later thread inherit it.
+  privileges::Outcome privs;
+  if (!privileges::Drop({boot.config().dataplane_user(), boot.config().dataplane_keep_privileges()},
+                        &privs, &error)) {
+    ZLOG_ERROR(
+        "%s: refusing to serve with privileges (dataplane_keep_privileges: true opts "
+        "out)",
+        error.c_str());
+    return 1;
+  }
+  if (privs.state == "dropped") {
+    ZLOG_INFO("%s", privs.summary.c_str());
+  } else {
+    ZLOG_WARN("%s", privs.summary.c_str());
+  }
+  // Workers insert sockets into the SOCKHASH with bpf(): make sure the kernel still lets
+  // us (dataplane/privileges/bpf_access.h) before a listener picks sockmap.
+  if (passthrough.sockmap() && !privileges::BpfMapUsable(passthrough.pairs_fd, &error)) {
+    ZLOG_WARN("fallback: %s; pass-through without sockmap", error.c_str());
+    close(passthrough.pairs_fd);
+    close(passthrough.peer_fd);
+    passthrough.pairs_fd = passthrough.peer_fd = -1;
+  }
+
   const auto& ur = boot.config().io_uring();
   std::vector<std::unique_ptr<Worker>> pool;
   for (uint32_t w = 0; w < workers; w++) {
@@ -275,8 +315,6 @@ int Run(int argc, char** argv) {
     ZLOG_WARN("fallback: IORING_SETUP_DEFER_TASKRUN unavailable (kernel < 6.1)");
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
-  // kTLS is probed here, once, before any handshake (ktls::Detect logs the one line).
-  tls::KernelOffloadAvailable();
   passthrough.splice = f.splice;
   // One line per tcp_proxy listener: the pass-through mode it gets, and why if it is not
   // the one asked for.
@@ -328,6 +366,7 @@ int Run(int argc, char** argv) {
     base_info.passthrough_auto =
         PassModeName(ResolvePassMode(zproxy::v1::AUTO, passthrough, &unused));
   }
+  base_info.privileges = privs.state;
   std::vector<const WorkerStats*> stats;
   for (auto& w : pool) stats.push_back(&w->stats());
   auto render_metrics = [&applier, stats, base_info, passthrough, describe_passthrough] {
@@ -350,8 +389,7 @@ int Run(int argc, char** argv) {
     return RenderPrometheus(stats, info);
   };
 
-  MetricsServer metrics;
-  if (!boot.config().metrics_address().empty()) {
+  if (metrics_bound) {
     if (!metrics.Start(boot.config().metrics_address(), render_metrics, &error)) {
       ZLOG_ERROR("%s", error.c_str());
     } else {

@@ -1,6 +1,7 @@
 #include "controlplane/config/validate.h"
 
 #include <arpa/inet.h>
+#include <pwd.h>
 
 #include <map>
 #include <set>
@@ -98,6 +99,11 @@ class Validator {
   void CheckClusterTls(const std::string& cluster_path, const Cluster& c) {
     std::string path = cluster_path + ".tls";
     const auto& t = c.tls();
+    if (!t.ca_pem().empty() || !t.cert_pem().empty() || !t.key_pem().empty()) {
+      Error(path + ".tls",
+            "ca_pem, cert_pem and key_pem are filled in by zproxyd from the "
+            "files; name the files in ca, cert and key");
+    }
     bool verify = !t.has_verify() || t.verify();
     if (!t.ca().empty()) {
       std::string why = CheckCaFile(t.ca());
@@ -177,6 +183,10 @@ class Validator {
       std::string cp = Index(path + ".certificates", k);
       if (c.cert().empty()) Error(cp + ".cert", "certificate file (PEM) is required");
       if (c.key().empty()) Error(cp + ".key", "private key file (PEM) is required");
+      if (!c.cert_pem().empty() || !c.key_pem().empty()) {
+        Error(cp + (c.cert_pem().empty() ? ".key_pem" : ".cert_pem"),
+              "is filled in by zproxyd from the files; name the files in cert and key");
+      }
       if (c.cert().empty() || c.key().empty()) continue;
       bool bad_key = false;
       std::string why = CheckCertificateFiles(c.cert(), c.key(), &bad_key);
@@ -298,6 +308,16 @@ class Validator {
     }
     if (!config_.state_dir().empty() && config_.state_dir()[0] != '/') {
       Error("state_dir", "must be an absolute path, got " + Quote(config_.state_dir()));
+    }
+    if (!config_.dataplane_user().empty()) {
+      // Resolved here so a typo is refused with the field named, not by a data plane
+      // that cannot start.
+      if (getpwnam(config_.dataplane_user().c_str()) == nullptr) {
+        Error("dataplane_user", "no such user " + Quote(config_.dataplane_user()));
+      } else if (config_.dataplane_keep_privileges()) {
+        Error("dataplane_keep_privileges",
+              "true keeps every capability, so dataplane_user has no effect; set one of them");
+      }
     }
     if (!config_.bpffs_path().empty() && config_.bpffs_path()[0] != '/') {
       Error("bpffs_path", "must be an absolute path, got " + Quote(config_.bpffs_path()));

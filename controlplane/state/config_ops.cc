@@ -6,6 +6,7 @@
 
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/validate.h"
+#include "controlplane/state/inline_tls_files.h"
 
 namespace zproxy::state {
 namespace {
@@ -229,6 +230,7 @@ OpStatus CheckCandidate(const Config& current, const Config& candidate) {
 
 Config DataplaneView(const Config& config) {
   Config view = config;
+  InlineTlsFiles(&view);
   for (auto& c : *view.mutable_clusters()) {
     auto* eps = c.mutable_endpoints();
     for (int i = eps->size() - 1; i >= 0; --i) {

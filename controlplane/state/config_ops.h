@@ -53,7 +53,8 @@ OpStatus CheckCandidate(const zproxy::v1::Config& current, const zproxy::v1::Con
 config::ConfigErrors CandidateErrors(const zproxy::v1::Config& current,
                                      const zproxy::v1::Config& candidate);
 
-// What the data plane is given: the config without draining endpoints.
+// What the data plane is given: the config without draining endpoints, with the contents
+// of its TLS files inlined (the data plane opens no files after its privilege drop).
 zproxy::v1::Config DataplaneView(const zproxy::v1::Config& config);
 
 }  // namespace zproxy::state

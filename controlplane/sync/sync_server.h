@@ -28,6 +28,7 @@ class SyncServer {
 
   // "unix:/path", for DataplaneBootstrap.sync_address.
   std::string address() const { return "unix:" + path_; }
+  const std::string& path() const { return path_; }
   SessionRegistry& sessions() { return *sessions_; }
 
   struct Impl;

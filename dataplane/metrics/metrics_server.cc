@@ -14,7 +14,7 @@ namespace zproxy::dataplane {
 
 MetricsServer::~MetricsServer() { Stop(); }
 
-bool MetricsServer::Start(const std::string& address, Renderer render, std::string* error) {
+bool MetricsServer::Bind(const std::string& address, std::string* error) {
   NetAddress addr;
   if (!ParseNetAddress(address, &addr, error)) {
     *error = "metrics_address \"" + address + "\": " + *error;
@@ -34,6 +34,11 @@ bool MetricsServer::Start(const std::string& address, Renderer render, std::stri
     listen_fd_ = -1;
     return false;
   }
+  return true;
+}
+
+bool MetricsServer::Start(const std::string& address, Renderer render, std::string* error) {
+  if (listen_fd_ < 0 && !Bind(address, error)) return false;
   render_ = std::move(render);
   thread_ = std::thread([this] { Serve(); });
   return true;

@@ -14,7 +14,10 @@ class MetricsServer {
   using Renderer = std::function<std::string()>;
 
   ~MetricsServer();
-  // Binds `address` ("host:port"). Returns false with *error on failure.
+  // Binds `address` ("host:port") without serving yet: done before the privilege drop, so
+  // a port below 1024 works too. Returns false with *error on failure.
+  bool Bind(const std::string& address, std::string* error);
+  // Serves the bound socket on its own thread (binds first if Bind was not called).
   bool Start(const std::string& address, Renderer render, std::string* error);
   void Stop();
 

@@ -257,6 +257,7 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",sockmap=\"") + (info.sockmap ? "1" : "0") + "\"";
   labels += std::string(",splice=\"") + (info.splice ? "1" : "0") + "\"";
   labels += std::string(",passthrough_auto=\"") + info.passthrough_auto + "\"";
+  labels += ",privileges=\"" + info.privileges + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
   w.Family("zproxy_listener_passthrough_mode", "gauge",
            "The pass-through mode each tcp_proxy listener uses (value is always 1).");

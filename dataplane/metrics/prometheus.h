@@ -29,6 +29,7 @@ struct DataplaneInfo {
   std::vector<PassthroughListener> passthrough_listeners;
   uint64_t config_version = 0;
   std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
+  std::string privileges = "kept";     // "dropped" after bootstrap (dataplane/privileges)
 
   // zproxy_upstream_healthy{cluster,endpoint}: read live at every scrape, so each
   // transition the health checker writes into the shared region shows up.

@@ -1,8 +1,10 @@
 #include "dataplane/tls/client_context.h"
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "dataplane/tls/pem_source.h"
 #include "dataplane/tls/session.h"
 
 namespace zproxy::tls {
@@ -19,6 +21,66 @@ std::string SslError() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof(buf));
   return buf;
+}
+
+// The CA bundle (from the inlined contents or the file) into the context's trust store.
+bool LoadCa(SSL_CTX* ctx, const zproxy::v1::ClusterTls& config, std::string* error) {
+  std::string why;
+  PemBio b = OpenPem(config.ca_pem(), config.ca(), &why);
+  if (!b) {
+    *error = "ca: " + why;
+    return false;
+  }
+  int added = 0;
+  while (X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) {
+    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1) added++;
+    X509_free(x);
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  if (added == 0) {
+    *error = "ca: cannot load \"" + config.ca() + "\": no PEM certificate";
+    return false;
+  }
+  return true;
+}
+
+// The client certificate chain (leaf first) and its key.
+bool LoadClientCertificate(SSL_CTX* ctx, const zproxy::v1::ClusterTls& config, std::string* error) {
+  std::string why;
+  PemBio cb = OpenPem(config.cert_pem(), config.cert(), &why);
+  if (!cb) {
+    *error = "cert: " + why;
+    return false;
+  }
+  int n = 0;
+  while (X509* x = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
+    const int ok = n == 0 ? SSL_CTX_use_certificate(ctx, x) : SSL_CTX_add1_chain_cert(ctx, x);
+    X509_free(x);
+    if (ok != 1) {
+      *error = "cert: cannot load \"" + config.cert() + "\": " + SslError();
+      return false;
+    }
+    n++;
+  }
+  ERR_clear_error();
+  if (n == 0) {
+    *error = "cert: cannot load \"" + config.cert() + "\": no PEM certificate";
+    return false;
+  }
+  PemBio kb = OpenPem(config.key_pem(), config.key(), &why);
+  if (!kb) {
+    *error = "key: " + why;
+    return false;
+  }
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
+  const bool ok = key != nullptr && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+                  SSL_CTX_check_private_key(ctx) == 1;
+  if (key != nullptr) EVP_PKEY_free(key);
+  if (!ok) {
+    *error = "key: cannot load \"" + config.key() + "\" for the client certificate: " + SslError();
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -54,28 +116,13 @@ std::unique_ptr<ClientContext> ClientContext::Create(const zproxy::v1::ClusterTl
   });
   static const uint8_t kAlpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn) - 1);
-  if (!config.ca().empty() &&
-      SSL_CTX_load_verify_locations(ctx, config.ca().c_str(), nullptr) != 1) {
-    *error = "ca: cannot load \"" + config.ca() + "\": " + SslError();
-    return nullptr;
-  }
+  if (!config.ca().empty() && !LoadCa(ctx, config, error)) return nullptr;
   if (cc->verify_ && config.ca().empty()) {
     *error = "ca: a CA file is required to verify the endpoints (or verify: false)";
     return nullptr;
   }
   SSL_CTX_set_verify(ctx, cc->verify_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
-  if (!config.cert().empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, config.cert().c_str()) != 1) {
-      *error = "cert: cannot load \"" + config.cert() + "\": " + SslError();
-      return nullptr;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, config.key().c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-      *error =
-          "key: cannot load \"" + config.key() + "\" for the client certificate: " + SslError();
-      return nullptr;
-    }
-  }
+  if (!config.cert().empty() && !LoadClientCertificate(ctx, config, error)) return nullptr;
   return cc;
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "dataplane/tls/pem_source.h"
 #include "dataplane/tls/session.h"
 
 namespace zproxy::tls {
@@ -32,10 +33,6 @@ std::string SslError() {
   ERR_error_string_n(e, buf, sizeof(buf));
   return buf;
 }
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
 
 std::vector<std::string> NamesOf(X509* x) {
   std::vector<std::string> names;
@@ -146,10 +143,10 @@ ServerContext::~ServerContext() {
 bool ServerContext::LoadCertificate(const zproxy::v1::TlsCertificate& c, const std::string& field,
                                     std::string* error) {
   Certificate cert;
-  std::unique_ptr<BIO, BioFree> cb(BIO_new_file(c.cert().c_str(), "r"));
+  std::string why;
+  PemBio cb = OpenPem(c.cert_pem(), c.cert(), &why);
   if (!cb) {
-    *error = field + ".cert: cannot read \"" + c.cert() + "\": " + strerror(errno);
-    ERR_clear_error();
+    *error = field + ".cert: " + why;
     return false;
   }
   X509* leaf = nullptr;
@@ -172,10 +169,9 @@ bool ServerContext::LoadCertificate(const zproxy::v1::TlsCertificate& c, const s
     return false;
   }
   std::unique_ptr<X509, decltype(&X509_free)> leaf_owner(leaf, X509_free);
-  std::unique_ptr<BIO, BioFree> kb(BIO_new_file(c.key().c_str(), "r"));
+  PemBio kb = OpenPem(c.key_pem(), c.key(), &why);
   if (!kb) {
-    *error = field + ".key: cannot read \"" + c.key() + "\": " + strerror(errno);
-    ERR_clear_error();
+    *error = field + ".key: " + why;
     for (CRYPTO_BUFFER* b : cert.chain) CRYPTO_BUFFER_free(b);
     return false;
   }

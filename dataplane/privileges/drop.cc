@@ -1,0 +1,182 @@
+#include "dataplane/privileges/drop.h"
+
+#include <grp.h>
+#include <linux/capability.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace zproxy::dataplane::privileges {
+namespace {
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// "Threads:" of /proc/self/status; -1 if unreadable.
+int ThreadCount() {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int n = -1;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (sscanf(line, "Threads: %d", &n) == 1) break;
+  }
+  fclose(f);
+  return n;
+}
+
+// The highest capability number this kernel knows (newer kernels add capabilities; a
+// fixed list would leave the new ones in the bounding set).
+int LastCap() {
+  FILE* f = fopen("/proc/sys/kernel/cap_last_cap", "r");
+  int last = -1;
+  if (f != nullptr) {
+    if (fscanf(f, "%d", &last) != 1) last = -1;
+    fclose(f);
+  }
+  return last >= 0 ? last : 63;
+}
+
+bool ClearCapabilitySets(std::string* error) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capset, &header, data) != 0) {
+    *error = Errno("capset (clearing effective, permitted, inheritable)");
+    return false;
+  }
+  return true;
+}
+
+bool AnyCapabilityLeft(int last_cap, std::string* which) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) {
+    *which = Errno("capget");
+    return true;
+  }
+  for (const auto& d : data) {
+    if (d.effective != 0 || d.permitted != 0 || d.inheritable != 0) {
+      *which = "effective/permitted/inheritable not empty";
+      return true;
+    }
+  }
+  for (int c = 0; c <= last_cap; c++) {
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) {
+      *which = "capability " + std::to_string(c) + " still in the bounding set";
+      return true;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) == 1) {
+      *which = "capability " + std::to_string(c) + " still ambient";
+      return true;
+    }
+  }
+  return false;
+}
+
+struct Account {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+bool LookUpUser(const std::string& name, Account* out, std::string* error) {
+  std::vector<char> buf(16384);
+  passwd pw;
+  passwd* found = nullptr;
+  const int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    *error = "dataplane_user \"" + name +
+             "\": " + (rc != 0 ? std::string(std::strerror(rc)) : "no such user");
+    return false;
+  }
+  out->uid = pw.pw_uid;
+  out->gid = pw.pw_gid;
+  return true;
+}
+
+// Supplementary groups, gid, then uid (each step needs the capability the next one
+// removes). Leaving uid 0 clears the permitted and effective sets (no SECBIT_KEEP_CAPS).
+bool SwitchUser(const std::string& name, const Account& a, std::string* error) {
+  if (setgroups(1, &a.gid) != 0) return *error = Errno("setgroups for " + name), false;
+  if (setresgid(a.gid, a.gid, a.gid) != 0) return *error = Errno("setresgid for " + name), false;
+  if (setresuid(a.uid, a.uid, a.uid) != 0) return *error = Errno("setresuid for " + name), false;
+  // Paranoia: getting root back must be impossible now.
+  if (a.uid != 0 && setuid(0) == 0) {
+    *error = "setuid(0) still succeeds after switching to " + name;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool Drop(const Options& options, Outcome* out, std::string* error) {
+  if (options.keep) {
+    out->state = "kept";
+    out->summary =
+        "privileges: KEPT (dataplane_keep_privileges: true); the data plane runs with every "
+        "capability zproxyd started it with";
+    return true;
+  }
+  const int threads = ThreadCount();
+  if (threads != 1) {
+    *error = "privilege drop: the process has " + std::to_string(threads) +
+             " threads; it must run before any thread starts (capabilities are per thread)";
+    return false;
+  }
+  Account account;
+  if (!options.user.empty() && !LookUpUser(options.user, &account, error)) return false;
+
+  const int last_cap = LastCap();
+  // The bounding set first: dropping needs CAP_SETPCAP, which the later steps remove.
+  for (int c = 0; c <= last_cap; c++) {
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
+      *error = Errno("prctl(PR_CAPBSET_DROP, " + std::to_string(c) + ")");
+      return false;
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
+    *error = Errno("prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+    return false;
+  }
+  if (!options.user.empty() && !SwitchUser(options.user, account, error)) return false;
+  if (!ClearCapabilitySets(error)) return false;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    *error = Errno("prctl(PR_SET_NO_NEW_PRIVS)");
+    return false;
+  }
+  // Dumpability decides who may pidfd_getfd(2) our fds (a restarted zproxyd adopts this
+  // data plane that way, controlplane/sync/adopt_sockets.h): a caller with the same uid
+  // passes only if we are dumpable; one with CAP_SYS_PTRACE passes either way.
+  //  - uid 0 (default): stay dumpable, so a root zproxyd WITHOUT CAP_SYS_PTRACE (Docker's
+  //    default capability set) can still adopt us. Dropping capabilities keeps the flag,
+  //    but a data plane binary with file capabilities starts non-dumpable: set it.
+  //  - another user: the kernel made us non-dumpable at setresuid, and so we stay:
+  //    dumpable, every other process of that user could ptrace us and read the TLS
+  //    private keys from memory. zproxyd (another uid anyway) adopts with CAP_SYS_PTRACE.
+  if (options.user.empty() && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) {
+    *error = Errno("prctl(PR_SET_DUMPABLE, 1)");
+    return false;
+  }
+  std::string left;
+  if (AnyCapabilityLeft(last_cap, &left)) {
+    *error = "privilege drop incomplete: " + left;
+    return false;
+  }
+  out->state = "dropped";
+  out->summary =
+      "privileges: dropped every capability (effective, permitted, inheritable, "
+      "ambient, bounding set 0.." +
+      std::to_string(last_cap) + "), no_new_privs=1, running as " +
+      (options.user.empty() ? std::string("uid 0 (no dataplane_user)")
+                            : options.user + " (uid " + std::to_string(account.uid) + ", gid " +
+                                  std::to_string(account.gid) + ")") +
+      ", dumpable=" + std::to_string(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+  return true;
+}
+
+}  // namespace zproxy::dataplane::privileges
