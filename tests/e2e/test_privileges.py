@@ -5,13 +5,16 @@ certificates), a listener added through a handover, the access log, /metrics and
 after SIGKILL of zproxyd still work. Real zproxyd, curl, zproxyctl, raw sockets."""
 
 import copy
+import hashlib
 import os
 import pwd
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -21,8 +24,10 @@ import promtext
 import yamlgen
 from conftest import catch_all, cluster, listener
 from procs import base_config, free_port, wait_until
-from test_dataplane_sync import _pid, _served_by
-from test_tcp_proxy import Upstream, _roundtrip
+from test_dataplane_sync import _alive, _pid, _served_by
+from test_health import bpf_available
+from test_metrics import scrape
+from test_tcp_proxy import Upstream
 from test_tls import curl
 from tlscerts import Certs
 
@@ -79,7 +84,9 @@ def _config(backends, certs, tcp_upstream, world_dir, **top):
     web = listener("web", catch_all("a"))
     secure = listener("secure", catch_all("a"))
     secure["tls"] = {"certificates": [certs.ecdsa]}
-    db = {"name": "db", "address": "127.0.0.1:0", "tcp_proxy": {"cluster": "db"}}
+    # sockmap: the workers insert sockets into zproxyd's SOCKHASH with bpf() after the drop.
+    db = {"name": "db", "address": "127.0.0.1:0",
+          "tcp_proxy": {"cluster": "db", "mode": "sockmap"}}
     top.setdefault("metrics_address", "127.0.0.1:%d" % free_port())
     top.setdefault("access_log", os.path.join(world_dir, "root-only", "access.log"))
     top.setdefault("state_dir", os.path.join(world_dir, "state"))
@@ -87,6 +94,23 @@ def _config(backends, certs, tcp_upstream, world_dir, **top):
                        [cluster("a", backends["a"].addr), {"name": "db",
                                                            "endpoints": [tcp_upstream.addr]}],
                        **top)
+
+
+def _sockmap_roundtrip(port, data):
+    """Sends only once the pair is established (a FIN before it sends the connection to
+    the splice fallback: test_passthrough.py), then half-closes and reads to EOF."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    time.sleep(0.3)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    return got
 
 
 def _exercise(z, backends, certs, world_dir, uid, payload=b"x" * 100000):
@@ -97,8 +121,16 @@ def _exercise(z, backends, certs, world_dir, uid, payload=b"x" * 100000):
     assert httpraw.request(z.port, target="/").status == 200
     r = curl(z.ports["secure"], "example.com", "/", cacert=certs.path("ca.pem"))
     assert r.returncode == 0, r.stderr
-    got = _roundtrip(z.ports["db"], payload)
-    assert len(got) == 32 + (1 << 20), len(got)
+    fams = scrape(z)
+    mode = fams["zproxy_listener_passthrough_mode"].samples[0][1]["mode"]
+    assert mode == ("sockmap" if bpf_available() else "splice"), mode
+    before = fams["zproxy_passthrough_connections_total"].value(mode=mode)
+    got = _sockmap_roundtrip(z.ports["db"], payload)
+    assert got[:32] == hashlib.sha256(payload).digest() and len(got) == 32 + (1 << 20)
+    assert scrape(z)["zproxy_passthrough_connections_total"].value(mode=mode) == before + 1
+    if mode == "sockmap":
+        assert wait_until(
+            lambda: scrape(z)["zproxy_sockmap_spliced_bytes_total"].value() >= 1 << 20, 5)
     # An Admin API route change, pushed to this very process.
     name = "b%d" % free_port()
     ctl.ok(z, "clusters", "add", name, "--endpoint", backends["b"].addr)
@@ -168,6 +200,8 @@ def test_dataplane_drops_every_capability_as_root(make_proxy, backends, world_di
         assert "graceful data plane handover" in z.stderr()
         assert _pid(z) != pid
         assert wait_until(lambda: _served_by(z, "/", "a"), 5)
+        # The old one drains first (it shares the listen and /metrics sockets until then).
+        assert wait_until(lambda: not _alive(pid), 10)
         _exercise(z, backends, certs, world_dir, uid=0)
     finally:
         up.close()
@@ -216,3 +250,17 @@ def test_unknown_dataplane_user_is_refused(tmp_path):
     r = run_check(str(p))
     assert r.returncode == 1 and "dataplane_user" in r.stderr and \
         "zproxy-no-such-user" in r.stderr, r.stderr
+
+
+def test_keep_privileges_opt_out_is_visible(make_proxy, backends, world_dir):
+    """dataplane_keep_privileges: true keeps the capabilities, and says so (warning line,
+    zproxy_dataplane_info{privileges="kept"}): the checks above can fail."""
+    cfg = base_config([listener("web", catch_all("a"))], [cluster("a", backends["a"].addr)],
+                      metrics_address="127.0.0.1:%d" % free_port(),
+                      dataplane_keep_privileges=True)
+    z = make_proxy(cfg, allow_stderr=("privileges: KEPT",))
+    assert "privileges: KEPT" in z.stderr()
+    assert info_labels(z)["privileges"] == "kept"
+    status = thread_status(_pid(z))
+    assert all(int(s["CapEff"], 16) != 0 and s["NoNewPrivs"] == "0" for s in status.values())
+    assert httpraw.request(z.port, target="/").status == 200
