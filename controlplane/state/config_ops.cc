@@ -213,6 +213,10 @@ config::ConfigErrors CandidateErrors(const Config& current, const Config& candid
   };
   fixed("workers", candidate.workers() == current.workers());
   fixed("admin_address", candidate.admin_address() == current.admin_address());
+  // The sync socket belongs to the data plane's user (set up when zproxyd starts).
+  fixed("dataplane_user", candidate.dataplane_user() == current.dataplane_user());
+  fixed("dataplane_keep_privileges",
+        candidate.dataplane_keep_privileges() == current.dataplane_keep_privileges());
   fixed("admin_tls", MessageDifferencer::Equals(candidate.admin_tls(), current.admin_tls()));
   fixed("state_dir", candidate.state_dir() == current.state_dir());
   fixed("bpffs_path", candidate.bpffs_path() == current.bpffs_path());

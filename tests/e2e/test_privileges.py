@@ -264,3 +264,17 @@ def test_keep_privileges_opt_out_is_visible(make_proxy, backends, world_dir):
     status = thread_status(_pid(z))
     assert all(int(s["CapEff"], 16) != 0 and s["NoNewPrivs"] == "0" for s in status.values())
     assert httpraw.request(z.port, target="/").status == 200
+
+
+def test_dataplane_user_cannot_change_at_run_time(make_proxy, backends, world_dir):
+    """The sync socket was handed to the data plane's user when zproxyd started: a config
+    changing dataplane_user through the Admin API is refused, the old one keeps serving."""
+    z = make_proxy(base_config([listener("web", catch_all("a"))],
+                               [cluster("a", backends["a"].addr)]))
+    cfg = copy.deepcopy(z.config)
+    cfg["dataplane_user"] = "nobody"
+    r = ctl.run(z, "config", "apply", _write(world_dir, cfg, "user.yaml"))
+    assert r.returncode != 0 and "dataplane_user" in r.stderr + r.stdout and \
+        "cannot change at run time" in r.stderr + r.stdout, r.stderr + r.stdout
+    assert_unprivileged(_pid(z), 0)
+    assert httpraw.request(z.port, target="/").status == 200
