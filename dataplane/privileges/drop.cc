@@ -42,6 +42,17 @@ int LastCap() {
   return last >= 0 ? last : 63;
 }
 
+// True if the permitted set is not empty (capget failing counts as holding some).
+bool HoldsAnyCapability() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return true;
+  for (const auto& d : data) {
+    if (d.permitted != 0) return true;
+  }
+  return false;
+}
+
 bool ClearCapabilitySets(std::string* error) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
@@ -52,7 +63,7 @@ bool ClearCapabilitySets(std::string* error) {
   return true;
 }
 
-bool AnyCapabilityLeft(int last_cap, std::string* which) {
+bool AnyCapabilityLeft(int last_cap, bool check_bounding, std::string* which) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
   if (syscall(SYS_capget, &header, data) != 0) {
@@ -66,7 +77,7 @@ bool AnyCapabilityLeft(int last_cap, std::string* which) {
     }
   }
   for (int c = 0; c <= last_cap; c++) {
-    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) {
+    if (check_bounding && prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) {
       *which = "capability " + std::to_string(c) + " still in the bounding set";
       return true;
     }
@@ -133,11 +144,19 @@ bool Drop(const Options& options, Outcome* out, std::string* error) {
 
   const int last_cap = LastCap();
   // The bounding set first: dropping needs CAP_SETPCAP, which the later steps remove.
+  // A data plane started without any capability (zproxyd run as a normal user) cannot
+  // empty it, and need not: with NO_NEW_PRIVS no execve can grant a capability again.
+  const bool holds_none = !HoldsAnyCapability();
+  bool bounding_kept = false;
   for (int c = 0; c <= last_cap; c++) {
-    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
-      *error = Errno("prctl(PR_CAPBSET_DROP, " + std::to_string(c) + ")");
-      return false;
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 1) continue;
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0) continue;
+    if (errno == EPERM && holds_none) {
+      bounding_kept = true;
+      break;
     }
+    *error = Errno("prctl(PR_CAPBSET_DROP, " + std::to_string(c) + ")");
+    return false;
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) {
     *error = Errno("prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
@@ -163,16 +182,17 @@ bool Drop(const Options& options, Outcome* out, std::string* error) {
     return false;
   }
   std::string left;
-  if (AnyCapabilityLeft(last_cap, &left)) {
+  if (AnyCapabilityLeft(last_cap, !bounding_kept, &left)) {
     *error = "privilege drop incomplete: " + left;
     return false;
   }
   out->state = "dropped";
   out->summary =
-      "privileges: dropped every capability (effective, permitted, inheritable, "
-      "ambient, bounding set 0.." +
-      std::to_string(last_cap) + "), no_new_privs=1, running as " +
-      (options.user.empty() ? std::string("uid 0 (no dataplane_user)")
+      "privileges: dropped every capability (effective, permitted, inheritable, ambient, " +
+      (bounding_kept ? std::string("bounding set kept: started without CAP_SETPCAP")
+                     : "bounding set 0.." + std::to_string(last_cap)) +
+      "), no_new_privs=1, running as " +
+      (options.user.empty() ? "uid " + std::to_string(getuid()) + " (no dataplane_user)"
                             : options.user + " (uid " + std::to_string(account.uid) + ", gid " +
                                   std::to_string(account.gid) + ")") +
       ", dumpable=" + std::to_string(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
