@@ -214,30 +214,11 @@ int Run(int argc, char** argv) {
     if (!metrics_bound) ZLOG_ERROR("%s", error.c_str());
   }
 
-  // Everything that needs root is done: drop it all, while this is the only thread
-  // (dataplane/privileges/drop.h). Workers, their rings and every later thread inherit it.
-  privileges::Outcome privs;
-  if (!privileges::Drop({boot.config().dataplane_user(), boot.config().dataplane_keep_privileges()},
-                        &privs, &error)) {
-    ZLOG_ERROR(
-        "%s: refusing to serve with privileges (dataplane_keep_privileges: true opts "
-        "out)",
-        error.c_str());
-    return 1;
-  }
-  if (privs.state == "dropped") {
-    ZLOG_INFO("%s", privs.summary.c_str());
-  } else {
-    ZLOG_WARN("%s", privs.summary.c_str());
-  }
-  // Workers insert sockets into the SOCKHASH with bpf(): make sure the kernel still lets
-  // us (dataplane/privileges/bpf_access.h) before a listener picks sockmap.
-  if (passthrough.sockmap() && !privileges::BpfMapUsable(passthrough.pairs_fd, &error)) {
-    ZLOG_WARN("fallback: %s; pass-through without sockmap", error.c_str());
-    close(passthrough.pairs_fd);
-    close(passthrough.peer_fd);
-    passthrough.pairs_fd = passthrough.peer_fd = -1;
-  }
+  // Everything that needs root is done, except creating the io_uring rings: each worker
+  // creates its ring and then drops its own thread's privileges (capabilities are per
+  // thread); this thread drops last, before any other thread starts.
+  privileges::Options drop_options{boot.config().dataplane_user(),
+                                   boot.config().dataplane_keep_privileges()};
 
   const auto& ur = boot.config().io_uring();
   std::vector<std::unique_ptr<Worker>> pool;
@@ -272,7 +253,11 @@ int Run(int argc, char** argv) {
       char name[16];
       snprintf(name, sizeof(name), "zp-worker-%u", w);
       pthread_setname_np(pthread_self(), name);
-      if (!pool[w]->Init(&init_errors[w])) {
+      privileges::Outcome unused;
+      privileges::Options worker_drop = drop_options;
+      worker_drop.is_worker = true;
+      if (!pool[w]->Init(&init_errors[w]) ||
+          !privileges::Drop(worker_drop, &unused, &init_errors[w])) {
         failed.store(true);
         ready.fetch_add(1);
         return;
@@ -293,6 +278,27 @@ int Run(int argc, char** argv) {
       }
     }
     return 1;
+  }
+
+  privileges::Outcome privs;
+  drop_options.dropped_threads = static_cast<int>(workers);
+  if (!privileges::Drop(drop_options, &privs, &error)) {
+    ZLOG_ERROR("%s: refusing to serve with privileges (dataplane_keep_privileges: true opts out)",
+               error.c_str());
+    go.store(true);
+    failed.store(true);
+    for (auto& t : threads) t.join();
+    return 1;
+  }
+  if (privs.state == "dropped") {
+    ZLOG_INFO("%s", privs.summary.c_str());
+  } else {
+    ZLOG_WARN("%s", privs.summary.c_str());
+  }
+  // Workers insert sockets into the SOCKHASH with bpf(); a kernel refusing it without
+  // CAP_BPF (dataplane/privileges/bpf_access.h) makes each pairing fall back to splice.
+  if (passthrough.sockmap() && !privileges::BpfMapUsable(passthrough.pairs_fd, &error)) {
+    ZLOG_WARN("fallback: %s; pass-through connections are spliced instead", error.c_str());
   }
 
   const io::RingFeatures& f = pool[0]->features();

@@ -112,11 +112,17 @@ bool LookUpUser(const std::string& name, Account* out, std::string* error) {
 // Supplementary groups, gid, then uid (each step needs the capability the next one
 // removes). Leaving uid 0 clears the permitted and effective sets (no SECBIT_KEEP_CAPS).
 bool SwitchUser(const std::string& name, const Account& a, std::string* error) {
-  if (setgroups(1, &a.gid) != 0) return *error = Errno("setgroups for " + name), false;
-  if (setresgid(a.gid, a.gid, a.gid) != 0) return *error = Errno("setresgid for " + name), false;
-  if (setresuid(a.uid, a.uid, a.uid) != 0) return *error = Errno("setresuid for " + name), false;
+  // Raw syscalls act on the calling thread only (glibc's wrappers would signal every
+  // thread): each thread drops its own credentials (see Drop).
+  if (syscall(SYS_setgroups, 1, &a.gid) != 0) return *error = Errno("setgroups for " + name), false;
+  if (syscall(SYS_setresgid, a.gid, a.gid, a.gid) != 0) {
+    return *error = Errno("setresgid for " + name), false;
+  }
+  if (syscall(SYS_setresuid, a.uid, a.uid, a.uid) != 0) {
+    return *error = Errno("setresuid for " + name), false;
+  }
   // Paranoia: getting root back must be impossible now.
-  if (a.uid != 0 && setuid(0) == 0) {
+  if (a.uid != 0 && syscall(SYS_setresuid, 0, 0, 0) == 0) {
     *error = "setuid(0) still succeeds after switching to " + name;
     return false;
   }
@@ -134,7 +140,7 @@ bool Drop(const Options& options, Outcome* out, std::string* error) {
     return true;
   }
   const int threads = ThreadCount();
-  if (threads != 1) {
+  if (!options.is_worker && threads != 1 + options.dropped_threads) {
     *error = "privilege drop: the process has " + std::to_string(threads) +
              " threads; it must run before any thread starts (capabilities are per thread)";
     return false;

@@ -5,10 +5,12 @@
 // /metrics. After it the process holds no capability in any set, cannot regain one
 // (NO_NEW_PRIVS, empty bounding set) and optionally runs as an unprivileged user.
 //
-// The drop must run while the process has ONE thread: capabilities, the bounding set and
-// NO_NEW_PRIVS are per thread in Linux, so a thread started earlier would keep them.
-// Every thread started after (workers, their io_uring rings and kernel io-wq/SQPOLL
-// threads, /metrics, gRPC) inherits the dropped credentials.
+// Capabilities, the bounding set, NO_NEW_PRIVS and (with raw syscalls) the uids are per
+// thread in Linux, so every thread drops its own: each worker right after creating its
+// io_uring ring (a ring created with CAP_IPC_LOCK is not charged to RLIMIT_MEMLOCK for its
+// pinned SEND_ZC pages: without that, zero-copy sends failed under load, 8 MiB shared by
+// all of the user's processes), then the main thread, before any other thread starts.
+// Every later thread (/metrics, gRPC, io-wq workers) inherits the dropped credentials.
 #pragma once
 
 #include <string>
@@ -18,6 +20,11 @@ namespace zproxy::dataplane::privileges {
 struct Options {
   std::string user;   // Config.dataplane_user; empty = stay uid 0 without capabilities
   bool keep = false;  // Config.dataplane_keep_privileges: the operator's opt-out
+  // Threads that already ran Drop on themselves (the workers, right after creating their
+  // io_uring rings: a ring created with CAP_IPC_LOCK is not charged to RLIMIT_MEMLOCK for
+  // its pinned SEND_ZC pages). Every other thread must not exist yet.
+  int dropped_threads = 0;
+  bool is_worker = false;  // a worker dropping its own thread: no thread count check
 };
 
 struct Outcome {
@@ -25,8 +32,9 @@ struct Outcome {
   std::string summary;  // the one log line
 };
 
-// Returns false with *error when any step fails; the caller must then exit (a data plane
-// never goes on serving with privileges it was told to drop).
+// Drops the CALLING THREAD's privileges (and the process's dumpability). Returns false with
+// *error when any step fails; the caller must then exit (a data plane never goes on
+// serving with privileges it was told to drop).
 bool Drop(const Options& options, Outcome* out, std::string* error);
 
 }  // namespace zproxy::dataplane::privileges
