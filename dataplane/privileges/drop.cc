@@ -1,5 +1,6 @@
 #include "dataplane/privileges/drop.h"
 
+#include <dirent.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
@@ -17,16 +18,24 @@ namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// "Threads:" of /proc/self/status; -1 if unreadable.
+// Our threads, from /proc/self/task; -1 if unreadable. The kernel's io_uring threads
+// (iou-sqp-* for SQPOLL, iou-wrk-* for io-wq) are listed there too but are not counted:
+// they take the credentials of their ring's creator, not their own.
 int ThreadCount() {
-  FILE* f = fopen("/proc/self/status", "r");
-  if (f == nullptr) return -1;
-  char line[256];
-  int n = -1;
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    if (sscanf(line, "Threads: %d", &n) == 1) break;
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char path[64], comm[32] = {};
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    if (FILE* f = fopen(path, "r")) {
+      if (fgets(comm, sizeof(comm), f) == nullptr) comm[0] = '\0';
+      fclose(f);
+    }
+    if (strncmp(comm, "iou-", 4) != 0) n++;
   }
-  fclose(f);
+  closedir(d);
   return n;
 }
 
