@@ -20,20 +20,34 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 
 // Our threads, from /proc/self/task; -1 if unreadable. The kernel's io_uring threads
 // (iou-sqp-* for SQPOLL, iou-wrk-* for io-wq) are listed there too but are not counted:
-// they take the credentials of their ring's creator, not their own.
+// they take the credentials of their ring's creator, not their own. They are told apart by
+// PF_IO_WORKER in the stat flags, set when the kernel creates them; their "iou-" name is
+// set only once they first run, so a name check races with a freshly created SQPOLL thread.
 int ThreadCount() {
+  constexpr unsigned long kPfIoWorker = 0x10;  // include/linux/sched.h
   DIR* d = opendir("/proc/self/task");
   if (d == nullptr) return -1;
   int n = 0;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    char path[64], comm[32] = {};
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    char path[64], stat[512] = {};
+    snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+    unsigned long flags = 0;
     if (FILE* f = fopen(path, "r")) {
-      if (fgets(comm, sizeof(comm), f) == nullptr) comm[0] = '\0';
+      size_t len = fread(stat, 1, sizeof(stat) - 1, f);
+      stat[len] = '\0';
       fclose(f);
+      // Fields after the ")" closing comm: state ppid pgrp session tty_nr tpgid flags.
+      if (const char* p = strrchr(stat, ')')) {
+        char state;
+        int ppid, pgrp, session, tty, tpgid;
+        if (sscanf(p + 1, " %c %d %d %d %d %d %lu", &state, &ppid, &pgrp, &session, &tty, &tpgid,
+                   &flags) != 7) {
+          flags = 0;
+        }
+      }
     }
-    if (strncmp(comm, "iou-", 4) != 0) n++;
+    if ((flags & kPfIoWorker) == 0) n++;
   }
   closedir(d);
   return n;
