@@ -42,6 +42,15 @@ long long MsSince(std::chrono::steady_clock::time_point t) {
       .count();
 }
 
+// The config's bpf block (defaults applied) as the BPF loader's options.
+bpf::BpfOptions BpfOptionsFrom(const zproxy::v1::Config& config) {
+  bpf::BpfOptions o;
+  o.policy = config.bpf().steering() == zproxy::v1::STEERING_POLICY_HASH ? bpf::SteerPolicy::kHash
+                                                                         : bpf::SteerPolicy::kCpu;
+  o.keep_pins = config.bpf().keep_pins();
+  return o;
+}
+
 int Main(int argc, char** argv) {
   const auto process_start = std::chrono::steady_clock::now();
   SetLogComponent("zproxyd");
@@ -82,11 +91,12 @@ int Main(int argc, char** argv) {
   // map, or a memfd when BPF cannot load (one log line). The rest of the BPF setup comes
   // once the listen sockets exist; bpf_runtime lives until exit (its destructor unpins).
   bpf::BpfRuntime bpf_runtime;
+  const bpf::BpfOptions bpf_options = BpfOptionsFrom(loaded.config);
   health::HealthService health;
   {
     health::BpfHealthStore store;
     health::BpfHealthStore* bpf_store = nullptr;
-    if (bpf::HealthMap* map = bpf_runtime.LoadHealthMap(loaded.config.bpffs_path(), {})) {
+    if (bpf::HealthMap* map = bpf_runtime.LoadHealthMap(loaded.config.bpffs_path(), bpf_options)) {
       store.map_fd = map->fd();
       store.share_fd = map->ShareFd();
       store.name_slot = [map](uint32_t slot, const std::string& cluster,
@@ -191,7 +201,7 @@ int Main(int argc, char** argv) {
       }
       groups.back().worker_fds.push_back(s.fd.get());
     }
-    bpf_runtime.Start(loaded.config.bpffs_path(), groups, bpf::WorkerCpus(workers), {});
+    bpf_runtime.Start(loaded.config.bpffs_path(), groups, bpf::WorkerCpus(workers), bpf_options);
   }
   if (!loaded.config.metrics_address().empty()) {
     ZLOG_INFO("metrics on %s (served by the data plane)", loaded.config.metrics_address().c_str());

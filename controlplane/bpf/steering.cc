@@ -130,11 +130,17 @@ SteeringResult AttachSteering(const std::vector<int>& worker_fds,
     auto obj = std::make_unique<ReuseportObject>();
     if (obj->Load(worker_fds, worker_cpus, options, &error)) {
       result.mode = SteeringMode::kEbpf;
+      result.policy = options.policy;
       result.ebpf = std::move(obj);
       return result;
     }
   }
   result.reason = "eBPF steering unavailable (" + error + ")";
+  if (options.policy == SteerPolicy::kHash) {
+    // CBPF can only steer by CPU; the kernel's own reuseport selection already hashes
+    // the 4-tuple, which is the policy asked for.
+    return result;
+  }
   if (options.disable_cbpf) {
     error = "disabled";
   } else if (AttachCbpfSteering(worker_fds[0], worker_cpus, worker_fds.size(), &error)) {
@@ -148,7 +154,8 @@ SteeringResult AttachSteering(const std::vector<int>& worker_fds,
 std::string SteeringResult::Describe() const {
   switch (mode) {
     case SteeringMode::kEbpf:
-      return "steering: eBPF sk_reuseport program zproxy_steer";
+      return std::string("steering: eBPF sk_reuseport program zproxy_steer (") +
+             (policy == SteerPolicy::kHash ? "by 4-tuple hash" : "by CPU") + ")";
     case SteeringMode::kCbpf:
       return reason + ": using CBPF";
     case SteeringMode::kReuseport:

@@ -40,10 +40,11 @@ class ReuseportObject {
 
 struct SteeringResult {
   SteeringMode mode = SteeringMode::kReuseport;
-  std::string reason;                     // why the modes above were not taken; empty for eBPF
-  std::unique_ptr<ReuseportObject> ebpf;  // set in eBPF mode: keeps maps and pins alive
-  // One line for the log, e.g. "steering: eBPF (cpu policy, 2 workers)" or "steering: eBPF
-  // steering unavailable (load reuseport: Operation not permitted): using CBPF".
+  SteerPolicy policy = SteerPolicy::kCpu;  // what the eBPF program does (eBPF mode only)
+  std::string reason;                      // why the modes above were not taken; empty for eBPF
+  std::unique_ptr<ReuseportObject> ebpf;   // set in eBPF mode: keeps maps and pins alive
+  // One line for the log, e.g. "steering: eBPF sk_reuseport program zproxy_steer (by CPU)" or
+  // "steering: eBPF steering unavailable (load reuseport: Operation not permitted): using CBPF".
   std::string Describe() const;
 };
 

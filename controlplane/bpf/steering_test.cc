@@ -117,6 +117,7 @@ TEST(Steering, HashPolicySpreadsAndAccepts) {
   opts.policy = SteerPolicy::kHash;
   SteeringResult r = AttachSteering(fds, {0, 1}, opts);
   ASSERT_EQ(r.mode, SteeringMode::kEbpf) << r.Describe();
+  EXPECT_EQ(r.Describe(), "steering: eBPF sk_reuseport program zproxy_steer (by 4-tuple hash)");
   int seen[2] = {0, 0};
   for (int i = 0; i < 40; i++) {
     int k = LandsOn(ls, 0);
@@ -126,6 +127,20 @@ TEST(Steering, HashPolicySpreadsAndAccepts) {
   // 40 different source ports: both workers get some.
   EXPECT_GT(seen[0], 0);
   EXPECT_GT(seen[1], 0);
+}
+
+TEST(Steering, HashPolicyWithoutEbpfUsesTheKernelsHashNotCbpf) {
+  // CBPF can only steer by CPU, which is not the policy asked for.
+  std::vector<int> fds;
+  auto ls = Group(&fds);
+  BpfOptions opts;
+  opts.policy = SteerPolicy::kHash;
+  opts.disable_ebpf = true;
+  SteeringResult r = AttachSteering(fds, {0, 1}, opts);
+  EXPECT_EQ(r.mode, SteeringMode::kReuseport);
+  EXPECT_EQ(r.Describe(),
+            "eBPF steering unavailable (disabled): using the kernel's reuseport hash");
+  for (int i = 0; i < 4; i++) EXPECT_GE(LandsOn(ls, 0), 0);
 }
 
 TEST(Steering, CbpfFallbackLandsOnTheWorkerOfTheClientsCpu) {

@@ -92,6 +92,9 @@ void ApplyDefaults(zproxy::v1::Config* config) {
   if (config->drain_timeout_ms() == 0) config->set_drain_timeout_ms(Defaults::kDrainTimeoutMs);
   if (config->admin_address().empty()) config->set_admin_address(Defaults::kAdminAddress);
   if (config->bpffs_path().empty()) config->set_bpffs_path(Defaults::kBpffsPath);
+  if (config->bpf().steering() == zproxy::v1::STEERING_POLICY_UNSPECIFIED) {
+    config->mutable_bpf()->set_steering(Defaults::kSteeringPolicy);
+  }
   if (config->state_dir().empty()) config->set_state_dir(Defaults::kStateDir);
 }
 

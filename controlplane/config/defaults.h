@@ -76,6 +76,7 @@ struct Defaults {
   static constexpr uint32_t kDrainTimeoutMs = 10000;
   static constexpr const char* kAdminAddress = "unix:/run/zproxy/admin.sock";
   static constexpr const char* kBpffsPath = "/sys/fs/bpf/zproxy";
+  static constexpr zproxy::v1::SteeringPolicy kSteeringPolicy = zproxy::v1::STEERING_POLICY_CPU;
   static constexpr const char* kStateDir = "/var/lib/zproxy";
   // metrics_address and access_log: empty = off, so no default.
 };

@@ -41,6 +41,8 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_EQ(c.admin_address(), "unix:/run/zproxy/admin.sock");
   EXPECT_EQ(c.metrics_address(), "");  // off
   EXPECT_EQ(c.bpffs_path(), "/sys/fs/bpf/zproxy");
+  EXPECT_EQ(c.bpf().steering(), zproxy::v1::STEERING_POLICY_CPU);
+  EXPECT_FALSE(c.bpf().keep_pins());
 }
 
 TEST(Defaults, ConnectTimeouts) {

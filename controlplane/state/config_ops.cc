@@ -220,6 +220,7 @@ config::ConfigErrors CandidateErrors(const Config& current, const Config& candid
   fixed("admin_tls", MessageDifferencer::Equals(candidate.admin_tls(), current.admin_tls()));
   fixed("state_dir", candidate.state_dir() == current.state_dir());
   fixed("bpffs_path", candidate.bpffs_path() == current.bpffs_path());
+  fixed("bpf", MessageDifferencer::Equals(candidate.bpf(), current.bpf()));
   return errors;
 }
 

@@ -15,7 +15,9 @@ import subprocess
 import pytest
 
 from conftest import _finish, _live_proxies, catch_all, cluster, listener
+import ctl
 import httpraw
+import yamlgen
 from httpraw import Conn, build_request
 from procs import Zproxy, base_config, wait_until
 from test_health import HEALTH, KillableBackend
@@ -143,5 +145,113 @@ def test_health_transitions_show_in_bpftool_while_traffic_avoids_the_down_endpoi
     finally:
         a.stop()
         b.stop()
+        if z in _live_proxies:
+            _finish(z, request)
+
+
+def _bpf_proxy(cfg, session_dir, name):
+    z = Zproxy(cfg, session_dir, name=name)
+    _live_proxies.append(z)
+    if not z.config["bpffs_path"].startswith("/sys/fs/bpf/"):
+        pytest.skip("no bpffs here")
+    return z
+
+
+def test_keep_pins_leaves_them_for_the_next_zproxyd(backends, session_dir, request):
+    cfg = base_config(listeners=[listener("web", catch_all("a"))],
+                      clusters=[cluster("a", backends["a"].addr)], workers=2,
+                      bpf={"keep_pins": True})
+    z = _bpf_proxy(cfg, session_dir, "bpf-keep")
+    base = z.config["bpffs_path"]
+    try:
+        assert z.stop() == 0
+        assert not z.bad_stderr_lines()
+        for pin in ("zproxy_health", "zproxy_splice_pairs", "zproxy_pair_peer", "zproxy_splice",
+                    "steer/web/zproxy_steer", "steer/web/zproxy_steering"):
+            assert os.path.exists(os.path.join(base, pin)), pin
+        # bpftool still reads them with zproxyd gone.
+        [(_, health)] = entries(bpftool("map", "dump", "pinned", base + "/zproxy_health"))
+        assert health["header"]["magic"] == 0x5248505a
+
+        # The next zproxyd on the same bpffs_path reuses them, serves, and (keep_pins off)
+        # removes them on its clean shutdown.
+        cfg2 = dict(z.config)
+        cfg2.pop("bpf")
+        for k in ("admin_address", "state_dir"):
+            cfg2.pop(k)
+        z2 = Zproxy(cfg2, session_dir, name="bpf-keep-2")
+        _live_proxies.append(z2)
+        assert "zproxy_health (pinned in %s, reused)" % base in z2.stderr()
+        with Conn(z2.port) as c:
+            c.send(build_request(target="/"))
+            assert c.read_response().status == 200
+        assert z2.stop() == 0
+        left = [os.path.join(d, f) for d, _, fs in os.walk(base) for f in fs]
+        assert left == [], "pins left after a clean shutdown without keep_pins: %s" % left
+        _live_proxies.remove(z2)
+        z2.cleanup()
+    finally:
+        if z in _live_proxies:
+            _live_proxies.remove(z)
+        z.cleanup()
+
+
+def test_hash_steering_policy(backends, session_dir, request):
+    cfg = base_config(listeners=[listener("web", catch_all("a"))],
+                      clusters=[cluster("a", backends["a"].addr)], workers=2,
+                      bpf={"steering": "hash"})
+    z = _bpf_proxy(cfg, session_dir, "bpf-hash")
+    try:
+        assert "steering: eBPF sk_reuseport program zproxy_steer (by 4-tuple hash)" in z.stderr()
+        pin = z.config["bpffs_path"] + "/steer/web"
+        [(_, steer_cfg)] = entries(bpftool("map", "dump", "pinned", pin + "/zproxy_steer_cfg"))
+        assert steer_cfg == {"mode": 1, "num_workers": 2}
+        for _ in range(20):
+            with Conn(z.port) as c:
+                c.send(build_request(target="/"))
+                assert c.read_response().status == 200
+        [(_, per_cpu)] = entries(bpftool("map", "dump", "pinned", pin + "/zproxy_steer_stats"))
+        assert sum(c["value"]["steered"] for c in per_cpu) >= 20
+    finally:
+        if z in _live_proxies:
+            _finish(z, request)
+
+
+def test_bpffs_is_mounted_where_it_is_missing(backends, session_dir, request, tmp_path):
+    """bpffs_path outside /sys/fs/bpf on a plain directory: zproxyd mounts bpffs there."""
+    target = str(tmp_path / "bpffs")
+    cfg = base_config(listeners=[listener("web", catch_all("a"))],
+                      clusters=[cluster("a", backends["a"].addr)], workers=2,
+                      bpffs_path=target)
+    z = Zproxy(cfg, session_dir, name="bpf-mount")
+    _live_proxies.append(z)
+    try:
+        mounts = [line.split() for line in open("/proc/self/mounts")]
+        assert [m for m in mounts if m[1] == target and m[2] == "bpf"], "bpffs not mounted"
+        assert os.path.exists(target + "/zproxy_health")
+        assert "steering: eBPF" in z.stderr()
+        r = httpraw.request(z.port)
+        assert r.status == 200
+    finally:
+        if z in _live_proxies:
+            _finish(z, request)
+        subprocess.run(["umount", target], capture_output=True)
+
+
+def test_bpf_block_cannot_change_at_run_time(backends, session_dir, request, tmp_path):
+    cfg = base_config(listeners=[listener("web", catch_all("a"))],
+                      clusters=[cluster("a", backends["a"].addr)])
+    z = Zproxy(cfg, session_dir, name="bpf-fixed")
+    _live_proxies.append(z)
+    try:
+        new = dict(z.config)
+        new["bpf"] = {"keep_pins": True}
+        path = tmp_path / "keep.yaml"
+        path.write_text(yamlgen.dump(new))
+        r = ctl.run(z, "config", "apply", str(path))
+        assert r.returncode == 1 and "bpf: cannot change at run time" in r.stderr, r.stderr
+        # The old config still serves.
+        assert httpraw.request(z.port).status == 200
+    finally:
         if z in _live_proxies:
             _finish(z, request)
