@@ -144,6 +144,13 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              &WorkerStats::send_zc);
   per_worker("zproxy_send_zc_bytes_total", "counter", "Bytes sent with IORING_OP_SEND_ZC.",
              &WorkerStats::send_zc_bytes);
+  per_worker("zproxy_send_zc_fallbacks_total", "counter",
+             "SEND_ZC completions refused by the kernel (ENOMEM, ENOBUFS, EOPNOTSUPP) whose "
+             "bytes were sent again with a plain send.",
+             &WorkerStats::send_zc_fallbacks);
+  per_worker("zproxy_send_zc_disabled", "gauge",
+             "1 once the worker stopped using SEND_ZC after repeated refusals.",
+             &WorkerStats::send_zc_off);
   per_worker("zproxy_send_total", "counter", "Sends issued as plain send/sendmsg.",
              &WorkerStats::send_plain);
   per_worker("zproxy_client_bytes_received_total", "counter", "Bytes received from clients.",
@@ -250,7 +257,14 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",single_issuer=\"") + (info.single_issuer ? "1" : "0") + "\"";
   labels += std::string(",defer_taskrun=\"") + (info.defer_taskrun ? "1" : "0") + "\"";
   labels += std::string(",sqpoll=\"") + (info.sqpoll ? "1" : "0") + "\"";
-  labels += std::string(",send_zc=\"") + (info.send_zc ? "1" : "0") + "\"";
+  // "off_after_errors": the kernel has SEND_ZC but a worker stopped using it (refusals).
+  bool zc_off = false;
+  for (const WorkerStats* ws : workers) zc_off |= ws->send_zc_off.Load() != 0;
+  labels += std::string(",send_zc=\"") +
+            (!info.send_zc ? "0"
+             : zc_off      ? "off_after_errors"
+                           : "1") +
+            "\"";
   labels += std::string(",registered_files=\"") + (info.registered_files ? "1" : "0") + "\"";
   labels += ",health_region=\"" + info.health_region + "\"";
   labels += std::string(",ktls=\"") + (info.ktls ? "1" : "0") + "\"";

@@ -78,7 +78,9 @@ struct WorkerStats {
   Counter parser_rejections[static_cast<int>(http1::Error::kCount)];
   Counter enobufs_rearms;
   Counter send_zc;
-  Counter send_zc_bytes;
+  Counter send_zc_bytes;      // bytes SEND_ZC completions reported sent
+  Counter send_zc_fallbacks;  // SEND_ZC refused (ENOMEM, ENOBUFS, EOPNOTSUPP), re-sent plain
+  Counter send_zc_off;        // gauge: 1 once the worker stopped using SEND_ZC
   Counter send_plain;
   Counter bytes_from_clients;
   Counter bytes_to_clients;

@@ -104,12 +104,15 @@ struct ConnIo {
   OutItem out[kOutCap];
   uint32_t out_head = 0, out_count = 0;
   uint16_t zc_bid = 0;  // buffer id + 1 of the SEND_ZC in flight (0 = plain send)
+  // The kernel refused a SEND_ZC of the front item: its next send is a plain one.
+  bool zc_retry_plain = false;
   uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
   iovec iov[kMaxIov];
   msghdr msg{};
 
   void Reset() {
     out_head = out_count = 0;
+    zc_retry_plain = false;
     in_head = in_tail = kNil;
     in_count = 0;
   }

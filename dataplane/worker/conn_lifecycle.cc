@@ -2,6 +2,7 @@
 // once every operation that references it has completed (Conn::inflight), so a late
 // completion can never touch a new connection's state.
 #include <arpa/inet.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -9,6 +10,14 @@
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
+namespace {
+
+// liburing 2.3 predates io_uring socket commands (kernel 6.7); the ABI constant is stable.
+constexpr uint32_t kSocketUringOpSetsockopt = 3;
+// Read by the kernel when the SQE is issued; constant, so safe to share.
+constexpr linger kResetLinger{1, 0};
+
+}  // namespace
 
 uint64_t Worker::Ud(io::Op op, uint32_t conn_idx) const {
   return io::UserData{op, conn_idx, conns_.Get(conn_idx).gen, 0}.Pack();
@@ -70,6 +79,31 @@ void Worker::CloseConn(uint32_t conn_idx) {
     return;
   }
   SubmitClose(conn_idx);
+}
+
+void Worker::ResetOnClose(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.flags & kClosing) return;
+  if (!(c.flags & kFixedFile)) {
+    setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &kResetLinger, sizeof(kResetLinger));
+    return;
+  }
+  // A direct descriptor has no fd for setsockopt(2): the io_uring socket command sets it.
+  // Issued before the close that follows in the same submission (both complete inline,
+  // in order). Without socket commands (< 6.7) the close stays a FIN.
+  if (!ring_.features().uring_cmd_sock) return;
+  io_uring_sqe* sqe = ring_.Sqe();
+  memset(sqe, 0, sizeof(*sqe));
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = c.fd;
+  sqe->flags = IOSQE_FIXED_FILE;
+  sqe->cmd_op = kSocketUringOpSetsockopt;
+  uint32_t* level_optname = reinterpret_cast<uint32_t*>(&sqe->addr);
+  level_optname[0] = SOL_SOCKET;
+  level_optname[1] = SO_LINGER;
+  sqe->addr3 = reinterpret_cast<uint64_t>(&kResetLinger);
+  sqe->file_index = sizeof(kResetLinger);                                     // optlen
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kNone, 0, 0, 0}.Pack());  // result unused
 }
 
 void Worker::SubmitClose(uint32_t conn_idx) {
@@ -179,10 +213,15 @@ void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
     ex.upstream = kNil;
   }
   uint32_t client = ex.client;
+  // Cut inside a response the client frames by the connection's close: a reset, so it
+  // cannot mistake the cut for the end of the body.
+  bool reset = close_client && ex.resp_started && ex.resp != RespState::kDone &&
+               (ex.resp_body == http1::BodyKind::kCloseDelimited || ex.dechunk);
   Conn& c = conns_.Get(client);
   c.exchange = kNil;
   FreeExchange(ex_idx);
   stats_.client_idle.Add();  // no exchange any more; CloseConn expects that accounting
+  if (reset) ResetOnClose(client);
   if (close_client) CloseConn(client);
 }
 

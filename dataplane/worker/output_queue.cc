@@ -8,6 +8,16 @@
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
+namespace {
+
+// SEND_ZC results that mean "zero-copy is not possible here", not "this connection
+// failed": pinning the pages was refused (ENOMEM: RLIMIT_MEMLOCK, charged when the ring
+// was created without CAP_IPC_LOCK; ENOBUFS: socket option memory) or the socket does not
+// take zero-copy (EOPNOTSUPP). A negative result means no byte of the request was sent
+// (after partial progress the kernel completes with the byte count instead).
+bool ZcRefused(int res) { return res == -ENOMEM || res == -ENOBUFS || res == -EOPNOTSUPP; }
+
+}  // namespace
 
 ConnIo& Worker::Io(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
@@ -360,8 +370,10 @@ void Worker::Flush(uint32_t conn_idx) {
   // A large received buffer goes alone as SEND_ZC (never heads: those are small, and a
   // small SEND_ZC can wait for a delayed ACK); everything else is batched into sendmsg.
   // Not on kTLS sockets: the kernel's TLS layer does not take zero-copy sends.
+  // Not after the kernel refused zero-copy for this item, nor once the worker gave up on it.
   bool zc = ring_.features().send_zc && zc_threshold != 0 && first.owner == ItemOwner::kBuffer &&
-            first.len >= zc_threshold && c.tls == kNil;
+            first.len >= zc_threshold && c.tls == kNil && !zc_off_ && !io.zc_retry_plain;
+  io.zc_retry_plain = false;
   if (io.out_count == 1 || zc) {
     if (zc) {
       io_uring_prep_send_zc(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL, 0);
@@ -371,7 +383,6 @@ void Worker::Flush(uint32_t conn_idx) {
       io.zc_bid = static_cast<uint16_t>(bid + 1);
       io_uring_sqe_set_data64(sqe, ud.Pack());
       stats_.send_zc.Add();
-      stats_.send_zc_bytes.Add(first.len);
     } else {
       io_uring_prep_send(sqe, c.fd, first.data, first.len, MSG_NOSIGNAL);
       io.zc_bid = 0;
@@ -398,6 +409,25 @@ void Worker::Flush(uint32_t conn_idx) {
   c.inflight++;
 }
 
+void Worker::OnZcRefused(uint32_t conn_idx, int res) {
+  stats_.send_zc_fallbacks.Add();
+  if (!zc_off_ && ++zc_refusals_ >= kZcRefusalsBeforeOff) {
+    zc_off_ = true;
+    stats_.send_zc_off.Add();
+    ZLOG_WARN(
+        "worker %u: fallback: the kernel refused SEND_ZC %u times (last: %s%s); this worker "
+        "uses plain send from now on",
+        options_.index, zc_refusals_, strerror(-res),
+        res == -ENOMEM ? ": pinned pages over RLIMIT_MEMLOCK, a ring created without "
+                         "CAP_IPC_LOCK; raise the limit or keep the capability at start"
+                       : "");
+  }
+  // The queue is untouched (nothing was consumed): the front item goes again, plainly.
+  // The buffer stays referenced by the refused send until its NOTIF (Dispatch).
+  ios_.Get(conns_.Get(conn_idx).io).zc_retry_plain = true;
+  Flush(conn_idx);
+}
+
 void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   Conn& c = conns_.Get(conn_idx);
   c.inflight--;
@@ -407,8 +437,16 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
     MaybeFreeConn(conn_idx);
     return;
   }
+  if (zc && ZcRefused(res)) {
+    OnZcRefused(conn_idx, res);
+    return;
+  }
   if (res < 0) {
-    // Peer gone (EPIPE/ECONNRESET) or cancelled: the exchange cannot complete.
+    // Peer gone (EPIPE/ECONNRESET), cancelled, or another send error: the exchange cannot
+    // complete. A client whose bytes could not all be sent gets a reset, not a FIN: a
+    // response framed by the close (or its last bytes after the exchange finished) must
+    // not look complete.
+    if (c.kind == ConnKind::kClient) ResetOnClose(conn_idx);
     if (c.exchange != kNil) {
       if (c.kind == ConnKind::kClient) stats_.CountError(ErrorCause::kClientReset);
       if (c.kind == ConnKind::kUpstream) {
@@ -423,6 +461,7 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   }
   size_t sent = static_cast<size_t>(res);
   if (c.kind == ConnKind::kClient) stats_.bytes_to_clients.Add(sent);
+  if (zc) stats_.send_zc_bytes.Add(sent);
   if (TlsUserspace(c)) {
     TlsOnSent(conn_idx, sent);
     sent = 0;  // the plaintext items were released when they were encrypted
@@ -440,7 +479,6 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
       sent = 0;
     }
   }
-  (void)zc;
   // Room again: move more bytes from the peer into this queue.
   if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
     // Room again on this socket: move more from its peer, or forward a pending FIN.

@@ -473,6 +473,13 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
     return;
   }
   if (ex.resp == RespState::kBody) {
+    if (err < 0 && ex.resp_body == http1::BodyKind::kCloseDelimited) {
+      // Only a FIN ends a close-delimited body; after a reset the body may be cut short,
+      // and the client must not see it end the way a complete one does.
+      stats_.CountError(ErrorCause::kUpstreamClosed);
+      AbortExchange(ex_idx, true);
+      return;
+    }
     ex.upstream_eof = true;
     PumpResponseBody(ex_idx);
     return;

@@ -212,6 +212,9 @@ class Worker {
   bool QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwner owner, uint32_t ref);
   void Flush(uint32_t conn_idx);
   void OnSend(uint32_t conn_idx, int res, bool zc);
+  // A SEND_ZC the kernel refused (nothing was sent): the same bytes go again with a plain
+  // send; after kZcRefusalsBeforeOff refusals the worker stops using SEND_ZC.
+  void OnZcRefused(uint32_t conn_idx, int res);
   void ReleaseItem(const OutItem& item);
   uint32_t OutCount(uint32_t conn_idx);
   bool OutHasRoom(uint32_t conn_idx);
@@ -265,6 +268,9 @@ class Worker {
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);
   void CloseConn(uint32_t conn_idx);
+  // Makes the coming close of a client connection a reset (SO_LINGER 0): for a response
+  // the client frames by the close, a FIN after a cut would read as a complete body.
+  void ResetOnClose(uint32_t conn_idx);
   void SubmitClose(uint32_t conn_idx);
   // shutdown(SHUT_WR) through the ring, counted as in flight: the kernel runs it
   // asynchronously, so the descriptor stays open (and its slot unreused) until it is done.
@@ -369,6 +375,11 @@ class Worker {
   uint32_t drain_deadline_ms_ = 0;
   bool running_ = true;
   bool peername_warned_ = false;
+  // SEND_ZC refusals (ENOMEM, ENOBUFS, EOPNOTSUPP) so far; zc_off_ once there were enough
+  // to call them the rule here rather than a passing shortage.
+  static constexpr uint32_t kZcRefusalsBeforeOff = 4;
+  uint32_t zc_refusals_ = 0;
+  bool zc_off_ = false;
   std::vector<bool> accept_armed_;
   std::vector<uint64_t> accept_ud_;  // user_data of each socket's armed accept
   // tcp_proxy listeners accept into normal fds (sockmap and splice need real descriptors;
