@@ -130,11 +130,6 @@ class Validator {
         Error(path + ".sni", "invalid server name " + Quote(t.sni()));
       }
     }
-    if (c.has_health_check() && !c.health_check().http_path().empty()) {
-      Error(cluster_path + ".health_check.http_path",
-            "HTTP health checks do not speak TLS yet: leave http_path empty (a TCP check) for a "
-            "cluster with tls");
-    }
   }
 
   void CheckClusterRef(const std::string& path, const std::string& name) {

@@ -30,8 +30,12 @@ namespace {
 constexpr uint64_t kWakeTag = 0;
 
 bool SameSpec(const CheckTarget& a, const CheckTarget& b) {
+  auto tls_key = [](const ProbeSpec& s) -> std::string {
+    return s.tls != nullptr ? s.tls->key() : "";
+  };
   return a.spec.http_path == b.spec.http_path && a.spec.host == b.spec.host &&
          a.spec.expected_statuses == b.spec.expected_statuses &&
+         tls_key(a.spec) == tls_key(b.spec) && a.spec.tls_error == b.spec.tls_error &&
          a.resolved.ToString() == b.resolved.ToString() && a.resolve_error == b.resolve_error;
 }
 

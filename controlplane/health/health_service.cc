@@ -26,6 +26,20 @@ std::vector<Key> CheckedEndpoints(const zproxy::v1::Config& config) {
   return keys;
 }
 
+ProbeTlsSettings ProbeTlsSettingsFor(const zproxy::v1::ClusterTls& t) {
+  ProbeTlsSettings s;
+  s.ca_pem = t.ca_pem();
+  s.ca_path = t.ca();
+  s.cert_pem = t.cert_pem();
+  s.cert_path = t.cert();
+  s.key_pem = t.key_pem();
+  s.key_path = t.key();
+  s.sni = t.sni();
+  s.verify = !t.has_verify() || t.verify();
+  s.min_tls13 = t.min_version() == "TLS1_3";
+  return s;
+}
+
 }  // namespace
 
 HealthService::HealthService(uint32_t slots) : slots_(slots), allocator_(slots) {}
@@ -93,6 +107,17 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
       if (!c.has_health_check()) continue;
       zproxy::v1::HealthCheck hc = c.health_check();
       config::ApplyDefaults(&hc);  // normally applied already; a no-op then
+      // HTTP checks of a TLS cluster speak TLS with the cluster's settings; one context
+      // for all its endpoints. TCP checks stay a plain connect.
+      std::shared_ptr<const ProbeTlsContext> tls;
+      std::string tls_error;
+      if (c.has_tls() && !hc.http_path().empty()) {
+        tls = ProbeTlsContext::Create(ProbeTlsSettingsFor(c.tls()), &tls_error);
+        if (tls == nullptr) {
+          ZLOG_WARN("health: cluster \"%s\": TLS for its HTTP checks: %s (every check fails)",
+                    c.name().c_str(), tls_error.c_str());
+        }
+      }
       std::set<std::string> seen;
       for (const auto& e : c.endpoints()) {
         if (!seen.insert(e.address()).second) continue;
@@ -117,7 +142,10 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
         std::string err;
         if (!ParseNetAddress(e.address(), &t.resolved, &err)) t.resolve_error = err;
         t.spec.http_path = hc.http_path();
-        t.spec.host = e.address();
+        // Name-based virtual hosts behind TLS choose by SNI and Host alike: send the same.
+        t.spec.host = tls != nullptr && !tls->sni().empty() ? tls->sni() : e.address();
+        t.spec.tls = tls;
+        t.spec.tls_error = tls_error;
         t.spec.expected_statuses.assign(hc.expected_statuses().begin(),
                                         hc.expected_statuses().end());
         t.interval_ms = hc.interval_ms();

@@ -1,7 +1,10 @@
 #include "controlplane/health/probe.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -44,21 +47,33 @@ bool StatusExpected(int status, const std::vector<uint32_t>& expected) {
 uint32_t Probe::wanted_events() const {
   switch (state_) {
     case State::kConnecting:
-    case State::kSending:
       return EPOLLOUT;
+    case State::kHandshaking:
+      return tls_want_;
+    case State::kSending:
+      return ssl_ != nullptr ? tls_want_ : EPOLLOUT;
     case State::kReading:
-      return EPOLLIN | EPOLLRDHUP;
+      return (ssl_ != nullptr ? tls_want_ : EPOLLIN) | EPOLLRDHUP;
     default:
       return 0;
   }
 }
 
+Probe::~Probe() { FreeSsl(); }
+
+void Probe::FreeSsl() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+  ssl_ = nullptr;
+}
+
 void Probe::Reset() {
+  FreeSsl();
   fd_.reset();
   state_ = State::kIdle;
 }
 
 bool Probe::Finish(bool ok, std::string reason) {
+  FreeSsl();
   fd_.reset();
   state_ = State::kDone;
   ok_ = ok;
@@ -77,6 +92,19 @@ bool Probe::Start(const NetAddress& address, const ProbeSpec& spec) {
   response_.clear();
   ok_ = false;
   reason_.clear();
+  if (!spec.http_path.empty() && !spec.tls_error.empty()) {
+    return !Finish(false, "TLS settings: " + spec.tls_error);
+  }
+  ip_.clear();
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (address.family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(address.sa())->sin_addr, ip,
+              sizeof(ip));
+  } else if (address.family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(address.sa())->sin6_addr, ip,
+              sizeof(ip));
+  }
+  ip_ = ip;
   fd_.reset(socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd_.valid()) return !Finish(false, ErrnoText("socket", errno));
   // The probe closes right after the verdict: RST instead of lingering in TIME_WAIT keeps
@@ -107,6 +135,8 @@ bool Probe::OnEvents(uint32_t events) {
       }
       return OnConnected();
     }
+    case State::kHandshaking:
+      return Handshake();
     case State::kSending:
       return SendSome();
     case State::kReading:
@@ -120,11 +150,58 @@ bool Probe::OnConnected() {
   if (spec_->http_path.empty()) return Finish(true, "tcp connect ok");
   request_ = "GET " + spec_->http_path + " HTTP/1.1\r\nHost: " + spec_->host +
              "\r\nUser-Agent: zproxy-health\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+  if (spec_->tls != nullptr) {
+    ssl_ = spec_->tls->NewSsl(fd_.get(), ip_.empty() ? nullptr : ip_.c_str());
+    if (ssl_ == nullptr) return Finish(false, "TLS: cannot set up the connection");
+    state_ = State::kHandshaking;
+    return Handshake();
+  }
   state_ = State::kSending;
   return SendSome();
 }
 
+bool Probe::WouldBlock(int ret) {
+  switch (SSL_get_error(ssl_, ret)) {
+    case SSL_ERROR_WANT_READ:
+      tls_want_ = EPOLLIN;
+      return true;
+    case SSL_ERROR_WANT_WRITE:
+      tls_want_ = EPOLLOUT;
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool Probe::Handshake() {
+  ERR_clear_error();
+  errno = 0;
+  const int r = SSL_connect(ssl_);
+  if (r == 1) {
+    state_ = State::kSending;
+    return SendSome();
+  }
+  const int saved_errno = errno;
+  if (WouldBlock(r)) return false;
+  return Finish(false, TlsHandshakeFailure(ssl_, SSL_get_error(ssl_, r), saved_errno));
+}
+
 bool Probe::SendSome() {
+  if (ssl_ != nullptr) {
+    while (sent_ < request_.size()) {
+      ERR_clear_error();
+      const int n =
+          SSL_write(ssl_, request_.data() + sent_, static_cast<int>(request_.size() - sent_));
+      if (n <= 0) {
+        if (WouldBlock(n)) return false;
+        return Finish(false, "TLS send failed");
+      }
+      sent_ += static_cast<size_t>(n);
+    }
+    state_ = State::kReading;
+    tls_want_ = EPOLLIN;
+    return ReadSome();  // TLS may already hold the response's first record
+  }
   while (sent_ < request_.size()) {
     ssize_t n = send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
     if (n < 0) {
@@ -141,11 +218,30 @@ bool Probe::SendSome() {
 bool Probe::ReadSome() {
   char buf[512];
   for (;;) {
-    ssize_t n = recv(fd_.get(), buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) return false;
-      return Finish(false, ErrnoText("recv", errno));
+    ssize_t n;
+    if (ssl_ != nullptr) {
+      ERR_clear_error();
+      errno = 0;
+      const int r = SSL_read(ssl_, buf, sizeof(buf));
+      if (r <= 0) {
+        const int saved_errno = errno;
+        if (WouldBlock(r)) return false;
+        const int e = SSL_get_error(ssl_, r);
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && saved_errno == 0)) {
+          return Finish(false, "connection closed before a status line");
+        }
+        // A server that asks for a client certificate under TLS 1.3 rejects it after the
+        // handshake completed on our side: its alert arrives here.
+        return Finish(false, TlsHandshakeFailure(ssl_, e, saved_errno));
+      }
+      n = r;
+    } else {
+      n = recv(fd_.get(), buf, sizeof(buf), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return false;
+        return Finish(false, ErrnoText("recv", errno));
+      }
     }
     if (n == 0) return Finish(false, "connection closed before a status line");
     response_.append(buf, static_cast<size_t>(n));

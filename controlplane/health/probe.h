@@ -1,24 +1,29 @@
 // One health probe on one nonblocking socket: a TCP connect, optionally followed by an
-// HTTP/1.1 GET whose status line decides. Driven by the checker's epoll loop: Start()
-// opens the socket and says which events it waits for, OnEvents() advances it. The probe
-// never blocks and owns nothing but its socket.
+// HTTP/1.1 GET whose status line decides; over TLS (probe_tls.h) when the cluster has `tls:`.
+// Driven by the checker's epoll loop: Start() opens the socket and says which events it waits for,
+// OnEvents() advances it. The probe never blocks and owns nothing but its socket.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/net_address.h"
 #include "common/unique_fd.h"
+#include "controlplane/health/probe_tls.h"
 
 namespace zproxy::health {
 
 struct ProbeSpec {
   std::string http_path;  // empty = TCP connect check
-  std::string host;       // Host header (the endpoint address as configured)
+  std::string host;       // Host header (the SNI, else the endpoint address as configured)
   // Healthy statuses for HTTP checks; empty = 200..399.
   std::vector<uint32_t> expected_statuses;
+  // HTTP checks of a cluster with `tls:`: the GET goes over TLS with the cluster's settings.
+  std::shared_ptr<const ProbeTlsContext> tls;
+  std::string tls_error;  // the cluster's TLS settings could not be loaded: every probe fails
 };
 
 // "HTTP/1.x NNN ..." -> NNN, or -1 if `line` is not a status line. Needs the 3 digits and
@@ -28,7 +33,7 @@ bool StatusExpected(int status, const std::vector<uint32_t>& expected);
 
 class Probe {
  public:
-  enum class State { kIdle, kConnecting, kSending, kReading, kDone };
+  enum class State { kIdle, kConnecting, kHandshaking, kSending, kReading, kDone };
 
   // Starts connecting. Returns true while the probe runs: fd() is to be watched for
   // wanted_events(). False when it finished at once (ok()/reason() tell how; e.g. a socket
@@ -44,6 +49,10 @@ class Probe {
   int fd() const { return fd_.get(); }
   uint32_t wanted_events() const;
   bool ok() const { return ok_; }
+  Probe() = default;
+  ~Probe();
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
   const std::string& reason() const { return reason_; }
   // Closes the socket and returns to kIdle (results stay readable until the next Start).
   void Reset();
@@ -51,8 +60,16 @@ class Probe {
  private:
   bool Finish(bool ok, std::string reason);
   bool OnConnected();
+  bool Handshake();
   bool SendSome();
   bool ReadSome();
+  void FreeSsl();
+  // TLS: the events the last SSL call asked for (it may want to write while reading).
+  bool WouldBlock(int ret);
+
+  ssl_st* ssl_ = nullptr;  // owned; null for plaintext checks
+  uint32_t tls_want_ = 0;
+  std::string ip_;  // the endpoint's IP, for the certificate check when there is no SNI
 
   State state_ = State::kIdle;
   UniqueFd fd_;
