@@ -1,6 +1,7 @@
 /* Kernel splicing of pass-through pairs: both sockets of a pair sit in zproxy_splice_pairs
  * with this stream verdict program attached to the map, so every skb arriving on one socket
- * is queued straight onto its peer's egress; userspace never sees the bytes. */
+ * is queued straight onto its peer's egress (zproxy_pair_peer holds the peer socket);
+ * userspace never sees the bytes. */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
 
@@ -28,22 +29,19 @@ int zproxy_splice(struct __sk_buff *skb) {
      * fail the same way on this socket. Dropping it is the only safe verdict. */
     return SK_DROP;
   }
-  struct zproxy_sock_key *peer = bpf_map_lookup_elem(&zproxy_pair_peer, &key);
-  if (!peer) {
-    /* Not paired (yet, or any more): leave the bytes to userspace. */
-    if (c) c->no_peer++;
-    return SK_PASS;
-  }
+  /* The peer socket is zproxy_pair_peer[key]: one lookup, done by the helper. Userspace
+   * fills zproxy_pair_peer before it puts a socket into zproxy_splice_pairs (the map this
+   * program is attached to) and empties zproxy_splice_pairs first, so a missing peer here
+   * means the pair is being torn down. SK_PASS would hand the bytes to userspace, which
+   * never reads a paired socket (they would be stragglers): the helper drops them. */
   __u32 len = skb->len;
-  /* A copy on the stack: the helper wants a key it can read, not a map value pointer. */
-  struct zproxy_sock_key peer_key = *peer;
-  long verdict = bpf_sk_redirect_hash(skb, &zproxy_splice_pairs, &peer_key, 0);
+  long verdict = bpf_sk_redirect_hash(skb, &zproxy_pair_peer, &key, 0);
   if (c) {
     if (verdict == SK_PASS) {
       c->spliced_bytes += len;
       c->spliced_packets++;
     } else {
-      c->redirect_errors++;
+      c->no_peer++;
     }
   }
   return verdict;

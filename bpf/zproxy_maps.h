@@ -42,7 +42,10 @@ struct {
 #endif /* ZPROXY_REUSEPORT_MAPS */
 
 #ifdef ZPROXY_SOCKMAP_MAPS
-/* Every socket of a spliced pair, by its own 4-tuple. */
+/* Every socket of a spliced pair under its own key; zproxy_splice (the stream verdict) is
+ * attached to this map, so a socket's skbs go through it from its insertion here on. The
+ * data plane inserts a pair here LAST, after zproxy_pair_peer: the verdict can then never
+ * run on a socket whose peer is not yet reachable. */
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);
   __uint(max_entries, ZPROXY_MAX_SPLICE_SOCKS);
@@ -50,12 +53,16 @@ struct {
   __type(value, __u64);
 } zproxy_splice_pairs SEC(".maps");
 
-/* socket key -> its peer's key (both directions are entries). */
+/* A socket's key -> its PEER socket (both directions are entries): the redirect target.
+ * No program is attached, so being here changes nothing in how a socket receives. A
+ * SOCKHASH, not a hash of keys: the kernel drops an entry by itself when its socket
+ * closes, so a data plane that dies leaves nothing behind. Userspace lookups (bpftool)
+ * return the peer socket's cookie. */
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
   __uint(max_entries, ZPROXY_MAX_SPLICE_SOCKS);
   __type(key, struct zproxy_sock_key);
-  __type(value, struct zproxy_sock_key);
+  __type(value, __u64);
 } zproxy_pair_peer SEC(".maps");
 
 struct {

@@ -36,8 +36,10 @@ struct zproxy_sock_key {
 struct zproxy_splice_counters {
   __u64 spliced_bytes;   /* redirected to the peer's egress */
   __u64 spliced_packets; /* skbs redirected */
-  __u64 redirect_errors; /* peer known but not in the SOCKHASH: the skb is dropped */
-  __u64 no_peer;         /* no peer entry (yet / any more): passed to the socket (userspace) */
+  __u64 redirect_errors; /* unused since the peer table holds the peer socket itself
+                          * (kept: the layout of a pinned map) */
+  __u64 no_peer;         /* no peer socket in zproxy_pair_peer (a pair being torn down):
+                          * the skb is dropped */
 };
 
 /* The health region (common/health_region.h): header, then one byte per endpoint slot. */

@@ -33,25 +33,44 @@ bool SockKeyOf(int fd, zproxy_sock_key* key) {
   return true;
 }
 
-bool AddPairKeys(int pairs_fd, int peer_fd, int a, const zproxy_sock_key& ka, int b,
-                 const zproxy_sock_key& kb, std::string* error) {
-  uint64_t fa = static_cast<uint64_t>(a), fb = static_cast<uint64_t>(b);
-  if (bpf_map_update_elem(pairs_fd, &ka, &fa, BPF_NOEXIST) != 0) {
-    *error = std::string("zproxy_splice_pairs insert: ") + std::strerror(errno);
-    return false;
+namespace {
+
+bool Insert(int map_fd, const zproxy_sock_key& key, int sock, const char* map_name,
+            std::string* error) {
+  uint64_t value = static_cast<uint64_t>(sock);
+  if (bpf_map_update_elem(map_fd, &key, &value, BPF_NOEXIST) == 0) return true;
+  *error = std::string(map_name) + " insert: " + std::strerror(errno);
+  return false;
+}
+
+}  // namespace
+
+PairResult AddPairKeys(int pairs_fd, int peer_fd, int a, const zproxy_sock_key& ka, int b,
+                       const zproxy_sock_key& kb, std::string* error) {
+  // 1. The redirect targets, with no program attached: nothing about how a or b receive
+  //    changes yet. The kernel refuses a socket that is no longer ESTABLISHED (a FIN or
+  //    an RST arrived: EOPNOTSUPP), so this is where most refusals happen.
+  if (!Insert(peer_fd, ka, b, "zproxy_pair_peer", error)) return PairResult::kRefused;
+  if (!Insert(peer_fd, kb, a, "zproxy_pair_peer", error)) {
+    bpf_map_delete_elem(peer_fd, &ka);
+    return PairResult::kRefused;
   }
-  if (bpf_map_update_elem(pairs_fd, &kb, &fb, BPF_NOEXIST) != 0) {
-    *error = std::string("zproxy_splice_pairs insert: ") + std::strerror(errno);
+  // 2. Arm the verdict, a then b. From here on whatever triggers a's verdict (data past
+  //    the low-water mark, a FIN, memory pressure) finds b in zproxy_pair_peer.
+  if (!Insert(pairs_fd, ka, a, "zproxy_splice_pairs", error)) {
+    bpf_map_delete_elem(peer_fd, &ka);
+    bpf_map_delete_elem(peer_fd, &kb);
+    return PairResult::kRefused;
+  }
+  if (!Insert(pairs_fd, kb, b, "zproxy_splice_pairs", error)) {
+    // b changed state since step 1 (a FIN or an RST within microseconds). Disarm a
+    // before unlinking the peers, so its verdict never runs without a peer.
     bpf_map_delete_elem(pairs_fd, &ka);
-    return false;
+    bpf_map_delete_elem(peer_fd, &ka);
+    bpf_map_delete_elem(peer_fd, &kb);
+    return PairResult::kRefusedAfterArming;
   }
-  if (bpf_map_update_elem(peer_fd, &ka, &kb, BPF_ANY) != 0 ||
-      bpf_map_update_elem(peer_fd, &kb, &ka, BPF_ANY) != 0) {
-    *error = std::string("zproxy_pair_peer insert: ") + std::strerror(errno);
-    RemovePair(pairs_fd, peer_fd, ka, kb);
-    return false;
-  }
-  return true;
+  return PairResult::kPaired;
 }
 
 bool AddPair(int pairs_fd, int peer_fd, int a, int b, std::string* error) {
@@ -60,14 +79,15 @@ bool AddPair(int pairs_fd, int peer_fd, int a, int b, std::string* error) {
     *error = "splice needs two connected IPv4 TCP sockets";
     return false;
   }
-  return AddPairKeys(pairs_fd, peer_fd, a, ka, b, kb, error);
+  return AddPairKeys(pairs_fd, peer_fd, a, ka, b, kb, error) == PairResult::kPaired;
 }
 
 void RemovePair(int pairs_fd, int peer_fd, const zproxy_sock_key& a, const zproxy_sock_key& b) {
-  bpf_map_delete_elem(peer_fd, &a);
-  bpf_map_delete_elem(peer_fd, &b);
+  // The reverse of AddPairKeys: disarm the verdicts first, then drop the redirect targets.
   bpf_map_delete_elem(pairs_fd, &a);
   bpf_map_delete_elem(pairs_fd, &b);
+  bpf_map_delete_elem(peer_fd, &a);
+  bpf_map_delete_elem(peer_fd, &b);
 }
 
 bool GateVerdict(int fd, bool closed) {

@@ -73,6 +73,7 @@ TEST_F(SpliceMapTest, OneMegabyteEachWayArrivesIntactAndIsCounted) {
   EXPECT_EQ(counters.spliced_bytes, 2u << 20);
   EXPECT_GT(counters.spliced_packets, 0u);
   EXPECT_EQ(counters.redirect_errors, 0u);
+  EXPECT_EQ(counters.no_peer, 0u);
 }
 
 TEST_F(SpliceMapTest, RemovePairLeavesNoEntries) {
@@ -132,6 +133,107 @@ TEST_F(SpliceMapTest, QueuedBytesWaitForTheKickAndFinStaysWithUserspace) {
   EXPECT_TRUE(fin.revents & POLLRDHUP);
   pollfd none{d.get(), POLLIN, 0};
   EXPECT_EQ(poll(&none, 1, 200), 0) << "the FIN was forwarded by the kernel";
+}
+
+// Reads what arrives on `fd` within 2 s, up to `want` bytes.
+std::string ReadSome(int fd, size_t want) {
+  std::string got;
+  char buf[256];
+  while (got.size() < want) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1) break;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+bool Readable(int fd) {
+  char c;
+  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+// The pairing race the data plane used to lose (tests/e2e/test_tcp_proxy.py's short
+// connections, reset under load): a FIN sets SOCK_DONE, which makes TCP call data_ready
+// whatever SO_RCVLOWAT says, so the verdict runs in the middle of the insertion. With the
+// peer socket already in zproxy_pair_peer (AddPairKeys' order) the bytes go to the peer;
+// with the verdict armed first they were passed to the socket, where the data plane
+// found them as "stragglers" and reset the connection.
+TEST_F(SpliceMapTest, FinDuringThePairingIsRedirectedNotPassed) {
+  auto [a, b] = testing::TcpPair();
+  auto [d, c] = testing::TcpPair();
+  zproxy_sock_key kb, kc;
+  ASSERT_TRUE(SockKeyOf(b.get(), &kb));
+  ASSERT_TRUE(SockKeyOf(c.get(), &kc));
+  ASSERT_EQ(write(a.get(), "early", 5), 5);
+  usleep(20000);
+  ASSERT_TRUE(GateVerdict(b.get(), true));
+  ASSERT_TRUE(GateVerdict(c.get(), true));
+  // AddPairKeys' steps, with the FIN arriving between arming b and arming c.
+  uint64_t fb = static_cast<uint64_t>(b.get()), fc = static_cast<uint64_t>(c.get());
+  ASSERT_EQ(bpf_map_update_elem(map_.peer_fd(), &kb, &fc, BPF_NOEXIST), 0);
+  ASSERT_EQ(bpf_map_update_elem(map_.peer_fd(), &kc, &fb, BPF_NOEXIST), 0);
+  ASSERT_EQ(bpf_map_update_elem(map_.pairs_fd(), &kb, &fb, BPF_NOEXIST), 0);
+  ASSERT_EQ(shutdown(a.get(), SHUT_WR), 0);
+  EXPECT_EQ(ReadSome(d.get(), 5), "early") << "the FIN-triggered verdict did not redirect";
+  EXPECT_FALSE(Readable(b.get())) << "bytes were passed to userspace";
+  ASSERT_EQ(bpf_map_update_elem(map_.pairs_fd(), &kc, &fc, BPF_NOEXIST), 0);
+  ASSERT_TRUE(GateVerdict(b.get(), false));
+  ASSERT_TRUE(GateVerdict(c.get(), false));
+  ASSERT_EQ(write(d.get(), "back", 4), 4);
+  EXPECT_EQ(ReadSome(a.get(), 4), "back");
+  zproxy_splice_counters counters;
+  ASSERT_TRUE(ReadSpliceCounters(map_.counters_fd(), &counters));
+  EXPECT_EQ(counters.no_peer, 0u);
+}
+
+// The same FIN with the verdict armed before the peer is reachable (the old order): the
+// helper finds no peer and the bytes are dropped, never passed to userspace. This is why
+// AddPairKeys fills zproxy_pair_peer first; the test pins the kernel behaviour down.
+TEST_F(SpliceMapTest, VerdictWithoutPeerDropsInsteadOfPassing) {
+  auto [a, b] = testing::TcpPair();
+  zproxy_sock_key kb;
+  ASSERT_TRUE(SockKeyOf(b.get(), &kb));
+  ASSERT_EQ(write(a.get(), "lost", 4), 4);
+  usleep(20000);
+  ASSERT_TRUE(GateVerdict(b.get(), true));
+  uint64_t fb = static_cast<uint64_t>(b.get());
+  ASSERT_EQ(bpf_map_update_elem(map_.pairs_fd(), &kb, &fb, BPF_NOEXIST), 0);
+  ASSERT_EQ(shutdown(a.get(), SHUT_WR), 0);
+  pollfd fin{b.get(), POLLRDHUP, 0};
+  ASSERT_EQ(poll(&fin, 1, 2000), 1);
+  usleep(20000);
+  EXPECT_FALSE(Readable(b.get()));
+  zproxy_splice_counters counters;
+  ASSERT_TRUE(ReadSpliceCounters(map_.counters_fd(), &counters));
+  EXPECT_EQ(counters.no_peer, 1u);
+  EXPECT_EQ(counters.spliced_bytes, 0u);
+}
+
+// A side whose FIN arrived before the pairing is not ESTABLISHED any more: the kernel
+// refuses it before any verdict is armed, and nothing is left in the maps.
+TEST_F(SpliceMapTest, SocketAfterFinIsRefusedCleanly) {
+  auto [a, b] = testing::TcpPair();
+  auto [d, c] = testing::TcpPair();
+  ASSERT_EQ(write(a.get(), "req", 3), 3);
+  ASSERT_EQ(shutdown(a.get(), SHUT_WR), 0);
+  pollfd fin{b.get(), POLLRDHUP, 0};
+  ASSERT_EQ(poll(&fin, 1, 2000), 1);
+  zproxy_sock_key kb, kc, next;
+  ASSERT_TRUE(SockKeyOf(b.get(), &kb));
+  ASSERT_TRUE(SockKeyOf(c.get(), &kc));
+  for (bool client_first : {true, false}) {
+    std::string error;
+    PairResult r =
+        client_first
+            ? AddPairKeys(map_.pairs_fd(), map_.peer_fd(), b.get(), kb, c.get(), kc, &error)
+            : AddPairKeys(map_.pairs_fd(), map_.peer_fd(), c.get(), kc, b.get(), kb, &error);
+    EXPECT_EQ(r, PairResult::kRefused) << error;
+    EXPECT_NE(bpf_map_get_next_key(map_.peer_fd(), nullptr, &next), 0);
+    EXPECT_NE(bpf_map_get_next_key(map_.pairs_fd(), nullptr, &next), 0);
+  }
+  EXPECT_EQ(ReadSome(b.get(), 3), "req");  // still in b's receive queue, for another mode
 }
 
 TEST_F(SpliceMapTest, RejectsNonTcpSockets) {

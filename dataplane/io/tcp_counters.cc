@@ -8,6 +8,11 @@
 #include <sys/socket.h>
 
 namespace zproxy::io {
+namespace {
+// TCP states in which the peer's FIN has arrived (include/net/tcp_states.h; glibc's enum
+// in netinet/tcp.h clashes with linux/tcp.h).
+constexpr uint8_t kTimeWait = 6, kCloseWait = 8, kLastAck = 9, kClosing = 11;
+}  // namespace
 
 bool ReadTcpCounters(int fd, TcpCounters* out) {
   // TCP_INFO and the two ioctls are separate reads: a segment (or an ACK) arriving between
@@ -26,6 +31,8 @@ bool ReadTcpCounters(int fd, TcpCounters* out) {
     if (inq == inq0 && outq == outq0) break;
   }
   out->received = ti.tcpi_bytes_received;
+  out->fin = ti.tcpi_state == kCloseWait || ti.tcpi_state == kLastAck ||
+             ti.tcpi_state == kClosing || ti.tcpi_state == kTimeWait;
   out->acked = ti.tcpi_bytes_acked;
   out->inq = inq > 0 ? static_cast<uint32_t>(inq) : 0;
   out->outq = outq > 0 ? static_cast<uint32_t>(outq) : 0;

@@ -190,8 +190,9 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
     }
   }
   per_worker("zproxy_sockmap_stragglers_total", "counter",
-             "Sockmap pairings that found bytes passed to a socket during the insertion "
-             "(connection reset instead of risking reordered bytes).",
+             "Sockmap connections reset because bytes could not be kept in order: a pairing "
+             "refused half-way after the kernel had moved bytes, or bytes found on a "
+             "paired socket (expected 0).",
              &WorkerStats::sockmap_stragglers);
   if (info.has_splice_counters) {
     w.Family("zproxy_sockmap_spliced_bytes_total", "counter",
@@ -200,9 +201,11 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
     w.Sample("zproxy_sockmap_spliced_bytes_total", "",
              static_cast<double>(info.splice_counters.spliced_bytes));
     w.Family("zproxy_sockmap_redirect_errors_total", "counter",
-             "skbs the verdict program could not redirect (peer not in the SOCKHASH).");
-    w.Sample("zproxy_sockmap_redirect_errors_total", "",
-             static_cast<double>(info.splice_counters.redirect_errors));
+             "skbs the verdict program dropped: no peer socket in zproxy_pair_peer (a pair "
+             "being torn down).");
+    w.Sample(
+        "zproxy_sockmap_redirect_errors_total", "",
+        static_cast<double>(info.splice_counters.redirect_errors + info.splice_counters.no_peer));
   }
   per_worker("zproxy_peername_failures_total", "counter",
              "Connections whose client address could not be read (no X-Forwarded-For).",

@@ -156,6 +156,9 @@ struct Exchange {
   uint8_t pass_mode = 0;  // PassMode (copy = 0: tunnel.cc)
   bool paired = false;    // sockmap: both sockets are in the SOCKHASH
   bool watched = false;   // on the worker's pass_watch_ list (checked every tick)
+  // sockmap: a pairing refused half-way after the kernel had already redirected bytes
+  // (StartSockmap): no other mode can continue the stream intact, the caller resets it.
+  bool pairing_moved_bytes = false;
   zproxy_sock_key client_key{}, upstream_key{};
   // sockmap: per-socket byte counts at pairing (TcpCounters), so "everything received on
   // one side has been written into the other" can be told from tcp_info later, and the

@@ -25,6 +25,10 @@ void Worker::StartPassthrough(uint32_t ex_idx) {
   conns_.Get(ex.upstream).flags |= kPassthrough;
   PassMode mode = static_cast<PassMode>(ex.pass_mode);
   if (mode == PassMode::kSockmap && !StartSockmap(ex_idx)) {
+    if (ex.pairing_moved_bytes) {
+      AbortPassthrough(ex_idx, true);
+      return;
+    }
     stats_.passthrough_fallbacks.Add();
     mode = PassMode::kSplice;
   }

@@ -3,10 +3,13 @@
 // inside the kernel. The worker only watches for FIN, errors and idleness.
 //
 // Ordering at the pairing: nothing has been read from either socket, so every byte that
-// arrived so far sits in a receive queue. The verdict runs from data_ready, which TCP calls
-// only once SO_RCVLOWAT bytes are queued: the gate (a huge low-water mark) keeps it from
-// running on a socket whose peer is not in the map yet; releasing the gate calls
-// data_ready at once, so the queued bytes go first and in order (splice_map_test).
+// arrived so far sits in a receive queue. AddPairKeys makes both sockets redirect targets
+// before it arms either verdict, so whatever runs the verdict (data, a FIN) finds the
+// peer. The verdict runs from data_ready, which TCP calls only once SO_RCVLOWAT bytes
+// are queued (or on a FIN): the gate (a huge low-water mark) keeps it idle during the
+// insertion, so a pairing refused half-way has normally moved nothing and falls back
+// cleanly; releasing the gate calls data_ready at once, so the queued bytes go first and
+// in order (splice_map_test).
 //
 // FIN is not redirected (the program sees no skb for it): the source polls POLLRDHUP, and
 // the worker forwards it with shutdown(SHUT_WR) once the destination has been written
@@ -40,11 +43,26 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
   GateVerdict(cfd, true);
   GateVerdict(ufd, true);
   std::string error;
-  if (!AddPairKeys(options_.passthrough.pairs_fd, options_.passthrough.peer_fd, cfd, ex.client_key,
-                   ufd, ex.upstream_key, &error)) {
+  PairResult paired = AddPairKeys(options_.passthrough.pairs_fd, options_.passthrough.peer_fd, cfd,
+                                  ex.client_key, ufd, ex.upstream_key, &error);
+  if (paired != PairResult::kPaired) {
     GateVerdict(cfd, false);
     GateVerdict(ufd, false);
-    if (!pass_warned_) {
+    io::TcpCounters c2, u2;
+    ReadTcpCounters(cfd, &c2);  // out of every map again: SIOCINQ is the receive queue
+    ReadTcpCounters(ufd, &u2);
+    if (paired == PairResult::kRefusedAfterArming && c2.consumed_data() != c.consumed_data()) {
+      // The client's verdict ran (gate bypassed by a FIN or memory pressure) and moved
+      // bytes towards the upstream before the upstream was refused: their sending may
+      // have been cut short by the unlinking, so no other mode can continue intact.
+      stats_.sockmap_stragglers.Add();
+      ex.pairing_moved_bytes = true;
+      return false;
+    }
+    // The kernel takes ESTABLISHED sockets only: a side whose FIN arrived before the
+    // pairing (a short request, a banner) is refused as a matter of course. Anything
+    // else is worth one line per worker.
+    if (!c2.fin && !u2.fin && c2.error == 0 && u2.error == 0 && !pass_warned_) {
       pass_warned_ = true;
       ZLOG_WARN("worker %u: sockmap pairing failed (%s): connection spliced instead",
                 options_.index, error.c_str());
@@ -89,10 +107,10 @@ void Worker::OnWatch(uint32_t conn_idx, int res) {
     AbortPassthrough(ex_idx, true);  // RST or error: the other side gets an RST too
     return;
   }
-  // FIN (POLLRDHUP; POLLHUP once our side is shut too). Anything still readable is bytes
-  // the program passed to the socket before its peer was paired: forwarding them now
-  // could reorder the stream, so the connection is reset instead (never seen in tests;
-  // counted).
+  // FIN (POLLRDHUP; POLLHUP once our side is shut too). Nothing can be readable: the
+  // verdict redirects or drops, it never passes bytes to the socket. Should bytes show
+  // up anyway, forwarding them now could reorder the stream: the connection is reset
+  // instead (counted).
   char probe;
   if (recv(c.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
     stats_.sockmap_stragglers.Add();

@@ -93,6 +93,8 @@ def test_maps_dump_with_named_fields(bpf_proxy):
     assert entries(bpftool("map", "dump", "pinned", base + "/zproxy_pair_peer")) == []
     info = bpftool("map", "show", "pinned", base + "/zproxy_splice_pairs")
     assert info["type"] == "sockhash"
+    # The peer table holds the peer sockets themselves: the kernel empties it on close.
+    assert bpftool("map", "show", "pinned", base + "/zproxy_pair_peer")["type"] == "sockhash"
 
 
 def test_programs_listed_by_name_and_unpinned_on_shutdown(bpf_proxy):
