@@ -3,7 +3,6 @@
  * is queued straight onto its peer's egress (zproxy_pair_peer holds the peer socket);
  * userspace never sees the bytes. */
 #include <linux/bpf.h>
-#include <bpf/bpf_endian.h>
 
 #define ZPROXY_SOCKMAP_MAPS
 #include "zproxy_maps.h"
@@ -12,15 +11,8 @@ SEC("sk_skb/stream_verdict")
 int zproxy_splice(struct __sk_buff *skb) {
   __u32 zero = 0;
   struct zproxy_splice_counters *c = bpf_map_lookup_elem(&zproxy_counters, &zero);
-  /* The receiving socket's own view of the 4-tuple, built as userspace builds it from
-   * getsockname/getpeername (zproxy_structs.h: local_port is host order in __sk_buff,
-   * remote_port is the network-order port in the high half). */
-  struct zproxy_sock_key key = {
-      .local_ip4 = skb->local_ip4,
-      .remote_ip4 = skb->remote_ip4,
-      .local_port = skb->local_port,
-      .remote_port = bpf_ntohl(skb->remote_port),
-  };
+  /* The receiving socket's cookie: what userspace keyed it by (SO_COOKIE). */
+  struct zproxy_sock_key key = {.cookie = bpf_get_socket_cookie(skb)};
   if (skb->len == 0) {
     /* A bare FIN. TCP has already recorded it on this socket (userspace sees POLLRDHUP
      * and forwards it); the skb carries nothing. Redirected, the peer's backlog worker

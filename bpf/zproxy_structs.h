@@ -21,15 +21,11 @@ struct zproxy_steer_counters {
   __u64 select_failed; /* empty sockarray slot (or other error): kernel default */
 };
 
-/* A socket of a spliced pair, named by its own view of the connection: what userspace gets
- * from getsockname (local) and getpeername (remote). Addresses in network byte order
- * (sin_addr.s_addr as is), ports in host byte order (ntohs(sin_port)); the BPF side builds
- * the same from __sk_buff (local_port is host order there, remote_port needs bpf_ntohl). */
+/* A socket of a spliced pair, named by its socket cookie: the kernel's unique 64-bit id of
+ * a socket for its lifetime (getsockopt SO_COOKIE in userspace, bpf_get_socket_cookie() in
+ * the verdict program). The same for IPv4 and IPv6 sockets, no byte order to agree on. */
 struct zproxy_sock_key {
-  __u32 local_ip4;
-  __u32 remote_ip4;
-  __u32 local_port;
-  __u32 remote_port;
+  __u64 cookie;
 };
 
 /* zproxy_counters[0] (per CPU): the splice verdict program's work. */

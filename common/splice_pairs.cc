@@ -1,6 +1,5 @@
 #include "common/splice_pairs.h"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -14,22 +13,17 @@
 namespace zproxy {
 
 bool SockKeyOf(int fd, zproxy_sock_key* key) {
-  sockaddr_in local{}, remote{};
-  socklen_t len = sizeof(local);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0 ||
-      local.sin_family != AF_INET) {
+  // SO_PROTOCOL first: a Unix stream socket has a cookie too (and fits a SOCKHASH on
+  // recent kernels), but the verdict program and the data plane's FIN handling are TCP's.
+  int protocol = 0;
+  socklen_t len = sizeof(protocol);
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0 || protocol != IPPROTO_TCP) {
     return false;
   }
-  len = sizeof(remote);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &len) != 0 ||
-      remote.sin_family != AF_INET) {
-    return false;
-  }
-  // Layout contract: bpf/zproxy_structs.h (addresses as on the wire, ports host order).
-  key->local_ip4 = local.sin_addr.s_addr;
-  key->remote_ip4 = remote.sin_addr.s_addr;
-  key->local_port = ntohs(local.sin_port);
-  key->remote_port = ntohs(remote.sin_port);
+  uint64_t cookie = 0;
+  len = sizeof(cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return false;
+  key->cookie = cookie;
   return true;
 }
 
@@ -76,7 +70,7 @@ PairResult AddPairKeys(int pairs_fd, int peer_fd, int a, const zproxy_sock_key& 
 bool AddPair(int pairs_fd, int peer_fd, int a, int b, std::string* error) {
   zproxy_sock_key ka, kb;
   if (!SockKeyOf(a, &ka) || !SockKeyOf(b, &kb)) {
-    *error = "splice needs two connected IPv4 TCP sockets";
+    *error = "splice needs two TCP sockets";
     return false;
   }
   return AddPairKeys(pairs_fd, peer_fd, a, ka, b, kb, error) == PairResult::kPaired;

@@ -10,7 +10,8 @@
 
 namespace zproxy {
 
-// The socket's key as the verdict program sees it (IPv4 TCP only; false otherwise).
+// The socket's key as the verdict program sees it: its cookie (TCP over IPv4 or IPv6;
+// false for anything else).
 bool SockKeyOf(int fd, zproxy_sock_key* key);
 
 enum class PairResult {

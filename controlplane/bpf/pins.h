@@ -36,16 +36,24 @@ class Pins {
   const std::string& dir() const { return dir_; }
   // Names of the maps adopted from existing pins (for logs and tests).
   const std::vector<std::string>& reused() const { return reused_; }
+  // "name (why)" for each incompatible pin found by Reuse; Commit replaces them and says
+  // so in one log line.
+  const std::vector<std::string>& replaced() const { return replaced_; }
 
  private:
   std::string Path(const char* name) const { return dir_ + "/" + name; }
 
   std::string dir_;
   std::vector<std::string> reused_;
+  std::vector<std::string> replaced_;
   std::vector<std::string> pinned_;  // every path Unpin removes
 };
 
-// True when the map pinned at `path` can stand in for `map` (not yet loaded).
-bool PinCompatible(int pinned_fd, const bpf_map* map);
+// Why the map behind `pinned_fd` cannot stand in for `map` (not yet loaded), e.g. "type
+// hash, now sockhash; key bytes 16, now 8" (an older zproxy's layout); "" when it can.
+std::string PinMismatch(int pinned_fd, const bpf_map* map);
+inline bool PinCompatible(int pinned_fd, const bpf_map* map) {
+  return PinMismatch(pinned_fd, map).empty();
+}
 
 }  // namespace zproxy::controlplane::bpf

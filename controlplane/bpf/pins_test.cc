@@ -112,5 +112,39 @@ TEST_F(PinsTest, IncompatiblePinIsReplaced) {
   EXPECT_NE(MapId(old.get()), MapId(map.fd()));
 }
 
+// zproxy before socket-cookie keys: zproxy_splice_pairs keyed by a 16-byte IPv4 4-tuple,
+// zproxy_pair_peer a HASH of 4-tuples. Both are replaced, the counters kept.
+TEST_F(PinsTest, OldSpliceLayoutIsReplaced) {
+  std::string error;
+  opts_.keep_pins = true;
+  {
+    SpliceMap current;
+    ASSERT_TRUE(current.Load(opts_, &error)) << error;
+  }
+  opts_.keep_pins = false;
+  UniqueFd pairs(bpf_map_create(BPF_MAP_TYPE_SOCKHASH, "zproxy_splice_p", 16, 8, 65536, nullptr));
+  UniqueFd peer(bpf_map_create(BPF_MAP_TYPE_HASH, "zproxy_pair_pee", 16, 16, 65536, nullptr));
+  ASSERT_TRUE(pairs.valid() && peer.valid());
+  for (auto [fd, name] :
+       {std::pair{pairs.get(), "zproxy_splice_pairs"}, std::pair{peer.get(), "zproxy_pair_peer"}}) {
+    const std::string path = opts_.pin_dir + "/" + name;
+    ASSERT_EQ(unlink(path.c_str()), 0);
+    ASSERT_EQ(bpf_obj_pin(fd, path.c_str()), 0);
+  }
+  uint32_t counters_id = PinnedMapId(opts_.pin_dir + "/zproxy_counters");
+  SpliceMap map;
+  ASSERT_TRUE(map.Load(opts_, &error)) << error;
+  const Pins& pins = map.skeleton().pins();
+  EXPECT_EQ(pins.reused(), std::vector<std::string>{"zproxy_counters"});
+  ASSERT_EQ(pins.replaced().size(), 2u);
+  EXPECT_EQ(pins.replaced()[1], "zproxy_splice_pairs (key bytes 16, now 8)");
+  EXPECT_EQ(pins.replaced()[0],
+            "zproxy_pair_peer (type hash, now sockhash; key bytes 16, now 8; "
+            "value bytes 16, now 8)");
+  EXPECT_EQ(PinnedMapId(opts_.pin_dir + "/zproxy_splice_pairs"), MapId(map.pairs_fd()));
+  EXPECT_EQ(PinnedMapId(opts_.pin_dir + "/zproxy_pair_peer"), MapId(map.peer_fd()));
+  EXPECT_EQ(MapId(map.counters_fd()), counters_id);
+}
+
 }  // namespace
 }  // namespace zproxy::controlplane::bpf

@@ -76,6 +76,49 @@ TEST_F(SpliceMapTest, OneMegabyteEachWayArrivesIntactAndIsCounted) {
   EXPECT_EQ(counters.no_peer, 0u);
 }
 
+// Keyed by socket cookie: IPv6 pairs and mixed pairs (an IPv6 client spliced to an IPv4
+// upstream) splice like IPv4 ones.
+TEST_F(SpliceMapTest, Ipv6AndMixedPairsSplice) {
+  for (int upstream_family : {AF_INET6, AF_INET}) {
+    auto [a, b] = testing::TcpPair(AF_INET6);
+    auto [d, c] = testing::TcpPair(upstream_family);
+    ASSERT_TRUE(a.valid() && c.valid()) << "no IPv6 loopback";
+    std::string error;
+    ASSERT_TRUE(AddPair(map_.pairs_fd(), map_.peer_fd(), b.get(), c.get(), &error)) << error;
+    auto forward = RandomBytes(1 << 20, 3);
+    EXPECT_EQ(Transfer(a.get(), d.get(), forward), forward);
+    auto backward = RandomBytes(1 << 20, 4);
+    EXPECT_EQ(Transfer(d.get(), a.get(), backward), backward);
+  }
+  zproxy_splice_counters counters;
+  ASSERT_TRUE(ReadSpliceCounters(map_.counters_fd(), &counters));
+  EXPECT_EQ(counters.spliced_bytes, 4u << 20);
+}
+
+// bpftool and the data plane agree on the key: a userspace lookup in zproxy_pair_peer by
+// b's cookie returns c's cookie (what `bpftool map dump` prints as the value).
+TEST_F(SpliceMapTest, PeerTableMapsCookieToPeerCookie) {
+  auto [a, b] = testing::TcpPair();
+  auto [d, c] = testing::TcpPair(AF_INET6);
+  std::string error;
+  ASSERT_TRUE(AddPair(map_.pairs_fd(), map_.peer_fd(), b.get(), c.get(), &error)) << error;
+  zproxy_sock_key kb, kc;
+  ASSERT_TRUE(SockKeyOf(b.get(), &kb));
+  ASSERT_TRUE(SockKeyOf(c.get(), &kc));
+  EXPECT_NE(kb.cookie, kc.cookie);
+  uint64_t value = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(map_.peer_fd(), &kb, &value), 0);
+  EXPECT_EQ(value, kc.cookie);
+  ASSERT_EQ(bpf_map_lookup_elem(map_.pairs_fd(), &kc, &value), 0);
+  EXPECT_EQ(value, kc.cookie);
+  // Closing a socket drops every entry holding it, in both maps, with no help.
+  c.reset();
+  usleep(20000);
+  EXPECT_NE(bpf_map_lookup_elem(map_.peer_fd(), &kb, &value), 0);
+  EXPECT_NE(bpf_map_lookup_elem(map_.pairs_fd(), &kc, &value), 0);
+  EXPECT_EQ(bpf_map_lookup_elem(map_.pairs_fd(), &kb, &value), 0);  // b is still open
+}
+
 TEST_F(SpliceMapTest, RemovePairLeavesNoEntries) {
   auto [a, b] = testing::TcpPair();
   auto [d, c] = testing::TcpPair();

@@ -33,17 +33,27 @@ uint16_t LocalPort(int fd) {
   return ntohs(a.sin_port);
 }
 
-std::pair<UniqueFd, UniqueFd> TcpPair() {
-  UniqueFd l(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+std::pair<UniqueFd, UniqueFd> TcpPair(int family) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(*a);
+  }
+  auto* addr = reinterpret_cast<sockaddr*>(&ss);
+  UniqueFd l(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  bind(l.get(), addr, len);
   listen(l.get(), 1);
-  socklen_t len = sizeof(a);
-  getsockname(l.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  UniqueFd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return {};
+  getsockname(l.get(), addr, &len);
+  UniqueFd c(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (connect(c.get(), addr, len) != 0) return {};
   UniqueFd s(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
   return {std::move(c), std::move(s)};
 }

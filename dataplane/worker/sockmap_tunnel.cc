@@ -33,7 +33,7 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
   int cfd = conns_.Get(ex.client).fd;
   int ufd = conns_.Get(ex.upstream).fd;
   if (!SockKeyOf(cfd, &ex.client_key) || !SockKeyOf(ufd, &ex.upstream_key)) {
-    return false;  // the program keys IPv4 4-tuples only
+    return false;  // not TCP
   }
   // Byte counts before the insertion: once in the map, SIOCINQ reports the psock's queue
   // instead of the receive queue.

@@ -2,13 +2,18 @@
 random bytes each way, half-close in each direction, RST from either side, a client that
 sends before the upstream connection exists, the idle timeout; sockmap leaves no map
 entries after 1000 connections and costs the data plane almost no CPU; sockmap without BPF
-falls back to splice with one log line. sockmap cases need root and bpffs (else skipped).
+falls back to splice with one log line. IPv6 (and IPv6 client to IPv4 upstream) in sockmap
+mode, map entries matched to sockets by cookie (bpftool vs. ss); pins of the old 4-tuple
+layout replaced; no entry left after a data plane SIGKILL; live tunnels and their entries
+kept across a zproxyd restart with adoption. sockmap cases need root and bpffs (else
+skipped).
 """
 
 import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import struct
@@ -37,11 +42,12 @@ class Upstream:
     (a filler connection nobody accepts), so the proxy's SYN is dropped and its connect
     completes only on the retransmit about 1 s later."""
 
-    def __init__(self, mode="echo_hash", slow_first_connect=False):
+    def __init__(self, mode="echo_hash", slow_first_connect=False, host="127.0.0.1"):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.bind((host, 0))
+        port = self.sock.getsockname()[1]
+        self.addr = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
         self.digests = []
         self.resets = 0
         self.eofs = 0
@@ -118,15 +124,15 @@ class Upstream:
         self.sock.close()
 
 
-def _config(upstream_addr, mode, **tcp):
+def _config(upstream_addr, mode, listen="127.0.0.1:0", **tcp):
     tp = {"cluster": "db", "mode": mode}
     tp.update(tcp)
-    return base_config([{"name": "db", "address": "127.0.0.1:0", "tcp_proxy": tp}],
+    return base_config([{"name": "db", "address": listen, "tcp_proxy": tp}],
                        [{"name": "db", "endpoints": [upstream_addr]}])
 
 
-def _proxy(make_proxy, upstream, mode, allow_stderr=(), **tcp):
-    z = make_proxy(_config(upstream.addr, mode, **tcp), allow_stderr=allow_stderr)
+def _proxy(make_proxy, upstream, mode, allow_stderr=(), listen="127.0.0.1:0", **tcp):
+    z = make_proxy(_config(upstream.addr, mode, listen, **tcp), allow_stderr=allow_stderr)
     if mode == "sockmap":
         fams = scrape(z)
         used = fams["zproxy_listener_passthrough_mode"].samples[0][1]["mode"]
@@ -259,6 +265,155 @@ def test_idle_timeout_closes_both_sides(make_proxy, mode):
     s.close()
 
 
+# IPv6 in sockmap mode: the maps key sockets by cookie, so an IPv6 client is spliced like an
+# IPv4 one, to an IPv6 upstream or an IPv4 one, with no fallback to splice.
+IPV6_UPSTREAMS = ["::1", "127.0.0.1"]
+
+
+def _ipv6_proxy(make_proxy, upstream):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    return _proxy(make_proxy, upstream, "sockmap", listen="[::1]:0")
+
+
+def _ipv6_client(z):
+    return socket.create_connection(("::1", z.port), timeout=10)
+
+
+def _assert_sockmap_only(z, connections):
+    fams = scrape(z)
+    assert fams["zproxy_passthrough_connections_total"].value(mode="sockmap") == connections
+    assert fams["zproxy_passthrough_fallbacks_total"].value() == 0
+    assert fams["zproxy_sockmap_stragglers_total"].value() == 0
+
+
+@pytest.mark.parametrize("upstream_host", IPV6_UPSTREAMS)
+def test_ipv6_sockmap_megabyte_each_way_client_half_close(make_proxy, upstream_host):
+    up = Upstream("echo_hash", host=upstream_host)
+    z = _ipv6_proxy(make_proxy, up)
+    data = random.Random(11).randbytes(1 << 20)
+    s = _ipv6_client(z)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = _recv_all(s)
+    s.close()
+    assert got[:32] == hashlib.sha256(data).digest()
+    assert got[32:] == PAYLOAD
+    _assert_sockmap_only(z, 1)
+    # The bytes went through the verdict program, not through the data plane.
+    assert scrape(z)["zproxy_sockmap_spliced_bytes_total"].value() >= 2 << 20
+
+
+@pytest.mark.parametrize("upstream_host", IPV6_UPSTREAMS)
+def test_ipv6_sockmap_upstream_half_close(make_proxy, upstream_host):
+    up = Upstream("banner", host=upstream_host)
+    z = _ipv6_proxy(make_proxy, up)
+    s = _ipv6_client(z)
+    assert _recv_all(s) == PAYLOAD
+    data = random.Random(12).randbytes(1 << 20)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    assert wait_until(lambda: up.digests, 5)
+    assert up.digests == [hashlib.sha256(data).digest()]
+    assert s.recv(1) == b""
+    s.close()
+    _assert_sockmap_only(z, 1)
+
+
+@pytest.mark.parametrize("upstream_host", IPV6_UPSTREAMS)
+def test_ipv6_sockmap_resets_both_ways(make_proxy, upstream_host):
+    rst = Upstream("rst", host=upstream_host)
+    echo = Upstream("echo", host=upstream_host)
+    cfg = base_config([{"name": "rst", "address": "[::1]:0",
+                        "tcp_proxy": {"cluster": "rst", "mode": "sockmap"}},
+                       {"name": "echo", "address": "[::1]:0",
+                        "tcp_proxy": {"cluster": "echo", "mode": "sockmap"}}],
+                      [{"name": "rst", "endpoints": [rst.addr]},
+                       {"name": "echo", "endpoints": [echo.addr]}])
+    z = make_proxy(cfg)
+    # The upstream resets: the client sees it promptly.
+    s = socket.create_connection(("::1", z.ports["rst"]), timeout=5)
+    s.sendall(b"hello")
+    t0 = time.monotonic()
+    try:
+        assert s.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - t0 < 3
+    s.close()
+    # The client resets a pair that is moving bytes: the upstream sees it.
+    s = socket.create_connection(("::1", z.ports["echo"]), timeout=5)
+    s.sendall(b"ping")
+    assert s.recv(4) == b"ping"
+    if shutil.which("ss"):
+        # The maps name sockets by cookie, which `ss -e` prints as sk:<hex>: the client's
+        # socket and the upstream's in the proxy are each other's peer.
+        client_side = _ss_cookies("sport = :%d" % z.ports["echo"])
+        upstream_side = _ss_cookies("dport = :%d" % int(echo.addr.rsplit(":", 1)[1]))
+        assert len(client_side) == len(upstream_side) == 1
+        peers = {_cookie(e["key"]): _cookie(e["value"]) for e in _bpf_entries(z, "zproxy_pair_peer")}
+        assert peers == {client_side[0]: upstream_side[0], upstream_side[0]: client_side[0]}
+        armed = {_cookie(e["key"]) for e in _bpf_entries(z, "zproxy_splice_pairs")}
+        assert armed == set(peers)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    assert wait_until(lambda: echo.resets + echo.eofs == 1, 3)
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
+    if scrape(z)["zproxy_dataplane_info"].samples[0][1]["sockmap"] != "1":
+        pytest.skip("no BPF here")
+    _assert_sockmap_only(z, 2)
+    assert _bpf_entries(z, "zproxy_splice_pairs") == []
+    assert _bpf_entries(z, "zproxy_pair_peer") == []
+
+
+@pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
+def test_pins_of_the_old_4tuple_layout_are_replaced(make_proxy, tmp_path):
+    """An older zproxy pinned zproxy_splice_pairs keyed by a 16-byte IPv4 4-tuple and
+    zproxy_pair_peer as a HASH of 4-tuples: zproxyd replaces both (one log line) and
+    sockmap works on the new maps."""
+    if os.geteuid() != 0 or not os.path.isdir("/sys/fs/bpf"):
+        pytest.skip("needs root and bpffs")
+    base = "/sys/fs/bpf/zproxy-e2e-old-%d-%s" % (os.getpid(), tmp_path.name[-8:])
+    os.makedirs(base)
+    for name, spec in (("zproxy_splice_pairs", "type sockhash key 16 value 8"),
+                       ("zproxy_pair_peer", "type hash key 16 value 16")):
+        subprocess.run([BPFTOOL, "map", "create", base + "/" + name] + spec.split() +
+                       ["entries", "65536", "name", name[:15]], check=True, timeout=20)
+    up = Upstream("echo_hash")
+    cfg = _config(up.addr, "sockmap")
+    cfg["bpffs_path"] = base
+    z = make_proxy(cfg)
+    lines = [l for l in z.stderr().splitlines() if "replaced incompatible" in l]
+    assert len(lines) == 1, z.stderr()
+    assert ("zproxy_splice_pairs (key bytes 16, now 8)" in lines[0] and
+            "zproxy_pair_peer (type hash, now sockhash; key bytes 16, now 8; "
+            "value bytes 16, now 8)" in lines[0]), lines[0]
+    for name in ("zproxy_splice_pairs", "zproxy_pair_peer"):
+        out = subprocess.run([BPFTOOL, "-j", "map", "show", "pinned", base + "/" + name],
+                             capture_output=True, text=True, timeout=20, check=True)
+        info = json.loads(out.stdout)
+        assert (info["type"], info["bytes_key"], info["bytes_value"]) == ("sockhash", 8, 8)
+    data = random.Random(13).randbytes(1 << 20)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = _recv_all(s)
+    s.close()
+    assert got[:32] == hashlib.sha256(data).digest() and got[32:] == PAYLOAD
+    assert _mode_count(z, "sockmap") == 1
+
+
+def _cookie(hex_bytes):
+    """A SOCKHASH key or value as bpftool prints it (no BTF: bytes, little endian)."""
+    return int.from_bytes(bytes(int(b, 16) for b in hex_bytes), "little")
+
+
+def _ss_cookies(ss_filter):
+    out = subprocess.run(["ss", "-tneH", "state", "established", ss_filter],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return [int(m, 16) for m in re.findall(r"\bsk:([0-9a-f]+)", out)]
+
+
 def _bpf_entries(z, name):
     out = subprocess.run([BPFTOOL, "-j", "map", "dump", "pinned",
                           z.config["bpffs_path"] + "/" + name],
@@ -388,3 +543,85 @@ def test_sockmap_entries_removed_when_the_data_plane_exits_with_open_tunnels(mak
     assert _bpf_entries(z, "zproxy_splice_pairs") == []
     for s in socks:
         s.close()
+
+
+def _echo_tunnels(z, n, tag):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
+        msg = b"%s%d" % (tag, i)
+        s.sendall(msg)
+        assert s.recv(64) == msg
+        socks.append(s)
+    return socks
+
+
+def _still_echo(socks, tag):
+    for i, s in enumerate(socks):
+        msg = b"%s%d" % (tag, i)
+        s.sendall(msg)
+        assert s.recv(64) == msg
+
+
+def _pair_cookies(z):
+    return ({_cookie(e["key"]) for e in _bpf_entries(z, "zproxy_splice_pairs")},
+            {_cookie(e["key"]): _cookie(e["value"]) for e in _bpf_entries(z, "zproxy_pair_peer")})
+
+
+@pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
+def test_sockmap_entries_gone_after_data_plane_sigkill(make_proxy):
+    """SIGKILL leaves the data plane no chance to remove anything: both maps are SOCKHASHes,
+    so the kernel drops the entries of every socket the dead process held, and the data
+    plane zproxyd restarts serves new tunnels on the same pinned maps."""
+    up = Upstream("echo")
+    z = make_proxy(_config(up.addr, "sockmap"), allow_stderr=("signal 9", "restart #1"))
+    if scrape(z)["zproxy_listener_passthrough_mode"].samples[0][1]["mode"] != "sockmap":
+        pytest.skip("no BPF here")
+    socks = _echo_tunnels(z, 3, b"k")
+    armed, peers = _pair_cookies(z)
+    assert len(armed) == len(peers) == 6
+    time.sleep(1.2)  # past zproxyd's startup grace: an exit now is a restart, not a failed start
+    [pid] = z.dataplane_pids()
+    os.kill(pid, 9)
+    assert wait_until(lambda: z.dataplane_pids() not in ([], [pid]), 10), z.stderr()[-2000:]
+    assert wait_until(lambda: _pair_cookies(z) == (set(), {}), 5), _pair_cookies(z)
+    for s in socks:
+        s.close()  # the proxy side is gone: these saw EOF or a reset
+    assert wait_until(lambda: scrape(z)["zproxy_listener_passthrough_mode"].samples, 5)
+    fresh = _echo_tunnels(z, 2, b"n")
+    armed, peers = _pair_cookies(z)
+    assert len(armed) == len(peers) == 4
+    for s in fresh:
+        s.close()
+    assert wait_until(lambda: _pair_cookies(z) == (set(), {}), 5)
+
+
+@pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
+def test_sockmap_tunnels_survive_zproxyd_restart_with_adoption(make_proxy):
+    """zproxyd is SIGKILLed and restarted: it reuses the pinned maps and adopts the data
+    plane; the open tunnels keep splicing and keep their entries (nothing sweeps them)."""
+    from test_adoption import _adopted, _kill_zproxyd
+    from test_dataplane_sync import _pid
+    up = Upstream("echo")
+    z = make_proxy(_config(up.addr, "sockmap"))
+    if scrape(z)["zproxy_listener_passthrough_mode"].samples[0][1]["mode"] != "sockmap":
+        pytest.skip("no BPF here")
+    dp = _pid(z)
+    socks = _echo_tunnels(z, 3, b"a")
+    before = _pair_cookies(z)
+    assert len(before[0]) == 6
+    spliced = scrape(z)["zproxy_sockmap_spliced_bytes_total"].value()
+    _kill_zproxyd(z)
+    time.sleep(0.3)
+    z.start()
+    _adopted(z, dp)
+    assert "replaced incompatible" not in z.stderr()  # the same maps, reused
+    _still_echo(socks, b"b")
+    assert _pair_cookies(z) == before
+    assert scrape(z)["zproxy_sockmap_spliced_bytes_total"].value() > spliced
+    for s in socks:
+        s.close()
+    assert wait_until(lambda: _pair_cookies(z) == (set(), {}), 5)
+    fresh = _echo_tunnels(z, 1, b"c")
+    assert len(_pair_cookies(z)[0]) == 2
+    fresh[0].close()
