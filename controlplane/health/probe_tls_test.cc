@@ -1,0 +1,265 @@
+// HTTP checks over TLS against a real OpenSSL server on loopback, with certificates made
+// here: the name check (SNI) and the IP check (no SNI), an untrusted and an expired
+// certificate, verify off, and the Host header the check sends.
+#include "controlplane/health/probe_tls.h"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+
+#include <chrono>
+
+#include "controlplane/health/probe.h"
+#include "controlplane/health/test_servers.h"
+#include "gtest/gtest.h"
+
+namespace zproxy::health {
+namespace {
+
+// A self-signed certificate for DNS:health.test and IP:127.0.0.1, valid from
+// now + not_before_s to now + not_after_s.
+struct TestCert {
+  std::string cert_pem, key_pem;
+};
+
+TestCert MakeCert(long not_before_s = -3600, long not_after_s = 3600,
+                  const char* names = "DNS:health.test,IP:127.0.0.1") {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  static long serial = 1;
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(x), not_before_s);
+  X509_gmtime_adj(X509_getm_notAfter(x), not_after_s);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("health.test"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, names);
+  X509_add_ext(x, san, -1);
+  X509_EXTENSION_free(san);
+  X509_sign(x, key, EVP_sha256());
+  auto pem = [](auto write) {
+    BIO* b = BIO_new(BIO_s_mem());
+    write(b);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(b, &data);
+    std::string s(data, static_cast<size_t>(n));
+    BIO_free(b);
+    return s;
+  };
+  TestCert c;
+  c.cert_pem = pem([&](BIO* b) { PEM_write_bio_X509(b, x); });
+  c.key_pem =
+      pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  X509_free(x);
+  EVP_PKEY_free(key);
+  return c;
+}
+
+// Accepts TLS with `cert`, answers each request head with 200 and closes.
+class TlsResponder {
+ public:
+  explicit TlsResponder(const TestCert& cert) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    BIO* cb = BIO_new_mem_buf(cert.cert_pem.data(), static_cast<int>(cert.cert_pem.size()));
+    X509* x = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+    BIO* kb = BIO_new_mem_buf(cert.key_pem.data(), static_cast<int>(cert.key_pem.size()));
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    SSL_CTX_use_certificate(ctx_, x);
+    SSL_CTX_use_PrivateKey(ctx_, k);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    fd_ = testing::BindLoopback(&port_);
+    listen(fd_.get(), 16);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~TlsResponder() {
+    stop_ = true;
+    thread_.join();
+    SSL_CTX_free(ctx_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string last_request() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      UniqueFd c(accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!c.valid()) continue;
+      timeval tv{2, 0};
+      setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, c.get());
+      if (SSL_accept(ssl) == 1) {
+        std::string req;
+        char buf[1024];
+        while (req.find("\r\n\r\n") == std::string::npos) {
+          int n = SSL_read(ssl, buf, sizeof(buf));
+          if (n <= 0) break;
+          req.append(buf, static_cast<size_t>(n));
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          last_ = req;
+        }
+        const std::string resp =
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+        SSL_write(ssl, resp.data(), static_cast<int>(resp.size()));
+      }
+      SSL_free(ssl);
+      ERR_clear_error();
+    }
+  }
+
+  SSL_CTX* ctx_ = nullptr;
+  UniqueFd fd_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::string last_;
+  std::thread thread_;
+};
+
+// Runs one probe to its verdict with poll(2) (the checker uses epoll; the events match).
+Probe& RunProbe(Probe& p, const std::string& address, const ProbeSpec& spec) {
+  NetAddress addr;
+  std::string err;
+  EXPECT_TRUE(ParseNetAddress(address, &addr, &err)) << err;
+  bool running = p.Start(addr, spec);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (running && std::chrono::steady_clock::now() < deadline) {
+    pollfd q{p.fd(), static_cast<short>(p.wanted_events()), 0};
+    if (poll(&q, 1, 100) <= 0) continue;
+    if (p.OnEvents(static_cast<uint32_t>(q.revents))) running = false;
+  }
+  if (running) p.Fail("test timeout");
+  return p;
+}
+
+ProbeSpec Spec(const ProbeTlsSettings& s, std::string host = "health.test") {
+  ProbeSpec spec;
+  spec.http_path = "/healthz";
+  spec.host = std::move(host);
+  std::string err;
+  spec.tls = ProbeTlsContext::Create(s, &err);
+  EXPECT_NE(spec.tls, nullptr) << err;
+  return spec;
+}
+
+TEST(ProbeTlsTest, VerifiedByNameWithSniAndHost) {
+  TestCert cert = MakeCert();
+  TlsResponder server(cert);
+  ProbeTlsSettings s;
+  s.ca_pem = cert.cert_pem;
+  s.sni = "health.test";
+  Probe p;
+  RunProbe(p, server.address(), Spec(s));
+  EXPECT_TRUE(p.ok()) << p.reason();
+  EXPECT_EQ(p.reason(), "HTTP 200");
+  EXPECT_NE(server.last_request().find("GET /healthz HTTP/1.1\r\nHost: health.test\r\n"),
+            std::string::npos)
+      << server.last_request();
+}
+
+TEST(ProbeTlsTest, WithoutSniTheCertificateMustNameTheIp) {
+  TestCert cert = MakeCert();
+  TlsResponder server(cert);
+  ProbeTlsSettings s;
+  s.ca_pem = cert.cert_pem;
+  Probe p;
+  RunProbe(p, server.address(), Spec(s, server.address()));
+  EXPECT_TRUE(p.ok()) << p.reason();
+}
+
+TEST(ProbeTlsTest, WithoutSniACertificateWithoutTheIpFails) {
+  TestCert cert = MakeCert(-3600, 3600, "DNS:health.test");
+  TlsResponder server(cert);
+  ProbeTlsSettings s;
+  s.ca_pem = cert.cert_pem;
+  Probe p;
+  RunProbe(p, server.address(), Spec(s, server.address()));
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason().rfind("TLS handshake failed: certificate name mismatch", 0), 0u)
+      << p.reason();
+}
+
+TEST(ProbeTlsTest, WrongNameUntrustedAndExpiredFailWithTheReason) {
+  TestCert cert = MakeCert();
+  TlsResponder server(cert);
+  ProbeTlsSettings wrong_name;
+  wrong_name.ca_pem = cert.cert_pem;
+  wrong_name.sni = "other.test";
+  Probe p;
+  RunProbe(p, server.address(), Spec(wrong_name));
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason().rfind("TLS handshake failed: certificate name mismatch", 0), 0u)
+      << p.reason();
+
+  ProbeTlsSettings other_ca;
+  other_ca.ca_pem = MakeCert().cert_pem;
+  other_ca.sni = "health.test";
+  RunProbe(p, server.address(), Spec(other_ca));
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason().rfind("TLS handshake failed: certificate untrusted", 0), 0u) << p.reason();
+
+  TestCert old = MakeCert(-7200, -3600);
+  TlsResponder expired(old);
+  ProbeTlsSettings s;
+  s.ca_pem = old.cert_pem;
+  s.sni = "health.test";
+  RunProbe(p, expired.address(), Spec(s));
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason(), "TLS handshake failed: certificate expired");
+}
+
+TEST(ProbeTlsTest, VerifyOffAcceptsAnyCertificate) {
+  TlsResponder server(MakeCert());
+  ProbeTlsSettings s;
+  s.verify = false;
+  s.sni = "whatever.test";
+  Probe p;
+  RunProbe(p, server.address(), Spec(s));
+  EXPECT_TRUE(p.ok()) << p.reason();
+}
+
+TEST(ProbeTlsTest, PlaintextServerFailsTheHandshake) {
+  testing::HttpResponder plain(200);
+  ProbeTlsSettings s;
+  s.verify = false;
+  Probe p;
+  RunProbe(p, plain.address(), Spec(s));
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason().rfind("TLS handshake failed: ", 0), 0u) << p.reason();
+}
+
+TEST(ProbeTlsTest, SettingsThatCannotLoadFailEveryProbe) {
+  ProbeTlsSettings s;
+  s.ca_path = "/nonexistent/ca.pem";
+  std::string err;
+  EXPECT_EQ(ProbeTlsContext::Create(s, &err), nullptr);
+  EXPECT_NE(err.find("ca: cannot read \"/nonexistent/ca.pem\""), std::string::npos) << err;
+  ProbeSpec spec;
+  spec.http_path = "/healthz";
+  spec.tls_error = err;
+  Probe p;
+  RunProbe(p, testing::ClosedAddress(), spec);
+  EXPECT_FALSE(p.ok());
+  EXPECT_EQ(p.reason(), "TLS settings: " + err);
+}
+
+}  // namespace
+}  // namespace zproxy::health
