@@ -61,14 +61,82 @@ bool PrefixMatches(const uint8_t* a, const uint8_t* b, unsigned bits) {
   return (a[full] & mask) == (b[full] & mask);
 }
 
+bool IsNameChar(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '_';
+}
+
+char Lower(char ch) { return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch; }
+
+// Checks a host name (RFC 1123 labels; '_' allowed, as in service names) and writes it
+// lower-cased, without a trailing dot, NUL-terminated into out[kMaxHostName + 1]. Returns
+// the length, or 0 with *why set.
+size_t NormalizeHostName(std::string_view in, char* out, const char** why) {
+  if (!in.empty() && in.back() == '.') in.remove_suffix(1);
+  if (in.empty() || in.size() > kMaxHostName) {
+    *why = "a host name has 1..253 characters";
+    return 0;
+  }
+  size_t label = 0;
+  for (size_t i = 0; i < in.size(); i++) {
+    char ch = in[i];
+    if (ch == '.') {
+      if (label == 0 || in[i - 1] == '-') {
+        *why = "empty label, or a label ending in '-'";
+        return 0;
+      }
+      label = 0;
+    } else {
+      if (!IsNameChar(ch)) {
+        *why = "a host name has letters, digits, '-', '_' and dots only";
+        return 0;
+      }
+      if (label == 0 && ch == '-') {
+        *why = "a label starts with '-'";
+        return 0;
+      }
+      if (++label > 63) {
+        *why = "a label is longer than 63 characters";
+        return 0;
+      }
+    }
+    out[i] = Lower(ch);
+  }
+  if (in.back() == '-') {
+    *why = "a label ends in '-'";
+    return 0;
+  }
+  out[in.size()] = '\0';
+  // Numbers inet_aton takes ("127.1", "0x7f.0.0.1", "2130706433") are addresses in
+  // disguise: getaddrinfo would turn them into an IP no pattern named.
+  in_addr unused;
+  if (inet_aton(out, &unused) != 0) {
+    *why = "a numeric address that is not a dotted quad";
+    return 0;
+  }
+  return in.size();
+}
+
+// True when the text can only be meant as an IPv4 address or CIDR (digits, dots, '/').
+bool LooksNumeric(std::string_view s) {
+  for (char ch : s) {
+    if (!(ch >= '0' && ch <= '9') && ch != '.' && ch != '/') return false;
+  }
+  return true;
+}
+
+bool PortMatches(uint16_t rule_port, uint16_t port) { return rule_port == 0 || rule_port == port; }
+
 }  // namespace
 
 bool ParseConnectAllowRule(std::string_view text, ConnectAllowRule* out, std::string* error) {
   std::string_view host, port;
   bool v6 = false;
-  if (!SplitHostPort(text, &host, &port, &v6)) {
-    *error = "expected IP[/prefix]:port or IP[/prefix]:* (IPv6 in brackets), got \"" +
-             std::string(text) + "\"";
+  if (!SplitHostPort(text, &host, &port, &v6) || host.empty()) {
+    *error =
+        "expected IP[/prefix]:port, host.name:port or *.domain:port (port may be *; IPv6 in "
+        "brackets), got \"" +
+        std::string(text) + "\"";
     return false;
   }
   ConnectAllowRule r;
@@ -77,6 +145,29 @@ bool ParseConnectAllowRule(std::string_view text, ConnectAllowRule* out, std::st
   } else if ((r.port = ParsePort(port)) == 0) {
     *error = "port must be 1..65535 or *, got \"" + std::string(text) + "\"";
     return false;
+  }
+  if (!v6 && !LooksNumeric(host)) {
+    // A host name pattern: exact, or "*." and a domain.
+    r.kind = ConnectAllowRule::Kind::kName;
+    std::string_view name = host;
+    if (name.starts_with("*.")) {
+      r.wildcard = true;
+      name.remove_prefix(2);
+    }
+    char buf[kMaxHostName + 1];
+    const char* why = "";
+    size_t n = name.find('*') == std::string_view::npos ? NormalizeHostName(name, buf, &why) : 0;
+    if (n == 0) {
+      if (name.find('*') != std::string_view::npos || name.find('/') != std::string_view::npos) {
+        why = "a wildcard is \"*.\" followed by a domain (\"*.svc.cluster.local:443\")";
+      }
+      *error = "not an IP literal, CIDR or host name (" + std::string(why) + "), got \"" +
+               std::string(text) + "\"";
+      return false;
+    }
+    r.name = r.wildcard ? "." + std::string(buf, n) : std::string(buf, n);
+    *out = std::move(r);
+    return true;
   }
   std::string_view ip = host;
   unsigned max_bits = v6 ? 128 : 32;
@@ -99,18 +190,16 @@ bool ParseConnectAllowRule(std::string_view text, ConnectAllowRule* out, std::st
   }
   r.family = ParseIp(ip, v6, r.addr);
   if (r.family == 0) {
-    *error =
-        "not an IP literal (host names are not supported: the data plane resolves no "
-        "names), got \"" +
-        std::string(text) + "\"";
+    *error = "not an IP literal, got \"" + std::string(text) + "\"";
     return false;
   }
   r.prefix_len = static_cast<uint8_t>(bits);
-  *out = r;
+  *out = std::move(r);
   return true;
 }
 
-ConnectTargetError ParseConnectTarget(std::string_view authority, NetAddress* out) {
+ConnectTargetError ParseConnectTarget(std::string_view authority, NetAddress* out,
+                                      ConnectName* name) {
   std::string_view host, port_text;
   bool v6 = false;
   if (!SplitHostPort(authority, &host, &port_text, &v6) || host.empty()) {
@@ -121,8 +210,16 @@ ConnectTargetError ParseConnectTarget(std::string_view authority, NetAddress* ou
   uint8_t addr[16];
   int family = ParseIp(host, v6, addr);
   if (family == 0) {
-    // Bracketed text that is no IPv6 literal is malformed; anything else is a name.
-    return v6 ? ConnectTargetError::kMalformed : ConnectTargetError::kHostname;
+    // Bracketed text that is no IPv6 literal is malformed; so is a bad name.
+    if (v6) return ConnectTargetError::kMalformed;
+    ConnectName parsed;
+    const char* why = "";
+    size_t n = NormalizeHostName(host, parsed.host, &why);
+    if (n == 0) return ConnectTargetError::kMalformed;
+    parsed.len = static_cast<uint8_t>(n);
+    parsed.port = port;
+    if (name != nullptr) *name = parsed;
+    return ConnectTargetError::kHostname;
   }
   *out = NetAddress();
   if (family == AF_INET) {
@@ -152,9 +249,27 @@ bool ConnectAllowed(std::span<const ConnectAllowRule> rules, const NetAddress& t
   }
   uint16_t port = target.port();
   for (const ConnectAllowRule& r : rules) {
-    if (r.family != target.family()) continue;
-    if (r.port != 0 && r.port != port) continue;
+    if (r.kind != ConnectAllowRule::Kind::kIp || r.family != target.family()) continue;
+    if (!PortMatches(r.port, port)) continue;
     if (PrefixMatches(r.addr, addr, r.prefix_len)) return true;
+  }
+  return false;
+}
+
+bool ConnectNameAllowed(std::span<const ConnectAllowRule> rules, const ConnectName& target) {
+  std::string_view name = target.view();
+  for (const ConnectAllowRule& r : rules) {
+    if (r.kind != ConnectAllowRule::Kind::kName || !PortMatches(r.port, target.port)) continue;
+    if (r.wildcard ? (name.size() > r.name.size() && name.ends_with(r.name)) : name == r.name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ConnectIpRulesForPort(std::span<const ConnectAllowRule> rules, uint16_t port) {
+  for (const ConnectAllowRule& r : rules) {
+    if (r.kind == ConnectAllowRule::Kind::kIp && PortMatches(r.port, port)) return true;
   }
   return false;
 }

@@ -24,6 +24,7 @@
 #include "common/splice_pairs.h"
 #include "dataplane/bootstrap/handoff.h"
 #include "dataplane/config_applier.h"
+#include "dataplane/dns/resolver.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/metrics/metrics_server.h"
 #include "dataplane/metrics/prometheus.h"
@@ -220,6 +221,11 @@ int Run(int argc, char** argv) {
   privileges::Options drop_options{boot.config().dataplane_user(),
                                    boot.config().dataplane_keep_privileges()};
 
+  // CONNECT to host names: one resolver thread for the process, started after the
+  // privilege drop (below). Declared before the workers; they close their inboxes when
+  // destroyed, and the resolver drops answers for closed inboxes.
+  dns::Resolver resolver;
+
   const auto& ur = boot.config().io_uring();
   std::vector<std::unique_ptr<Worker>> pool;
   for (uint32_t w = 0; w < workers; w++) {
@@ -236,6 +242,7 @@ int Run(int argc, char** argv) {
     opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;
     opt.access_log_fd = access_log_fd;
     opt.passthrough = passthrough;
+    opt.resolver = &resolver;
     pool.push_back(std::make_unique<Worker>(opt, snap, sockets[w]));
   }
 
@@ -295,6 +302,9 @@ int Run(int argc, char** argv) {
   } else {
     ZLOG_WARN("%s", privs.summary.c_str());
   }
+  // Started only now, so it runs with the dropped credentials (and the drop's check that
+  // no other thread exists holds). getaddrinfo reads world-readable files only.
+  resolver.Start();
   // Workers insert sockets into the SOCKHASH with bpf(); a kernel refusing it without
   // CAP_BPF (dataplane/privileges/bpf_access.h) makes each pairing fall back to splice.
   if (passthrough.sockmap() && !privileges::BpfMapUsable(passthrough.pairs_fd, &error)) {
@@ -373,6 +383,7 @@ int Run(int argc, char** argv) {
         PassModeName(ResolvePassMode(zproxy::v1::AUTO, passthrough, &unused));
   }
   base_info.privileges = privs.state;
+  base_info.resolver = &resolver.stats();
   std::vector<const WorkerStats*> stats;
   for (auto& w : pool) stats.push_back(&w->stats());
   auto render_metrics = [&applier, stats, base_info, passthrough, describe_passthrough] {

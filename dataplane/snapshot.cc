@@ -57,13 +57,15 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
                    std::to_string(k) + "]: " + err;
           return nullptr;
         }
-        cr->allow.push_back(rule);
+        cr->allow.push_back(std::move(rule));
       }
       cr->upstream.name = "connect:" + l.name();
       cr->upstream.connect_timeout_ms = OrDefault(l.connect().connect_timeout_ms(), 5000u);
       cr->upstream.pool_size = 0;         // tunnels never return to a pool
       cr->upstream.outlier_failures = 0;  // targets are not endpoints
       cr->idle_timeout_ms = OrDefault(l.connect().idle_timeout_ms(), 300000u);
+      cr->dns_cache_ms = OrDefault(l.connect().dns_cache_ms(), 5000u);
+      cr->dns_negative_cache_ms = OrDefault(l.connect().dns_negative_cache_ms(), 1000u);
       lr.connect = std::move(cr);
     }
     if (l.has_tls()) {

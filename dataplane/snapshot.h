@@ -52,6 +52,9 @@ struct ConnectRuntime {
   std::vector<ConnectAllowRule> allow;
   ClusterRuntime upstream;  // name "connect:<listener>", connect_timeout_ms
   uint32_t idle_timeout_ms = 300000;
+  // Host-name targets: how long the process's resolver cache answers for a name.
+  uint32_t dns_cache_ms = 5000;
+  uint32_t dns_negative_cache_ms = 1000;
 };
 
 struct ListenerRuntime {

@@ -38,6 +38,10 @@ void ApplyDefaults(zproxy::v1::TcpProxy* t) {
 void ApplyDefaults(zproxy::v1::ConnectProxy* c) {
   if (c->connect_timeout_ms() == 0) c->set_connect_timeout_ms(Defaults::kConnectProxyTimeoutMs);
   if (c->idle_timeout_ms() == 0) c->set_idle_timeout_ms(Defaults::kConnectIdleTimeoutMs);
+  if (c->dns_cache_ms() == 0) c->set_dns_cache_ms(Defaults::kConnectDnsCacheMs);
+  if (c->dns_negative_cache_ms() == 0) {
+    c->set_dns_negative_cache_ms(Defaults::kConnectDnsNegativeCacheMs);
+  }
 }
 
 void ApplyDefaults(zproxy::v1::ClusterTls* t) {

@@ -71,6 +71,8 @@ struct Defaults {
   // CONNECT (only when an HTTP listener has a connect block).
   static constexpr uint32_t kConnectProxyTimeoutMs = 5000;
   static constexpr uint32_t kConnectIdleTimeoutMs = 300000;
+  static constexpr uint32_t kConnectDnsCacheMs = 5000;
+  static constexpr uint32_t kConnectDnsNegativeCacheMs = 1000;
 
   // Process-wide.
   static constexpr uint32_t kDrainTimeoutMs = 10000;

@@ -51,6 +51,8 @@ TEST(Defaults, ConnectTimeouts) {
   ApplyDefaults(&l);
   EXPECT_EQ(l.connect().connect_timeout_ms(), 5000u);
   EXPECT_EQ(l.connect().idle_timeout_ms(), 300000u);
+  EXPECT_EQ(l.connect().dns_cache_ms(), 5000u);
+  EXPECT_EQ(l.connect().dns_negative_cache_ms(), 1000u);
   l.mutable_connect()->set_connect_timeout_ms(700);
   ApplyDefaults(&l);
   EXPECT_EQ(l.connect().connect_timeout_ms(), 700u);

@@ -66,8 +66,17 @@ TEST(Validate, ConnectAllowPatterns) {
   EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
   connect->add_allow("10.0.0.0/40:80");
   ExpectOne(c, "listeners[0].connect.allow[2]", "prefix length must be 0..32");
-  connect->set_allow(2, "db.internal:5432");
+  connect->set_allow(2, "10.0.0.300:80");
   ExpectOne(c, "listeners[0].connect.allow[2]", "not an IP literal");
+  // Host-name patterns: exact and "*." suffix; anything else naming the field.
+  connect->set_allow(2, "db.internal:5432");
+  connect->add_allow("*.svc.cluster.local:443");
+  connect->add_allow("localhost:*");
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+  connect->set_allow(3, "*:443");
+  ExpectOne(c, "listeners[0].connect.allow[3]", "a wildcard is \"*.\" followed by a domain");
+  connect->set_allow(3, "bad_name!.internal:443");
+  ExpectOne(c, "listeners[0].connect.allow[3]", "not an IP literal, CIDR or host name");
 }
 
 TEST(Validate, ListenerAddressesUnique) {

@@ -189,6 +189,35 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
                static_cast<double>(workers[i]->connect_requests[o].Load()));
     }
   }
+  w.Family("zproxy_connect_dns_total", "counter",
+           "CONNECTs to host names by how the name was resolved: cache_hit, "
+           "negative_cache_hit, resolved, failed (by the resolver thread), queue_full, timeout.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int r = 0; r < static_cast<int>(ConnectDnsResult::kCount); r++) {
+      w.Sample("zproxy_connect_dns_total",
+               W(i) + ",result=\"" + ConnectDnsResultName(static_cast<ConnectDnsResult>(r)) + "\"",
+               static_cast<double>(workers[i]->connect_dns[r].Load()));
+    }
+  }
+  if (info.resolver != nullptr) {
+    const dns::ResolverStats& rs = *info.resolver;
+    w.Family("zproxy_dns_lookups_total", "counter",
+             "getaddrinfo calls by the data plane's resolver thread, by result.");
+    w.Sample("zproxy_dns_lookups_total", "result=\"ok\"",
+             static_cast<double>(rs.lookups_ok.load()));
+    w.Sample("zproxy_dns_lookups_total", "result=\"failed\"",
+             static_cast<double>(rs.lookups_failed.load()));
+    w.Family("zproxy_dns_coalesced_total", "counter",
+             "Queued lookups answered by an earlier lookup of the same name.");
+    w.Sample("zproxy_dns_coalesced_total", "", static_cast<double>(rs.coalesced.load()));
+    w.Family("zproxy_dns_expired_total", "counter",
+             "Queued lookups skipped because their CONNECT had timed out already.");
+    w.Sample("zproxy_dns_expired_total", "", static_cast<double>(rs.expired.load()));
+    w.Family("zproxy_dns_queue_depth", "gauge", "Names waiting for the resolver thread.");
+    w.Sample("zproxy_dns_queue_depth", "", static_cast<double>(rs.queue_depth.load()));
+    w.Family("zproxy_dns_cache_entries", "gauge", "Names in the resolver's cache.");
+    w.Sample("zproxy_dns_cache_entries", "", static_cast<double>(rs.cache_entries.load()));
+  }
   per_worker("zproxy_sockmap_stragglers_total", "counter",
              "Sockmap connections reset because bytes could not be kept in order: a pairing "
              "refused half-way after the kernel had moved bytes, or bytes found on a "

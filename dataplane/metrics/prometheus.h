@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bpf/zproxy_structs.h"
+#include "dataplane/dns/resolver.h"
 #include "dataplane/metrics/worker_stats.h"
 
 namespace zproxy::dataplane {
@@ -30,6 +31,8 @@ struct DataplaneInfo {
   uint64_t config_version = 0;
   std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
   std::string privileges = "kept";     // "dropped" after bootstrap (dataplane/privileges)
+  // The process's resolver (CONNECT to host names); nullptr = none.
+  const dns::ResolverStats* resolver = nullptr;
 
   // zproxy_upstream_healthy{cluster,endpoint}: read live at every scrape, so each
   // transition the health checker writes into the shared region shows up.

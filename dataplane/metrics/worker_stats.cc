@@ -60,7 +60,31 @@ const char* ConnectOutcomeName(ConnectOutcome o) {
       return "timeout";
     case ConnectOutcome::kError:
       return "error";
+    case ConnectOutcome::kUnresolved:
+      return "unresolved";
+    case ConnectOutcome::kResolverBusy:
+      return "resolver_busy";
     case ConnectOutcome::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const char* ConnectDnsResultName(ConnectDnsResult r) {
+  switch (r) {
+    case ConnectDnsResult::kCacheHit:
+      return "cache_hit";
+    case ConnectDnsResult::kNegativeHit:
+      return "negative_cache_hit";
+    case ConnectDnsResult::kResolved:
+      return "resolved";
+    case ConnectDnsResult::kFailed:
+      return "failed";
+    case ConnectDnsResult::kQueueFull:
+      return "queue_full";
+    case ConnectDnsResult::kTimeout:
+      return "timeout";
+    case ConnectDnsResult::kCount:
       break;
   }
   return "unknown";

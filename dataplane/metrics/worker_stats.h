@@ -37,18 +37,33 @@ const char* ErrorCauseName(ErrorCause c);
 
 // HTTP CONNECT requests on HTTP listeners, by how they ended (README: CONNECT).
 enum class ConnectOutcome : uint8_t {
-  kEstablished,  // target connected: 200, tunnel
-  kNotEnabled,   // the listener has no connect block: 403, nothing forwarded
-  kDenied,       // target not on the allowlist: 403, nothing connected
-  kHostname,     // target is a name (no DNS in the data plane): 403
-  kBadTarget,    // malformed authority-form (or a body): 400
-  kRefused,      // target refused the connection: 502
-  kTimeout,      // no answer within connect_timeout_ms: 504
-  kError,        // other connect errors: 502
+  kEstablished,   // target connected: 200, tunnel
+  kNotEnabled,    // the listener has no connect block: 403, nothing forwarded
+  kDenied,        // target not on the allowlist: 403, nothing connected
+  kHostname,      // no longer counted (names are resolved); kept for existing dashboards
+  kBadTarget,     // malformed authority-form (or a body): 400
+  kRefused,       // target refused the connection: 502
+  kTimeout,       // no answer within connect_timeout_ms: 504
+  kError,         // other connect errors: 502
+  kUnresolved,    // host name that does not resolve: 502
+  kResolverBusy,  // the resolver's queue is full: 503
   kCount,
 };
 
 const char* ConnectOutcomeName(ConnectOutcome o);
+
+// CONNECTs to host names, by how the name was resolved (zproxy_connect_dns_total).
+enum class ConnectDnsResult : uint8_t {
+  kCacheHit,     // addresses from the process's cache, no lookup
+  kNegativeHit,  // a recent failure from the cache: 502 without a lookup
+  kResolved,     // the resolver thread answered with addresses
+  kFailed,       // the resolver thread answered: no such name / DNS failure
+  kQueueFull,    // refused at once: 503
+  kTimeout,      // no answer within connect_timeout_ms: 504
+  kCount,
+};
+
+const char* ConnectDnsResultName(ConnectDnsResult r);
 
 struct Counter {
   std::atomic<uint64_t> v{0};
@@ -94,6 +109,7 @@ struct WorkerStats {
   Counter sockmap_stragglers;
   Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101
   Counter connect_requests[static_cast<int>(ConnectOutcome::kCount)];
+  Counter connect_dns[static_cast<int>(ConnectDnsResult::kCount)];
   // TLS listeners.
   Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];

@@ -51,6 +51,7 @@ uint16_t Worker::NewConnectState(const std::shared_ptr<const Snapshot>& snap, si
   const ClusterRuntime& c = snap->listeners[listener].connect->upstream;
   st->snap = snap;
   st->cfg = &c;
+  st->connect = snap->listeners[listener].connect.get();
   st->definition = c.name;
   st->lb = std::make_unique<upstream::EndpointSet>(c.lb);
   st->pools.resize(1);
@@ -176,6 +177,7 @@ void Worker::OnWake() {
     snap = std::move(mailbox_);
   }
   if (snap != nullptr) ApplySnapshot(std::move(snap));
+  OnDnsAnswers();  // the resolver wakes the loop through the same eventfd
 }
 
 }  // namespace zproxy::dataplane

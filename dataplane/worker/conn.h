@@ -12,6 +12,8 @@
 #include <cstring>
 
 #include "bpf/zproxy_structs.h"
+#include "common/connect_allow.h"
+#include "dataplane/dns/resolver.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
@@ -119,6 +121,28 @@ struct ConnIo {
   OutItem& OutAt(uint32_t i) { return out[(out_head + i) % kOutCap]; }
 };
 
+// A CONNECT to a host name (connect_dns.cc): the name, its addresses once resolved, and
+// which one is being tried. Pooled per worker, only while such a CONNECT is in flight.
+struct ConnectTarget {
+  ConnectName name;
+  dns::Addrs addrs;
+  uint32_t exchange = kNil;
+  uint32_t seq = 0;          // in the resolver's token: an answer for an earlier use is stale
+  uint32_t deadline_ms = 0;  // resolution and every connect attempt end by then
+  uint8_t next = 0;          // next address to try
+  uint8_t tried = 0;
+  bool by_name = false;    // a name pattern allowed it (else IP patterns filter the addresses)
+  bool resolving = false;  // waiting for the resolver
+
+  void Reset() {
+    next = tried = 0;
+    by_name = resolving = false;
+    exchange = kNil;
+    addrs.count = 0;
+    addrs.error = 0;
+  }
+};
+
 enum class RespState : uint8_t { kWaitHead, kBody, kDone };
 
 // One request/response in flight between a client connection and an upstream one.
@@ -144,6 +168,7 @@ struct Exchange {
   // HTTP CONNECT (connect_tunnel.cc): the upstream is the request's target; once it is
   // connected the client gets 200 and the exchange becomes a copy tunnel.
   bool connect = false;
+  uint32_t target = kNil;  // CONNECT to a host name: its ConnectTarget (connect_dns.cc)
 
   // L4 pass-through (tcp_proxy listener): bytes are copied both ways, no HTTP.
   bool tunnel = false;

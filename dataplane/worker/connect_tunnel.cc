@@ -1,5 +1,6 @@
 // HTTP CONNECT on HTTP listeners (forward proxy to an allowlist, Listener.connect).
-// The target must be an IP literal the listener's allow patterns match; the upstream
+// An IP-literal target must match one of the listener's IP patterns (a host name goes
+// through connect_dns.cc first, then comes back here to connect); the upstream
 // connection belongs to the listener's connect state (a cluster without endpoints), so
 // connect timeouts and errors (502/504) take the same path as routed requests. Once the
 // target accepts, the client gets 200 and the exchange becomes the same copy tunnel a
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/proxy/head_writer.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -44,27 +46,39 @@ void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& re
     return;
   }
   NetAddress target;
-  switch (ParseConnectTarget(req.target, &target)) {
-    case ConnectTargetError::kMalformed:
-      refuse(ConnectOutcome::kBadTarget, 400,
-             "zproxy: bad CONNECT target (expected IP:port or [IPv6]:port)\n", true);
-      return;
-    case ConnectTargetError::kHostname:
-      refuse(ConnectOutcome::kHostname, 403,
-             "zproxy: CONNECT targets must be IP literals (this proxy resolves no names)\n", false);
-      return;
-    case ConnectTargetError::kNone:
-      break;
+  ConnectName name;
+  ConnectTargetError parsed = ParseConnectTarget(req.target, &target, &name);
+  if (parsed == ConnectTargetError::kMalformed) {
+    refuse(ConnectOutcome::kBadTarget, 400,
+           "zproxy: bad CONNECT target (expected host:port, IP:port or [IPv6]:port)\n", true);
+    return;
   }
   if (req.body != http1::BodyKind::kNone) {
     // A CONNECT has no content (RFC 9110 9.3.6); framing would make the tunnel ambiguous.
     refuse(ConnectOutcome::kBadTarget, 400, "zproxy: CONNECT with a body\n", true);
     return;
   }
+  if (parsed == ConnectTargetError::kHostname) {
+    const auto& rules = listener.connect->allow;
+    if (!ConnectNameAllowed(rules, name) && !ConnectIpRulesForPort(rules, name.port)) {
+      // No name pattern and no IP pattern for this port: denied without a lookup.
+      refuse(ConnectOutcome::kDenied, 403, "zproxy: CONNECT target not allowed\n", false);
+      return;
+    }
+    StartConnectByName(conn_idx, req, request_line, name);
+    return;
+  }
   if (!ConnectAllowed(listener.connect->allow, target)) {
     refuse(ConnectOutcome::kDenied, 403, "zproxy: CONNECT target not allowed\n", false);
     return;
   }
+  uint32_t ex_idx = NewConnectExchange(conn_idx, req, request_line);
+  ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
+}
+
+uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const http1::RequestHead& req,
+                                    std::string_view request_line) {
+  Conn& c = conns_.Get(conn_idx);
   uint32_t ex_idx = exchanges_.Alloc();
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.client = conn_idx;
@@ -84,7 +98,29 @@ void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& re
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
   ConsumeIn(conn_idx, req.head_bytes);
-  ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
+  return ex_idx;
+}
+
+void Worker::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, std::string_view body,
+                         std::string_view note) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  stats_.connect_requests[static_cast<int>(outcome)].Add();
+  // A client that sent its FIN behind the CONNECT reads this answer, then the close.
+  bool close = !ex.client_keep_alive || ex.client_eof || draining_;
+  uint32_t client = ex.client;
+  if (access_log_.enabled()) {
+    char tmp[768];
+    ex.resp_bytes = proxy::WriteLocalResponse(status, body, close, tmp, sizeof(tmp));
+    LogExchange(ex, status, note);
+  }
+  AbortExchange(ex_idx, false);
+  timers_.Disarm(client);
+  SendLocalResponse(client, status, body, close);
+  if (!close) {
+    Conn& c = conns_.Get(client);
+    timers_.Arm(t_client_idle_[c.owner], client, NowMs());
+    if (InBytes(client) > 0) ProcessClientInput(client);
+  }
 }
 
 void Worker::EstablishConnectTunnel(uint32_t ex_idx) {

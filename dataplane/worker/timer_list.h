@@ -59,6 +59,32 @@ class TimerLists {
     if (l.head == kNil) l.head = idx;
   }
 
+  // Arms with an earlier deadline than Arm would give (a CONNECT's later attempts share
+  // the first attempt's deadline). Walks back from the tail to keep the list sorted: only
+  // entries armed after that first attempt are passed.
+  void ArmAt(uint16_t list, uint32_t idx, uint32_t deadline_ms) {
+    Disarm(idx);
+    TimerListHead& l = lists_[list];
+    if (l.timeout_ms == 0) return;
+    TimerLink& t = link_of_(idx);
+    t.list = list;
+    t.deadline_ms = deadline_ms;
+    uint32_t after = l.tail;  // insert behind `after` (kNil = at the head)
+    while (after != kNil && static_cast<int32_t>(link_of_(after).deadline_ms - deadline_ms) > 0) {
+      after = link_of_(after).prev;
+    }
+    t.prev = after;
+    t.next = after == kNil ? l.head : link_of_(after).next;
+    if (t.prev != kNil)
+      link_of_(t.prev).next = idx;
+    else
+      l.head = idx;
+    if (t.next != kNil)
+      link_of_(t.next).prev = idx;
+    else
+      l.tail = idx;
+  }
+
   void Disarm(uint32_t idx) {
     TimerLink& t = link_of_(idx);
     if (t.list == 0xffff) return;

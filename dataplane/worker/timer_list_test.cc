@@ -35,6 +35,25 @@ TEST(TimerLists, ExpiresInDeadlineOrderPerList) {
   EXPECT_EQ(fired, std::vector<uint32_t>({2, 1}));
 }
 
+TEST(TimerLists, ArmAtKeepsDeadlineOrder) {
+  std::vector<Obj> objs(6);
+  TimerLists<LinkOf> t(LinkOf{&objs});
+  uint16_t l = t.AddList(100);
+  t.Arm(l, 0, 10);     // 110
+  t.Arm(l, 1, 40);     // 140
+  t.Arm(l, 2, 60);     // 160
+  t.ArmAt(l, 3, 150);  // between 1 and 2
+  t.ArmAt(l, 4, 100);  // new head
+  t.ArmAt(l, 5, 200);  // new tail
+  std::vector<uint32_t> fired;
+  t.Expire(155, [&](uint32_t idx, uint16_t) { fired.push_back(idx); });
+  EXPECT_EQ(fired, std::vector<uint32_t>({4, 0, 1, 3}));
+  fired.clear();
+  t.Disarm(2);
+  t.Expire(1000, [&](uint32_t idx, uint16_t) { fired.push_back(idx); });
+  EXPECT_EQ(fired, std::vector<uint32_t>({5}));
+}
+
 TEST(TimerLists, RearmMovesAndDisarmRemoves) {
   std::vector<Obj> objs(4);
   TimerLists<LinkOf> t(LinkOf{&objs});

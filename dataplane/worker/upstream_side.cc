@@ -86,7 +86,8 @@ void Worker::StartConnect(uint32_t ex_idx, uint32_t endpoint) {
   ConnectTo(ex_idx, endpoint, Cs(ex.cluster).lb->address(endpoint));
 }
 
-void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr) {
+void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr,
+                       uint32_t deadline_ms) {
   Exchange& ex = exchanges_.Get(ex_idx);
   const ClusterRuntime& cluster = *Cs(ex.cluster).cfg;
   int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -113,7 +114,11 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   io_uring_prep_connect(sqe, fd, addr.sa(), addr.len);
   io_uring_sqe_set_data64(sqe, Ud(io::Op::kConnect, up));
   u.inflight++;
-  timers_.Arm(Cs(ex.cluster).t_connect, up, NowMs());
+  if (deadline_ms != 0) {
+    timers_.ArmAt(Cs(ex.cluster).t_connect, up, deadline_ms);
+  } else {
+    timers_.Arm(Cs(ex.cluster).t_connect, up, NowMs());
+  }
 }
 
 void Worker::OnConnect(uint32_t conn_idx, int res) {
@@ -215,15 +220,20 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   }
   bool close = !ex.req_done || !ex.client_keep_alive || draining_;
   uint32_t client = ex.client;
+  // A CONNECT to a name says which name and how many of its addresses were tried.
+  char name_body[kMaxHostName + 160];
+  std::string_view body = ex.target != kNil
+                              ? ConnectNameErrorBody(ex, cause, name_body, sizeof(name_body))
+                              : std::string_view(UpstreamErrorBody(cause));
   if (access_log_.enabled()) {
     // Error path only: size the response the client is about to get, for the log.
-    char tmp[512];
-    ex.resp_bytes = proxy::WriteLocalResponse(UpstreamErrorStatus(cause), UpstreamErrorBody(cause),
-                                              close, tmp, sizeof(tmp));
+    char tmp[768];
+    ex.resp_bytes =
+        proxy::WriteLocalResponse(UpstreamErrorStatus(cause), body, close, tmp, sizeof(tmp));
     LogExchange(ex, UpstreamErrorStatus(cause), ErrorCauseName(cause));
   }
   AbortExchange(ex_idx, false);
-  SendLocalResponse(client, UpstreamErrorStatus(cause), UpstreamErrorBody(cause), close);
+  SendLocalResponse(client, UpstreamErrorStatus(cause), body, close);
   if (!close) {
     Conn& c = conns_.Get(client);
     timers_.Arm(t_client_idle_[c.owner], client, NowMs());
@@ -244,6 +254,8 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
     Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
     ex.lb_counted = false;
   }
+  // CONNECT to a name: the next of its addresses, while there is time.
+  if (may_retry && ex.target != kNil && ConnectTryNext(ex_idx, cause)) return;
   // Nothing reached the upstream yet (connect failed): retry once on another endpoint.
   if (may_retry && !ex.head_queued && ex.attempts == 0 &&
       (ex.req_head_block != kNil || ex.tunnel)) {

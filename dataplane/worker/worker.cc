@@ -40,6 +40,7 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
       timers_(LinkOfConn{&conns_}) {}
 
 Worker::~Worker() {
+  if (dns_inbox_ != nullptr) dns_inbox_->Close();  // before its eventfd closes
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
@@ -68,6 +69,7 @@ bool Worker::Init(std::string* error) {
     *error = std::string("eventfd: ") + strerror(errno);
     return false;
   }
+  dns_inbox_ = std::make_shared<dns::Inbox>(wake_fd_);
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
   accept_armed_.assign(sockets_.size(), false);
@@ -323,7 +325,12 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
       return;
     }
     if (c.exchange != kNil) {
-      if (exchanges_.Get(c.exchange).pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+      const Exchange& ex = exchanges_.Get(c.exchange);
+      if (ex.target != kNil && connect_targets_.Get(ex.target).resolving) {
+        OnConnectResolveTimeout(c.exchange);  // the name did not resolve in time
+        return;
+      }
+      if (ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
         OnPassthroughTimeout(conn_idx);
         return;
       }

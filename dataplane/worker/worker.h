@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/dns/resolver.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/io/buffer_ring.h"
 #include "dataplane/io/ring.h"
@@ -53,6 +54,9 @@ struct WorkerOptions {
   // Map fds for sockmap pass-through (shared, owned by main); splice is and-ed with the
   // ring's own probe.
   PassthroughCaps passthrough;
+  // The process's resolver for CONNECTs to host names (owned by main; null = names get
+  // 502 "cannot resolve").
+  dns::Resolver* resolver = nullptr;
 };
 
 class Worker {
@@ -188,6 +192,26 @@ class Worker {
                      bool close, std::string_view request_line);
   void EstablishConnectTunnel(uint32_t ex_idx);
   void CountConnectFailure(ErrorCause cause);
+  // The exchange a CONNECT becomes once allowed (or allowed pending its name's addresses).
+  uint32_t NewConnectExchange(uint32_t conn_idx, const http1::RequestHead& req,
+                              std::string_view request_line);
+  // Ends a CONNECT exchange that never reached its target with zproxy's own answer.
+  void FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, std::string_view body,
+                   std::string_view note);
+
+  // --- connect_dns.cc: CONNECT to a host name (resolver thread, cache, address list).
+  void StartConnectByName(uint32_t conn_idx, const http1::RequestHead& req,
+                          std::string_view request_line, const ConnectName& name);
+  void OnDnsAnswers();
+  void ConnectResolved(uint32_t ex_idx);
+  void ConnectNextAddress(uint32_t ex_idx);
+  // After a failed attempt: true if another address is being tried.
+  bool ConnectTryNext(uint32_t ex_idx, ErrorCause cause);
+  void OnConnectResolveTimeout(uint32_t ex_idx);
+  // The 502/504 body for a name target ("... localhost:8443 ... (connection refused)").
+  std::string_view ConnectNameErrorBody(const Exchange& ex, ErrorCause cause, char* buf,
+                                        size_t cap);
+  void FreeConnectTarget(Exchange& ex);
 
   // --- upstream_side.cc
   bool AssignUpstream(uint32_t ex_idx);
@@ -195,7 +219,10 @@ class Worker {
   void StartConnect(uint32_t ex_idx, uint32_t endpoint);
   // Opens the upstream socket of an exchange towards `addr` (an endpoint's, or a CONNECT
   // target's with endpoint 0 of the listener's connect state).
-  void ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr);
+  // deadline_ms != 0: the connect times out then (a CONNECT's later addresses share the
+  // first attempt's deadline) rather than after the cluster's connect timeout.
+  void ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr,
+                 uint32_t deadline_ms = 0);
   void OnConnect(uint32_t conn_idx, int res);
   void AttachUpstream(uint32_t ex_idx, uint32_t up_idx);
   void UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry);
@@ -299,6 +326,12 @@ class Worker {
   Slab<SliceNode, 1024> slices_;
   Slab<Exchange, 256> exchanges_;
   Slab<TlsConn, 64> tls_conns_;
+  Slab<ConnectTarget, 64> connect_targets_;
+  // Resolver answers come through this inbox (wake_fd_ wakes the loop); taken into
+  // dns_answers_, which keeps its capacity.
+  std::shared_ptr<dns::Inbox> dns_inbox_;
+  std::vector<dns::Answer> dns_answers_;
+  uint32_t dns_seq_ = 0;
   BlockPool blocks_;
   http1::Header header_storage_[128];
 
@@ -337,9 +370,10 @@ class Worker {
     const ClusterRuntime* cfg = nullptr;
     std::string definition;  // serialized config Cluster: equal definition => reusable
     std::unique_ptr<upstream::EndpointSet> lb;
-    std::vector<PoolHead> pools;         // [endpoint]
-    std::vector<OutlierState> outliers;  // [endpoint]
-    tls::SessionCache tls_sessions;      // [endpoint]: clusters with tls resume these
+    std::vector<PoolHead> pools;              // [endpoint]
+    std::vector<OutlierState> outliers;       // [endpoint]
+    tls::SessionCache tls_sessions;           // [endpoint]: clusters with tls resume these
+    const ConnectRuntime* connect = nullptr;  // a listener's CONNECT state: its allowlist
     uint16_t t_connect = 0, t_read = 0, t_pool = 0;
     uint32_t refs = 0;
     bool retired = false;

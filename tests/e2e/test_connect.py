@@ -1,15 +1,20 @@
 """HTTP CONNECT on HTTP listeners (Listener.connect): curl's proxytunnel through zproxy to an
 allowed backend; 1 MB random each way over a raw-socket tunnel; bytes pipelined behind the
 CONNECT head (and a FIN right after them) are forwarded; a target off the allowlist gets 403
-and sees no connection; refused -> 502; unanswered SYN -> 504; host names -> 403; malformed
-authority -> 400; a listener without a connect block answers 403 and never forwards the
+and sees no connection; refused -> 502; unanswered SYN -> 504; malformed authority -> 400;
+host names: allowed by name patterns (exact, wildcard) or by IP patterns on their resolved
+addresses, cached (no second lookup), 403 without a connection, unresolvable -> 502 naming
+the name, all addresses refusing -> 502, resolution as dataplane_user nobody; a listener without a connect block answers 403 and never forwards the
 CONNECT to a route's cluster; bad allow patterns are rejected naming the field."""
 
 import hashlib
 import os
+import re
 import select
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -257,18 +262,170 @@ def test_refused_is_502_and_timeout_is_504(make_proxy, backends, tmp_path):
     full.close()
 
 
-def test_hostname_and_malformed_targets(make_proxy, backends):
+def test_malformed_targets(make_proxy, backends):
     z = _proxy(make_proxy, backends, ["127.0.0.1:*"])
-    s, head = _tunnel(z.port, "localhost:%d" % backends["a"].port)
-    with s:
-        assert head.startswith("HTTP/1.1 403"), head
-        assert b"IP literals" in _body(s, head)
-    for bad in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "[zz]:80"):
+    for bad in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "[zz]:80", "127.1:80",
+                "bad_name!:80", "-x.example:80"):
         s, head = _tunnel(z.port, bad)
         with s:
             assert head.startswith("HTTP/1.1 400"), (bad, head)
-    assert _count(z, "hostname") == 1
     assert _count(z, "established") == 0
+
+
+def _dns(z, result):
+    return scrape(z)["zproxy_connect_dns_total"].value(result=result)
+
+
+def _lookups(z, result="ok"):
+    return scrape(z)["zproxy_dns_lookups_total"].value(result=result)
+
+
+def test_curl_to_localhost_allowed_by_name_pattern(make_proxy, backends):
+    a = backends["a"]
+    z = _proxy(make_proxy, backends, ["LOCALHOST:%d" % a.port])
+    r = subprocess.run(["curl", "-sS", "-p", "-x", "http://127.0.0.1:%d" % z.port,
+                        "--max-time", "10", "http://localhost:%d/hello" % a.port],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "hello from a" in r.stdout
+    assert _count(z, "established") == 1
+    assert _dns(z, "resolved") == 1
+    # Same name again: answered from the cache, no second lookup.
+    r = subprocess.run(["curl", "-sS", "-p", "-x", "http://127.0.0.1:%d" % z.port,
+                        "--max-time", "10", "http://localhost:%d/hello" % a.port],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert _dns(z, "cache_hit") == 1
+    assert _lookups(z) == 1
+    assert _count(z, "established") == 2
+
+
+def test_name_allowed_by_ip_pattern_and_1mb_each_way(make_proxy, backends):
+    peer = Exchange1MB()
+    # No name pattern: localhost is allowed because it resolves to 127.0.0.1.
+    z = _proxy(make_proxy, backends, ["127.0.0.1:*"])
+    s, head = _tunnel(z.port, "localhost:%d" % peer.port)
+    with s:
+        assert head.startswith("HTTP/1.1 200 Connection Established\r\n"), head
+        mine = os.urandom(MB)
+        t = threading.Thread(target=s.sendall, args=(mine,))
+        t.start()
+        got = _recv_exact(s, MB)
+        t.join()
+        assert got == peer.payload
+        assert peer.done.wait(10)
+        assert peer.got == hashlib.sha256(mine).hexdigest()
+    assert _count(z, "established") == 1
+
+
+def test_name_not_allowed_is_403_and_never_connected(make_proxy, backends, tmp_path):
+    watched = socket.socket()
+    watched.bind(("127.0.0.1", 0))
+    watched.listen(4)
+    port = watched.getsockname()[1]
+    log = tmp_path / "access.log"
+    # A name pattern for another name, an IP pattern that localhost's address misses, and
+    # an IP pattern for another port: none allows localhost:port.
+    z = _proxy(make_proxy, backends, ["api.internal:%d" % port, "10.0.0.0/8:*",
+                                      "127.0.0.1:%d" % (port ^ 1)], access_log=str(log))
+    with watched:
+        s, head = _tunnel(z.port, "localhost:%d" % port)
+        with s:
+            assert head.startswith("HTTP/1.1 403"), head
+            body = _body(s, head)
+            assert b"not allowed" in body and b"localhost" in body, body
+        # A port no pattern names: denied without even a lookup.
+        s, head = _tunnel(z.port, "localhost:%d" % (port ^ 2))
+        with s:
+            assert head.startswith("HTTP/1.1 403"), head
+        readable, _, _ = select.select([watched], [], [], 0.5)
+        assert not readable, "the disallowed target saw a connection"
+    assert _count(z, "denied") == 2
+    assert _lookups(z) == 1
+    lines = wait_until(lambda: len(_log_lines(log)) >= 2 and _log_lines(log), timeout=5)
+    assert '"CONNECT localhost:%d HTTP/1.1" 403' % port in lines[0], lines
+    assert lines[0].endswith("denied"), lines
+
+
+def test_unresolvable_name_is_502_naming_it(make_proxy, backends, tmp_path):
+    log = tmp_path / "access.log"
+    z = _proxy(make_proxy, backends, ["*.invalid:*"], access_log=str(log))
+    for i in range(2):
+        s, head = _tunnel(z.port, "nonexistent.invalid:443")
+        with s:
+            assert head.startswith("HTTP/1.1 502"), head
+            body = _body(s, head)
+            assert b"cannot resolve nonexistent.invalid" in body, body
+            # The connection stays usable after the 502.
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_head(s).startswith("HTTP/1.1 200")
+    assert _count(z, "unresolved") == 2
+    assert _dns(z, "failed") == 1
+    assert _dns(z, "negative_cache_hit") == 1  # the second one was not looked up again
+    assert _lookups(z, "failed") == 1
+    lines = wait_until(lambda: len(_log_lines(log)) >= 2 and _log_lines(log), timeout=5)
+    assert '"CONNECT nonexistent.invalid:443 HTTP/1.1" 502' in lines[0], lines
+    assert lines[0].endswith("unresolved"), lines
+
+
+def test_wildcard_name_patterns(make_proxy, backends):
+    echo = Echo()
+    z = _proxy(make_proxy, backends, ["*.localhost:%d" % echo.port, "*.invalid:%d" % echo.port])
+    # "*.localhost" does not match "localhost" itself (and no IP pattern exists): 403.
+    s, head = _tunnel(z.port, "localhost:%d" % echo.port)
+    with s:
+        assert head.startswith("HTTP/1.1 403"), head
+    # Matches by name, then the lookup decides (a .invalid name never resolves).
+    s, head = _tunnel(z.port, "Deep.Sub.INVALID:%d" % echo.port)
+    with s:
+        assert head.startswith("HTTP/1.1 502"), head
+        assert b"cannot resolve deep.sub.invalid" in _body(s, head)
+    # Another port: denied without a lookup.
+    s, head = _tunnel(z.port, "x.invalid:%d" % (echo.port ^ 1))
+    with s:
+        assert head.startswith("HTTP/1.1 403"), head
+    assert _count(z, "denied") == 2
+    assert _count(z, "unresolved") == 1
+
+
+def test_name_whose_addresses_all_refuse_is_502_naming_the_cause(make_proxy, backends):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    z = _proxy(make_proxy, backends, ["localhost:*"])
+    s, head = _tunnel(z.port, "localhost:%d" % port)
+    with s:
+        assert head.startswith("HTTP/1.1 502"), head
+        body = _body(s, head)
+        assert b"cannot connect to localhost:%d" % port in body, body
+        assert b"connection refused" in body, body
+    assert _count(z, "refused") == 1
+
+
+def test_name_connect_with_dataplane_user(make_proxy, backends):
+    """getaddrinfo after the privilege drop, as nobody: /etc/hosts, resolv.conf and
+    nsswitch.conf are world-readable."""
+    echo = Echo()
+    lst = listener("web", catch_all("a"))
+    lst["connect"] = {"allow": ["localhost:%d" % echo.port]}
+    # nobody must reach the sync socket beside the admin socket: a directory it may enter.
+    world = tempfile.mkdtemp(prefix="zp-dns-")
+    os.chmod(world, 0o755)
+    try:
+        z = make_proxy(base_config([lst], [cluster("a", backends["a"].addr)],
+                                   dataplane_user="nobody",
+                                   admin_address="unix:%s/admin.sock" % world,
+                                   state_dir=os.path.join(world, "state")))
+        assert "running as nobody" in z.stderr(), z.stderr()[-2000:]
+        s, head = _tunnel(z.port, "localhost:%d" % echo.port)
+        with s:
+            assert head.startswith("HTTP/1.1 200"), head
+            s.sendall(b"as-nobody")
+            assert _recv_exact(s, 9) == b"as-nobody"
+        assert _lookups(z) == 1
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
 
 
 def test_connect_without_connect_block_is_403_and_not_forwarded(stack, backends):
@@ -294,15 +451,18 @@ def test_connect_without_connect_block_is_403_and_not_forwarded(stack, backends)
 def test_bad_allow_pattern_rejected_naming_the_field(tmp_path):
     import yamlgen
     lst = listener("web", catch_all("a"))
-    lst["connect"] = {"allow": ["127.0.0.1:22", "example.com:443"]}
+    lst["connect"] = {"allow": ["127.0.0.1:22", "example.com:443", "*:443"]}
     cfg = base_config([lst], [cluster("a", "127.0.0.1:3000")],
                       admin_address="unix:/tmp/zp-check/admin.sock")
     p = tmp_path / "c.yaml"
     p.write_text(yamlgen.dump(cfg))
     r = run_check(str(p))
     assert r.returncode == 1, (r.stdout, r.stderr)
-    assert "listeners[0].connect.allow[1]" in r.stderr, r.stderr
-    assert "not an IP literal" in r.stderr, r.stderr
+    # A host name is a valid pattern now; a bare "*" is not.
+    assert "listeners[0].connect.allow[1]" not in r.stderr, r.stderr
+    # file:line:col of the bad item, then the field.
+    assert re.search(r"c\.yaml:\d+:\d+: listeners\[0\]\.connect\.allow\[2\]", r.stderr), r.stderr
+    assert 'a wildcard is "*." followed by a domain' in r.stderr, r.stderr
 
 
 def test_tunnel_idle_timeout_is_the_connect_blocks(make_proxy, backends):
