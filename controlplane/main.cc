@@ -301,6 +301,7 @@ int Main(int argc, char** argv) {
   context.state_path = state_path;
   context.workers = workers;
   context.health_events = &health.events();
+  context.health_states = [&health] { return health.States(); };
   if (sync_server != nullptr) {
     context.latest_stats = [&sync_server, &supervisor](std::string* text) {
       return sync_server->sessions().LatestStats(supervisor.GetStatus().pid,

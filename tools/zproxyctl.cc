@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
 #include "tools/zproxyctl_args.h"
+#include "tools/zproxyctl_health.h"
 #include "tools/zproxyctl_table.h"
 #include "zproxy/v1/admin.grpc.pb.h"
 
@@ -34,6 +36,19 @@ std::string Json(const google::protobuf::Message& m) {
   o.preserve_proto_field_names = true;
   std::string out;
   (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+// For health views: fields at their default (healthy: false, 0 failures) are printed too,
+// so scripts can read every field of every entry.
+std::string JsonAllFields(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }
 
@@ -130,8 +145,9 @@ void PrintRoutes(const v1::Config& c, const std::string& only) {
   std::fputs(t.Render().c_str(), stdout);
 }
 
-void PrintClusters(const v1::Config& c) {
-  Table t({"CLUSTER", "LB", "ENDPOINTS"});
+// `health`: the GetHealth summary per cluster ("?" when the server could not say).
+void PrintClusters(const v1::Config& c, const std::map<std::string, std::string>& health) {
+  Table t({"CLUSTER", "LB", "ENDPOINTS", "HEALTH"});
   for (const auto& cl : c.clusters()) {
     std::string eps;
     for (const auto& e : cl.endpoints()) {
@@ -140,7 +156,8 @@ void PrintClusters(const v1::Config& c) {
     }
     std::string lb = v1::LbPolicy_Name(cl.lb());
     for (auto& ch : lb) ch = static_cast<char>(std::tolower(ch));
-    t.Add({cl.name(), lb, eps});
+    auto h = health.find(cl.name());
+    t.Add({cl.name(), lb, eps, h != health.end() ? h->second : "?"});
   }
   std::fputs(t.Render().c_str(), stdout);
 }
@@ -173,6 +190,7 @@ class Commands {
     if (cmd == "endpoints" && sub == "drain") return EndpointsDrain();
     if (cmd == "stats") return Stats();
     if (cmd == "health" && sub == "watch") return HealthWatch();
+    if (cmd == "health" && (sub.empty() || sub == "show")) return HealthShow();
     if (cmd == "dataplane" && sub == "restart") return DataplaneRestart();
     return UsageError("unknown command \"" + cmd + (sub.empty() ? "" : " " + sub) + "\"");
   }
@@ -339,12 +357,26 @@ class Commands {
     v1::ConfigResponse r;
     int rc;
     if (!GetConfig(&r, &rc)) return rc;
+    // The health summary is extra: a server without GetHealth still lists its clusters.
+    v1::HealthResponse health;
+    const bool have_health =
+        c_->stub()->GetHealth(c_->Context().get(), v1::GetHealthRequest{}, &health).ok();
     if (Json()) {
       v1::Config only;
       *only.mutable_clusters() = r.config().clusters();
-      std::printf("%s\n", ctl::Json(only).c_str());
+      std::string out = ctl::Json(only);
+      if (have_health) {
+        std::string list;
+        for (const auto& s : health.clusters()) {
+          list += (list.empty() ? "[" : ", ") + JsonAllFields(s);
+        }
+        out = AddJsonMember(out, "health", list.empty() ? "[]" : list + "]");
+      }
+      std::printf("%s\n", out.c_str());
     } else {
-      PrintClusters(r.config());
+      std::map<std::string, std::string> summary;
+      for (const auto& s : health.clusters()) summary[s.cluster()] = HealthSummaryText(s);
+      PrintClusters(r.config(), summary);
     }
     return kOk;
   }
@@ -427,9 +459,23 @@ class Commands {
     return kOk;
   }
 
+  int HealthShow() {
+    v1::GetHealthRequest req;
+    req.set_cluster(a_.Get("--cluster"));
+    v1::HealthResponse r;
+    if (int rc = c_->Check(c_->stub()->GetHealth(c_->Context().get(), req, &r)); rc) return rc;
+    if (Json()) {
+      std::printf("%s\n", JsonAllFields(r).c_str());
+    } else {
+      std::fputs(RenderHealthTable(r).c_str(), stdout);
+    }
+    return kOk;
+  }
+
   int HealthWatch() {
     v1::WatchHealthRequest req;
     req.set_cluster(a_.Get("--cluster"));
+    req.set_initial_state(a_.Has("--initial-state"));
     auto ctx = c_->Context(/*stream=*/true);
     auto reader = c_->stub()->WatchHealth(ctx.get(), req);
     v1::HealthEvent e;

@@ -21,7 +21,8 @@ const char* Usage() {
          "  endpoints set-weight CLUSTER HOST:PORT WEIGHT\n"
          "  endpoints drain CLUSTER HOST:PORT [--undrain]\n"
          "  stats\n"
-         "  health watch [--cluster NAME]\n"
+         "  health [show] [--cluster NAME]\n"
+         "  health watch [--cluster NAME] [--initial-state]\n"
          "  dataplane restart\n"
          "--admin defaults to admin_address of --config (default /etc/zproxy/zproxy.yaml).\n"
          "TCP needs mutual TLS: --tls-cert FILE --tls-key FILE --tls-ca FILE.\n"
@@ -44,7 +45,7 @@ std::vector<std::string> Args::All(const std::string& flag) const {
 }
 
 bool ParseArgs(int argc, char** argv, Args* args, std::string* error) {
-  static const std::set<std::string> kBool = {"--undrain"};
+  static const std::set<std::string> kBool = {"--undrain", "--initial-state"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;

@@ -13,7 +13,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "controlplane/health/endpoint_health.h"
 #include "controlplane/health/health_events.h"
 #include "controlplane/state/config_manager.h"
 
@@ -34,6 +36,9 @@ struct AdminContext {
   std::string state_path;
   uint32_t workers = 0;
   health::HealthEvents* health_events = nullptr;  // WatchHealth's source (null: none)
+  // GetHealth's (and WatchHealth initial_state's) source: the checker's current states,
+  // copied under its lock (null: no checker, every endpoint reads as unchecked).
+  std::function<std::vector<health::EndpointHealth>()> health_states;
   // GetStats: the /metrics text the data plane last streamed (controlplane/sync); false
   // when there is none recent, then GetStats scrapes metrics_address.
   std::function<bool(std::string* prometheus_text)> latest_stats;

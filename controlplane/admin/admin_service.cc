@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controlplane/admin/health_report.h"
 #include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/config/defaults.h"
 
@@ -165,6 +166,24 @@ grpc::Status AdminService::WatchHealth(grpc::ServerContext* context,
   // the stream stays open and silent until the client leaves or zproxyd stops.
   std::shared_ptr<health::HealthSubscription> sub;
   if (ctx_.health_events != nullptr) sub = ctx_.health_events->Subscribe();
+  // Subscribed first, so no transition falls between the snapshot and the stream (one may
+  // be sent twice: as state, then as the transition that produced it).
+  if (req->initial_state() && ctx_.health_states) {
+    for (const health::EndpointHealth& s : ctx_.health_states()) {
+      if (!req->cluster().empty() && req->cluster() != s.cluster) continue;
+      v1::HealthEvent out;
+      out.set_cluster(s.cluster);
+      out.set_address(s.address);
+      out.set_healthy(s.healthy);
+      out.set_reason(s.last_result);
+      out.set_unix_time_ms(UnixMs(s.last_transition) != 0 ? UnixMs(s.last_transition)
+                                                          : UnixMs(s.checking_since));
+      if (!writer->Write(out)) {
+        if (sub != nullptr) ctx_.health_events->Unsubscribe(sub);
+        return grpc::Status::OK;
+      }
+    }
+  }
   while (!context->IsCancelled() && !stopping_.load()) {
     health::HealthEvent e;
     if (sub == nullptr || !sub->Next(&e, std::chrono::milliseconds(100))) {
@@ -182,6 +201,27 @@ grpc::Status AdminService::WatchHealth(grpc::ServerContext* context,
     if (!writer->Write(out)) break;
   }
   if (sub != nullptr) ctx_.health_events->Unsubscribe(sub);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetHealth(grpc::ServerContext*, const v1::GetHealthRequest* req,
+                                     v1::HealthResponse* out) {
+  const controlplane::ConfigStore::Snapshot snap = ctx_.manager->Current();
+  std::vector<health::EndpointHealth> states;
+  if (ctx_.health_states) states = ctx_.health_states();
+  std::string error;
+  if (!BuildHealthReport(*snap.config, states, req->cluster(), std::chrono::system_clock::now(),
+                         out, &error)) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, error);
+  }
+  out->set_config_version(snap.version);
+  // Outlier ejection is the data plane's, per worker, and reported only as a count.
+  std::string metrics;
+  if (ctx_.latest_stats && ctx_.latest_stats(&metrics)) {
+    auto sums = SumByName(metrics);
+    auto it = sums.find("zproxy_upstream_ejected");
+    if (it != sums.end()) out->set_outlier_ejected(static_cast<uint64_t>(it->second));
+  }
   return grpc::Status::OK;
 }
 

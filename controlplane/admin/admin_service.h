@@ -38,6 +38,8 @@ class AdminService final : public zproxy::v1::Admin::Service {
                         v1::StatsResponse* out) override;
   grpc::Status WatchHealth(grpc::ServerContext* context, const v1::WatchHealthRequest*,
                            grpc::ServerWriter<v1::HealthEvent>* writer) override;
+  grpc::Status GetHealth(grpc::ServerContext*, const v1::GetHealthRequest* req,
+                         v1::HealthResponse* out) override;
   grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
                          v1::StatusResponse* out) override;
   grpc::Status RestartDataplane(grpc::ServerContext*, const v1::RestartDataplaneRequest*,

@@ -20,6 +20,11 @@ struct HealthChecker::Target {
   uint32_t successes = 0;  // consecutive
   uint32_t failures = 0;   // consecutive
   std::string last_result;
+  bool last_ok = false;
+  // Wall-clock times for reports (GetHealth); scheduling uses the steady clock.
+  EndpointHealth::Time last_check{};
+  EndpointHealth::Time last_transition{};
+  EndpointHealth::Time checking_since{};
   Clock::time_point next_probe;  // when idle
   Clock::time_point deadline;    // when a probe runs
 };
@@ -165,6 +170,7 @@ void HealthChecker::ApplyPending() {
     auto t = std::make_unique<Target>();
     t->config = std::move(c);
     t->healthy = t->config.initially_healthy;
+    t->checking_since = std::chrono::system_clock::now();
     region_->Set(t->config.slot, t->healthy);
     // First probe soon (within 10% of the interval, jittered): detection after a start or
     // a config change should not wait a whole interval.
@@ -252,6 +258,9 @@ void HealthChecker::OnTimers(Clock::time_point now) {
 // Decides a transition from the counters the caller just updated, and schedules the next
 // probe an interval (±10%) from now.
 void HealthChecker::Record(Target* t, Clock::time_point now) {
+  // Every caller has just counted this probe: a success reset the failures, and the reverse.
+  t->last_ok = t->failures == 0;
+  t->last_check = std::chrono::system_clock::now();
   t->probe.Reset();
   t->next_probe = now + Jittered(t->config.interval_ms, 0.9, 1.1);
   const CheckTarget& c = t->config;
@@ -267,6 +276,7 @@ void HealthChecker::Record(Target* t, Clock::time_point now) {
     reason = t->last_result + " (" + std::to_string(t->failures) + " consecutive failures)";
   }
   if (changed) {
+    t->last_transition = t->last_check;
     region_->Set(c.slot, t->healthy);
     if (t->healthy) {
       ZLOG_INFO("health: cluster \"%s\" endpoint %s is now healthy: %s", c.cluster.c_str(),
@@ -294,8 +304,19 @@ void HealthChecker::PublishStates() {
   std::vector<EndpointHealth> states;
   states.reserve(targets_.size());
   for (const auto& t : targets_) {
-    states.push_back(EndpointHealth{t->config.cluster, t->config.address, t->config.slot,
-                                    t->healthy, t->last_result});
+    EndpointHealth h;
+    h.cluster = t->config.cluster;
+    h.address = t->config.address;
+    h.slot = t->config.slot;
+    h.healthy = t->healthy;
+    h.last_result = t->last_result;
+    h.last_ok = t->last_ok;
+    h.successes = t->successes;
+    h.failures = t->failures;
+    h.last_check = t->last_check;
+    h.last_transition = t->last_transition;
+    h.checking_since = t->checking_since;
+    states.push_back(std::move(h));
   }
   std::sort(states.begin(), states.end(), [](const EndpointHealth& a, const EndpointHealth& b) {
     return std::tie(a.cluster, a.address) < std::tie(b.cluster, b.address);

@@ -23,6 +23,7 @@
 #include "common/health_region.h"
 #include "common/net_address.h"
 #include "common/unique_fd.h"
+#include "controlplane/health/endpoint_health.h"
 #include "controlplane/health/probe.h"
 
 namespace zproxy::health {
@@ -42,14 +43,6 @@ struct CheckTarget {
   // for an endpoint whose verdict is inherited (a data plane adopted from a zproxyd that
   // died keeps reading it).
   bool initially_healthy = true;
-};
-
-struct EndpointHealth {
-  std::string cluster;
-  std::string address;
-  uint32_t slot = 0;
-  bool healthy = true;
-  std::string last_result;  // reason of the last finished probe ("" before the first)
 };
 
 class HealthChecker {
@@ -73,7 +66,8 @@ class HealthChecker {
   // counters; new ones start healthy (their slot byte is set to 1); removed ones stop.
   void Update(std::vector<CheckTarget> targets);
 
-  // Current state of every target, in key order.
+  // Current state of every target, in key order: a copy published by the loop thread after
+  // every probe and every Update, read under mu_ (callable from any thread).
   std::vector<EndpointHealth> States() const;
 
  private:

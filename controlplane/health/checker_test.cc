@@ -99,6 +99,7 @@ TEST_F(CheckerTest, AcceptingListenerStaysHealthy) {
 TEST_F(CheckerTest, ClosedPortUnhealthyAfterThreshold) {
   CheckTarget t = Target(ClosedAddress(), 5);
   t.unhealthy_threshold = 3;
+  const auto before = std::chrono::system_clock::now();
   checker_->Update({t});
   Transition tr = WaitTransition(1);
   EXPECT_FALSE(tr.healthy);
@@ -108,6 +109,15 @@ TEST_F(CheckerTest, ClosedPortUnhealthyAfterThreshold) {
   auto s = checker_->States();
   ASSERT_EQ(s.size(), 1u);
   EXPECT_FALSE(s[0].healthy);
+  // What GetHealth reports: the last result, the counters, and the times, in order.
+  EXPECT_FALSE(s[0].last_ok);
+  EXPECT_NE(s[0].last_result.find("refused"), std::string::npos) << s[0].last_result;
+  EXPECT_GE(s[0].failures, 3u);
+  EXPECT_EQ(s[0].successes, 0u);
+  EXPECT_GE(s[0].checking_since, before);
+  EXPECT_GE(s[0].last_transition, s[0].checking_since);
+  EXPECT_GE(s[0].last_check, s[0].last_transition);
+  EXPECT_LE(s[0].last_check, std::chrono::system_clock::now());
 }
 
 TEST_F(CheckerTest, HttpStatusDecidesAndRecoversAfterHealthyThreshold) {
@@ -132,6 +142,12 @@ TEST_F(CheckerTest, HttpStatusDecidesAndRecoversAfterHealthyThreshold) {
   EXPECT_NE(up.reason.find("3 consecutive successes"), std::string::npos) << up.reason;
   EXPECT_GE(server.requests() - before, 3);
   EXPECT_TRUE(region_.Healthy(7));
+  auto s = checker_->States();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_TRUE(s[0].last_ok);
+  EXPECT_GE(s[0].successes, 3u);
+  EXPECT_EQ(s[0].failures, 0u);
+  EXPECT_NE(s[0].last_transition, EndpointHealth::Time{});
 }
 
 TEST_F(CheckerTest, ExpectedStatusesOverrideTheDefault) {

@@ -1,0 +1,28 @@
+// GetHealth's answer, built from the config (every endpoint, its weight and draining, whether
+// its cluster is checked) and the active checker's states. Pure: no locks, no I/O, so the
+// merge is unit-tested on its own (health_report_test.cc).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "controlplane/health/endpoint_health.h"
+#include "zproxy/v1/admin.pb.h"
+
+namespace zproxy::admin {
+
+// Fills `out` (endpoints and per-cluster summaries, config order). `only_cluster` empty =
+// every cluster; else that cluster only, and false with `*error` naming it when the config
+// has no such cluster. `now` is the report's timestamp.
+bool BuildHealthReport(const v1::Config& config, const std::vector<health::EndpointHealth>& states,
+                       const std::string& only_cluster, std::chrono::system_clock::time_point now,
+                       v1::HealthResponse* out, std::string* error);
+
+// "http GET /healthz", "https GET /healthz" (a TLS cluster), "tcp connect".
+std::string CheckDescription(const v1::Cluster& cluster);
+
+// Milliseconds since the Unix epoch; 0 for the zero time point ("never").
+int64_t UnixMs(std::chrono::system_clock::time_point t);
+
+}  // namespace zproxy::admin
