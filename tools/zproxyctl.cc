@@ -41,9 +41,9 @@ std::string Json(const google::protobuf::Message& m) {
 
 // For health views: fields at their default (healthy: false, 0 failures) are printed too,
 // so scripts can read every field of every entry.
-std::string JsonAllFields(const google::protobuf::Message& m) {
+std::string JsonAllFields(const google::protobuf::Message& m, bool whitespace = true) {
   google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
+  o.add_whitespace = whitespace;
   o.preserve_proto_field_names = true;
   o.always_print_primitive_fields = true;
   std::string out;
@@ -368,9 +368,9 @@ class Commands {
       if (have_health) {
         std::string list;
         for (const auto& s : health.clusters()) {
-          list += (list.empty() ? "[" : ", ") + JsonAllFields(s);
+          list += (list.empty() ? "[\n  " : ",\n  ") + JsonAllFields(s, /*whitespace=*/false);
         }
-        out = AddJsonMember(out, "health", list.empty() ? "[]" : list + "]");
+        out = AddJsonMember(out, "health", list.empty() ? "[]" : list + "\n ]");
       }
       std::printf("%s\n", out.c_str());
     } else {

@@ -28,7 +28,8 @@ def test_clusters_and_endpoints(make_proxy, backends, tmp_path):
            "--lb", "least_connections")
     assert r.stdout.startswith("ok: config version ")
     table = ok(z, "clusters", "list").stdout
-    assert table.splitlines()[0].split() == ["CLUSTER", "LB", "ENDPOINTS"]
+    # The existing columns keep their place and meaning; HEALTH (GetHealth) was appended.
+    assert table.splitlines()[0].split() == ["CLUSTER", "LB", "ENDPOINTS", "HEALTH"]
     assert "least_connections" in table and a.addr + "(w=1)" in table
     ok(z, "endpoints", "set-weight", "pool", b.addr, "5")
     ok(z, "endpoints", "drain", "pool", a.addr)
