@@ -102,6 +102,10 @@ size_t NormalizeHostName(std::string_view in, char* out, const char** why) {
     }
     out[i] = Lower(ch);
   }
+  if (label == 0) {  // "a.." (one trailing dot is allowed, not two)
+    *why = "empty label";
+    return 0;
+  }
   if (in.back() == '-') {
     *why = "a label ends in '-'";
     return 0;

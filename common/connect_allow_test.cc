@@ -127,7 +127,7 @@ TEST(ConnectAllow, NameTargets) {
   NetAddress a;
   // Numbers that are not dotted quads, bad labels and over-long names are malformed.
   for (const char* bad : {"127.1:80", "0x7f.0.0.1:80", "2130706433:80", "a..b:80", "-a.b:80",
-                          "a_b c:80", "exa*mple.com:80"}) {
+                          "a_b c:80", "exa*mple.com:80", "a..:80", "a.b..:80", ".:80"}) {
     EXPECT_EQ(ParseConnectTarget(bad, &a), ConnectTargetError::kMalformed) << bad;
   }
   std::string long_name;
