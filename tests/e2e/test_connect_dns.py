@@ -5,7 +5,8 @@ Checked: addresses tried in order (a refused ::1, then 127.0.0.1), IP patterns f
 addresses, the cache and its expiry (queries seen by the server), a worker serving other
 requests while a lookup is pending, a lookup slower than connect_timeout_ms -> 504 (and its
 late answer harmless), a full resolver queue -> 503 with the rest coalesced into one lookup,
-a client gone before the answer -> nothing connected."""
+a client gone before the answer -> nothing connected, bytes and a FIN sent during the lookup
+forwarded once connected."""
 
 import socket
 import threading
@@ -211,4 +212,26 @@ def test_client_gone_before_the_answer_connects_nothing(make_proxy, backends, dn
         assert head.startswith("HTTP/1.1 200"), head
         s.sendall(b"x")
         assert _recv_exact(s, 1) == b"x"
+    assert echo.accepted == 1
+
+
+def test_bytes_and_fin_sent_during_the_lookup_are_forwarded(make_proxy, backends, dns):
+    echo = CountingEcho()
+    dns.add("slow.zproxy.test", a=["127.0.0.1"], delay=0.6)
+    z = _proxy(make_proxy, backends, dns, ["slow.zproxy.test:*"])
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    with s:
+        s.sendall(b"CONNECT slow.zproxy.test:%d HTTP/1.1\r\nHost: x\r\n\r\nearly-" % echo.port)
+        time.sleep(0.2)  # the lookup is pending: more bytes, then the FIN
+        s.sendall(b"bytes")
+        s.shutdown(socket.SHUT_WR)
+        head = _read_head(s)
+        assert head.startswith("HTTP/1.1 200"), head
+        got = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        assert got == b"early-bytes"
     assert echo.accepted == 1
