@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/log.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -76,6 +77,11 @@ void Worker::StartConnectByName(uint32_t conn_idx, const http1::RequestHead& req
       return;
     case dns::Resolver::Result::kQueueFull:
       stats_.connect_dns[static_cast<int>(ConnectDnsResult::kQueueFull)].Add();
+      if (!dns_full_warned_) {  // once per worker; zproxy_connect_dns_total counts them all
+        dns_full_warned_ = true;
+        ZLOG_WARN("worker %u: resolver queue full: CONNECTs to host names get 503 until it drains",
+                  options_.index);
+      }
       FailConnect(ex_idx, ConnectOutcome::kResolverBusy, 503,
                   "zproxy: too many host names being resolved; try again\n", "resolver_busy");
       return;

@@ -332,6 +332,7 @@ class Worker {
   std::shared_ptr<dns::Inbox> dns_inbox_;
   std::vector<dns::Answer> dns_answers_;
   uint32_t dns_seq_ = 0;
+  bool dns_full_warned_ = false;
   BlockPool blocks_;
   http1::Header header_storage_[128];
 

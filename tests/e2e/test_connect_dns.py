@@ -192,6 +192,7 @@ def test_full_resolver_queue_is_503_and_the_rest_share_one_lookup(make_proxy, ba
     assert dns.count("busy.zproxy.test", "A") == 1
     assert _metric(z, "zproxy_dns_coalesced_total") == ok - 1
     assert _metric(z, "zproxy_dns_queue_depth") == 0
+    assert z.stderr().count("resolver queue full") == 1  # one line, not one per 503
 
 
 def test_client_gone_before_the_answer_connects_nothing(make_proxy, backends, dns):
