@@ -2,8 +2,11 @@
 // with changing statuses, and a peer that never answers.
 #include "controlplane/health/checker.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "controlplane/health/test_servers.h"
 #include "gtest/gtest.h"
@@ -196,6 +199,38 @@ TEST_F(CheckerTest, UpdateKeepsStateOfUnchangedTargetsAndDropsRemoved) {
     std::this_thread::sleep_for(milliseconds(5));
   }
   EXPECT_TRUE(checker_->States().empty());
+}
+
+// GetHealth reads States() from gRPC threads while the loop probes and publishes: the copy
+// is taken under the checker's lock (run under -fsanitize=thread to see no race).
+TEST_F(CheckerTest, StatesReadWhileProbing) {
+  HttpResponder server(200);
+  checker_->Update({Target(server.address(), 1, "/healthz"), Target(ClosedAddress(), 2)});
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; i++) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        for (const EndpointHealth& h : checker_->States()) {
+          EXPECT_TRUE(h.cluster == "app");
+          if (h.last_check != EndpointHealth::Time{}) EXPECT_GE(h.last_check, h.checking_since);
+        }
+        reads++;
+      }
+    });
+  }
+  Transition down = WaitTransition(1);
+  EXPECT_FALSE(down.healthy);
+  // Updates race the readers too (targets replaced while being copied out).
+  checker_->Update({Target(server.address(), 1, "/healthz")});
+  std::this_thread::sleep_for(milliseconds(100));
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(reads.load(), 0);
+  auto s = checker_->States();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_TRUE(s[0].last_ok);
 }
 
 TEST_F(CheckerTest, ManyTargetsOneThread) {
