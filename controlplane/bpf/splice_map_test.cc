@@ -279,6 +279,37 @@ TEST_F(SpliceMapTest, SocketAfterFinIsRefusedCleanly) {
   EXPECT_EQ(ReadSome(b.get(), 3), "req");  // still in b's receive queue, for another mode
 }
 
+// The second arming refused after the first succeeded (here: b's key is taken, EEXIST; in
+// the data plane: b's FIN or RST within microseconds): a is disarmed before the peers are
+// unlinked, the maps are as before, and a's bytes (gated) are still in a's receive queue.
+TEST_F(SpliceMapTest, PairingRefusedAfterArmingRollsBack) {
+  auto [a, b] = testing::TcpPair();
+  auto [d, c] = testing::TcpPair();
+  auto [x, e] = testing::TcpPair();
+  zproxy_sock_key kb, kc, next;
+  ASSERT_TRUE(SockKeyOf(b.get(), &kb));
+  ASSERT_TRUE(SockKeyOf(c.get(), &kc));
+  uint64_t fe = static_cast<uint64_t>(e.get());
+  ASSERT_EQ(bpf_map_update_elem(map_.pairs_fd(), &kc, &fe, BPF_NOEXIST), 0);  // c's key taken
+  ASSERT_EQ(write(a.get(), "kept", 4), 4);
+  usleep(20000);
+  ASSERT_TRUE(GateVerdict(b.get(), true));
+  ASSERT_TRUE(GateVerdict(c.get(), true));
+  std::string error;
+  EXPECT_EQ(AddPairKeys(map_.pairs_fd(), map_.peer_fd(), b.get(), kb, c.get(), kc, &error),
+            PairResult::kRefusedAfterArming);
+  EXPECT_NE(error.find("zproxy_splice_pairs insert"), std::string::npos) << error;
+  EXPECT_NE(bpf_map_get_next_key(map_.peer_fd(), nullptr, &next), 0);
+  ASSERT_EQ(bpf_map_get_next_key(map_.pairs_fd(), nullptr, &next), 0);
+  EXPECT_EQ(next.cookie, kc.cookie);  // only what was there before
+  EXPECT_NE(bpf_map_get_next_key(map_.pairs_fd(), &next, &next), 0);
+  ASSERT_TRUE(GateVerdict(b.get(), false));
+  ASSERT_TRUE(GateVerdict(c.get(), false));
+  EXPECT_EQ(ReadSome(b.get(), 4), "kept");  // nothing moved: another mode can take over
+  pollfd p{d.get(), POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 100), 0);
+}
+
 TEST_F(SpliceMapTest, RejectsNonTcpSockets) {
   int fds[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);

@@ -520,7 +520,7 @@ def test_info_shows_modes(make_proxy):
 @pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
 def test_sockmap_entries_removed_when_the_data_plane_exits_with_open_tunnels(make_proxy):
     """A data plane that stops (SIGTERM: drain, deadline) while sockmap tunnels are still
-    open removes their peer entries; the kernel only drops the sockets from the SOCKHASH."""
+    open leaves no entry in either map (SIGKILL: test_sockmap_entries_gone_after_...)."""
     up = Upstream("echo")
     cfg = _config(up.addr, "sockmap")
     cfg["drain_timeout_ms"] = 300
