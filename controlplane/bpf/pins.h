@@ -12,6 +12,7 @@
 
 struct bpf_map;
 struct bpf_object;
+struct btf;
 
 namespace zproxy::controlplane::bpf {
 
@@ -51,7 +52,9 @@ class Pins {
 
 // Why the map behind `pinned_fd` cannot stand in for `map` (not yet loaded), e.g. "type
 // hash, now sockhash; key bytes 16, now 8" (an older zproxy's layout); "" when it can.
-std::string PinMismatch(int pinned_fd, const bpf_map* map);
+// Same type, sizes, max_entries and flags, and when both carry BTF (`ours`: the object's),
+// the same key and value layout: names, offsets and sizes of every field.
+std::string PinMismatch(int pinned_fd, const bpf_map* map, const btf* ours = nullptr);
 inline bool PinCompatible(int pinned_fd, const bpf_map* map) {
   return PinMismatch(pinned_fd, map).empty();
 }

@@ -4,8 +4,12 @@
 #include "controlplane/bpf/pins.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+
+#include <cstring>
 
 #include "controlplane/bpf/bpffs.h"
 #include "controlplane/bpf/health_map.h"
@@ -144,6 +148,39 @@ TEST_F(PinsTest, OldSpliceLayoutIsReplaced) {
   EXPECT_EQ(PinnedMapId(opts_.pin_dir + "/zproxy_splice_pairs"), MapId(map.pairs_fd()));
   EXPECT_EQ(PinnedMapId(opts_.pin_dir + "/zproxy_pair_peer"), MapId(map.peer_fd()));
   EXPECT_EQ(MapId(map.counters_fd()), counters_id);
+}
+
+// Same type and sizes but another field layout (a counter renamed): reusing it would keep
+// the old BTF, and bpftool would print the old name over the new meaning. Replaced.
+TEST_F(PinsTest, SameSizesOtherFieldsIsReplaced) {
+  std::string error;
+  ASSERT_TRUE(EnsureBpffsDir(opts_.pin_dir, &error)) << error;
+  btf* b = btf__new_empty();
+  ASSERT_NE(b, nullptr);
+  int u32 = btf__add_int(b, "unsigned int", 4, 0);
+  int u64 = btf__add_int(b, "unsigned long long", 8, 0);
+  int counters = btf__add_struct(b, "zproxy_splice_counters", 32);
+  ASSERT_EQ(btf__add_field(b, "spliced_bytes", u64, 0, 0), 0);
+  ASSERT_EQ(btf__add_field(b, "spliced_packets", u64, 64, 0), 0);
+  ASSERT_EQ(btf__add_field(b, "errors", u64, 128, 0), 0);
+  ASSERT_EQ(btf__add_field(b, "no_peer", u64, 192, 0), 0);
+  ASSERT_EQ(btf__load_into_kernel(b), 0);
+  LIBBPF_OPTS(bpf_map_create_opts, o, .btf_fd = static_cast<__u32>(btf__fd(b)),
+              .btf_key_type_id = static_cast<__u32>(u32),
+              .btf_value_type_id = static_cast<__u32>(counters));
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "zproxy_counters", 4, 32, 1, &o));
+  btf__free(b);
+  ASSERT_TRUE(old.valid()) << std::strerror(errno);
+  const std::string path = opts_.pin_dir + "/zproxy_counters";
+  ASSERT_EQ(bpf_obj_pin(old.get(), path.c_str()), 0);
+  SpliceMap map;
+  ASSERT_TRUE(map.Load(opts_, &error)) << error;
+  ASSERT_EQ(map.skeleton().pins().replaced().size(), 1u);
+  const std::string& why = map.skeleton().pins().replaced()[0];
+  EXPECT_EQ(why.rfind("zproxy_counters (value layout zproxy_splice_counters{", 0), 0u) << why;
+  EXPECT_NE(why.find("errors@128:unsigned long long/8;"), std::string::npos) << why;
+  EXPECT_NE(why.find("redirect_errors@128:unsigned long long/8;"), std::string::npos) << why;
+  EXPECT_EQ(PinnedMapId(path), MapId(map.counters_fd()));
 }
 
 }  // namespace
