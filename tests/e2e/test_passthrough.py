@@ -587,7 +587,8 @@ def test_sockmap_entries_gone_after_data_plane_sigkill(make_proxy):
     assert wait_until(lambda: _pair_cookies(z) == (set(), {}), 5), _pair_cookies(z)
     for s in socks:
         s.close()  # the proxy side is gone: these saw EOF or a reset
-    assert wait_until(lambda: scrape(z)["zproxy_listener_passthrough_mode"].samples, 5)
+    # The listen sockets stayed open in zproxyd: these wait in the backlog, if need be,
+    # until the new data plane serves.
     fresh = _echo_tunnels(z, 2, b"n")
     armed, peers = _pair_cookies(z)
     assert len(armed) == len(peers) == 4
