@@ -142,6 +142,11 @@ int Run(int argc, char** argv) {
       return 1;
     }
   }
+  // Tests only: behave as on a kernel without IORING_OP_FIXED_FD_INSTALL (tunnels of HTTP
+  // listeners then copy); the one log line comes with the other kernel paths below.
+  if (const char* v = getenv("ZPROXY_DISABLE_FD_INSTALL"); v != nullptr && strcmp(v, "1") == 0) {
+    passthrough.fd_install = false;
+  }
   // TLS session ticket keys live as long as the process, so tickets survive config changes.
   tls::TicketKeyStore ticket_keys;
   std::shared_ptr<const Snapshot> snap = BuildSnapshot(boot.config(), boot.config_version(), &error,
@@ -332,29 +337,45 @@ int Run(int argc, char** argv) {
   if (!f.send_zc) ZLOG_WARN("fallback: IORING_OP_SEND_ZC unavailable; large bodies use plain send");
   if (ur.sqpoll() && !f.sqpoll) ZLOG_WARN("fallback: SQPOLL requested but refused by the kernel");
   passthrough.splice = f.splice;
+  if (!f.fixed_fd_install) {
+    passthrough.fd_install = false;
+    ZLOG_WARN(
+        "fallback: IORING_OP_FIXED_FD_INSTALL unavailable (kernel < 6.8): WebSocket and CONNECT "
+        "tunnels on HTTP listeners copy in userspace");
+  } else if (!passthrough.fd_install) {
+    ZLOG_WARN(
+        "ZPROXY_DISABLE_FD_INSTALL=1: WebSocket and CONNECT tunnels on HTTP listeners copy in "
+        "userspace");
+  }
   // One line per tcp_proxy listener: the pass-through mode it gets, and why if it is not
   // the one asked for.
-  auto describe_passthrough = [&passthrough](const Snapshot& s, bool log) {
+  // tunnels = false: tcp_proxy listeners (TcpProxy.mode); true: the WebSocket/CONNECT
+  // tunnels of HTTP listeners (Listener.tunnel_mode).
+  auto describe_passthrough = [&passthrough](const Snapshot& s, bool tunnels, bool log) {
     std::vector<DataplaneInfo::PassthroughListener> out;
     for (size_t i = 0; i < s.listeners.size(); i++) {
       const ListenerRuntime& l = s.listeners[i];
-      if (l.tcp_cluster < 0) continue;
+      if ((l.tcp_cluster >= 0) == tunnels) continue;
       std::string why;
-      PassMode mode = ResolvePassMode(l.pass_mode, passthrough, &why);
-      std::string requested = zproxy::v1::PassthroughMode_Name(l.pass_mode);
+      zproxy::v1::PassthroughMode asked = tunnels ? l.tunnel_mode : l.pass_mode;
+      PassMode mode = tunnels ? ResolveTunnelMode(asked, l.tls != nullptr, passthrough, &why)
+                              : ResolvePassMode(asked, passthrough, &why);
+      std::string requested = zproxy::v1::PassthroughMode_Name(asked);
       for (char& ch : requested) ch = static_cast<char>(tolower(ch));
+      const char* what = tunnels ? "tunnel" : "pass-through";
       if (log && why.empty()) {
-        ZLOG_INFO("listener \"%s\": pass-through mode %s (requested %s)", l.name.c_str(),
+        ZLOG_INFO("listener \"%s\": %s mode %s (requested %s)", l.name.c_str(), what,
                   PassModeName(mode), requested.c_str());
       } else if (log) {
-        ZLOG_WARN("listener \"%s\": pass-through mode %s requested, using %s: %s", l.name.c_str(),
+        ZLOG_WARN("listener \"%s\": %s mode %s requested, using %s: %s", l.name.c_str(), what,
                   requested.c_str(), PassModeName(mode), why.c_str());
       }
       out.push_back({l.name, requested, PassModeName(mode)});
     }
     return out;
   };
-  describe_passthrough(*snap, true);
+  describe_passthrough(*snap, false, true);
+  describe_passthrough(*snap, true, true);
 
   // Applies config snapshots pushed by zproxyd to the running workers (dataplane/sync).
   std::vector<Worker*> worker_ptrs;
@@ -377,6 +398,7 @@ int Run(int argc, char** argv) {
 
   base_info.sockmap = passthrough.sockmap();
   base_info.splice = passthrough.splice;
+  base_info.fd_install = passthrough.fd_install;
   {
     std::string unused;
     base_info.passthrough_auto =
@@ -394,7 +416,8 @@ int Run(int argc, char** argv) {
     info.health_region = region == nullptr                             ? "none"
                          : region->backing() == HealthBacking::kBpfMap ? "bpf_map"
                                                                        : "memfd";
-    info.passthrough_listeners = describe_passthrough(*live, false);
+    info.passthrough_listeners = describe_passthrough(*live, false, false);
+    info.tunnel_listeners = describe_passthrough(*live, true, false);
     if (passthrough.counters_fd >= 0) {
       info.has_splice_counters = ReadSpliceCounters(passthrough.counters_fd, &info.splice_counters);
     }

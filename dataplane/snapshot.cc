@@ -35,6 +35,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.idle_timeout_ms = OrDefault(h.idle_timeout_ms(), 60000u);
     lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
     lr.add_forwarded_headers = !h.xff_disable();
+    lr.tunnel_mode = l.tunnel_mode();
     if (l.has_tcp_proxy()) {
       lr.pass_mode = l.tcp_proxy().mode();
       lr.idle_timeout_ms = OrDefault(l.tcp_proxy().idle_timeout_ms(), 60000u);

@@ -72,6 +72,8 @@ struct ListenerRuntime {
   std::shared_ptr<const tls::ServerContext> tls;
   uint32_t handshake_timeout_ms = 10000;
   zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
+  // HTTP listener: the mode WebSocket and CONNECT tunnels ask for (Listener.tunnel_mode).
+  zproxy::v1::PassthroughMode tunnel_mode = zproxy::v1::AUTO;
   // HTTP CONNECT (null = refused with 403).
   std::shared_ptr<const ConnectRuntime> connect;
 };

@@ -55,6 +55,9 @@ void ApplyDefaults(zproxy::v1::Listener* l) {
     ApplyDefaults(l->mutable_tcp_proxy());
   } else {
     ApplyDefaults(l->mutable_http());
+    if (l->tunnel_mode() == zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED) {
+      l->set_tunnel_mode(Defaults::kTunnelMode);
+    }
   }
   // No tls block = plaintext; do not invent one.
   if (l->has_tls()) ApplyDefaults(l->mutable_tls());

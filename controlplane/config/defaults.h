@@ -73,6 +73,8 @@ struct Defaults {
   static constexpr uint32_t kConnectIdleTimeoutMs = 300000;
   static constexpr uint32_t kConnectDnsCacheMs = 5000;
   static constexpr uint32_t kConnectDnsNegativeCacheMs = 1000;
+  // WebSocket/CONNECT tunnels of HTTP listeners (Listener.tunnel_mode).
+  static constexpr zproxy::v1::PassthroughMode kTunnelMode = zproxy::v1::AUTO;
 
   // Process-wide.
   static constexpr uint32_t kDrainTimeoutMs = 10000;

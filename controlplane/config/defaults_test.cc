@@ -28,6 +28,8 @@ TEST(Defaults, FillsEmptyConfig) {
   EXPECT_FALSE(c.listeners(1).has_http());                // L4 listener: no HTTP options
   EXPECT_EQ(c.listeners(1).tcp_proxy().mode(), zproxy::v1::AUTO);
   EXPECT_EQ(c.listeners(1).tcp_proxy().idle_timeout_ms(), 60000u);
+  EXPECT_EQ(c.listeners(0).tunnel_mode(), zproxy::v1::AUTO);  // WebSocket/CONNECT tunnels
+  EXPECT_EQ(c.listeners(1).tunnel_mode(), zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED);
   EXPECT_FALSE(c.listeners(0).has_connect());  // CONNECT stays off unless configured
   EXPECT_EQ(cl->pool_size(), 64u);
   EXPECT_EQ(cl->connect_timeout_ms(), 2000u);

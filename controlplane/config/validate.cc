@@ -245,6 +245,13 @@ class Validator {
         Error(path, "needs routes (HTTP) or tcp_proxy (L4)");
       }
       if (l.has_tcp_proxy()) CheckClusterRef(path + ".tcp_proxy.cluster", l.tcp_proxy().cluster());
+      // AUTO is also what defaults give an HTTP listener later turned into a tcp_proxy one.
+      if (l.has_tcp_proxy() && l.tunnel_mode() != zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED &&
+          l.tunnel_mode() != zproxy::v1::AUTO) {
+        Error(path + ".tunnel_mode",
+              "is for HTTP listeners (WebSocket and CONNECT tunnels); a tcp_proxy listener "
+              "sets tcp_proxy.mode");
+      }
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
       if (l.has_tls()) CheckListenerTls(path, l);
       if (l.has_connect()) CheckConnect(path, l);

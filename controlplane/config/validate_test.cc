@@ -97,6 +97,15 @@ TEST(Validate, RoutesOrTcpProxyNotBothNotNeither) {
   ExpectOne(c, "listeners[0]", "needs routes");
 }
 
+TEST(Validate, TunnelModeIsForHttpListeners) {
+  Config c = Base();
+  c.mutable_listeners(0)->set_tunnel_mode(zproxy::v1::SOCKMAP);
+  EXPECT_TRUE(ValidateConfig(c).empty());
+  c.mutable_listeners(0)->clear_routes();
+  c.mutable_listeners(0)->mutable_tcp_proxy()->set_cluster(c.clusters(0).name());
+  ExpectOne(c, "listeners[0].tunnel_mode", "tcp_proxy.mode");
+}
+
 TEST(Validate, ClusterReferencesExist) {
   Config c = Base();
   c.mutable_listeners(0)->mutable_routes(0)->set_cluster("nope");

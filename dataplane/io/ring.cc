@@ -117,6 +117,7 @@ bool Ring::Init(const RingOptions& options, std::string* error) {
     features_.uring_cmd_sock = io_uring_opcode_supported(probe, IORING_OP_URING_CMD);
     features_.splice = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
                        io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
+    features_.fixed_fd_install = io_uring_opcode_supported(probe, kOpFixedFdInstall);
     bool recv = io_uring_opcode_supported(probe, IORING_OP_RECV);
     features_.recv_multishot = recv;  // multishot recv needs 6.0+; Init fails below on older
     features_.accept_multishot = io_uring_opcode_supported(probe, IORING_OP_ACCEPT);

@@ -8,6 +8,10 @@
 
 namespace zproxy::io {
 
+// liburing 2.3 and Debian's 6.1 headers predate IORING_OP_FIXED_FD_INSTALL (kernel 6.8);
+// the opcode is ABI, guarded by the probe (RingFeatures::fixed_fd_install).
+inline constexpr int kOpFixedFdInstall = 54;
+
 struct RingOptions {
   unsigned sq_depth = 4096;
   bool sqpoll = false;
@@ -25,7 +29,8 @@ struct RingFeatures {
   bool accept_multishot = false;
   bool uring_cmd_sock = false;
   bool registered_files = false;
-  bool splice = false;  // IORING_OP_SPLICE and POLL_ADD (splice pass-through)
+  bool splice = false;            // IORING_OP_SPLICE and POLL_ADD (splice pass-through)
+  bool fixed_fd_install = false;  // IORING_OP_FIXED_FD_INSTALL (6.8+): direct -> regular fd
 };
 
 class Ring {

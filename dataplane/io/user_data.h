@@ -26,6 +26,7 @@ enum class Op : uint8_t {
   kSplicePoll,  // POLL_ADD linked in front of a splice (readiness; result unused)
   kSpliceIn,    // splice socket -> pipe (slot = the source connection)
   kSpliceOut,   // splice pipe -> socket (slot = the destination connection)
+  kFdInstall,   // IORING_OP_FIXED_FD_INSTALL: a client's direct descriptor -> regular fd
 };
 
 struct UserData {

@@ -164,7 +164,8 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "Bytes copied between tcp_proxy clients and upstreams (both directions).",
              &WorkerStats::tcp_proxy_bytes);
   w.Family("zproxy_passthrough_connections_total", "counter",
-           "tcp_proxy connections by the pass-through mode they used.");
+           "Tunnels (tcp_proxy connections, WebSocket after 101, CONNECT) by the "
+           "pass-through mode they used.");
   for (int m = 0; m < kPassModeCount; m++) {
     uint64_t total = 0;
     for (const WorkerStats* s : workers) total += s->passthrough_mode[m].Load();
@@ -173,9 +174,19 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              static_cast<double>(total));
   }
   per_worker("zproxy_passthrough_fallbacks_total", "counter",
-             "tcp_proxy connections that could not use their listener's mode (IPv6 or a full "
-             "SOCKHASH -> splice, no pipe -> copy).",
+             "Tunnels that could not use their listener's mode (reasons: "
+             "zproxy_tunnel_fallbacks_total).",
              &WorkerStats::passthrough_fallbacks);
+  w.Family("zproxy_tunnel_fallbacks_total", "counter",
+           "Tunnels (tcp_proxy, WebSocket, CONNECT) that did not get their listener's mode, "
+           "by reason.");
+  for (int r = 0; r < static_cast<int>(TunnelFallback::kCount); r++) {
+    uint64_t total = 0;
+    for (const WorkerStats* s : workers) total += s->tunnel_fallbacks[r].Load();
+    w.Sample("zproxy_tunnel_fallbacks_total",
+             std::string("reason=\"") + TunnelFallbackName(static_cast<TunnelFallback>(r)) + "\"",
+             static_cast<double>(total));
+  }
   per_worker("zproxy_upgrades_total", "counter",
              "HTTP connections switched to a byte tunnel by 101 Switching Protocols "
              "(WebSocket).",
@@ -303,12 +314,22 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   labels += std::string(",sockmap=\"") + (info.sockmap ? "1" : "0") + "\"";
   labels += std::string(",splice=\"") + (info.splice ? "1" : "0") + "\"";
   labels += std::string(",passthrough_auto=\"") + info.passthrough_auto + "\"";
+  labels += std::string(",fd_install=\"") + (info.fd_install ? "1" : "0") + "\"";
   labels += ",privileges=\"" + info.privileges + "\"";
   w.Sample("zproxy_dataplane_info", labels, 1);
   w.Family("zproxy_listener_passthrough_mode", "gauge",
            "The pass-through mode each tcp_proxy listener uses (value is always 1).");
   for (const auto& l : info.passthrough_listeners) {
     w.Sample("zproxy_listener_passthrough_mode",
+             "listener=\"" + LabelValue(l.listener) + "\",requested=\"" + l.requested +
+                 "\",mode=\"" + l.mode + "\"",
+             1);
+  }
+  w.Family("zproxy_listener_tunnel_mode", "gauge",
+           "The mode WebSocket and CONNECT tunnels of each HTTP listener use (value is always "
+           "1; per tunnel, TLS on either side still means copy).");
+  for (const auto& l : info.tunnel_listeners) {
+    w.Sample("zproxy_listener_tunnel_mode",
              "listener=\"" + LabelValue(l.listener) + "\",requested=\"" + l.requested +
                  "\",mode=\"" + l.mode + "\"",
              1);

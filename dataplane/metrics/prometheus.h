@@ -28,6 +28,9 @@ struct DataplaneInfo {
     std::string listener, requested, mode;
   };
   std::vector<PassthroughListener> passthrough_listeners;
+  // HTTP listeners: the mode of their WebSocket/CONNECT tunnels (Listener.tunnel_mode).
+  std::vector<PassthroughListener> tunnel_listeners;
+  bool fd_install = false;  // IORING_OP_FIXED_FD_INSTALL (direct descriptors -> regular fds)
   uint64_t config_version = 0;
   std::string health_region = "none";  // where health verdicts come from: bpf_map, memfd
   std::string privileges = "kept";     // "dropped" after bootstrap (dataplane/privileges)

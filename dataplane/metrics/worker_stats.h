@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "dataplane/http1/http1.h"
+#include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/tls/handshake_failure.h"
 
 namespace zproxy::dataplane {
@@ -108,6 +109,8 @@ struct WorkerStats {
   // pairing refused half-way after bytes moved, or bytes readable on a paired socket).
   Counter sockmap_stragglers;
   Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101
+  // Tunnels (tcp_proxy, WebSocket, CONNECT) that did not get their listener's mode, by why.
+  Counter tunnel_fallbacks[static_cast<int>(TunnelFallback::kCount)];
   Counter connect_requests[static_cast<int>(ConnectOutcome::kCount)];
   Counter connect_dns[static_cast<int>(ConnectDnsResult::kCount)];
   // TLS listeners.

@@ -48,4 +48,43 @@ PassMode ResolvePassMode(zproxy::v1::PassthroughMode requested, const Passthroug
   return want;
 }
 
+PassMode ResolveTunnelMode(zproxy::v1::PassthroughMode requested, bool tls_listener,
+                           const PassthroughCaps& caps, std::string* why) {
+  PassMode mode = ResolvePassMode(requested, caps, why);
+  if (mode == PassMode::kCopy) return mode;
+  if (tls_listener) {
+    *why = "TLS listener: the tunnel's bytes pass through TLS in the data plane";
+    return PassMode::kCopy;
+  }
+  if (!caps.fd_install) {
+    *why =
+        "IORING_OP_FIXED_FD_INSTALL unavailable: the client's direct descriptor "
+        "cannot go into a map or a splice";
+    return PassMode::kCopy;
+  }
+  return mode;
+}
+
+const char* TunnelFallbackName(TunnelFallback reason) {
+  switch (reason) {
+    case TunnelFallback::kClientTls:
+      return "client_tls";
+    case TunnelFallback::kUpstreamTls:
+      return "upstream_tls";
+    case TunnelFallback::kNoFdInstall:
+      return "no_fd_install";
+    case TunnelFallback::kFdInstallFailed:
+      return "fd_install_failed";
+    case TunnelFallback::kSockmapPairing:
+      return "sockmap_pairing";
+    case TunnelFallback::kSplicePipe:
+      return "splice_pipe";
+    case TunnelFallback::kHalfClosed:
+      return "half_closed";
+    case TunnelFallback::kCount:
+      break;
+  }
+  return "unknown";
+}
+
 }  // namespace zproxy::dataplane

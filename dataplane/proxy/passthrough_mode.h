@@ -22,6 +22,9 @@ struct PassthroughCaps {
   int peer_fd = -1;
   int counters_fd = -1;
   bool splice = true;  // IORING_OP_SPLICE supported by the ring
+  // IORING_OP_FIXED_FD_INSTALL (6.8+): a regular fd for an HTTP listener's direct
+  // descriptor, which WebSocket/CONNECT tunnels need for sockmap and splice.
+  bool fd_install = true;
   bool sockmap() const { return pairs_fd >= 0 && peer_fd >= 0; }
 };
 
@@ -37,5 +40,27 @@ inline constexpr PassMode kAutoFallback = PassMode::kCopy;
 // one `auto` prefers), *why says what was missing, for the one log line per listener.
 PassMode ResolvePassMode(zproxy::v1::PassthroughMode requested, const PassthroughCaps& caps,
                          std::string* why);
+
+// The mode of WebSocket/CONNECT tunnels on an HTTP listener (Listener.tunnel_mode): the same
+// resolution, and copy where the client's socket cannot leave the data plane's hands (a TLS
+// listener: the bytes are decrypted in userspace) or cannot become a regular fd (no
+// IORING_OP_FIXED_FD_INSTALL).
+PassMode ResolveTunnelMode(zproxy::v1::PassthroughMode requested, bool tls_listener,
+                           const PassthroughCaps& caps, std::string* why);
+
+// Why a WebSocket/CONNECT/tcp_proxy tunnel did not get its listener's mode
+// (zproxy_tunnel_fallbacks_total{reason}).
+enum class TunnelFallback : uint8_t {
+  kClientTls,        // the client speaks TLS through the data plane: copy
+  kUpstreamTls,      // the cluster has tls: the bytes pass through BoringSSL: copy
+  kNoFdInstall,      // no IORING_OP_FIXED_FD_INSTALL for the client's direct descriptor
+  kFdInstallFailed,  // the install failed (e.g. EMFILE): copy
+  kSockmapPairing,   // IPv6, a full SOCKHASH, bpf() refused: splice
+  kSplicePipe,       // no pipe (EMFILE): copy
+  kHalfClosed,       // a FIN went by before the pairing: the kernel pairs only ESTABLISHED
+                     // sockets (sockmap -> splice)
+  kCount,
+};
+const char* TunnelFallbackName(TunnelFallback reason);
 
 }  // namespace zproxy::dataplane

@@ -26,5 +26,24 @@ TEST(PassthroughMode, FallsBackAlongTheChain) {
   EXPECT_NE(why.find("no SOCKHASH"), std::string::npos);
 }
 
+TEST(PassthroughMode, TunnelsOfHttpListeners) {
+  PassthroughCaps all{3, 4, 5, true, true};
+  PassthroughCaps no_install{3, 4, 5, true, false};
+  PassthroughCaps no_bpf{-1, -1, -1, true, true};
+  std::string why;
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::AUTO, false, all, &why), kAutoMode);
+  EXPECT_EQ(why, "");
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::SPLICE, false, all, &why), PassMode::kSplice);
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::SOCKMAP, false, no_bpf, &why), PassMode::kSplice);
+  EXPECT_NE(why.find("no SOCKHASH"), std::string::npos);
+  // Without FIXED_FD_INSTALL a direct descriptor stays in the ring: copy, whatever was asked.
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::SOCKMAP, false, no_install, &why), PassMode::kCopy);
+  EXPECT_NE(why.find("FIXED_FD_INSTALL"), std::string::npos);
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::SPLICE, true, all, &why), PassMode::kCopy);
+  EXPECT_NE(why.find("TLS listener"), std::string::npos);
+  EXPECT_EQ(ResolveTunnelMode(zproxy::v1::COPY, false, all, &why), PassMode::kCopy);
+  EXPECT_EQ(why, "");
+}
+
 }  // namespace
 }  // namespace zproxy::dataplane

@@ -184,6 +184,10 @@ struct Exchange {
   // sockmap: a pairing refused half-way after the kernel had already redirected bytes
   // (StartSockmap): no other mode can continue the stream intact, the caller resets it.
   bool pairing_moved_bytes = false;
+  // WebSocket/CONNECT in sockmap or splice mode: userspace still holds bytes to forward
+  // before the pairing (upgraded_tunnel.cc); installing: FIXED_FD_INSTALL in flight.
+  bool handover = false;
+  bool installing = false;
   zproxy_sock_key client_key{}, upstream_key{};
   // sockmap: per-socket byte counts at pairing (TcpCounters), so "everything received on
   // one side has been written into the other" can be told from tcp_info later, and the

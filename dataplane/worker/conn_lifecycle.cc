@@ -138,6 +138,10 @@ void Worker::OnShutdown(uint32_t conn_idx) {
     SubmitClose(conn_idx);
   }
   MaybeFreeConn(conn_idx);
+  // A tunnel's hand-over waits for this on a direct descriptor (upgraded_tunnel.cc).
+  if (!(c.flags & kClosing) && c.exchange != kNil && exchanges_.Get(c.exchange).handover) {
+    MaybeFinishHandover(c.exchange);
+  }
 }
 
 void Worker::LingeringClose(uint32_t conn_idx) {

@@ -161,7 +161,10 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     // come back as sends complete.
     stats_.enobufs_rearms.Add();
     bufs_.OnExhausted();
-    if (!more) enobufs_waiters_.emplace_back(conn_idx, c.gen);
+    if (!more) {
+      enobufs_waiters_.emplace_back(conn_idx, c.gen);
+      if (c.flags & kRecvPaused) RecvStopped(conn_idx);
+    }
     return;
   }
   if (res == -ECANCELED) {
@@ -171,6 +174,8 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
       ArmRecv(conn_idx);
     } else if (c.tls != kNil) {
       TlsMaybeOffload(conn_idx);  // the receive has stopped: maybe the socket is quiet now
+    } else {
+      RecvStopped(conn_idx);
     }
     return;
   }

@@ -1,8 +1,10 @@
-// tcp_proxy connections in sockmap or splice mode: what both modes share. The client's
-// bytes are never read by the worker in these modes: from accept to pairing they wait in
-// the kernel's receive queue (TCP flow control bounds them), so there are no userspace
-// leftovers whose order could race with the kernel's redirect. The copy mode (tunnel.cc)
-// is the fallback for connections that cannot use either.
+// Tunnels in sockmap or splice mode: what both modes share. A tcp_proxy client's bytes are
+// never read by the worker in these modes: from accept to pairing they wait in the kernel's
+// receive queue (TCP flow control bounds them), so there are no userspace leftovers whose
+// order could race with the kernel's redirect. WebSocket and CONNECT tunnels get here after
+// their hand-over (upgraded_tunnel.cc) has sent everything userspace read, with no receive
+// in flight: the same guarantee. The copy mode (tunnel.cc) is the fallback for connections
+// that cannot use either.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@ PassMode Worker::TunnelMode(uint16_t listener) {
 
 void Worker::StartPassthrough(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  conns_.Get(ex.client).flags |= kPassthrough;
   conns_.Get(ex.upstream).flags |= kPassthrough;
   PassMode mode = static_cast<PassMode>(ex.pass_mode);
   if (mode == PassMode::kSockmap && !StartSockmap(ex_idx)) {
@@ -29,11 +32,11 @@ void Worker::StartPassthrough(uint32_t ex_idx) {
       AbortPassthrough(ex_idx, true);
       return;
     }
-    stats_.passthrough_fallbacks.Add();
+    CountTunnelFallback(TunnelFallback::kSockmapPairing);
     mode = PassMode::kSplice;
   }
   if (mode == PassMode::kSplice && !StartSplice(ex_idx)) {
-    stats_.passthrough_fallbacks.Add();
+    CountTunnelFallback(TunnelFallback::kSplicePipe);
     mode = PassMode::kCopy;
   }
   Exchange& ex2 = exchanges_.Get(ex_idx);
@@ -107,7 +110,7 @@ void Worker::OnPassthroughTimeout(uint32_t conn_idx) {
       uint64_t activity = a.received + b.received;
       if (activity != ex.activity) {
         ex.activity = activity;
-        timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
+        timers_.Arm(TunnelIdleList(ex), conn_idx, NowMs());
         return;
       }
     }

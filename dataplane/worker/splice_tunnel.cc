@@ -100,7 +100,7 @@ void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
   if (res > 0) {
     d.bytes += static_cast<uint32_t>(res);
     stats_.tcp_proxy_bytes.Add(static_cast<uint64_t>(res));
-    timers_.Arm(t_client_idle_[conns_.Get(ex.client).owner], ex.client, NowMs());
+    timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
     SpliceDrain(ex_idx, dir, false);
     return;
   }

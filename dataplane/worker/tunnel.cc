@@ -4,8 +4,8 @@
 // queues as HTTP bodies (no copy in userspace beyond the kernel's), with backpressure.
 // Half-close is forwarded: a FIN from one side becomes shutdown(SHUT_WR) on the other
 // once everything before it has been sent; when both directions are done, both sockets
-// close. An error or RST on either side closes both. (The BPF issue adds the in-kernel
-// SOCKHASH splice; this is its fallback.)
+// close. An error or RST on either side closes both. The same copy carries WebSocket and
+// CONNECT tunnels in copy mode, and the hand-over of the others (upgraded_tunnel.cc).
 #include <sys/socket.h>
 
 #include "dataplane/worker/worker.h"
@@ -46,20 +46,6 @@ uint16_t Worker::TunnelIdleList(const Exchange& ex) {
   return ex.connect ? t_connect_idle_[listener] : t_client_idle_[listener];
 }
 
-void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
-  // After a 101 (or a CONNECT's 200): the HTTP listener's sockets are direct descriptors,
-  // so the tunnel copies (sockmap and splice need regular fds). Bytes either side sent
-  // right behind the heads are already in the input queues and go first.
-  Exchange& ex = exchanges_.Get(ex_idx);
-  ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
-  ex.req_done = true;
-  stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
-  timers_.Disarm(ex.upstream);  // no read timeout: the idle timeout covers both sides
-  timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
-  PumpTunnel(ex_idx, false);
-  if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
-}
-
 void Worker::PumpTunnel(uint32_t ex_idx, bool from_client) {
   Exchange& ex = exchanges_.Get(ex_idx);
   uint32_t from = from_client ? ex.client : ex.upstream;
@@ -74,7 +60,8 @@ void Worker::PumpTunnel(uint32_t ex_idx, bool from_client) {
     moved = true;
   }
   Flush(to);
-  MaybeResumeRecv(from);
+  // Handing over to sockmap/splice (upgraded_tunnel.cc): the receives stay stopped.
+  if (!ex.handover) MaybeResumeRecv(from);
   if (moved) timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
   MaybeShutdownTunnel(ex_idx);
 }
@@ -102,7 +89,9 @@ void Worker::MaybeShutdownTunnel(uint32_t ex_idx) {
     FreeExchange(ex_idx);
     stats_.client_idle.Add();
     CloseConn(client);
+    return;
   }
+  if (ex.handover) MaybeFinishHandover(ex_idx);
 }
 
 }  // namespace zproxy::dataplane

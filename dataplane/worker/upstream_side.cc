@@ -151,7 +151,7 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   if (tls_upstream && ex.tunnel && ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
     // TLS towards the upstream: the bytes must pass through BoringSSL, so the tunnel copies.
     ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
-    stats_.passthrough_fallbacks.Add();
+    CountTunnelFallback(TunnelFallback::kUpstreamTls);
     stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
     ArmRecv(ex.client);
   }

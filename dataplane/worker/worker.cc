@@ -252,6 +252,9 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
     case io::Op::kSpliceOut:
       OnSpliceOut(ud.slot, cqe->res);
       break;
+    case io::Op::kFdInstall:
+      OnFdInstall(ud.slot, cqe->res);
+      break;
     default:
       break;
   }

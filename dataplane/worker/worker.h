@@ -152,12 +152,21 @@ class Worker {
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);
   void PumpTunnel(uint32_t ex_idx, bool from_client);
-  // HTTP listener: the upstream answered an Upgrade request with 101 (WebSocket), or
-  // a CONNECT target accepted the connection: the exchange becomes a copy tunnel.
-  void StartUpgradedTunnel(uint32_t ex_idx);
   // The idle timer list of a tunnel's client (CONNECT tunnels have their own timeout).
   uint16_t TunnelIdleList(const Exchange& ex);
   void MaybeShutdownTunnel(uint32_t ex_idx);
+
+  // --- upgraded_tunnel.cc: HTTP listener: the upstream answered an Upgrade request with
+  // 101 (WebSocket), or a CONNECT target accepted the connection: the exchange becomes a
+  // tunnel in the listener's tunnel_mode. sockmap/splice first hand over what userspace
+  // holds (stop reading, flush, direct descriptor -> regular fd), then StartPassthrough.
+  void StartUpgradedTunnel(uint32_t ex_idx);
+  PassMode UpgradedTunnelMode(uint32_t ex_idx);  // counts the fallback when it is copy
+  void MaybeFinishHandover(uint32_t ex_idx);
+  void OnFdInstall(uint32_t conn_idx, int res);
+  // A paused receive has ended: a hand-over may have been waiting for it.
+  void RecvStopped(uint32_t conn_idx);
+  void CountTunnelFallback(TunnelFallback reason);
 
   // --- passthrough.cc: tcp_proxy connections in sockmap or splice mode (no bytes in
   // userspace). Start picks the mode (falling back per connection: IPv6 or a full map ->
@@ -424,6 +433,7 @@ class Worker {
   // FINs whose bytes the kernel has moved and notices a half-closed side that was reset.
   std::vector<std::pair<uint32_t, uint16_t>> pass_watch_;
   bool pass_warned_ = false;
+  bool fd_install_warned_ = false;
   std::vector<int> socket_family_;
   // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
   // a loop iteration that recycled some, or on the next tick), not in a tight loop.

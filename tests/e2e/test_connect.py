@@ -5,7 +5,11 @@ and sees no connection; refused -> 502; unanswered SYN -> 504; malformed authori
 host names: allowed by name patterns (exact, wildcard) or by IP patterns on their resolved
 addresses, cached (no second lookup), 403 without a connection, unresolvable -> 502 naming
 the name, all addresses refusing -> 502, resolution as dataplane_user nobody; a listener without a connect block answers 403 and never forwards the
-CONNECT to a route's cluster; bad allow patterns are rejected naming the field."""
+CONNECT to a route's cluster; bad allow patterns are rejected naming the field.
+In each tunnel mode (sockmap, splice, copy): 1 MB each way with a half-close in each
+direction, RST from either side, pipelined bytes, the idle timeout; many short sockmap
+tunnels leave the pair maps empty; an IPv6 target is paired too; without BPF an explicit
+sockmap splices (one log line); a sockmap tunnel costs the data plane ~0 CPU."""
 
 import hashlib
 import os
@@ -18,9 +22,16 @@ import tempfile
 import threading
 import time
 
+import random
+import struct
+
+import pytest
+
 from conftest import catch_all, cluster, listener
-from procs import base_config, run_check, wait_until
+from procs import NO_BPF, base_config, run_check, wait_until
 from test_metrics import scrape
+from test_passthrough import PAYLOAD, Upstream
+from tunnel_modes import MODES, assert_no_pairs, assert_paired_now, mode_count, require_mode
 
 MB = 1 << 20
 
@@ -126,13 +137,22 @@ class Exchange1MB:
         self.done.set()
 
 
-def _proxy(make_proxy, backends, allow, access_log=None, **connect):
+def _proxy(make_proxy, backends, allow, access_log=None, mode=None, wrapper=(), allow_stderr=(),
+           **connect):
     block = {"allow": allow}
     block.update(connect)
     lst = listener("web", catch_all("a"))
     lst["connect"] = block
+    if mode is not None:
+        lst["tunnel_mode"] = mode
     top = {"access_log": access_log} if access_log else {}
-    return make_proxy(base_config([lst], [cluster("a", backends["a"].addr)], **top))
+    # The cluster is never used by CONNECT: any address will do (backends is optional).
+    a = backends["a"].addr if backends else "127.0.0.1:9"
+    z = make_proxy(base_config([lst], [cluster("a", a)], **top), wrapper=wrapper,
+                   allow_stderr=allow_stderr)
+    if mode is not None and not wrapper:
+        require_mode(z, mode)
+    return z
 
 
 def _tunnel(port, target, extra=b""):
@@ -465,17 +485,187 @@ def test_bad_allow_pattern_rejected_naming_the_field(tmp_path):
     assert 'a wildcard is "*." followed by a domain' in r.stderr, r.stderr
 
 
-def test_tunnel_idle_timeout_is_the_connect_blocks(make_proxy, backends):
+@pytest.mark.parametrize("mode", MODES)
+def test_tunnel_idle_timeout_is_the_connect_blocks(make_proxy, mode):
     echo = Echo()
     # The listener's HTTP idle timeout is 60 s; the tunnel's own (connect.idle_timeout_ms)
     # closes it.
-    z = _proxy(make_proxy, backends, ["127.0.0.1:%d" % echo.port], idle_timeout_ms=400)
+    z = _proxy(make_proxy, None, ["127.0.0.1:%d" % echo.port], mode=mode, idle_timeout_ms=400)
     s, head = _tunnel(z.port, "127.0.0.1:%d" % echo.port)
     with s:
         assert head.startswith("HTTP/1.1 200"), head
-        s.sendall(b"x")
-        assert _recv_exact(s, 1) == b"x"
+        # Traffic keeps it open past the timeout (sockmap: the worker sees none of it)...
+        for _ in range(5):
+            s.sendall(b"x")
+            assert _recv_exact(s, 1) == b"x"
+            time.sleep(0.15)
         start = time.monotonic()
         s.settimeout(10)
-        assert s.recv(1) == b""  # closed by the idle timeout
+        assert s.recv(1) == b""  # ...and silence closes it
         assert 0.2 < time.monotonic() - start < 5
+    assert mode_count(z, mode) == 1
+
+
+def _recv_until_eof(s):
+    got = bytearray()
+    while True:
+        b = s.recv(1 << 16)
+        if not b:
+            return bytes(got)
+        got += b
+
+
+def _mode_proxy(make_proxy, up, mode, **connect):
+    return _proxy(make_proxy, None, ["127.0.0.1:*"], mode=mode, **connect)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_megabyte_each_way_client_half_close(make_proxy, mode):
+    """1 MB up, the client's FIN, then the upstream's digest of it + 1 MB down and its FIN:
+    the client's half-close is forwarded after its bytes, the other direction keeps going."""
+    up = Upstream("echo_hash")
+    z = _mode_proxy(make_proxy, up, mode)
+    s, head = _tunnel(z.port, up.addr)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        if mode == "sockmap":
+            assert wait_until(lambda: mode_count(z, mode) == 1, 3)
+            assert_paired_now(z)
+        data = random.Random(21).randbytes(MB)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = _recv_until_eof(s)
+    assert got[:32] == hashlib.sha256(data).digest()
+    assert got[32:] == PAYLOAD
+    assert mode_count(z, mode) == 1
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+    assert scrape(z)["zproxy_tcp_proxy_bytes_total"].value() >= 2 * MB
+    if mode == "sockmap":
+        assert_no_pairs(z)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_megabyte_each_way_upstream_half_close(make_proxy, mode):
+    """The upstream sends 1 MB and its FIN at once; the client reads to EOF, then sends
+    1 MB of its own, which reaches the upstream intact."""
+    up = Upstream("banner")
+    z = _mode_proxy(make_proxy, up, mode)
+    s, head = _tunnel(z.port, up.addr)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        assert _recv_until_eof(s) == PAYLOAD
+        data = random.Random(22).randbytes(MB)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        assert wait_until(lambda: up.digests, 5)
+        assert up.digests == [hashlib.sha256(data).digest()]
+        assert s.recv(1) == b""
+    assert mode_count(z, mode) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_upstream_reset_reaches_client(make_proxy, mode):
+    up = Upstream("rst")
+    z = _mode_proxy(make_proxy, up, mode)
+    s, head = _tunnel(z.port, up.addr)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        s.sendall(b"hello")
+        t0 = time.monotonic()
+        try:
+            assert s.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - t0 < 3
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_client_reset_reaches_upstream(make_proxy, mode):
+    up = Upstream("echo")
+    z = _mode_proxy(make_proxy, up, mode)
+    s, head = _tunnel(z.port, up.addr)
+    assert head.startswith("HTTP/1.1 200"), head
+    s.sendall(b"ping")
+    assert _recv_exact(s, 4) == b"ping"
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    assert wait_until(lambda: up.resets + up.eofs == 1, 3)
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
+    assert mode_count(z, mode) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pipelined_bytes_in_each_mode(make_proxy, mode):
+    """Bytes behind the CONNECT head (read into userspace with it) come out before the
+    ones that follow through the kernel; bytes and a FIN sent before the target is even
+    connected go through, then the FIN."""
+    echo = Echo()
+    z = _mode_proxy(make_proxy, None, mode)
+    target = "127.0.0.1:%d" % echo.port
+    first = random.Random(23).randbytes(100000)
+    s, head = _tunnel(z.port, target, extra=first)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        rest = random.Random(24).randbytes(300000)
+        s.sendall(rest)
+        assert _recv_exact(s, len(first) + len(rest)) == first + rest
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    with s:
+        s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\nthen-fin" % (target.encode(),
+                                                                         target.encode()))
+        s.shutdown(socket.SHUT_WR)
+        head = _read_head(s)
+        assert head.startswith("HTTP/1.1 200"), head
+        assert _recv_all(s) == b"then-fin"
+    if mode == "sockmap":
+        # Half-closed before the pairing: the SOCKHASH takes ESTABLISHED sockets only.
+        assert wait_until(lambda: mode_count(z, "splice") == 1, 3)
+        assert scrape(z)["zproxy_tunnel_fallbacks_total"].value(reason="half_closed") == 1
+        assert mode_count(z, mode) == 1
+    else:
+        assert wait_until(lambda: mode_count(z, mode) == 2, 3)
+
+
+def test_many_short_sockmap_tunnels_leave_no_entries(make_proxy):
+    up = Upstream("echo")
+    z = _mode_proxy(make_proxy, up, "sockmap")
+    n = 300
+    for i in range(n):
+        s, head = _tunnel(z.port, up.addr)
+        assert head.startswith("HTTP/1.1 200"), head
+        msg = b"m%d" % i
+        s.sendall(msg)
+        assert _recv_exact(s, len(msg)) == msg
+        if i % 2:
+            s.shutdown(socket.SHUT_WR)  # clean close, FIN first
+            assert s.recv(1) == b""
+        else:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+    assert mode_count(z, "sockmap") == n
+    assert scrape(z)["zproxy_sockmap_stragglers_total"].value() == 0
+    assert_no_pairs(z)
+
+
+def test_sockmap_without_bpf_splices_the_tunnel(make_proxy):
+    import shutil
+    import os as _os
+    if _os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop CAP_BPF")
+    up = Upstream("echo_hash")
+    z = _proxy(make_proxy, None, ["127.0.0.1:*"], mode="sockmap", wrapper=NO_BPF,
+               allow_stderr=("unavailable", "mode sockmap requested", "Operation not permitted",
+                             "eBPF"))
+    lines = [l for l in z.stderr().splitlines() if "tunnel mode sockmap requested" in l]
+    assert len(lines) == 1 and "using splice" in lines[0], z.stderr()
+    s, head = _tunnel(z.port, up.addr)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        data = random.Random(25).randbytes(MB)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = _recv_until_eof(s)
+    assert got[:32] == hashlib.sha256(data).digest() and got[32:] == PAYLOAD
+    assert mode_count(z, "splice") == 1

@@ -1,6 +1,9 @@
 """WebSocket through an HTTP listener: the Upgrade request reaches the upstream with its
 Upgrade/Connection fields, the 101 reaches the client, and then both connections are a byte
-tunnel (frames echoed intact both ways, 1 MB included; close handshake; idle timeout).
+tunnel (frames echoed intact both ways, 1 MB included; close handshake; idle timeout), in
+each tunnel mode (sockmap: the pair is in the SOCKHASH during the transfer, read with
+bpftool; splice; copy); bytes pipelined behind the Upgrade request and behind the 101 arrive
+in order; without IORING_OP_FIXED_FD_INSTALL the tunnel copies (one log line, counted).
 The upstream is a small RFC 6455 echo server here; the client speaks raw sockets."""
 
 import base64
@@ -12,9 +15,12 @@ import struct
 import threading
 import time
 
+import pytest
+
 from conftest import listener
-from procs import base_config, wait_until
+from procs import base_config, run_check, wait_until
 from test_metrics import scrape
+from tunnel_modes import MODES, assert_no_pairs, assert_paired_now, mode_count, require_mode
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 
@@ -85,7 +91,8 @@ def _read_frame(s):
 class EchoServer:
     """Answers a WebSocket upgrade with 101 and echoes every frame; anything else gets 400."""
 
-    def __init__(self):
+    def __init__(self, greeting=b""):
+        self.greeting = greeting  # a frame sent in the same segment as the 101
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -114,7 +121,7 @@ class EchoServer:
                     return
                 c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept_key(key) +
-                          b"\r\n\r\n")
+                          b"\r\n\r\n" + self.greeting)
                 while True:
                     op, payload = _read_frame(c)
                     c.sendall(_frame(op, payload, mask=False))
@@ -135,10 +142,15 @@ def _upgrade(port, key=b"dGhlIHNhbXBsZSBub25jZQ=="):
     return s, status, fields
 
 
-def _proxy(make_proxy, up, **http):
-    cfg = base_config([listener("web", [{"match": {"prefix": "/"}, "cluster": "ws"}], **http)],
-                      [{"name": "ws", "endpoints": [up.addr]}])
-    return make_proxy(cfg)
+def _proxy(make_proxy, up, mode=None, allow_stderr=(), **http):
+    lst = listener("web", [{"match": {"prefix": "/"}, "cluster": "ws"}], **http)
+    if mode is not None:
+        lst["tunnel_mode"] = mode
+    cfg = base_config([lst], [{"name": "ws", "endpoints": [up.addr]}])
+    z = make_proxy(cfg, allow_stderr=allow_stderr)
+    if mode is not None:
+        require_mode(z, mode)
+    return z
 
 
 def test_websocket_echo_through_the_tunnel(make_proxy):
@@ -184,9 +196,10 @@ def test_upgrade_refused_by_upstream_stays_http(make_proxy):
     assert scrape(z)["zproxy_upgrades_total"].value() == 0
 
 
-def test_idle_websocket_is_closed(make_proxy):
+@pytest.mark.parametrize("mode", MODES)
+def test_idle_websocket_is_closed(make_proxy, mode):
     up = EchoServer()
-    z = _proxy(make_proxy, up, idle_timeout_ms=400)
+    z = _proxy(make_proxy, up, mode, idle_timeout_ms=400)
     s, status, _ = _upgrade(z.port)
     assert status.startswith("HTTP/1.1 101")
     s.sendall(_frame(1, b"ping", mask=True))
@@ -195,3 +208,105 @@ def test_idle_websocket_is_closed(make_proxy):
     assert s.recv(1) == b""
     assert 0.2 < time.monotonic() - t0 < 3
     s.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_websocket_megabyte_each_way_in_each_mode(make_proxy, mode):
+    """1 MB of random bytes each way through the echo, in the listener's tunnel mode; in
+    sockmap mode both sockets are in the SOCKHASH while the bytes flow, and leave it after."""
+    up = EchoServer()
+    z = _proxy(make_proxy, up, mode)
+    s, status, _ = _upgrade(z.port)
+    assert status.startswith("HTTP/1.1 101"), status
+    s.sendall(_frame(1, b"hi", mask=True))
+    assert _read_frame(s) == (1, b"hi")
+    assert mode_count(z, mode) == 1
+    if mode == "sockmap":
+        assert_paired_now(z)
+    payload = random.Random(11).randbytes(1 << 20)
+    sender = threading.Thread(target=s.sendall, args=(_frame(2, payload, mask=True),))
+    sender.start()
+    assert _read_frame(s) == (2, payload)
+    sender.join()
+    if mode == "sockmap":
+        assert_paired_now(z)
+    s.sendall(_frame(8, struct.pack("!H", 1000), mask=True))
+    assert _read_frame(s) == (8, struct.pack("!H", 1000))
+    assert s.recv(1) == b""  # the upstream's FIN went through
+    s.close()
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+    fams = scrape(z)
+    # Counted in every mode (sockmap: from tcp_info when the tunnel ends).
+    assert fams["zproxy_tcp_proxy_bytes_total"].value() >= 2 << 20
+    assert fams["zproxy_upgrades_total"].value() == 1
+    if mode == "sockmap":
+        assert fams["zproxy_sockmap_spliced_bytes_total"].value() >= 2 << 20
+        assert fams["zproxy_sockmap_stragglers_total"].value() == 0
+        assert_no_pairs(z)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bytes_pipelined_behind_the_heads_arrive_in_order(make_proxy, mode):
+    """The client sends a frame in the same segment as its Upgrade request, the upstream a
+    frame in the same segment as its 101: both were read into userspace before the tunnel
+    existed and must come out first, before anything the kernel carries later."""
+    up = EchoServer(greeting=_frame(1, b"greeting", mask=False))
+    z = _proxy(make_proxy, up, mode)
+    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s.sendall(b"GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n" + _frame(1, b"pipelined", mask=True))
+    status, _ = _read_head(s)
+    assert status.startswith("HTTP/1.1 101"), status
+    assert _read_frame(s) == (1, b"greeting")
+    assert _read_frame(s) == (1, b"pipelined")
+    for i in range(20):  # then through the kernel (sockmap/splice), still in order
+        s.sendall(_frame(1, b"after-%d" % i, mask=True))
+    for i in range(20):
+        assert _read_frame(s) == (1, b"after-%d" % i)
+    assert mode_count(z, mode) == 1
+    s.close()
+
+
+def test_without_fixed_fd_install_websocket_copies(make_proxy, monkeypatch):
+    """ZPROXY_DISABLE_FD_INSTALL=1 behaves as a kernel without IORING_OP_FIXED_FD_INSTALL:
+    one log line, the listener reports copy, the tunnel works and counts why."""
+    monkeypatch.setenv("ZPROXY_DISABLE_FD_INSTALL", "1")
+    up = EchoServer()
+    z = _proxy(make_proxy, up, None, allow_stderr=("ZPROXY_DISABLE_FD_INSTALL",))
+    log = z.stderr()
+    assert log.count("ZPROXY_DISABLE_FD_INSTALL=1") == 1, log
+    assert 'listener "web": tunnel mode auto requested, using copy' in log, log
+    fams = scrape(z)
+    assert fams["zproxy_dataplane_info"].samples[0][1]["fd_install"] == "0"
+    s, status, _ = _upgrade(z.port)
+    assert status.startswith("HTTP/1.1 101"), status
+    payload = random.Random(12).randbytes(200000)
+    s.sendall(_frame(2, payload, mask=True))
+    assert _read_frame(s) == (2, payload)
+    s.close()
+    fams = scrape(z)
+    assert fams["zproxy_passthrough_connections_total"].value(mode="copy") == 1
+    if fams["zproxy_dataplane_info"].samples[0][1]["passthrough_auto"] != "copy":
+        # auto would have paired it: the missing install is why it copied.
+        assert fams["zproxy_tunnel_fallbacks_total"].value(reason="no_fd_install") == 1
+
+
+def test_tunnel_mode_is_validated_naming_the_field(tmp_path):
+    import yamlgen
+    cases = [
+        # Not a mode: the YAML mapping names the field and lists the choices.
+        ({"name": "web", "address": "127.0.0.1:1", "tunnel_mode": "kernel",
+          "routes": [{"match": {"prefix": "/"}, "cluster": "ws"}]}, "tunnel_mode", "sockmap"),
+        # A tcp_proxy listener has no WebSocket/CONNECT: its mode is tcp_proxy.mode.
+        ({"name": "db", "address": "127.0.0.1:1", "tunnel_mode": "splice",
+          "tcp_proxy": {"cluster": "ws"}}, "listeners[0].tunnel_mode", "tcp_proxy.mode"),
+    ]
+    for lst, field, needle in cases:
+        cfg = base_config([lst], [{"name": "ws", "endpoints": ["127.0.0.1:2"]}],
+                          admin_address="unix:/tmp/zp-check/admin.sock")
+        p = tmp_path / "c.yaml"
+        p.write_text(yamlgen.dump(cfg))
+        r = run_check(str(p))
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert field in r.stderr and needle in r.stderr, r.stderr

@@ -1,0 +1,158 @@
+// WebSocket (after a 101) and CONNECT (after its 200) tunnels of HTTP listeners, in the
+// listener's tunnel_mode: copy (tunnel.cc), or sockmap / splice through the same machinery
+// as tcp_proxy (passthrough.cc).
+//
+// Unlike a tcp_proxy connection, an HTTP connection has been read by the worker before it
+// becomes a tunnel: the 101 (or 200) and bytes either side sent right behind the heads sit
+// in userspace queues, and a multishot recv is armed on both sockets. The hand-over keeps
+// the byte order:
+//   1. stop reading: both recvs are cancelled (bytes they still deliver are kept);
+//   2. what userspace holds goes out with the copy machinery, in order, FINs included;
+//   3. once no input is queued, no output is waiting, and no recv or send is in flight,
+//      the client's direct descriptor becomes a regular fd (IORING_OP_FIXED_FD_INSTALL;
+//      a direct descriptor cannot go into a BPF map or be spliced) and the direct one is
+//      closed;
+//   4. StartPassthrough pairs the sockets as for tcp_proxy: bytes that arrived in the
+//      kernel meanwhile go first (the SO_RCVLOWAT gate for sockmap; splice reads them).
+// TLS on either side keeps the tunnel in copy mode (counted by reason).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common/log.h"
+#include "dataplane/worker/worker.h"
+
+namespace zproxy::dataplane {
+
+void Worker::CountTunnelFallback(TunnelFallback reason) {
+  stats_.passthrough_fallbacks.Add();
+  stats_.tunnel_fallbacks[static_cast<int>(reason)].Add();
+}
+
+PassMode Worker::UpgradedTunnelMode(uint32_t ex_idx) {
+  const Exchange& ex = exchanges_.Get(ex_idx);
+  const Conn& c = conns_.Get(ex.client);
+  PassthroughCaps caps = options_.passthrough;
+  caps.splice = caps.splice && ring_.features().splice;
+  std::string why;  // the listener's log line said it already
+  PassMode mode = ResolvePassMode(snap_->listeners[c.owner].tunnel_mode, caps, &why);
+  if (mode == PassMode::kCopy) return mode;
+  TunnelFallback reason;
+  if (c.tls != kNil) {
+    reason = TunnelFallback::kClientTls;
+  } else if (Cs(ex.cluster).cfg->tls != nullptr) {
+    reason = TunnelFallback::kUpstreamTls;
+  } else if ((c.flags & kFixedFile) && !(caps.fd_install && ring_.features().fixed_fd_install)) {
+    reason = TunnelFallback::kNoFdInstall;
+  } else {
+    return mode;
+  }
+  CountTunnelFallback(reason);
+  return PassMode::kCopy;
+}
+
+void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  ex.req_done = true;
+  timers_.Disarm(ex.upstream);  // no read timeout: the idle timeout covers both sides
+  timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
+  PassMode mode = UpgradedTunnelMode(ex_idx);
+  ex.pass_mode = static_cast<uint8_t>(mode);
+  if (mode == PassMode::kCopy) {
+    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+  } else {
+    ex.handover = true;
+    PauseRecv(ex.client);
+    PauseRecv(ex.upstream);
+  }
+  // The 101 (or 200) first, then whatever either side sent behind the heads; the last
+  // pump checks whether the hand-over can finish.
+  PumpTunnel(ex_idx, false);
+  if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
+}
+
+void Worker::MaybeFinishHandover(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (!ex.handover || ex.installing || ex.upstream == kNil) return;
+  Conn& c = conns_.Get(ex.client);
+  Conn& u = conns_.Get(ex.upstream);
+  if ((c.flags | u.flags) & (kRecvArmed | kSendInflight | kClosing)) return;
+  auto queued = [this](const Conn& k) {
+    return k.io != kNil && (ios_.Get(k.io).in_count != 0 || ios_.Get(k.io).out_count != 0);
+  };
+  if (queued(c) || queued(u)) return;
+  if (c.flags & kFixedFile) {
+    // Every op naming the direct descriptor must be done first (a FIN forwarded to the
+    // client: its shutdown resolves the slot when it runs, on io-wq).
+    if (c.inflight != 0) return;
+    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_prep_rw(io::kOpFixedFdInstall, sqe, c.fd, nullptr, 0, 0);
+    sqe->flags = IOSQE_FIXED_FILE;  // install_fd_flags 0: the new fd is O_CLOEXEC
+    io_uring_sqe_set_data64(sqe, Ud(io::Op::kFdInstall, ex.client));
+    c.inflight++;
+    ex.installing = true;
+    return;
+  }
+  ex.handover = false;
+  c.flags &= ~kRecvPaused;
+  u.flags &= ~kRecvPaused;
+  c.flags |= kPassthrough;
+  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) &&
+      (ex.client_eof || ex.upstream_eof)) {
+    // A half-closed socket is no longer ESTABLISHED: the SOCKHASH refuses it (EOPNOTSUPP).
+    // The open direction is spliced instead (copied without io_uring splice).
+    CountTunnelFallback(TunnelFallback::kHalfClosed);
+    bool splice = options_.passthrough.splice && ring_.features().splice;
+    ex.pass_mode = static_cast<uint8_t>(splice ? PassMode::kSplice : PassMode::kCopy);
+  }
+  StartPassthrough(ex_idx);
+}
+
+void Worker::OnFdInstall(uint32_t conn_idx, int res) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  if ((c.flags & kClosing) || c.exchange == kNil) {
+    if (res >= 0) close(res);  // the tunnel ended meanwhile
+    MaybeFreeConn(conn_idx);
+    return;
+  }
+  uint32_t ex_idx = c.exchange;
+  Exchange& ex = exchanges_.Get(ex_idx);
+  ex.installing = false;
+  if (res < 0) {
+    if (!fd_install_warned_) {
+      fd_install_warned_ = true;
+      ZLOG_WARN("worker %u: IORING_OP_FIXED_FD_INSTALL failed (%s): tunnel copied instead",
+                options_.index, strerror(-res));
+    }
+    CountTunnelFallback(TunnelFallback::kFdInstallFailed);
+    ex.handover = false;
+    ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
+    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+    for (uint32_t idx : {ex.client, ex.upstream}) {
+      conns_.Get(idx).flags &= ~kRecvPaused;
+      ArmRecv(idx);
+    }
+    return;
+  }
+  // splice relies on a nonblocking source (EAGAIN instead of sleeping in io-wq). The flag
+  // is the socket file's, shared with the direct descriptor, which nothing uses any more.
+  fcntl(res, F_SETFL, fcntl(res, F_GETFL) | O_NONBLOCK);
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_close_direct(sqe, static_cast<unsigned>(c.fd));
+  io_uring_sqe_set_data64(sqe, Ud(io::Op::kClose, conn_idx));
+  c.inflight++;
+  c.fd = res;
+  c.flags &= ~kFixedFile;
+  MaybeFinishHandover(ex_idx);
+}
+
+void Worker::RecvStopped(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.exchange == kNil || (c.flags & kClosing)) return;
+  // Through MaybeShutdownTunnel: a FIN seen before is forwarded before the hand-over.
+  if (exchanges_.Get(c.exchange).handover) MaybeShutdownTunnel(c.exchange);
+}
+
+}  // namespace zproxy::dataplane
