@@ -71,6 +71,12 @@ void Worker::ReleaseItem(const OutItem& item) {
 void Worker::ArmRecv(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & (kRecvArmed | kClosing | kRecvPaused)) return;
+  // A sockmap/splice tunnel's bytes are the kernel's: a receive would take them (a late
+  // re-arm, e.g. after ENOBUFS, must not). Copy-mode tunnels read as usual.
+  if ((c.flags & kPassthrough) && c.exchange != kNil &&
+      exchanges_.Get(c.exchange).pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+    return;
+  }
   io_uring_sqe* sqe = ring_.Sqe();
   io_uring_prep_recv_multishot(sqe, c.fd, nullptr, 0, 0);
   if (c.flags & kFixedFile) sqe->flags |= IOSQE_FIXED_FILE;

@@ -3,7 +3,8 @@ Upgrade/Connection fields, the 101 reaches the client, and then both connections
 tunnel (frames echoed intact both ways, 1 MB included; close handshake; idle timeout), in
 each tunnel mode (sockmap: the pair is in the SOCKHASH during the transfer, read with
 bpftool; splice; copy); bytes pipelined behind the Upgrade request and behind the 101 arrive
-in order; without IORING_OP_FIXED_FD_INSTALL the tunnel copies (one log line, counted).
+in order; without IORING_OP_FIXED_FD_INSTALL, or with a TLS client, the tunnel copies
+(one log line, counted by reason); tunnel_mode is validated naming the field.
 The upstream is a small RFC 6455 echo server here; the client speaks raw sockets."""
 
 import base64
@@ -310,3 +311,34 @@ def test_tunnel_mode_is_validated_naming_the_field(tmp_path):
         r = run_check(str(p))
         assert r.returncode == 1, (r.stdout, r.stderr)
         assert field in r.stderr and needle in r.stderr, r.stderr
+
+
+def test_tls_client_tunnel_stays_copy_and_counts_why(make_proxy, tmp_path):
+    """A WebSocket through a TLS listener: its bytes pass through BoringSSL in the data
+    plane, so even with tunnel_mode sockmap the tunnel copies (counted as client_tls)."""
+    import ssl
+    from tlscerts import Certs
+    (tmp_path / "certs").mkdir()
+    certs = Certs(str(tmp_path / "certs"))
+    up = EchoServer()
+    lst = listener("web", [{"match": {"prefix": "/"}, "cluster": "ws"}])
+    lst["tls"] = {"certificates": [certs.ecdsa]}
+    lst["tunnel_mode"] = "sockmap"
+    z = make_proxy(base_config([lst], [{"name": "ws", "endpoints": [up.addr]}]),
+                   allow_stderr=("TLS listener",))
+    ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
+    raw = socket.create_connection(("127.0.0.1", z.port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="example.com")
+    s.sendall(b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    status, _ = _read_head(s)
+    assert status.startswith("HTTP/1.1 101"), status
+    payload = random.Random(13).randbytes(300000)
+    s.sendall(_frame(2, payload, mask=True))
+    assert _read_frame(s) == (2, payload)
+    s.close()
+    fams = scrape(z)
+    assert fams["zproxy_passthrough_connections_total"].value(mode="copy") == 1
+    if fams["zproxy_dataplane_info"].samples[0][1]["sockmap"] == "1":
+        assert fams["zproxy_tunnel_fallbacks_total"].value(reason="client_tls") == 1
