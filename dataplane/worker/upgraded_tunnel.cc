@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "dataplane/io/tcp_counters.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -72,6 +73,14 @@ void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
   if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
 }
 
+bool Worker::HalfClosed(const Exchange& ex) {
+  if (ex.client_eof || ex.upstream_eof) return true;  // seen (and forwarded) by the copy
+  // A FIN that arrived after the receives stopped is only in the kernel's state.
+  io::TcpCounters c, u;
+  return (io::ReadTcpCounters(conns_.Get(ex.client).fd, &c) && c.fin) ||
+         (io::ReadTcpCounters(conns_.Get(ex.upstream).fd, &u) && u.fin);
+}
+
 void Worker::MaybeFinishHandover(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (!ex.handover || ex.installing || ex.upstream == kNil) return;
@@ -98,8 +107,7 @@ void Worker::MaybeFinishHandover(uint32_t ex_idx) {
   c.flags &= ~kRecvPaused;
   u.flags &= ~kRecvPaused;
   c.flags |= kPassthrough;
-  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) &&
-      (ex.client_eof || ex.upstream_eof)) {
+  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) && HalfClosed(ex)) {
     // A half-closed socket is no longer ESTABLISHED: the SOCKHASH refuses it (EOPNOTSUPP).
     // The open direction is spliced instead (copied without io_uring splice).
     CountTunnelFallback(TunnelFallback::kHalfClosed);
