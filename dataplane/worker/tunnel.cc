@@ -82,7 +82,9 @@ void Worker::MaybeShutdownTunnel(uint32_t ex_idx) {
     ex.client_wr_shut = true;
   }
   if (ex.upstream_wr_shut && ex.client_wr_shut) {
-    // Both directions ended cleanly: close both sockets.
+    // Both directions ended cleanly: close both sockets. A tunnel that ended during its
+    // hand-over (upgraded_tunnel.cc) was carried by the copy from start to end.
+    if (ex.handover) stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
     uint32_t client = ex.client;
     ReleaseUpstream(ex_idx, false);
     conns_.Get(client).exchange = kNil;

@@ -560,7 +560,9 @@ def test_megabyte_each_way_upstream_half_close(make_proxy, mode):
         assert wait_until(lambda: up.digests, 5)
         assert up.digests == [hashlib.sha256(data).digest()]
         assert s.recv(1) == b""
-    assert mode_count(z, mode) == 1
+    # sockmap: spliced instead if the upstream's FIN came before the pairing (half_closed).
+    used = "splice" if mode == "sockmap" and mode_count(z, "splice") == 1 else mode
+    assert mode_count(z, used) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -588,11 +590,11 @@ def test_client_reset_reaches_upstream(make_proxy, mode):
     assert head.startswith("HTTP/1.1 200"), head
     s.sendall(b"ping")
     assert _recv_exact(s, 4) == b"ping"
+    assert wait_until(lambda: mode_count(z, mode) == 1, 3)  # reset once in the mode
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     assert wait_until(lambda: up.resets + up.eofs == 1, 3)
     assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
-    assert mode_count(z, mode) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -618,16 +620,15 @@ def test_pipelined_bytes_in_each_mode(make_proxy, mode):
         head = _read_head(s)
         assert head.startswith("HTTP/1.1 200"), head
         assert _recv_all(s) == b"then-fin"
-    if mode == "sockmap":
-        # Half-closed before the pairing: the SOCKHASH takes ESTABLISHED sockets only. Seen
-        # before the attempt (half_closed), or, when the FIN lands during it, refused by
-        # the kernel (sockmap_pairing).
-        assert wait_until(lambda: mode_count(z, "splice") == 1, 3)
+    assert wait_until(lambda: sum(mode_count(z, m) for m in MODES) == 2, 3)
+    assert mode_count(z, mode) >= 1
+    # The second tunnel may end (both FINs) while userspace still hands it over: then the
+    # copy carried all of it. In sockmap mode it cannot be paired once half-closed (the
+    # SOCKHASH takes ESTABLISHED sockets only): seen before the attempt (half_closed) or
+    # refused by the kernel when the FIN lands during it (sockmap_pairing), it is spliced.
+    if mode == "sockmap" and mode_count(z, "splice") == 1:
         fb = scrape(z)["zproxy_tunnel_fallbacks_total"]
         assert fb.value(reason="half_closed") + fb.value(reason="sockmap_pairing") == 1
-        assert mode_count(z, mode) == 1
-    else:
-        assert wait_until(lambda: mode_count(z, mode) == 2, 3)
 
 
 def test_many_short_sockmap_tunnels_leave_no_entries(make_proxy):
@@ -640,6 +641,8 @@ def test_many_short_sockmap_tunnels_leave_no_entries(make_proxy):
         msg = b"m%d" % i
         s.sendall(msg)
         assert _recv_exact(s, len(msg)) == msg
+        # Closed only once paired: a FIN during the hand-over is another (tested) path.
+        assert wait_until(lambda: mode_count(z, "sockmap") == i + 1, 3)
         if i % 2:
             s.shutdown(socket.SHUT_WR)  # clean close, FIN first
             assert s.recv(1) == b""

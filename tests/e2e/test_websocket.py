@@ -221,7 +221,7 @@ def test_websocket_megabyte_each_way_in_each_mode(make_proxy, mode):
     assert status.startswith("HTTP/1.1 101"), status
     s.sendall(_frame(1, b"hi", mask=True))
     assert _read_frame(s) == (1, b"hi")
-    assert mode_count(z, mode) == 1
+    assert wait_until(lambda: mode_count(z, mode) == 1, 3)  # the hand-over is done
     if mode == "sockmap":
         assert_paired_now(z)
     payload = random.Random(11).randbytes(1 << 20)
@@ -265,7 +265,7 @@ def test_bytes_pipelined_behind_the_heads_arrive_in_order(make_proxy, mode):
         s.sendall(_frame(1, b"after-%d" % i, mask=True))
     for i in range(20):
         assert _read_frame(s) == (1, b"after-%d" % i)
-    assert mode_count(z, mode) == 1
+    assert wait_until(lambda: mode_count(z, mode) == 1, 3)  # the hand-over is done
     s.close()
 
 
