@@ -81,6 +81,8 @@ const char* TunnelFallbackName(TunnelFallback reason) {
       return "splice_pipe";
     case TunnelFallback::kHalfClosed:
       return "half_closed";
+    case TunnelFallback::kQueuedBytes:
+      return "queued_bytes";
     case TunnelFallback::kCount:
       break;
   }

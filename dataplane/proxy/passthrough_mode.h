@@ -59,6 +59,8 @@ enum class TunnelFallback : uint8_t {
   kSplicePipe,       // no pipe (EMFILE): copy
   kHalfClosed,       // a FIN went by before the pairing: the kernel pairs only ESTABLISHED
                      // sockets (sockmap -> splice)
+  kQueuedBytes,      // WebSocket/CONNECT: bytes queued behind ones userspace read at the
+                     // pairing; the verdict would resend a partly read skb (-> splice)
   kCount,
 };
 const char* TunnelFallbackName(TunnelFallback reason);

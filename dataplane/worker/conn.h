@@ -109,6 +109,9 @@ struct ConnIo {
   // The kernel refused a SEND_ZC of the front item: its next send is a plain one.
   bool zc_retry_plain = false;
   uint32_t in_head = kNil, in_tail = kNil, in_count = 0;  // SliceNode list
+  // The last receive filled its whole buffer, so it may have stopped inside an skb (a
+  // shorter one drained the queue): the sockmap hand-over must not pair behind it.
+  bool last_recv_full = false;
   iovec iov[kMaxIov];
   msghdr msg{};
 
@@ -117,6 +120,7 @@ struct ConnIo {
     zc_retry_plain = false;
     in_head = in_tail = kNil;
     in_count = 0;
+    last_recv_full = false;
   }
   OutItem& OutAt(uint32_t i) { return out[(out_head + i) % kOutCap]; }
 };

@@ -134,6 +134,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     } else {
       ConnIo& io = Io(conn_idx);
       InPushBack(io, InSlice{bid, 0, static_cast<uint32_t>(res), false});
+      io.last_recv_full = static_cast<uint32_t>(res) == bufs_.buffer_size();
       if (c.kind == ConnKind::kClient) {
         stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
         ProcessClientInput(conn_idx);

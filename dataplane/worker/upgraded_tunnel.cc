@@ -73,12 +73,27 @@ void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
   if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
 }
 
-bool Worker::HalfClosed(const Exchange& ex) {
+bool Worker::SockmapRefusal(const Exchange& ex, TunnelFallback* why) {
+  *why = TunnelFallback::kHalfClosed;
   if (ex.client_eof || ex.upstream_eof) return true;  // seen (and forwarded) by the copy
-  // A FIN that arrived after the receives stopped is only in the kernel's state.
   io::TcpCounters c, u;
-  return (io::ReadTcpCounters(conns_.Get(ex.client).fd, &c) && c.fin) ||
-         (io::ReadTcpCounters(conns_.Get(ex.upstream).fd, &u) && u.fin);
+  if (!io::ReadTcpCounters(conns_.Get(ex.client).fd, &c) ||
+      !io::ReadTcpCounters(conns_.Get(ex.upstream).fd, &u)) {
+    return true;  // gone: the pairing would fail anyway
+  }
+  // A FIN that arrived after the receives stopped is only in the kernel's state.
+  if (c.fin || u.fin) return true;
+  // Bytes queued behind a receive that filled its buffer: the first queued skb may have
+  // been read in part, and the verdict is handed whole skbs (tcp_read_skb ignores the read
+  // offset), so its start would be sent twice (seen: 1 MB tunnels corrupt at a 16 KiB
+  // boundary). A shorter receive drained the queue, so whatever queued since is whole
+  // skbs. Splice reads from the offset.
+  auto maybe_split = [this](uint32_t idx, const io::TcpCounters& t) {
+    const Conn& k = conns_.Get(idx);
+    return t.inq != 0 && k.io != kNil && ios_.Get(k.io).last_recv_full;
+  };
+  *why = TunnelFallback::kQueuedBytes;
+  return maybe_split(ex.client, c) || maybe_split(ex.upstream, u);
 }
 
 void Worker::MaybeFinishHandover(uint32_t ex_idx) {
@@ -107,10 +122,10 @@ void Worker::MaybeFinishHandover(uint32_t ex_idx) {
   c.flags &= ~kRecvPaused;
   u.flags &= ~kRecvPaused;
   c.flags |= kPassthrough;
-  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) && HalfClosed(ex)) {
-    // A half-closed socket is no longer ESTABLISHED: the SOCKHASH refuses it (EOPNOTSUPP).
-    // The open direction is spliced instead (copied without io_uring splice).
-    CountTunnelFallback(TunnelFallback::kHalfClosed);
+  TunnelFallback why;
+  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) && SockmapRefusal(ex, &why)) {
+    // Spliced instead (copied without io_uring splice).
+    CountTunnelFallback(why);
     bool splice = options_.passthrough.splice && ring_.features().splice;
     ex.pass_mode = static_cast<uint8_t>(splice ? PassMode::kSplice : PassMode::kCopy);
   }

@@ -163,7 +163,9 @@ class Worker {
   void StartUpgradedTunnel(uint32_t ex_idx);
   PassMode UpgradedTunnelMode(uint32_t ex_idx);  // counts the fallback when it is copy
   void MaybeFinishHandover(uint32_t ex_idx);
-  bool HalfClosed(const Exchange& ex);  // a FIN went by, in userspace or in the kernel
+  // Why sockmap cannot take this tunnel now (a FIN went by: the SOCKHASH takes ESTABLISHED
+  // sockets only; or bytes are queued behind ones userspace read); false = it can.
+  bool SockmapRefusal(const Exchange& ex, TunnelFallback* why);
   void OnFdInstall(uint32_t conn_idx, int res);
   // A paused receive has ended: a hand-over may have been waiting for it.
   void RecvStopped(uint32_t conn_idx);
