@@ -758,3 +758,28 @@ def test_ipv6_target_in_sockmap_mode(make_proxy):
     assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
     assert_no_pairs(z)
     srv.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_name_target_in_each_tunnel_mode(make_proxy, mode):
+    """A CONNECT to a host name becomes the same tunnel as one to an IP: 1 MB up, the
+    client's FIN, the upstream's digest + 1 MB down, in sockmap, splice and copy mode."""
+    up = Upstream("echo_hash")
+    port = int(up.addr.rsplit(":", 1)[1])
+    z = _proxy(make_proxy, None, ["localhost:%d" % port], mode=mode)
+    s, head = _tunnel(z.port, "localhost:%d" % port)
+    with s:
+        assert head.startswith("HTTP/1.1 200"), head
+        if mode == "sockmap":
+            assert wait_until(lambda: mode_count(z, mode) == 1, 3)
+            assert_paired_now(z)
+        data = random.Random(7).randbytes(MB)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = _recv_until_eof(s)
+    assert got[:32] == hashlib.sha256(data).digest()
+    assert got[32:] == PAYLOAD
+    assert mode_count(z, mode) == 1
+    assert scrape(z)["zproxy_connect_dns_total"].value(result="resolved") == 1
+    if mode == "sockmap":
+        assert_no_pairs(z)
