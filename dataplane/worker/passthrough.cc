@@ -18,8 +18,7 @@ namespace zproxy::dataplane {
 PassMode Worker::TunnelMode(uint16_t listener) {
   PassthroughCaps caps = options_.passthrough;
   caps.splice = caps.splice && ring_.features().splice;
-  std::string why;
-  return ResolvePassMode(snap_->listeners[listener].pass_mode, caps, &why);
+  return ResolvePassMode(snap_->listeners[listener].pass_mode, caps, &mode_why_);
 }
 
 void Worker::StartPassthrough(uint32_t ex_idx) {

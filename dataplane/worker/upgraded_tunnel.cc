@@ -36,8 +36,8 @@ PassMode Worker::UpgradedTunnelMode(uint32_t ex_idx) {
   const Conn& c = conns_.Get(ex.client);
   PassthroughCaps caps = options_.passthrough;
   caps.splice = caps.splice && ring_.features().splice;
-  std::string why;  // the listener's log line said it already
-  PassMode mode = ResolvePassMode(snap_->listeners[c.owner].tunnel_mode, caps, &why);
+  // Why it fell back: the listener's log line said it already.
+  PassMode mode = ResolvePassMode(snap_->listeners[c.owner].tunnel_mode, caps, &mode_why_);
   if (mode == PassMode::kCopy) return mode;
   TunnelFallback reason;
   if (c.tls != kNil) {

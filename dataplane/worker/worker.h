@@ -437,6 +437,8 @@ class Worker {
   std::vector<std::pair<uint32_t, uint16_t>> pass_watch_;
   bool pass_warned_ = false;
   bool fd_install_warned_ = false;
+  // Scratch for ResolvePassMode's reason, reused per tunnel so its buffer is allocated once.
+  std::string mode_why_;
   std::vector<int> socket_family_;
   // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
   // a loop iteration that recycled some, or on the next tick), not in a tight loop.
