@@ -65,6 +65,57 @@ def stop_process(proc, timeout=10.0, sig=signal.SIGTERM):
     return proc.returncode
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (its exited threads included), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gone_or_zombie(pid):
+    """True once pid has exited. The process can be reaped between any two reads of /proc:
+    a vanished file means gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def start_nginx_http(d, servers, ports):
+    """nginx -p d in the foreground with `servers` (server blocks) in its http block; returns
+    the Popen once every port in `ports` accepts. Temp paths and logs stay under d."""
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(user + """
+worker_processes 1;
+error_log %s/error.log warn;
+pid %s/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %s/body; proxy_temp_path %s/proxy;
+  fastcgi_temp_path %s/fcgi; uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;
+%s
+}
+""" % ((d,) * 7 + ("\n".join(servers),)))
+    proc = subprocess.Popen(["nginx", "-p", d, "-c", conf, "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(d, "stderr"), "wb"))
+    for port in ports:
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        if not wait_until(up, 10):
+            stop_process(proc, 5, signal.SIGQUIT)
+            raise RuntimeError("nginx did not start: " + open(os.path.join(d, "stderr")).read())
+    return proc
+
+
 class Backend:
     """zproxy-test-backend on 127.0.0.1:<free port>, logging to tmpdir/NAME.log."""
 

@@ -28,7 +28,7 @@ import struct
 import pytest
 
 from conftest import catch_all, cluster, listener
-from procs import NO_BPF, base_config, run_check, wait_until
+from procs import NO_BPF, base_config, cpu_seconds, run_check, wait_until
 from test_metrics import scrape
 from test_passthrough import PAYLOAD, Upstream
 from tunnel_modes import MODES, assert_no_pairs, assert_paired_now, mode_count, require_mode
@@ -680,12 +680,6 @@ def test_sockmap_without_bpf_splices_the_tunnel(make_proxy):
     assert mode_count(z, "splice") == 1
 
 
-def _cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _bulk_cpu(z, up, megabytes):
     """Data plane CPU seconds while `megabytes` go through a CONNECT tunnel to a sink."""
     [pid] = z.dataplane_pids()
@@ -693,12 +687,12 @@ def _bulk_cpu(z, up, megabytes):
     s, head = _tunnel(z.port, up.addr)
     assert head.startswith("HTTP/1.1 200"), head
     n = len(up.digests)
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     for _ in range(megabytes):
         s.sendall(block)
     s.shutdown(socket.SHUT_WR)
     assert wait_until(lambda: len(up.digests) > n, 30)
-    used = _cpu_seconds(pid) - before
+    used = cpu_seconds(pid) - before
     s.close()
     return used
 

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from procs import NO_BPF, base_config, wait_until
+from procs import NO_BPF, base_config, cpu_seconds, gone_or_zombie, wait_until
 from test_metrics import scrape
 
 BPFTOOL = "/usr/sbin/bpftool"
@@ -443,24 +443,18 @@ def test_sockmap_thousand_short_connections_leave_no_entries(make_proxy):
     assert _bpf_entries(z, "zproxy_pair_peer") == []
 
 
-def _cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _bulk_cpu(z, up, megabytes):
     """Data plane CPU seconds while `megabytes` go client -> upstream."""
     [pid] = z.dataplane_pids()
     block = b"\0" * (1 << 20)
     s = socket.create_connection(("127.0.0.1", z.port), timeout=20)
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     for _ in range(megabytes):
         s.sendall(block)
     s.shutdown(socket.SHUT_WR)
     n = len(up.digests)
     assert wait_until(lambda: len(up.digests) > n, 20)
-    used = _cpu_seconds(pid) - before
+    used = cpu_seconds(pid) - before
     s.close()
     return used
 
@@ -517,15 +511,6 @@ def test_info_shows_modes(make_proxy):
             "pass-through mode auto requested, using %s" % labels["mode"] in log), log
 
 
-def _gone_or_zombie(pid):
-    # The process can be reaped between any two reads of /proc: a vanished file means gone.
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 @pytest.mark.skipif(not os.access(BPFTOOL, os.X_OK), reason="needs bpftool")
 def test_sockmap_entries_removed_when_the_data_plane_exits_with_open_tunnels(make_proxy):
     """A data plane that stops (SIGTERM: drain, deadline) while sockmap tunnels are still
@@ -546,7 +531,7 @@ def test_sockmap_entries_removed_when_the_data_plane_exits_with_open_tunnels(mak
     time.sleep(1.2)  # past zproxyd's startup grace: an exit now is a restart, not a failed start
     [pid] = z.dataplane_pids()
     os.kill(pid, 15)
-    assert wait_until(lambda: _gone_or_zombie(pid), 10)
+    assert wait_until(lambda: gone_or_zombie(pid), 10)
     assert _bpf_entries(z, "zproxy_pair_peer") == []
     assert _bpf_entries(z, "zproxy_splice_pairs") == []
     for s in socks:

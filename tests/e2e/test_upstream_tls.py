@@ -12,7 +12,7 @@ import httpraw
 import promtext
 import yamlgen
 from conftest import catch_all, cluster, listener
-from procs import base_config, free_port, run_check, stop_process, wait_until
+from procs import base_config, free_port, run_check, start_nginx_http, stop_process
 from tlscerts import Certs
 
 FILE_SIZE = 1 << 20
@@ -48,35 +48,7 @@ class TlsNginx:
     location / { return 200 "%s $ssl_protocol sni=$ssl_server_name client=$ssl_client_s_dn reused=$ssl_session_reused\\n"; }
   }""" % (self.ports[name], c["cert"], c["key"], extra,
          "" if name.startswith("oneshot") else "keepalive_requests 10000;", d, name))
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(user + """
-worker_processes 1;
-error_log %s/error.log warn;
-pid %s/nginx.pid;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %s/body; proxy_temp_path %s/proxy;
-  fastcgi_temp_path %s/fcgi; uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;
-%s
-}
-""" % ((d,) * 7 + ("\n".join(servers),)))
-        self.proc = subprocess.Popen(["nginx", "-p", d, "-c", conf, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(d, "stderr"), "wb"))
-        import socket
-        for port in self.ports.values():
-            def up():
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    return True
-                except OSError:
-                    return False
-            if not wait_until(up, 10):
-                self.stop()
-                raise RuntimeError("nginx did not start: " + open(os.path.join(d, "stderr")).read())
+        self.proc = start_nginx_http(d, servers, self.ports.values())
 
     def addr(self, name):
         return "127.0.0.1:%d" % self.ports[name]
