@@ -30,7 +30,7 @@ import pytest
 from conftest import catch_all, cluster, listener
 from procs import NO_BPF, base_config, cpu_seconds, run_check, wait_until
 from test_metrics import scrape
-from test_passthrough import PAYLOAD, Upstream
+from test_passthrough import PAYLOAD, Upstream, send_megabyte_expect_echo_hash
 from tunnel_modes import MODES, assert_no_pairs, assert_paired_now, mode_count, require_mode
 
 MB = 1 << 20
@@ -526,17 +526,11 @@ def test_megabyte_each_way_client_half_close(make_proxy, mode):
     up = Upstream("echo_hash")
     z = _mode_proxy(make_proxy, up, mode)
     s, head = _tunnel(z.port, up.addr)
-    with s:
-        assert head.startswith("HTTP/1.1 200"), head
-        if mode == "sockmap":
-            assert wait_until(lambda: mode_count(z, mode) == 1, 3)
-            assert_paired_now(z)
-        data = random.Random(21).randbytes(MB)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = _recv_until_eof(s)
-    assert got[:32] == hashlib.sha256(data).digest()
-    assert got[32:] == PAYLOAD
+    assert head.startswith("HTTP/1.1 200"), head
+    if mode == "sockmap":
+        assert wait_until(lambda: mode_count(z, mode) == 1, 3)
+        assert_paired_now(z)
+    send_megabyte_expect_echo_hash(s, 21)
     assert mode_count(z, mode) == 1
     assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
     assert scrape(z)["zproxy_tcp_proxy_bytes_total"].value() >= 2 * MB
@@ -762,17 +756,11 @@ def test_name_target_in_each_tunnel_mode(make_proxy, mode):
     port = int(up.addr.rsplit(":", 1)[1])
     z = _proxy(make_proxy, None, ["localhost:%d" % port], mode=mode)
     s, head = _tunnel(z.port, "localhost:%d" % port)
-    with s:
-        assert head.startswith("HTTP/1.1 200"), head
-        if mode == "sockmap":
-            assert wait_until(lambda: mode_count(z, mode) == 1, 3)
-            assert_paired_now(z)
-        data = random.Random(7).randbytes(MB)
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        got = _recv_until_eof(s)
-    assert got[:32] == hashlib.sha256(data).digest()
-    assert got[32:] == PAYLOAD
+    assert head.startswith("HTTP/1.1 200"), head
+    if mode == "sockmap":
+        assert wait_until(lambda: mode_count(z, mode) == 1, 3)
+        assert_paired_now(z)
+    send_megabyte_expect_echo_hash(s, 7)
     assert mode_count(z, mode) == 1
     assert scrape(z)["zproxy_connect_dns_total"].value(result="resolved") == 1
     if mode == "sockmap":

@@ -151,6 +151,20 @@ def _recv_all(s, limit=1 << 24):
     return bytes(got)
 
 
+def send_megabyte_expect_echo_hash(s, seed):
+    """Sends 1 MB of seeded random bytes on s to an echo_hash Upstream, shuts the write side,
+    reads to EOF and closes s: the upstream's answer must be the sha256 of exactly those
+    bytes (client -> upstream intact, FIN forwarded after them), then PAYLOAD (upstream ->
+    client intact, its FIN forwarded)."""
+    data = random.Random(seed).randbytes(1 << 20)
+    with s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = _recv_all(s)
+    assert got[:32] == hashlib.sha256(data).digest()
+    assert got[32:] == PAYLOAD
+
+
 def _mode_count(z, mode):
     return scrape(z)["zproxy_passthrough_connections_total"].value(mode=mode)
 
@@ -160,14 +174,7 @@ def test_megabyte_each_way_client_half_close(make_proxy, mode):
     """The client sends 1 MB and shuts its write side; it still receives everything."""
     up = Upstream("echo_hash")
     z = _proxy(make_proxy, up, mode)
-    data = random.Random(1).randbytes(1 << 20)
-    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    got = _recv_all(s)
-    s.close()
-    assert got[:32] == hashlib.sha256(data).digest()  # client -> upstream intact, FIN went on
-    assert got[32:] == PAYLOAD  # upstream -> client intact, FIN went on
+    send_megabyte_expect_echo_hash(socket.create_connection(("127.0.0.1", z.port), timeout=10), 1)
     assert _mode_count(z, mode) == 1
     # Counted when the connection ends (sockmap: from tcp_info, the bytes never pass by).
     assert wait_until(lambda: scrape(z)["zproxy_tcp_proxy_bytes_total"].value() >= 2 << 20, 5)
@@ -291,14 +298,7 @@ def _assert_sockmap_only(z, connections):
 def test_ipv6_sockmap_megabyte_each_way_client_half_close(make_proxy, upstream_host):
     up = Upstream("echo_hash", host=upstream_host)
     z = _ipv6_proxy(make_proxy, up)
-    data = random.Random(11).randbytes(1 << 20)
-    s = _ipv6_client(z)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    got = _recv_all(s)
-    s.close()
-    assert got[:32] == hashlib.sha256(data).digest()
-    assert got[32:] == PAYLOAD
+    send_megabyte_expect_echo_hash(_ipv6_client(z), 11)
     _assert_sockmap_only(z, 1)
     # The bytes went through the verdict program, not through the data plane.
     assert scrape(z)["zproxy_sockmap_spliced_bytes_total"].value() >= 2 << 20
@@ -393,13 +393,7 @@ def test_pins_of_the_old_4tuple_layout_are_replaced(make_proxy, tmp_path):
                              capture_output=True, text=True, timeout=20, check=True)
         info = json.loads(out.stdout)
         assert (info["type"], info["bytes_key"], info["bytes_value"]) == ("sockhash", 8, 8)
-    data = random.Random(13).randbytes(1 << 20)
-    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    got = _recv_all(s)
-    s.close()
-    assert got[:32] == hashlib.sha256(data).digest() and got[32:] == PAYLOAD
+    send_megabyte_expect_echo_hash(socket.create_connection(("127.0.0.1", z.port), timeout=10), 13)
     assert _mode_count(z, "sockmap") == 1
 
 
@@ -488,13 +482,7 @@ def test_sockmap_without_bpf_falls_back_to_splice(make_proxy):
     assert len(lines) == 1 and "using splice" in lines[0], z.stderr()
     info = scrape(z)["zproxy_dataplane_info"].samples[0][1]
     assert info["sockmap"] == "0" and info["splice"] == "1"
-    data = random.Random(4).randbytes(1 << 20)
-    s = socket.create_connection(("127.0.0.1", z.port), timeout=10)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    got = _recv_all(s)
-    s.close()
-    assert got[:32] == hashlib.sha256(data).digest() and got[32:] == PAYLOAD
+    send_megabyte_expect_echo_hash(socket.create_connection(("127.0.0.1", z.port), timeout=10), 4)
     assert _mode_count(z, "splice") == 1
 
 
