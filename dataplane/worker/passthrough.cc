@@ -49,6 +49,16 @@ void Worker::StartPassthrough(uint32_t ex_idx) {
   }
 }
 
+uint32_t Worker::PassthroughOpDone(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  c.inflight--;
+  if (c.flags & kClosing) {
+    MaybeFreeConn(conn_idx);
+    return kNil;
+  }
+  return c.exchange;
+}
+
 void Worker::ReleasePassthrough(Exchange& ex) {
   if (ex.paired) {
     // The bytes the kernel moved: what each socket received since the pairing (a FIN

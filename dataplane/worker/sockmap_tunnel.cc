@@ -94,14 +94,8 @@ void Worker::ArmWatch(uint32_t conn_idx) {
 }
 
 void Worker::OnWatch(uint32_t conn_idx, int res) {
-  Conn& c = conns_.Get(conn_idx);
-  c.inflight--;
-  if (c.flags & kClosing) {
-    MaybeFreeConn(conn_idx);
-    return;
-  }
-  if (c.exchange == kNil || res == -ECANCELED) return;
-  uint32_t ex_idx = c.exchange;
+  uint32_t ex_idx = PassthroughOpDone(conn_idx);
+  if (ex_idx == kNil || res == -ECANCELED) return;
   Exchange& ex = exchanges_.Get(ex_idx);
   if (res < 0 || (res & POLLERR)) {
     AbortPassthrough(ex_idx, true);  // RST or error: the other side gets an RST too
@@ -112,7 +106,7 @@ void Worker::OnWatch(uint32_t conn_idx, int res) {
   // up anyway, forwarding them now could reorder the stream: the connection is reset
   // instead (counted).
   char probe;
-  if (recv(c.fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+  if (recv(conns_.Get(conn_idx).fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
     stats_.sockmap_stragglers.Add();
     AbortPassthrough(ex_idx, true);
     return;

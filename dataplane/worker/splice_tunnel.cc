@@ -85,14 +85,8 @@ void Worker::SpliceDrain(uint32_t ex_idx, int dir, bool poll_first) {
 }
 
 void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
-  Conn& c = conns_.Get(conn_idx);
-  c.inflight--;
-  if (c.flags & kClosing) {
-    MaybeFreeConn(conn_idx);
-    return;
-  }
-  if (c.exchange == kNil) return;
-  uint32_t ex_idx = c.exchange;
+  uint32_t ex_idx = PassthroughOpDone(conn_idx);
+  if (ex_idx == kNil) return;
   Exchange& ex = exchanges_.Get(ex_idx);
   int dir = conn_idx == ex.client ? 0 : 1;
   Exchange::SpliceDir& d = ex.dirs[dir];
@@ -118,14 +112,8 @@ void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
 }
 
 void Worker::OnSpliceOut(uint32_t conn_idx, int res) {
-  Conn& c = conns_.Get(conn_idx);
-  c.inflight--;
-  if (c.flags & kClosing) {
-    MaybeFreeConn(conn_idx);
-    return;
-  }
-  if (c.exchange == kNil) return;
-  uint32_t ex_idx = c.exchange;
+  uint32_t ex_idx = PassthroughOpDone(conn_idx);
+  if (ex_idx == kNil) return;
   Exchange& ex = exchanges_.Get(ex_idx);
   int dir = conn_idx == ex.upstream ? 0 : 1;
   Exchange::SpliceDir& d = ex.dirs[dir];

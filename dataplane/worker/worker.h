@@ -193,6 +193,10 @@ class Worker {
   bool StartSplice(uint32_t ex_idx);
   void SpliceFill(uint32_t ex_idx, int dir);
   void SpliceDrain(uint32_t ex_idx, int dir, bool poll_first);
+  // The completion of a pass-through op on conn_idx (splice in/out, watch): counts it, frees
+  // a closing connection whose last op this was, and returns the tunnel's exchange, or kNil
+  // when there is nothing left to act on.
+  uint32_t PassthroughOpDone(uint32_t conn_idx);
   void OnSpliceIn(uint32_t conn_idx, int res);
   void OnSpliceOut(uint32_t conn_idx, int res);
   void MaybeEndSpliceDir(uint32_t ex_idx, int dir);
