@@ -36,10 +36,13 @@ def backend_path():
 STANDIN = os.environ.get("ZPROXY_E2E_STANDIN", "")
 
 
-def free_port():
-    """A port nothing listens on right now (tiny race with other processes: acceptable)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host="127.0.0.1"):
+    """A port nothing listens on right now on `host` (an IPv6 host in brackets is checked on
+    IPv6: a port free on 127.0.0.1 may be taken on ::1). Tiny race with other processes:
+    acceptable."""
+    family = socket.AF_INET6 if host.startswith("[") or ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host.strip("[]"), 0))
         return s.getsockname()[1]
 
 
@@ -236,7 +239,7 @@ class Zproxy:
         for l in config["listeners"]:
             host, port = l["address"].rsplit(":", 1)
             if port == "0":
-                port = str(free_port())
+                port = str(free_port(host if host.startswith("[") else "127.0.0.1"))
                 l["address"] = "%s:%s" % (host, port)
             self.ports[l["name"]] = int(port)
         self.port = self.ports[config["listeners"][0]["name"]]
