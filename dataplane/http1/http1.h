@@ -17,6 +17,8 @@
 #include <span>
 #include <string_view>
 
+#include "dataplane/http/message.h"
+
 namespace zproxy::http1 {
 
 enum class Status : uint8_t {
@@ -64,10 +66,9 @@ struct Limits {
   uint32_t max_headers = 100;
 };
 
-struct Header {
-  std::string_view name;   // as received (case preserved)
-  std::string_view value;  // OWS trimmed
-};
+// The parser's fields and methods are the protocol-neutral ones (dataplane/http), so the
+// codec hands them up without converting.
+using Header = http::Field;
 
 enum class BodyKind : uint8_t {
   kNone,            // no body (CL: 0, GET without framing, HEAD/204/304/1xx responses)
@@ -76,18 +77,7 @@ enum class BodyKind : uint8_t {
   kCloseDelimited,  // responses only: body runs until the upstream closes
 };
 
-enum class Method : uint8_t {
-  kOther,
-  kGet,
-  kHead,
-  kPost,
-  kPut,
-  kDelete,
-  kConnect,
-  kOptions,
-  kTrace,
-  kPatch
-};
+using Method = http::Method;
 
 struct RequestHead {
   std::string_view method;

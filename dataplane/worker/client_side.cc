@@ -7,19 +7,12 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "dataplane/proxy/head_writer.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
 
 namespace {
-// "METHOD target HTTP/1.x" for the access log, truncated to `cap`.
-std::string_view RequestLine(const http1::RequestHead& req, char* out, size_t cap) {
-  int n = snprintf(out, cap, "%.*s %.*s HTTP/1.%d", static_cast<int>(req.method.size()),
-                   req.method.data(), static_cast<int>(req.target.size()), req.target.data(),
-                   req.version_minor);
-  return std::string_view(out, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
-}
+using codec::http1::RequestLine;
 
 // liburing 2.3 predates io_uring socket commands (kernel 6.7); the ABI constants are
 // stable, so they are defined here and guarded by the runtime result.
@@ -136,7 +129,7 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
       [&](char* out, size_t cap) {
-        return proxy::WriteLocalResponse(status, body, close, out, cap);
+        return codec::http1::EncodeLocalResponse(status, body, close, out, cap);
       },
       &len);
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
@@ -190,7 +183,7 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
     if (io.in_count == 0) break;
     const InSlice& front = InFront(io);
     std::string_view data(SliceData(front), front.len);
-    if (!ParseRequestHead(conn_idx, data, front.is_block)) {
+    if (!DecodeRequestHead(conn_idx, data, front.is_block)) {
       if (io.in_count > 1) {
         CoalesceInput(conn_idx);
         continue;
@@ -207,12 +200,13 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
 
 // Returns false when the head is incomplete (nothing consumed); true when it was
 // handled (forwarded, answered locally, or rejected).
-bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool assembled) {
+bool Worker::DecodeRequestHead(uint32_t conn_idx, std::string_view data, bool assembled) {
   Conn& c = conns_.Get(conn_idx);
   const ListenerRuntime& listener = snap_->listeners[c.owner];
-  http1::RequestHead req;
+  codec::http1::RequestHeadEvent ev;
   http1::Error err = http1::Error::kNone;
-  http1::Status st = http1::ParseRequest(data, listener.limits, header_storage_, &req, &err);
+  http1::Status st = codec::http1::DecodeRequestHead(data, listener.limits, header_storage_,
+                                                     c.tls != kNil ? "https" : "http", &ev, &err);
   if (st == http1::Status::kNeedMore) {
     if (assembled && data.size() >= blocks_.large_size()) {
       RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
@@ -225,81 +219,91 @@ bool Worker::ParseRequestHead(uint32_t conn_idx, std::string_view data, bool ass
     return true;
   }
   timers_.Disarm(conn_idx);
+  StartStream(conn_idx, ev);
+  return true;
+}
+
+void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) {
+  Conn& c = conns_.Get(conn_idx);
+  const ListenerRuntime& listener = snap_->listeners[c.owner];
+  http::RequestHead& req = ev.head;
   char line[sizeof(Exchange::req_line)];
-  if (req.body == http1::BodyKind::kContentLength && listener.max_body_bytes != 0 &&
-      req.content_length > listener.max_body_bytes) {
+  if (req.body.framing == http::Framing::kLength && listener.max_body_bytes != 0 &&
+      req.body.length > listener.max_body_bytes) {
     stats_.CountError(ErrorCause::kBodyTooLarge);
     SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true,
                       RequestLine(req, line, sizeof(line)), "body_too_large");
-    return true;
+    return;
   }
-  if (req.method_id == http1::Method::kConnect) {
+  if (req.method_id == http::Method::kConnect) {
     // Never routed to a cluster: a CONNECT opens a tunnel to its own target.
-    StartConnectRequest(conn_idx, req, RequestLine(req, line, sizeof(line)));
-    return true;
+    StartConnectRequest(conn_idx, ev, RequestLine(req, line, sizeof(line)));
+    return;
   }
-  const routing::RouteEntry* route = snap_->routes->Match(c.owner, req.host, req.path, req.method);
+  const routing::RouteEntry* route =
+      snap_->routes->Match(c.owner, req.authority, req.path, req.method);
   if (route == nullptr) {
     stats_.CountError(ErrorCause::kNoRoute);
     // Without a body the connection stays usable; with one, we would have to read and
     // discard it, so close instead.
-    bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
-    size_t head_bytes = req.head_bytes;
+    bool close = req.body.present() || !ev.keep_alive || draining_;
+    size_t head_bytes = ev.consumed;
     SendLocalResponse(conn_idx, 404, "zproxy: no route\n", close,
                       RequestLine(req, line, sizeof(line)), "no_route");
     if (!close) {
       ConsumeIn(conn_idx, head_bytes);
       timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
     }
-    return true;
-  }
-  // Build the upstream request head now: the parsed views point into the input, which
-  // is released right after.
-  const ClusterRuntime& cluster = snap_->clusters[route->cluster_index];
-  char ip[INET6_ADDRSTRLEN];
-  proxy::RequestRewrite rw;
-  rw.host_rewrite = route->host_rewrite;
-  rw.fallback_host = cluster.endpoint_names.empty() ? std::string_view("localhost")
-                                                    : std::string_view(cluster.endpoint_names[0]);
-  rw.client_ip = ClientIp(c, ip, sizeof(ip));
-  rw.add_forwarded = listener.add_forwarded_headers;
-  rw.proto = c.tls != kNil ? "https" : "http";
-  // A protocol upgrade (WebSocket) goes through when it carries no body: after a 101 the
-  // connection becomes a tunnel (upstream_side.cc). With a body it is sent as a plain
-  // request (Upgrade dropped as hop-by-hop), so the body framing stays unambiguous.
-  rw.upgrade = req.upgrade && req.body == http1::BodyKind::kNone;
-  size_t head_len = 0;
-  uint32_t block = WriteIntoBlock(
-      [&](char* out, size_t cap) { return proxy::WriteRequestHead(req, rw, out, cap); }, &head_len);
-  if (block == kNil) {
-    RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
-    return true;
+    return;
   }
   uint32_t ex_idx = exchanges_.Alloc();
   Exchange& ex = exchanges_.Get(ex_idx);
-  ex.client = conn_idx;
-  ex.cluster = cluster_state_[route->cluster_index];
-  RefCluster(ex.cluster);
-  ex.method = req.method_id;
-  ex.version_minor = req.version_minor;
-  ex.client_keep_alive = req.keep_alive;
-  ex.req_body = req.body;
-  ex.req_remaining = req.content_length;
-  ex.max_body = listener.max_body_bytes;
-  ex.req_done = req.body == http1::BodyKind::kNone;
-  ex.upgrade = rw.upgrade;
-  ex.req_head_block = block;
+  ex.down.Begin(ev);
   if (access_log_.enabled()) {
+    // Before the policy rewrites the head: the log shows what the client sent.
     std::string_view rl = RequestLine(req, ex.req_line, sizeof(ex.req_line));
     ex.req_line_len = static_cast<uint8_t>(rl.size());
     ex.start_us = NowUs();
   }
+  // The upstream request, written now: the head's views point into the input, which is
+  // released right after.
+  const ClusterRuntime& cluster = snap_->clusters[route->cluster_index];
+  char ip[INET6_ADDRSTRLEN];
+  proxy::RequestPolicy policy;
+  policy.host_rewrite = route->host_rewrite;
+  policy.fallback_host = cluster.endpoint_names.empty()
+                             ? std::string_view("localhost")
+                             : std::string_view(cluster.endpoint_names[0]);
+  policy.client_ip = ClientIp(c, ip, sizeof(ip));
+  policy.add_forwarded = listener.add_forwarded_headers;
+  // A protocol upgrade (WebSocket) goes through when it carries no body: after a 101 the
+  // connection becomes a tunnel (upstream_side.cc). With a body it is sent as a plain
+  // request (the upgrade dropped), so the body framing stays unambiguous.
+  if (req.body.present()) req.upgrade = {};
+  size_t head_len = 0;
+  uint32_t block = kNil;
+  if (proxy::ApplyRequestPolicy(policy, policy_fields_, policy_scratch_, &req)) {
+    block = WriteIntoBlock(
+        [&](char* out, size_t cap) { return codec::http1::EncodeRequestHead(req, out, cap); },
+        &head_len);
+  }
+  if (block == kNil) {
+    exchanges_.Free(ex_idx);
+    RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
+    return;
+  }
+  ex.up.Begin(req.method_id, !req.upgrade.empty());
+  ex.client = conn_idx;
+  ex.cluster = cluster_state_[route->cluster_index];
+  RefCluster(ex.cluster);
+  ex.max_body = listener.max_body_bytes;
+  ex.req_done = ex.down.request_body().done();
+  ex.req_head_block = block;
   ex.req_head_len = static_cast<uint32_t>(head_len);
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
-  ConsumeIn(conn_idx, req.head_bytes);
+  ConsumeIn(conn_idx, ev.consumed);
   if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
-  return true;
 }
 
 void Worker::PumpRequestBody(uint32_t ex_idx) {
@@ -308,47 +312,40 @@ void Worker::PumpRequestBody(uint32_t ex_idx) {
   uint32_t client = ex.client;
   uint32_t up = ex.upstream;
   ConnIo& io = Io(client);
+  codec::http1::BodyDecoder& body = ex.down.request_body();
   while (!ex.req_done && io.in_count > 0 && OutHasRoom(up)) {
     const InSlice& s = InFront(io);
-    size_t take = s.len;
-    if (ex.req_body == http1::BodyKind::kContentLength) {
-      take = static_cast<size_t>(std::min<uint64_t>(take, ex.req_remaining));
-      ex.req_remaining -= take;
-      if (ex.req_remaining == 0) ex.req_done = true;
-    } else {
-      http1::Error err = http1::Error::kNone;
-      http1::Status st = ex.req_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
-      if (st == http1::Status::kError) {
-        if (!ex.resp_started) {
-          // Malformed framing mid-body: the upstream already has part of the request,
-          // so its connection is discarded; the client gets the 400 (logged there).
-          char line[sizeof(Exchange::req_line)];
-          size_t line_len = std::min<size_t>(ex.req_line_len, sizeof(line));
-          memcpy(line, ex.req_line, line_len);
-          ex.logged = true;
-          AbortExchange(ex_idx, false);
-          RejectRequest(client, err, std::string_view(line, line_len));
-        } else {
-          stats_.parser_rejections[static_cast<int>(err)].Add();
-          AbortExchange(ex_idx, true);
-        }
-        return;
+    codec::http1::BodyStep step = body.Feed(std::string_view(SliceData(s), s.len));
+    if (step.status == http1::Status::kError) {
+      if (!ex.resp_started) {
+        // Malformed framing mid-body: the upstream already has part of the request,
+        // so its connection is discarded; the client gets the 400 (logged there).
+        char line[sizeof(Exchange::req_line)];
+        size_t line_len = std::min<size_t>(ex.req_line_len, sizeof(line));
+        memcpy(line, ex.req_line, line_len);
+        ex.logged = true;
+        AbortExchange(ex_idx, false);
+        RejectRequest(client, step.error, std::string_view(line, line_len));
+      } else {
+        stats_.parser_rejections[static_cast<int>(step.error)].Add();
+        AbortExchange(ex_idx, true);
       }
-      if (st == http1::Status::kDone) ex.req_done = true;
-      if (ex.max_body != 0 && ex.req_chunks.data_bytes() > ex.max_body) {
-        stats_.CountError(ErrorCause::kBodyTooLarge);
-        if (!ex.resp_started) {
-          LogExchange(ex, 413, "body_too_large");
-          AbortExchange(ex_idx, false);
-          SendLocalResponse(client, 413, "zproxy: request body too large\n", true);
-        } else {
-          AbortExchange(ex_idx, true);
-        }
-        return;
-      }
+      return;
     }
-    if (take == 0) break;
-    ForwardFront(client, up, take);
+    if (body.done()) ex.req_done = true;
+    if (ex.max_body != 0 && body.data_bytes() > ex.max_body) {
+      stats_.CountError(ErrorCause::kBodyTooLarge);
+      if (!ex.resp_started) {
+        LogExchange(ex, 413, "body_too_large");
+        AbortExchange(ex_idx, false);
+        SendLocalResponse(client, 413, "zproxy: request body too large\n", true);
+      } else {
+        AbortExchange(ex_idx, true);
+      }
+      return;
+    }
+    if (step.consumed == 0) break;
+    ForwardFront(client, up, step.consumed);  // verbatim: the data is the consumed bytes
   }
   Flush(up);
   MaybeResumeRecv(client);
@@ -360,7 +357,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   bool reusable = false;
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
-    reusable = ex.upstream_keep_alive && ex.req_done && !(u.flags & kSendInflight) &&
+    reusable = ex.up.keep_alive() && ex.req_done && !(u.flags & kSendInflight) &&
                OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0;
   }
   LogExchange(ex, ex.status, {});
@@ -368,7 +365,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   // Close only if the response said so (it does when draining had begun by then): a
   // response that promised keep-alive is followed by the client's next request, which
   // gets Connection: close instead. Closing under it would fail that request.
-  bool close = !ex.client_keep_alive || !ex.req_done;
+  bool close = !ex.down.keep_alive() || !ex.req_done;
   bool ex_req_done = ex.req_done;
   Conn& c = conns_.Get(client);
   c.exchange = kNil;

@@ -13,8 +13,9 @@
 
 #include "bpf/zproxy_structs.h"
 #include "common/connect_allow.h"
+#include "dataplane/codec/http1/client_stream.h"
+#include "dataplane/codec/http1/server_stream.h"
 #include "dataplane/dns/resolver.h"
-#include "dataplane/http1/http1.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
 
@@ -159,16 +160,17 @@ struct Exchange {
   uint8_t attempts = 0;
   bool lb_counted = false;
 
+  // The HTTP/1 codec's state of this request on each side: towards the client (its
+  // version, keep-alive, the request body's framing, the response's framing) and towards
+  // the upstream (the response's framing, whether the connection is reusable).
+  codec::http1::ServerStream down;
+  codec::http1::ClientStream up;
+
   // Request
-  http1::Method method = http1::Method::kOther;
-  uint8_t version_minor = 1;
-  bool client_keep_alive = true;
   bool head_queued = false;  // request head handed to the upstream's output queue
   bool req_done = false;     // whole request (head + body) handed to the upstream
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
-  bool dechunk = false;       // chunked response to an HTTP/1.0 client: forward data only
-  bool upgrade = false;       // Upgrade request forwarded: a 101 turns this into a tunnel
   // HTTP CONNECT (connect_tunnel.cc): the upstream is the request's target; once it is
   // connected the client gets 200 and the exchange becomes a copy tunnel.
   bool connect = false;
@@ -205,21 +207,14 @@ struct Exchange {
     bool in_busy = false;  // poll + splice-in in flight
     bool out_busy = false;
   } dirs[2];
-  http1::BodyKind req_body = http1::BodyKind::kNone;
-  uint64_t req_remaining = 0;
   uint64_t max_body = 0;
-  http1::ChunkedScanner req_chunks;
   uint32_t req_head_block = kNil;  // rewritten request head (kept for a retry)
   uint32_t req_head_len = 0;
 
   // Response
   RespState resp = RespState::kWaitHead;
   bool resp_started = false;  // a byte of the final response was queued to the client
-  bool upstream_keep_alive = false;
   uint16_t status = 0;
-  http1::BodyKind resp_body = http1::BodyKind::kNone;
-  uint64_t resp_remaining = 0;
-  http1::ChunkedScanner resp_chunks;
 
   // Access log (filled only when it is enabled).
   bool logged = false;

@@ -221,7 +221,7 @@ void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   // Cut inside a response the client frames by the connection's close: a reset, so it
   // cannot mistake the cut for the end of the body.
   bool reset = close_client && ex.resp_started && ex.resp != RespState::kDone &&
-               (ex.resp_body == http1::BodyKind::kCloseDelimited || ex.dechunk);
+               ex.down.response_framed_by_close();
   Conn& c = conns_.Get(client);
   c.exchange = kNil;
   FreeExchange(ex_idx);

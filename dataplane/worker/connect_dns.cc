@@ -42,7 +42,7 @@ NetAddress ToNetAddress(const dns::Addr& a, uint16_t port) {
 
 }  // namespace
 
-void Worker::StartConnectByName(uint32_t conn_idx, const http1::RequestHead& req,
+void Worker::StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                                 std::string_view request_line, const ConnectName& name) {
   const ConnectRuntime& cr = *snap_->listeners[conns_.Get(conn_idx).owner].connect;
   uint32_t ex_idx = NewConnectExchange(conn_idx, req, request_line);

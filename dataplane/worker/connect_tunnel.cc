@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "dataplane/proxy/head_writer.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -24,14 +23,14 @@ void Worker::RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status
   SendLocalResponse(conn_idx, status, body, close, request_line, ConnectOutcomeName(outcome));
 }
 
-void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& req,
+void Worker::StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                                  std::string_view request_line) {
   Conn& c = conns_.Get(conn_idx);
   const ListenerRuntime& listener = snap_->listeners[c.owner];
   // A refused CONNECT without a body leaves the connection usable, as after a 404.
-  bool close = req.body != http1::BodyKind::kNone || !req.keep_alive || draining_;
+  bool close = req.head.body.present() || !req.keep_alive || draining_;
   auto refuse = [&](ConnectOutcome outcome, int status, std::string_view body, bool force_close) {
-    size_t head_bytes = req.head_bytes;
+    size_t head_bytes = req.consumed;
     bool cl = close || force_close;
     RefuseConnect(conn_idx, outcome, status, body, cl, request_line);
     if (!cl) {
@@ -47,13 +46,13 @@ void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& re
   }
   NetAddress target;
   ConnectName name;
-  ConnectTargetError parsed = ParseConnectTarget(req.target, &target, &name);
+  ConnectTargetError parsed = ParseConnectTarget(req.head.target, &target, &name);
   if (parsed == ConnectTargetError::kMalformed) {
     refuse(ConnectOutcome::kBadTarget, 400,
            "zproxy: bad CONNECT target (expected host:port, IP:port or [IPv6]:port)\n", true);
     return;
   }
-  if (req.body != http1::BodyKind::kNone) {
+  if (req.head.body.present()) {
     // A CONNECT has no content (RFC 9110 9.3.6); framing would make the tunnel ambiguous.
     refuse(ConnectOutcome::kBadTarget, 400, "zproxy: CONNECT with a body\n", true);
     return;
@@ -76,7 +75,7 @@ void Worker::StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& re
   ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
 }
 
-uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const http1::RequestHead& req,
+uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                                     std::string_view request_line) {
   Conn& c = conns_.Get(conn_idx);
   uint32_t ex_idx = exchanges_.Alloc();
@@ -85,9 +84,7 @@ uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const http1::RequestHead&
   ex.cluster = connect_state_[c.owner];
   RefCluster(ex.cluster);
   ex.connect = true;
-  ex.method = req.method_id;
-  ex.version_minor = req.version_minor;
-  ex.client_keep_alive = req.keep_alive;
+  ex.down.Begin(req);
   ex.req_done = true;  // nothing to forward until the tunnel is up
   if (access_log_.enabled()) {
     size_t n = std::min(request_line.size(), sizeof(ex.req_line));
@@ -97,7 +94,7 @@ uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const http1::RequestHead&
   }
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
-  ConsumeIn(conn_idx, req.head_bytes);
+  ConsumeIn(conn_idx, req.consumed);
   return ex_idx;
 }
 
@@ -106,11 +103,11 @@ void Worker::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, st
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.connect_requests[static_cast<int>(outcome)].Add();
   // A client that sent its FIN behind the CONNECT reads this answer, then the close.
-  bool close = !ex.client_keep_alive || ex.client_eof || draining_;
+  bool close = !ex.down.keep_alive() || ex.client_eof || draining_;
   uint32_t client = ex.client;
   if (access_log_.enabled()) {
     char tmp[768];
-    ex.resp_bytes = proxy::WriteLocalResponse(status, body, close, tmp, sizeof(tmp));
+    ex.resp_bytes = codec::http1::EncodeLocalResponse(status, body, close, tmp, sizeof(tmp));
     LogExchange(ex, status, note);
   }
   AbortExchange(ex_idx, false);

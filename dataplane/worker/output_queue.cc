@@ -227,7 +227,7 @@ void Worker::OnClientEof(uint32_t conn_idx, int res) {
       // Half-close after a complete request: the client may still read the response
       // (HTTP/1.1 permits shutting down the write side). Finish, then close.
       c.flags |= kCloseAfterSend;
-      ex.client_keep_alive = false;
+      ex.down.set_keep_alive(false);
       return;
     }
     stats_.CountError(ErrorCause::kClientReset);

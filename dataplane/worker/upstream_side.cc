@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "common/log.h"
-#include "dataplane/proxy/head_writer.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -186,8 +185,9 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   }
   // Keep the head only while a retry is still possible: a reused keep-alive connection
   // may turn out to be closed by the upstream before it reads the request.
-  bool keep_for_retry =
-      (u.flags & kReused) && ex.req_body == http1::BodyKind::kNone && !ex.retried_stale;
+  bool keep_for_retry = (u.flags & kReused) &&
+                        ex.down.request_body().framing() == http::Framing::kNone &&
+                        !ex.retried_stale;
   if (keep_for_retry) {
     uint32_t copy = blocks_.Alloc(ex.req_head_len);
     memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
@@ -218,7 +218,7 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
     AbortExchange(ex_idx, true);
     return;
   }
-  bool close = !ex.req_done || !ex.client_keep_alive || draining_;
+  bool close = !ex.req_done || !ex.down.keep_alive() || draining_;
   uint32_t client = ex.client;
   // A CONNECT to a name says which name and how many of its addresses were tried.
   char name_body[kMaxHostName + 160];
@@ -228,8 +228,8 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   if (access_log_.enabled()) {
     // Error path only: size the response the client is about to get, for the log.
     char tmp[768];
-    ex.resp_bytes =
-        proxy::WriteLocalResponse(UpstreamErrorStatus(cause), body, close, tmp, sizeof(tmp));
+    ex.resp_bytes = codec::http1::EncodeLocalResponse(UpstreamErrorStatus(cause), body, close, tmp,
+                                                      sizeof(tmp));
     LogExchange(ex, UpstreamErrorStatus(cause), ErrorCauseName(cause));
   }
   AbortExchange(ex_idx, false);
@@ -317,31 +317,33 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
   }
 }
 
-// Parses a response head from the upstream's front input. Returns false if incomplete;
+// Decodes a response head from the upstream's front input. Returns false if incomplete;
 // on success sets *consumed to the head size (0 if the exchange was torn down).
 bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* consumed) {
   Exchange& ex = exchanges_.Get(ex_idx);
   http1::Limits limits;
   limits.max_header_bytes = blocks_.large_size() - 4096;
   limits.max_headers = 128;
-  http1::ResponseHead resp;
+  codec::http1::ResponseHeadEvent ev;
   http1::Error err = http1::Error::kNone;
-  http1::Status st = http1::ParseResponse(data, ex.method, limits, header_storage_, &resp, &err);
+  http1::Status st = ex.up.DecodeResponseHead(data, limits, header_storage_, &ev, &err);
   if (st == http1::Status::kNeedMore) return false;
-  if (st == http1::Status::kError || (resp.status == 101 && !(ex.upgrade && resp.upgrade))) {
-    // 101 to a request that asked for no upgrade (or without an Upgrade field).
+  if (st == http1::Status::kError) {
+    // Malformed, or a 101 to a request that asked for no upgrade.
     UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
     *consumed = 0;
     return true;
   }
+  const http::ResponseHead& resp = ev.head;
   if (resp.status == 101) {
     // Switching Protocols (WebSocket): forward the 101, then both connections carry opaque
     // bytes. The tunnel starts in ProcessUpstreamInput once the head is consumed.
-    proxy::ResponseRewrite rw;
-    rw.upgrade = true;
     size_t len = 0;
     uint32_t b = WriteIntoBlock(
-        [&](char* out, size_t cap) { return proxy::WriteResponseHead(resp, rw, out, cap); }, &len);
+        [&](char* out, size_t cap) {
+          return codec::http1::ServerStream::EncodeInterim(resp, out, cap);
+        },
+        &len);
     if (b == kNil) {
       UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
       *consumed = 0;
@@ -356,19 +358,18 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     ex.resp_started = true;
     ex.resp = RespState::kDone;
     ex.tunnel = true;
-    *consumed = resp.head_bytes;
+    *consumed = ev.consumed;
     return true;
   }
   uint32_t client = ex.client;
-  bool informational = resp.status < 200;
-  if (informational) {
-    // 1xx are forwarded as they come (100-continue, 103 early hints), except to
-    // HTTP/1.0 clients, which cannot parse them.
-    if (ex.version_minor >= 1) {
+  if (resp.interim()) {
+    // 1xx are forwarded as they come (100-continue, 103 early hints), to clients that
+    // can take them.
+    if (ex.down.TakesInterim()) {
       size_t len = 0;
       uint32_t b = WriteIntoBlock(
           [&](char* out, size_t cap) {
-            return proxy::WriteResponseHead(resp, proxy::ResponseRewrite{}, out, cap);
+            return codec::http1::ServerStream::EncodeInterim(resp, out, cap);
           },
           &len);
       if (b != kNil) {
@@ -376,37 +377,32 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
       }
       Flush(client);
     }
-    *consumed = resp.head_bytes;
+    *consumed = ev.consumed;
     return true;
   }
   ex.status = resp.status;
   RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
-  ex.resp_body = resp.body;
-  ex.resp_remaining = resp.content_length;
-  ex.upstream_keep_alive = resp.keep_alive;
-  // An HTTP/1.0 client cannot parse chunked framing: send the data close-delimited.
-  ex.dechunk = ex.version_minor == 0 && resp.body == http1::BodyKind::kChunked;
-  bool close_client = !ex.client_keep_alive || !ex.req_done || draining_ || ex.dechunk ||
-                      resp.body == http1::BodyKind::kCloseDelimited;
-  ex.client_keep_alive = !close_client;
-  proxy::ResponseRewrite rw;
-  rw.close = close_client;
-  rw.client_http10 = ex.version_minor == 0;
-  rw.dechunk = ex.dechunk;
+  // The client's connection ends after this response when the request was not read to
+  // its end or zproxy is draining; the codec adds its own reasons.
+  bool close_client = !ex.req_done || draining_;
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
-      [&](char* out, size_t cap) { return proxy::WriteResponseHead(resp, rw, out, cap); }, &len);
+      [&](char* out, size_t cap) {
+        return ex.down.EncodeResponseHead(resp, close_client, out, cap);
+      },
+      &len);
   if (b == kNil) {
     UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
     *consumed = 0;
     return true;
   }
+  ex.up.StartResponseBody(ev, ex.down.decode_response_body());
   QueueOut(client, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   ex.resp_bytes += len;
   ex.resp_started = true;
   stats_.CountStatus(resp.status);
-  ex.resp = resp.body == http1::BodyKind::kNone ? RespState::kDone : RespState::kBody;
-  *consumed = resp.head_bytes;
+  ex.resp = ex.up.response_body().done() ? RespState::kDone : RespState::kBody;
+  *consumed = ev.consumed;
   if (ex.resp == RespState::kDone) Flush(client);
   return true;
 }
@@ -417,43 +413,29 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
   uint32_t client = ex.client;
   if (up == kNil) return;
   ConnIo& io = Io(up);
+  codec::http1::BodyDecoder& body = ex.up.response_body();
   while (ex.resp == RespState::kBody && io.in_count > 0 && OutHasRoom(client)) {
     const InSlice& s = InFront(io);
-    size_t take = s.len;
-    if (ex.resp_body == http1::BodyKind::kContentLength) {
-      take = static_cast<size_t>(std::min<uint64_t>(take, ex.resp_remaining));
-      ex.resp_remaining -= take;
-      if (ex.resp_remaining == 0) ex.resp = RespState::kDone;
-    } else if (ex.dechunk) {
-      http1::Error err = http1::Error::kNone;
-      std::string_view payload;
-      http1::Status st =
-          ex.resp_chunks.FeedDecoded(std::string_view(SliceData(s), s.len), &take, &payload, &err);
-      if (st == http1::Status::kError) {
-        stats_.CountError(ErrorCause::kBadResponse);
-        AbortExchange(ex_idx, true);
-        return;
-      }
-      if (st == http1::Status::kDone) ex.resp = RespState::kDone;
-      if (!payload.empty()) QueueFromSlice(client, s, payload);
-      ex.resp_bytes += payload.size();
-      ConsumeIn(up, take);
-      continue;
-    } else if (ex.resp_body == http1::BodyKind::kChunked) {
-      http1::Error err = http1::Error::kNone;
-      http1::Status st = ex.resp_chunks.Feed(std::string_view(SliceData(s), s.len), &take, &err);
-      if (st == http1::Status::kError) {
-        stats_.CountError(ErrorCause::kBadResponse);
-        AbortExchange(ex_idx, true);
-        return;
-      }
-      if (st == http1::Status::kDone) ex.resp = RespState::kDone;
+    codec::http1::BodyStep step = body.Feed(std::string_view(SliceData(s), s.len));
+    if (step.status == http1::Status::kError) {
+      stats_.CountError(ErrorCause::kBadResponse);
+      AbortExchange(ex_idx, true);
+      return;
     }
-    if (take > 0) ForwardFront(up, client, take);
-    ex.resp_bytes += take;
+    if (body.done()) ex.resp = RespState::kDone;
+    if (body.decoding()) {
+      // Chunk data only (an HTTP/1.0 client): the framing is consumed, not forwarded.
+      if (!step.data.empty()) QueueFromSlice(client, s, step.data);
+      ex.resp_bytes += step.data.size();
+      ConsumeIn(up, step.consumed);
+    } else if (step.consumed > 0) {
+      ForwardFront(up, client, step.consumed);
+      ex.resp_bytes += step.consumed;
+    }
+    if (step.consumed == 0) break;
   }
-  if (ex.resp == RespState::kBody && ex.upstream_eof && io.in_count == 0 &&
-      ex.resp_body == http1::BodyKind::kCloseDelimited) {
+  if (ex.resp == RespState::kBody && ex.upstream_eof && io.in_count == 0 && body.EndsAtClose()) {
+    body.FinishAtClose();
     ex.resp = RespState::kDone;
   }
   Flush(client);
@@ -485,7 +467,7 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
     return;
   }
   if (ex.resp == RespState::kBody) {
-    if (err < 0 && ex.resp_body == http1::BodyKind::kCloseDelimited) {
+    if (err < 0 && ex.up.response_body().EndsAtClose()) {
       // Only a FIN ends a close-delimited body; after a reset the body may be cut short,
       // and the client must not see it end the way a complete one does.
       stats_.CountError(ErrorCause::kUpstreamClosed);

@@ -37,6 +37,8 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
       sockets_(std::move(sockets)),
       access_log_(options.access_log_fd),
       blocks_(MaxBlockSize(*snap_)),
+      // A merged X-Forwarded-For is bounded by the head, which fits in a large block.
+      policy_scratch_(blocks_.large_size()),
       timers_(LinkOfConn{&conns_}) {}
 
 Worker::~Worker() {

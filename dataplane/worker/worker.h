@@ -26,6 +26,7 @@
 #include "dataplane/io/ring.h"
 #include "dataplane/io/user_data.h"
 #include "dataplane/metrics/worker_stats.h"
+#include "dataplane/proxy/header_policy.h"
 #include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/tls/session_cache.h"
@@ -100,7 +101,12 @@ class Worker {
   void OnAccept(uint32_t socket_index, io_uring_cqe* cqe);
   void OnPeerName(uint32_t conn_idx, int res);
   void ProcessClientInput(uint32_t conn_idx);
-  bool ParseRequestHead(uint32_t conn_idx, std::string_view data, bool assembled);
+  // HTTP/1 codec, server side: decodes a request head from the client's input (false:
+  // incomplete, nothing consumed); errors are answered here.
+  bool DecodeRequestHead(uint32_t conn_idx, std::string_view data, bool assembled);
+  // The proxy stream of a decoded request: limits, CONNECT, routing, header policy, the
+  // upstream request, then an upstream. Knows nothing of the request's wire format.
+  void StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev);
   void RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line = {});
   void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
                          std::string_view request_line = {}, std::string_view note = {});
@@ -202,21 +208,21 @@ class Worker {
   void MaybeEndSpliceDir(uint32_t ex_idx, int dir);
 
   // --- connect_tunnel.cc: HTTP CONNECT on HTTP listeners (Listener.connect).
-  void StartConnectRequest(uint32_t conn_idx, const http1::RequestHead& req,
+  void StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                            std::string_view request_line);
   void RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status, std::string_view body,
                      bool close, std::string_view request_line);
   void EstablishConnectTunnel(uint32_t ex_idx);
   void CountConnectFailure(ErrorCause cause);
   // The exchange a CONNECT becomes once allowed (or allowed pending its name's addresses).
-  uint32_t NewConnectExchange(uint32_t conn_idx, const http1::RequestHead& req,
+  uint32_t NewConnectExchange(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                               std::string_view request_line);
   // Ends a CONNECT exchange that never reached its target with zproxy's own answer.
   void FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, std::string_view body,
                    std::string_view note);
 
   // --- connect_dns.cc: CONNECT to a host name (resolver thread, cache, address list).
-  void StartConnectByName(uint32_t conn_idx, const http1::RequestHead& req,
+  void StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                           std::string_view request_line, const ConnectName& name);
   void OnDnsAnswers();
   void ConnectResolved(uint32_t ex_idx);
@@ -350,7 +356,11 @@ class Worker {
   uint32_t dns_seq_ = 0;
   bool dns_full_warned_ = false;
   BlockPool blocks_;
-  http1::Header header_storage_[128];
+  // Decoded heads' fields, and the upstream request's after the header policy, with the
+  // policy's scratch (a merged X-Forwarded-For): per worker, reused by every request.
+  http::Field header_storage_[128];
+  http::Field policy_fields_[128 + proxy::kPolicyExtraFields];
+  std::vector<char> policy_scratch_;
 
   struct LinkOfConn {
     Slab<Conn, 1024>* conns;

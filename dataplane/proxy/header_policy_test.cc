@@ -1,23 +1,38 @@
-#include "dataplane/proxy/head_writer.h"
+#include "dataplane/proxy/header_policy.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "dataplane/codec/http1/client_stream.h"
+#include "dataplane/codec/http1/server_stream.h"
+
 namespace zproxy::proxy {
 namespace {
 
-using http1::Header;
+// The test's request rewrite: the header policy's settings plus whether the route
+// forwards the client's upgrade (the proxy stream decides that; without it the upgrade is
+// dropped like every connection-specific field).
+struct RequestRewrite : RequestPolicy {
+  bool upgrade = false;
+  std::string_view proto = "http";
+};
 
+// Bytes in (HTTP/1 codec) -> neutral head -> header policy -> bytes out (HTTP/1 codec).
 std::string Req(const char* raw, const RequestRewrite& rw) {
-  Header storage[64];
-  http1::RequestHead req;
+  http::Field storage[64];
+  codec::http1::RequestHeadEvent ev;
   http1::Error err;
   std::string_view in(raw);
-  EXPECT_EQ(http1::ParseRequest(in, http1::Limits{}, storage, &req, &err), http1::Status::kDone)
+  EXPECT_EQ(codec::http1::DecodeRequestHead(in, http1::Limits{}, storage, rw.proto, &ev, &err),
+            http1::Status::kDone)
       << http1::ErrorName(err);
+  http::Field fields[64 + kPolicyExtraFields];
+  char scratch[1024];
+  EXPECT_TRUE(ApplyRequestPolicy(rw, fields, scratch, &ev.head));
+  if (!rw.upgrade) ev.head.upgrade = {};
   char out[4096];
-  size_t n = WriteRequestHead(req, rw, out, sizeof(out));
+  size_t n = codec::http1::EncodeRequestHead(ev.head, out, sizeof(out));
   return std::string(out, n);
 }
 
@@ -99,35 +114,40 @@ TEST(HeadWriter, Http10ClientProxiedAsHttp10WithKeepAlive) {
 }
 
 TEST(HeadWriter, OverflowReturnsZero) {
-  Header storage[8];
-  http1::RequestHead req;
+  http::Field storage[8];
+  codec::http1::RequestHeadEvent ev;
   http1::Error err;
-  ASSERT_EQ(http1::ParseRequest("GET / HTTP/1.1\r\nHost: h\r\n\r\n", http1::Limits{}, storage, &req,
-                                &err),
+  ASSERT_EQ(codec::http1::DecodeRequestHead("GET / HTTP/1.1\r\nHost: h\r\n\r\n", http1::Limits{},
+                                            storage, "http", &ev, &err),
             http1::Status::kDone);
   char out[10];
-  EXPECT_EQ(WriteRequestHead(req, RequestRewrite{}, out, sizeof(out)), 0u);
+  EXPECT_EQ(codec::http1::EncodeRequestHead(ev.head, out, sizeof(out)), 0u);
 }
 
 TEST(HeadWriter, ResponseHeadCloseAndChunked) {
-  Header storage[16];
-  http1::ResponseHead resp;
+  http::Field storage[16];
+  codec::http1::ClientStream up;
+  up.Begin(http::Method::kGet, false);
+  codec::http1::ResponseHeadEvent resp;
   http1::Error err;
-  ASSERT_EQ(http1::ParseResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                                 "Connection: keep-alive\r\nX-A: 1\r\n\r\n",
-                                 http1::Method::kGet, http1::Limits{}, storage, &resp, &err),
+  ASSERT_EQ(up.DecodeResponseHead("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                  "Connection: keep-alive\r\nX-A: 1\r\n\r\n",
+                                  http1::Limits{}, storage, &resp, &err),
             http1::Status::kDone);
+  codec::http1::ServerStream down;
+  codec::http1::RequestHeadEvent req;
+  req.head.method_id = http::Method::kGet;
+  down.Begin(req);
   char out[512];
-  ResponseRewrite rw;
-  rw.close = true;
-  size_t n = WriteResponseHead(resp, rw, out, sizeof(out));
+  size_t n = down.EncodeResponseHead(resp.head, /*close=*/true, out, sizeof(out));
   EXPECT_EQ(std::string(out, n),
             "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
 }
 
 TEST(HeadWriter, LocalResponseHasLengthAndBody) {
   char out[256];
-  size_t n = WriteLocalResponse(502, "zproxy: upstream connect failed\n", true, out, sizeof(out));
+  size_t n = codec::http1::EncodeLocalResponse(502, "zproxy: upstream connect failed\n", true, out,
+                                               sizeof(out));
   EXPECT_EQ(std::string(out, n),
             "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 32\r\n"
             "Connection: close\r\n\r\nzproxy: upstream connect failed\n");
