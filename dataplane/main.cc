@@ -19,10 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/handoff/handoff.h"
 #include "common/health_region.h"
 #include "common/log.h"
 #include "common/splice_pairs.h"
-#include "dataplane/bootstrap/handoff.h"
 #include "dataplane/config_applier.h"
 #include "dataplane/dns/resolver.h"
 #include "dataplane/http1/http1.h"
@@ -97,7 +97,7 @@ int Run(int argc, char** argv) {
   zproxy::v1::DataplaneBootstrap boot;
   std::vector<UniqueFd> fds;
   std::string error;
-  if (!bootstrap::ReceiveBootstrap(args.control_fd, &boot, &fds, &error)) {
+  if (!handoff::ReceiveBootstrap(args.control_fd, &boot, &fds, &error)) {
     ZLOG_ERROR("cannot receive bootstrap from zproxyd: %s", error.c_str());
     return 1;
   }
