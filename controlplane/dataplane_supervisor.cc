@@ -12,10 +12,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/handoff/handoff.h"
 #include "common/log.h"
 #include "controlplane/dataplane_process.h"
 #include "controlplane/state/config_ops.h"
-#include "dataplane/bootstrap/handoff.h"
 
 namespace zproxy::controlplane {
 namespace {
@@ -68,7 +68,7 @@ bool DataplaneSupervisor::Spawn(const zproxy::v1::Config& config, uint64_t versi
   timeval tv{10, 0};
   setsockopt(child.control.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   *pid = child.pid;
-  if (!bootstrap::SendBootstrap(child.control.get(), bootstrap, fds, error)) {
+  if (!handoff::SendBootstrap(child.control.get(), bootstrap, fds, error)) {
     *error = "sending the bootstrap to data plane pid " + std::to_string(*pid) + ": " + *error;
     // Leave the pid set: the exit is reaped (and logged) through SIGCHLD like any other.
     kill(*pid, SIGKILL);

@@ -18,8 +18,8 @@
 #include <string>
 #include <thread>
 
+#include "common/handoff/handoff.h"
 #include "common/health_region.h"
-#include "dataplane/bootstrap/handoff.h"
 #include "dataplane/sync/adoption_channel.h"
 #include "dataplane/worker/worker.h"
 
@@ -265,7 +265,7 @@ TEST(ConfigApplier, AdoptionChannelRebindsHealthAndResyncTakesAnOlderVersion) {
   message.set_health_region_fd_index(0);
   message.set_health_region_kind(zproxy::v1::HEALTH_REGION_MEMFD);
   const int fds[] = {fresh.fd()};
-  ASSERT_TRUE(bootstrap::SendBootstrap(channel.remote_fd(), message, fds, &err)) << err;
+  ASSERT_TRUE(handoff::SendBootstrap(channel.remote_fd(), message, fds, &err)) << err;
   char answer = 0;
   ASSERT_EQ(recv(channel.remote_fd(), &answer, 1, 0), 1);
   EXPECT_EQ(answer, 'R');

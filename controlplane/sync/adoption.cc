@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "dataplane/bootstrap/handoff.h"
+#include "common/handoff/handoff.h"
 
 namespace zproxy::sync {
 namespace {
@@ -57,7 +57,7 @@ bool OpenAdoption(pid_t pid, const zproxy::v1::Hello& hello, AdoptionHandle* out
 
 bool SendHealthRegion(int channel, const zproxy::v1::DataplaneBootstrap& message,
                       const std::vector<int>& fds, int timeout_ms, std::string* error) {
-  if (!bootstrap::SendBootstrap(channel, message, fds, error)) return false;
+  if (!handoff::SendBootstrap(channel, message, fds, error)) return false;
   pollfd p{channel, POLLIN, 0};
   int r;
   do {

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "common/handoff/handoff.h"
 #include "common/log.h"
-#include "dataplane/bootstrap/handoff.h"
 
 int main(int argc, char** argv) {
   zproxy::SetLogComponent("fake-dataplane");
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   zproxy::v1::DataplaneBootstrap bootstrap;
   std::vector<zproxy::UniqueFd> fds;
   std::string error;
-  if (!zproxy::bootstrap::ReceiveBootstrap(control, &bootstrap, &fds, &error, 10000)) {
+  if (!zproxy::handoff::ReceiveBootstrap(control, &bootstrap, &fds, &error, 10000)) {
     ZLOG_ERROR("bootstrap: %s", error.c_str());
     return 1;
   }

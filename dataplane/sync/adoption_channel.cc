@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/handoff/handoff.h"
 #include "common/health_region.h"
 #include "common/log.h"
-#include "dataplane/bootstrap/handoff.h"
 
 namespace zproxy::dataplane {
 
@@ -39,7 +39,7 @@ void AdoptionChannel::Loop() {
     zproxy::v1::DataplaneBootstrap message;
     std::vector<UniqueFd> fds;
     std::string error;
-    if (!bootstrap::ReceiveBootstrap(ours_.get(), &message, &fds, &error)) {
+    if (!handoff::ReceiveBootstrap(ours_.get(), &message, &fds, &error)) {
       if (stopping_.load()) return;
       // A zproxyd that died halfway through its message: wait for the next one.
       ZLOG_WARN("adoption: unreadable message from a new zproxyd (%s); ignored", error.c_str());

@@ -6,7 +6,7 @@
 // (Hello.adoption_fd). A new zproxyd takes a copy of that end with pidfd_getfd(2) (the
 // same privilege it needs for the listen sockets) and sends the health region it writes:
 // the pinned BPF map's fd or its memfd fallback, plus the slot table, in the bootstrap wire
-// format (dataplane/bootstrap/handoff.h). The data plane maps it, re-attaches its running
+// format (common/handoff/handoff.h). The data plane maps it, re-attaches its running
 // snapshot to it (ConfigApplier::RebindHealth) and answers one byte: 'R' done, 'N' failed.
 // No filesystem socket is involved, so nobody without ptrace rights over the data plane
 // can hand it a region.

@@ -1,4 +1,4 @@
-#include "dataplane/bootstrap/handoff.h"
+#include "common/handoff/handoff.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace zproxy::bootstrap {
+namespace zproxy::handoff {
 namespace {
 
 constexpr char kMagic[4] = {'Z', 'P', 'B', '1'};
@@ -248,4 +248,4 @@ bool ReceiveBootstrap(int sock, zproxy::v1::DataplaneBootstrap* bootstrap,
   return true;
 }
 
-}  // namespace zproxy::bootstrap
+}  // namespace zproxy::handoff

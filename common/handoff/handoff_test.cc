@@ -1,4 +1,4 @@
-#include "dataplane/bootstrap/handoff.h"
+#include "common/handoff/handoff.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 
 #include <thread>
 
-namespace zproxy::bootstrap {
+namespace zproxy::handoff {
 namespace {
 
 using zproxy::v1::DataplaneBootstrap;
@@ -214,4 +214,4 @@ TEST(Handoff, HealthRegionFdTravelsAfterTheSockets) {
 }
 
 }  // namespace
-}  // namespace zproxy::bootstrap
+}  // namespace zproxy::handoff

@@ -22,7 +22,7 @@
 #include "common/unique_fd.h"
 #include "zproxy/v1/dataplane.pb.h"
 
-namespace zproxy::bootstrap {
+namespace zproxy::handoff {
 
 inline constexpr size_t kMaxFdsPerMessage = 250;
 inline constexpr size_t kMaxPayloadPiece = 32 * 1024;
@@ -45,4 +45,4 @@ bool SendBootstrap(int sock, const zproxy::v1::DataplaneBootstrap& bootstrap,
 bool ReceiveBootstrap(int sock, zproxy::v1::DataplaneBootstrap* bootstrap,
                       std::vector<UniqueFd>* fds, std::string* error, int timeout_ms = -1);
 
-}  // namespace zproxy::bootstrap
+}  // namespace zproxy::handoff
