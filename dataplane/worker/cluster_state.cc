@@ -27,7 +27,7 @@ uint16_t Worker::NewClusterState(const std::shared_ptr<const Snapshot>& snap, si
   for (uint32_t k = 0; st->lb->size() != 0 && k < options_.index % st->lb->size(); k++) {
     st->lb->Pick();
   }
-  st->pools.resize(c.lb.endpoints.size());
+  st->pool.Init(PoolLinkOf{&conns_}, c.lb.endpoints.size());
   st->outliers.resize(c.lb.endpoints.size());
   if (c.tls != nullptr) st->tls_sessions.Resize(c.endpoint_names.size());
   st->t_connect = timers_.ListFor(c.connect_timeout_ms);
@@ -54,7 +54,7 @@ uint16_t Worker::NewConnectState(const std::shared_ptr<const Snapshot>& snap, si
   st->connect = snap->listeners[listener].connect.get();
   st->definition = c.name;
   st->lb = std::make_unique<upstream::EndpointSet>(c.lb);
-  st->pools.resize(1);
+  st->pool.Init(PoolLinkOf{&conns_}, 1);
   st->outliers.resize(1);
   st->t_connect = timers_.ListFor(c.connect_timeout_ms);
   st->t_read = timers_.ListFor(c.read_timeout_ms);
@@ -139,8 +139,9 @@ void Worker::ApplySnapshot(std::shared_ptr<const Snapshot> snap) {
     if (kept[old]) continue;
     ClusterState& st = Cs(old);
     st.retired = true;
-    for (auto& pool : st.pools) {
-      while (pool.head != kNil) CloseConn(pool.head);  // CloseConn unlinks it
+    for (uint32_t e = 0; e < st.pool.endpoints(); e++) {
+      uint32_t idle;
+      while ((idle = st.pool.AnyIdle(e)) != upstream::kNoConn) CloseConn(idle);  // unlinks it
     }
     st.refs++;  // hold it across the check below
     UnrefCluster(old);

@@ -16,6 +16,7 @@
 #include "dataplane/codec/http1/client_stream.h"
 #include "dataplane/codec/http1/server_stream.h"
 #include "dataplane/dns/resolver.h"
+#include "dataplane/upstream/connection_pool.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
 
@@ -31,7 +32,7 @@ enum ConnFlag : uint16_t {
   kRecvPaused = 1 << 4,        // backpressure: do not re-arm recv
   kCloseAfterSend = 1 << 5,    // close once the output queue has drained
   kConnecting = 1 << 6,        // upstream connect in flight
-  kPooled = 1 << 7,            // idle in the upstream keep-alive pool
+  kPooled = 1 << 7,            // idle in its cluster's ConnectionPool (pool timeout armed)
   kReused = 1 << 8,            // upstream connection served an earlier request
   kPeerPending = 1 << 9,       // SO_PEERNAME request in flight
   kCancelSent = 1 << 10,       // recv cancel already submitted
@@ -53,11 +54,13 @@ struct Conn {
   int32_t fd = -1;
   uint32_t endpoint = 0;  // upstream endpoint index
   uint32_t exchange = kNil;
-  uint32_t io = kNil;                           // ConnIo index
-  uint32_t tls = kNil;                          // TlsConn index (client on a TLS listener)
-  uint32_t pool_prev = kNil, pool_next = kNil;  // upstream keep-alive pool (per endpoint)
+  uint32_t io = kNil;   // ConnIo index
+  uint32_t tls = kNil;  // TlsConn index (client on a TLS listener)
   TimerLink timer;
-  sockaddr_in6 peer{};  // client address (v4 stored as sockaddr_in) for X-Forwarded-For
+  union {
+    sockaddr_in6 peer{};      // client: its address (v4 as sockaddr_in) for X-Forwarded-For
+    upstream::PoolLink pool;  // upstream: its place in the cluster's ConnectionPool
+  };
 
   // Slab contract: reset all but the generation, which only ever grows.
   void Reset() {
@@ -66,6 +69,8 @@ struct Conn {
     gen = g;
   }
 };
+// What an idle keep-alive connection costs in userspace (besides the kernel's socket).
+static_assert(sizeof(Conn) <= 72, "Conn grew: memory per idle connection");
 
 // Owner of the memory an output item points to, released when the item has been sent.
 enum class ItemOwner : uint8_t { kStatic, kBuffer, kBlock };

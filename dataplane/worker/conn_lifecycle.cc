@@ -43,7 +43,13 @@ void Worker::CloseConn(uint32_t conn_idx) {
   if (c.flags & kClosing) return;
   c.flags |= kClosing;
   timers_.Disarm(conn_idx);
-  if (c.flags & kPooled) PoolRemove(conn_idx);
+  if (c.kind == ConnKind::kUpstream) {
+    Cs(c.owner).pool.Remove(conn_idx, c.endpoint);  // never handed out again
+    if (c.flags & kPooled) {
+      c.flags &= ~kPooled;
+      stats_.upstream_idle.Sub();
+    }
+  }
   if (c.kind == ConnKind::kClient) {
     stats_.client_open.Sub();
     if (c.exchange == kNil) stats_.client_idle.Sub();

@@ -70,7 +70,7 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
   lb.OnConnectionOpened(endpoint);
   ex.lb_counted = true;
   // Tunnels never share upstream connections with HTTP (or with each other).
-  uint32_t up = ex.tunnel ? kNil : PoolPop(ex.cluster, endpoint);
+  uint32_t up = ex.tunnel ? kNil : AcquireUpstream(ex.cluster, endpoint);
   if (up != kNil) {
     stats_.upstream_reused.Add();
     AttachUpstream(ex_idx, up);
@@ -105,6 +105,8 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   uint32_t up = NewConn(ConnKind::kUpstream, fd, ex.cluster);
   Conn& u = conns_.Get(up);
   u.endpoint = endpoint;
+  // HTTP/1: one stream (this exchange) at a time. Tunnels and CONNECT never come back.
+  Cs(ex.cluster).pool.Opened(up, endpoint, 1);
   u.exchange = ex_idx;
   u.flags |= kConnecting;
   ex.upstream = up;
@@ -507,52 +509,33 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   u.exchange = kNil;
   timers_.Disarm(up);
   ClusterState& cs = Cs(u.owner);
-  PoolHead& pool = cs.pools[u.endpoint];
-  if (!reusable || draining_ || cs.retired || pool.count >= cs.cfg->pool_size ||
-      (u.flags & kRecvPaused)) {
-    CloseConn(up);
-    return;
+  // A paused receive means unread bytes behind the response: the framing is not intact.
+  bool keep = reusable && !draining_ && !cs.retired && !(u.flags & kRecvPaused);
+  switch (cs.pool.Release(up, u.endpoint, keep, cs.cfg->pool_size)) {
+    case upstream::Released::kClose:
+      CloseConn(up);
+      return;
+    case upstream::Released::kIdle:
+      u.flags |= kPooled | kReused;
+      stats_.upstream_idle.Add();
+      timers_.Arm(cs.t_pool, up, NowMs());
+      ReleaseIoIfIdle(up);
+      return;
+    case upstream::Released::kBusy:  // other streams still use it (multiplexed protocols)
+      return;
   }
-  PoolPush(up);
 }
 
-void Worker::PoolPush(uint32_t conn_idx) {
-  Conn& u = conns_.Get(conn_idx);
-  PoolHead& pool = Cs(u.owner).pools[u.endpoint];
-  u.flags |= kPooled | kReused;
-  u.pool_prev = kNil;
-  u.pool_next = pool.head;
-  if (pool.head != kNil) conns_.Get(pool.head).pool_prev = conn_idx;
-  pool.head = conn_idx;
-  pool.count++;
-  stats_.upstream_idle.Add();
-  timers_.Arm(Cs(u.owner).t_pool, conn_idx, NowMs());
-  ReleaseIoIfIdle(conn_idx);
-}
-
-void Worker::PoolRemove(uint32_t conn_idx) {
-  Conn& u = conns_.Get(conn_idx);
-  PoolHead& pool = Cs(u.owner).pools[u.endpoint];
-  if (u.pool_prev != kNil)
-    conns_.Get(u.pool_prev).pool_next = u.pool_next;
-  else
-    pool.head = u.pool_next;
-  if (u.pool_next != kNil) conns_.Get(u.pool_next).pool_prev = u.pool_prev;
-  u.pool_prev = u.pool_next = kNil;
-  u.flags &= ~kPooled;
-  pool.count--;
-  stats_.upstream_idle.Sub();
-}
-
-// Most recently used first: it is the one least likely to have been closed by the
-// upstream's own idle timeout.
-uint32_t Worker::PoolPop(uint16_t cluster, uint32_t endpoint) {
-  PoolHead& pool = Cs(cluster).pools[endpoint];
-  uint32_t idx = pool.head;
-  if (idx == kNil) return kNil;
-  PoolRemove(idx);
-  timers_.Disarm(idx);
-  return idx;
+uint32_t Worker::AcquireUpstream(uint16_t cluster, uint32_t endpoint) {
+  uint32_t up = Cs(cluster).pool.Acquire(endpoint);
+  if (up == upstream::kNoConn) return kNil;
+  Conn& u = conns_.Get(up);
+  if (u.flags & kPooled) {  // it was idle: its pool timeout no longer applies
+    u.flags &= ~kPooled;
+    stats_.upstream_idle.Sub();
+    timers_.Disarm(up);
+  }
+  return up;
 }
 
 }  // namespace zproxy::dataplane

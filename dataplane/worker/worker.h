@@ -253,9 +253,8 @@ class Worker {
   void PumpResponseBody(uint32_t ex_idx);
   void OnUpstreamEof(uint32_t conn_idx, int err);
   void ReleaseUpstream(uint32_t ex_idx, bool reusable);
-  uint32_t PoolPop(uint16_t cluster, uint32_t endpoint);
-  void PoolPush(uint32_t conn_idx);
-  void PoolRemove(uint32_t conn_idx);
+  // A pooled connection of `endpoint` with room for the exchange's stream (kNil: none).
+  uint32_t AcquireUpstream(uint16_t cluster, uint32_t endpoint);
 
   // --- output_queue.cc
   bool QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwner owner, uint32_t ref);
@@ -372,9 +371,9 @@ class Worker {
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 
-  struct PoolHead {
-    uint32_t head = kNil;
-    uint32_t count = 0;
+  struct PoolLinkOf {
+    Slab<Conn, 1024>* conns;
+    upstream::PoolLink& operator()(uint32_t idx) const { return conns->Get(idx).pool; }
   };
   // --- outlier.cc: passive outlier detection, this worker's view of each endpoint.
   struct OutlierState {
@@ -397,10 +396,10 @@ class Worker {
     const ClusterRuntime* cfg = nullptr;
     std::string definition;  // serialized config Cluster: equal definition => reusable
     std::unique_ptr<upstream::EndpointSet> lb;
-    std::vector<PoolHead> pools;              // [endpoint]
-    std::vector<OutlierState> outliers;       // [endpoint]
-    tls::SessionCache tls_sessions;           // [endpoint]: clusters with tls resume these
-    const ConnectRuntime* connect = nullptr;  // a listener's CONNECT state: its allowlist
+    upstream::ConnectionPool<PoolLinkOf> pool;  // upstream connections by endpoint
+    std::vector<OutlierState> outliers;         // [endpoint]
+    tls::SessionCache tls_sessions;             // [endpoint]: clusters with tls resume these
+    const ConnectRuntime* connect = nullptr;    // a listener's CONNECT state: its allowlist
     uint16_t t_connect = 0, t_read = 0, t_pool = 0;
     uint32_t refs = 0;
     bool retired = false;
