@@ -261,5 +261,37 @@ TEST(ProbeTlsTest, SettingsThatCannotLoadFailEveryProbe) {
   EXPECT_EQ(p.reason(), "TLS settings: " + err);
 }
 
+// The exact texts of settings that cannot load (zproxyd logs them; every probe of the
+// cluster reports them). The library's own text is pinned too.
+TEST(ProbeTlsTest, SettingsErrorTexts) {
+  const TestCert a = MakeCert();
+  const TestCert b = MakeCert();
+  auto error = [](const ProbeTlsSettings& s) {
+    std::string err;
+    EXPECT_EQ(ProbeTlsContext::Create(s, &err), nullptr);
+    return err;
+  };
+  ProbeTlsSettings s;
+  s.ca_path = "ca.pem";
+  s.ca_pem = "garbage\n";
+  EXPECT_EQ(error(s), "ca: no PEM certificate in \"ca.pem\"");
+  s = ProbeTlsSettings();
+  s.verify = false;
+  s.cert_path = "/nonexistent/c.pem";
+  s.key_pem = a.key_pem;
+  EXPECT_EQ(error(s), "cert: cannot read \"/nonexistent/c.pem\": No such file or directory");
+  s.cert_path = "c.pem";
+  s.cert_pem = "garbage\n";
+  EXPECT_EQ(error(s), "cert: no PEM certificate in \"c.pem\"");
+  s.cert_pem = a.cert_pem;
+  s.key_pem = "";
+  s.key_path = "/nonexistent/k.pem";
+  EXPECT_EQ(error(s), "key: cannot read \"/nonexistent/k.pem\": No such file or directory");
+  s.key_pem = "garbage\n";
+  EXPECT_EQ(error(s), "key: unsupported");
+  s.key_pem = b.key_pem;
+  EXPECT_EQ(error(s), "key: key values mismatch");
+}
+
 }  // namespace
 }  // namespace zproxy::health

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/tls/client_context.h"
 #include "dataplane/tls/server_context.h"
 
 namespace zproxy::tls {
@@ -347,6 +348,70 @@ TEST_F(SessionTest, BadKeyNamesTheField) {
   EXPECT_EQ(ServerContext::Create(cfg, nullptr, &error), nullptr);
   EXPECT_NE(error.find("certificates[0].key"), std::string::npos) << error;
   EXPECT_NE(error.find("does not match"), std::string::npos) << error;
+}
+
+// The exact texts of load errors (they reach zproxyd's log and the Admin API's NACK). The
+// library's own text is pinned too, so a change of wording shows here.
+TEST_F(SessionTest, LoadErrorTexts) {
+  auto server_error = [](const std::string& cert, const std::string& cert_pem,
+                         const std::string& key, const std::string& key_pem) {
+    zproxy::v1::ListenerTls cfg;
+    auto* c = cfg.add_certificates();
+    c->set_cert(cert);
+    c->set_cert_pem(cert_pem);
+    c->set_key(key);
+    c->set_key_pem(key_pem);
+    std::string error;
+    EXPECT_EQ(ServerContext::Create(cfg, nullptr, &error), nullptr);
+    return error;
+  };
+  EXPECT_EQ(server_error("/nonexistent/c.pem", "", ecdsa_->key(), ""),
+            "certificates[0].cert: cannot read \"/nonexistent/c.pem\": No such file or directory");
+  EXPECT_EQ(server_error("c.pem", "garbage\n", ecdsa_->key(), ""),
+            "certificates[0].cert: \"c.pem\" holds no PEM certificate");
+  EXPECT_EQ(server_error(ecdsa_->cert(), "", "/nonexistent/k.pem", ""),
+            "certificates[0].key: cannot read \"/nonexistent/k.pem\": No such file or directory");
+  EXPECT_EQ(server_error(ecdsa_->cert(), "", "k.pem", "garbage\n"),
+            "certificates[0].key: \"k.pem\" holds no PEM private key "
+            "(error:0900006e:PEM routines:OPENSSL_internal:NO_START_LINE)");
+  EXPECT_EQ(server_error(ecdsa_->cert(), "", rsa_->key(), ""),
+            "certificates[0].key: the private key does not match the certificate \"" +
+                ecdsa_->cert() + "\"");
+
+  auto client_error = [](zproxy::v1::ClusterTls cfg) {
+    std::string error;
+    EXPECT_EQ(ClientContext::Create(cfg, &error), nullptr);
+    return error;
+  };
+  zproxy::v1::ClusterTls t;
+  t.set_ca("/nonexistent/ca.pem");
+  EXPECT_EQ(client_error(t), "ca: cannot read \"/nonexistent/ca.pem\": No such file or directory");
+  t.set_ca("ca.pem");
+  t.set_ca_pem("garbage\n");
+  EXPECT_EQ(client_error(t), "ca: cannot load \"ca.pem\": no PEM certificate");
+  t = zproxy::v1::ClusterTls();
+  t.set_verify(false);
+  t.set_cert("/nonexistent/c.pem");
+  t.set_key(ecdsa_->key());
+  EXPECT_EQ(client_error(t), "cert: cannot read \"/nonexistent/c.pem\": No such file or directory");
+  t.set_cert("c.pem");
+  t.set_cert_pem("garbage\n");
+  EXPECT_EQ(client_error(t), "cert: cannot load \"c.pem\": no PEM certificate");
+  t.clear_cert_pem();
+  t.set_cert(ecdsa_->cert());
+  t.set_key("/nonexistent/k.pem");
+  EXPECT_EQ(client_error(t), "key: cannot read \"/nonexistent/k.pem\": No such file or directory");
+  t.set_key("k.pem");
+  t.set_key_pem("garbage\n");
+  EXPECT_EQ(client_error(t),
+            "key: cannot load \"k.pem\" for the client certificate: "
+            "error:0900006e:PEM routines:OPENSSL_internal:NO_START_LINE");
+  t.clear_key_pem();
+  t.set_key(rsa_->key());
+  EXPECT_EQ(client_error(t), "key: cannot load \"" + rsa_->key() +
+                                 "\" for the client certificate: "
+                                 "error:0b000073:X.509 certificate routines:OPENSSL_internal:"
+                                 "KEY_TYPE_MISMATCH");
 }
 
 }  // namespace
