@@ -5,87 +5,25 @@
 #include "common/tls/context_setup.h"
 
 #include <gtest/gtest.h>
-#include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-
-#ifdef OPENSSL_IS_BORINGSSL
-#include <openssl/ec_key.h>
-#include <openssl/nid.h>
-#endif
 
 #include <cctype>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <string>
+#include <vector>
+
+#include "common/tls/testing/self_signed.h"
 
 namespace zproxy::tlsctx {
 namespace {
 
 using What = LoadFailure::What;
 
-std::string TempDir() {
-  const char* t = getenv("TEST_TMPDIR");
-  return t != nullptr ? t : "/tmp";
-}
-
-EVP_PKEY* NewEcKey() {
-#ifdef OPENSSL_IS_BORINGSSL
-  EVP_PKEY* pkey = EVP_PKEY_new();
-  EC_KEY* ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-  EC_KEY_generate_key(ec);
-  EVP_PKEY_assign_EC_KEY(pkey, ec);
-  return pkey;
-#else
-  return EVP_EC_gen("P-256");
-#endif
-}
-
-template <typename Write>
-std::string Pem(Write write) {
-  BIO* b = BIO_new(BIO_s_mem());
-  write(b);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(b, &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_free(b);
-  return out;
-}
-
 // A self-signed certificate for CN `name` and its key, as PEM text.
-struct Pair {
-  std::string cert, key;
-};
-Pair NewPair(const std::string& name) {
-  EVP_PKEY* key = NewEcKey();
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME* subject = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, subject);
-  X509_sign(x, key, EVP_sha256());
-  Pair p;
-  p.cert = Pem([&](BIO* b) { PEM_write_bio_X509(b, x); });
-  p.key =
-      Pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
-  X509_free(x);
-  EVP_PKEY_free(key);
-  return p;
-}
-
-std::string WriteFile(const std::string& name, const std::string& text) {
-  const std::string path = TempDir() + "/" + name;
-  std::ofstream(path) << text;
-  return path;
+SelfSigned NewPair(const std::string& name) {
+  SelfSignedOptions o;
+  o.cn = name;
+  return MakeSelfSigned(o);
 }
 
 struct Ctx {
@@ -97,10 +35,11 @@ struct Ctx {
 const std::string kNone;
 
 TEST(ContextSetup, LoadsCertificateAndKeyFromFiles) {
-  const Pair a = NewPair("a.test");
-  const Pair ca = NewPair("ca.test");
-  const std::string cert = WriteFile("good.pem", a.cert + ca.cert);  // leaf, then its chain
-  const std::string key = WriteFile("good.key", a.key);
+  const SelfSigned a = NewPair("a.test");
+  const SelfSigned ca = NewPair("ca.test");
+  const std::string cert =
+      WriteTestFile("good.pem", a.cert_pem + ca.cert_pem);  // leaf, then its chain
+  const std::string key = WriteTestFile("good.key", a.key_pem);
   Ctx c;
   LoadFailure f;
   EXPECT_TRUE(UseCertificateAndKey(c.ctx, {kNone, cert}, {kNone, key}, &f));
@@ -116,19 +55,19 @@ TEST(ContextSetup, LoadsCertificateAndKeyFromFiles) {
 }
 
 TEST(ContextSetup, InlinePemWinsOverThePath) {
-  const Pair a = NewPair("a.test");
+  const SelfSigned a = NewPair("a.test");
   const std::string missing = "/nonexistent/a.pem";
   Ctx c;
   LoadFailure f;
-  EXPECT_TRUE(UseCertificateAndKey(c.ctx, {a.cert, missing}, {a.key, missing}, &f));
+  EXPECT_TRUE(UseCertificateAndKey(c.ctx, {a.cert_pem, missing}, {a.key_pem, missing}, &f));
   std::vector<X509Ptr> chain;
-  EXPECT_TRUE(ReadCertificates({a.cert, missing}, &chain, &f));
+  EXPECT_TRUE(ReadCertificates({a.cert_pem, missing}, &chain, &f));
   EXPECT_EQ(chain.size(), 1u);
 }
 
 TEST(ContextSetup, MissingFileNamesThePath) {
-  const Pair a = NewPair("a.test");
-  const std::string cert = WriteFile("present.pem", a.cert);
+  const SelfSigned a = NewPair("a.test");
+  const std::string cert = WriteTestFile("present.pem", a.cert_pem);
   const std::string missing = "/nonexistent/zproxy-test.key";
   Ctx c;
   LoadFailure f;
@@ -151,18 +90,18 @@ TEST(ContextSetup, MissingFileNamesThePath) {
 }
 
 TEST(ContextSetup, KeyNotMatchingTheCertificate) {
-  const Pair a = NewPair("a.test");
-  const Pair b = NewPair("b.test");
+  const SelfSigned a = NewPair("a.test");
+  const SelfSigned b = NewPair("b.test");
   std::vector<X509Ptr> chain;
   KeyPtr k;
   LoadFailure f;
-  EXPECT_FALSE(ReadCertificateAndKey({a.cert, kNone}, {b.key, kNone}, &chain, &k, &f));
+  EXPECT_FALSE(ReadCertificateAndKey({a.cert_pem, kNone}, {b.key_pem, kNone}, &chain, &k, &f));
   EXPECT_EQ(f.what, What::kKeyMismatch);
   EXPECT_TRUE(f.in_key);
 
   Ctx c;
   LoadFailure u;
-  EXPECT_FALSE(UseCertificateAndKey(c.ctx, {a.cert, kNone}, {b.key, kNone}, &u));
+  EXPECT_FALSE(UseCertificateAndKey(c.ctx, {a.cert_pem, kNone}, {b.key_pem, kNone}, &u));
   EXPECT_EQ(u.what, What::kRejected);
   EXPECT_TRUE(u.in_key);
   EXPECT_NE(u.ssl_error, 0u);
@@ -175,16 +114,16 @@ TEST(ContextSetup, KeyNotMatchingTheCertificate) {
 }
 
 TEST(ContextSetup, NoCertificateOrKeyInTheSource) {
-  const std::string garbage = WriteFile("garbage.pem", "not PEM at all\n");
+  const std::string garbage = WriteTestFile("garbage.pem", "not PEM at all\n");
   std::vector<X509Ptr> chain;
   LoadFailure f;
   EXPECT_FALSE(ReadCertificates({kNone, garbage}, &chain, &f));
   EXPECT_EQ(f.what, What::kNoCertificate);
 
-  const Pair a = NewPair("a.test");
+  const SelfSigned a = NewPair("a.test");
   KeyPtr k;
   LoadFailure kf;
-  EXPECT_FALSE(ReadPrivateKey({a.cert, kNone}, &k, &kf));  // a certificate, no key
+  EXPECT_FALSE(ReadPrivateKey({a.cert_pem, kNone}, &k, &kf));  // a certificate, no key
   EXPECT_EQ(kf.what, What::kNoKey);
   EXPECT_TRUE(kf.in_key);
   EXPECT_NE(kf.ssl_error, 0u);
@@ -192,14 +131,14 @@ TEST(ContextSetup, NoCertificateOrKeyInTheSource) {
 }
 
 TEST(ContextSetup, CaRoots) {
-  const Pair ca1 = NewPair("ca1.test");
-  const Pair ca2 = NewPair("ca2.test");
-  const std::string bundle = WriteFile("bundle.pem", ca1.cert + ca2.cert);
+  const SelfSigned ca1 = NewPair("ca1.test");
+  const SelfSigned ca2 = NewPair("ca2.test");
+  const std::string bundle = WriteTestFile("bundle.pem", ca1.cert_pem + ca2.cert_pem);
   Ctx c;
   LoadFailure f;
   EXPECT_TRUE(LoadCaRoots(c.ctx, {kNone, bundle}, &f));
 
-  const std::string bad = WriteFile("bad-ca.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
+  const std::string bad = WriteTestFile("bad-ca.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n");
   Ctx c2;
   LoadFailure bf;
   EXPECT_FALSE(LoadCaRoots(c2.ctx, {kNone, bad}, &bf));
