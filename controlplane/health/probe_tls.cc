@@ -1,107 +1,44 @@
 #include "controlplane/health/probe_tls.h"
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <cerrno>
 #include <cstring>
+
+#include "common/tls/context_setup.h"
 
 namespace zproxy::health {
 namespace {
 
-// The data plane's TLS 1.2 suites (dataplane/tls/client_context.cc): an endpoint that
-// offers none of them fails its check as it would fail real traffic.
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-std::string SslErrorText() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown error";
-  const char* reason = ERR_reason_error_string(e);
-  if (reason != nullptr) return reason;
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  return buf;
-}
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using Bio = std::unique_ptr<BIO, BioFree>;
-
-Bio OpenPem(const std::string& pem, const std::string& path, std::string* error) {
-  if (!pem.empty()) return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Bio b(BIO_new_file(path.c_str(), "r"));
-  if (!b) {
-    const int err = errno;
-    ERR_clear_error();
-    *error = "cannot read \"" + path + "\": " + std::strerror(err);
-  }
-  return b;
-}
+// The library's reason alone ("key values mismatch"), for probe settings and handshakes.
+std::string SslErrorText() { return tlsctx::SslErrorReason(tlsctx::TakeSslError()); }
 
 bool LoadCa(SSL_CTX* ctx, const ProbeTlsSettings& s, std::string* error) {
-  std::string why;
-  Bio b = OpenPem(s.ca_pem, s.ca_path, &why);
-  if (!b) {
-    *error = "ca: " + why;
-    return false;
-  }
-  int added = 0;
-  while (X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) {
-    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1) added++;
-    X509_free(x);
-  }
-  ERR_clear_error();  // the loop ends on "no start line"
-  if (added == 0) {
+  tlsctx::LoadFailure f;
+  if (tlsctx::LoadCaRoots(ctx, {s.ca_pem, s.ca_path}, &f)) return true;
+  if (f.what == tlsctx::LoadFailure::What::kUnreadable) {
+    *error = "ca: " + f.text;
+  } else {
     *error = "ca: no PEM certificate in \"" + s.ca_path + "\"";
-    return false;
   }
-  return true;
+  return false;
 }
 
 bool LoadClientCertificate(SSL_CTX* ctx, const ProbeTlsSettings& s, std::string* error) {
-  std::string why;
-  Bio cb = OpenPem(s.cert_pem, s.cert_path, &why);
-  if (!cb) {
-    *error = "cert: " + why;
-    return false;
+  using What = tlsctx::LoadFailure::What;
+  tlsctx::LoadFailure f;
+  if (tlsctx::UseCertificateAndKey(ctx, {s.cert_pem, s.cert_path}, {s.key_pem, s.key_path}, &f)) {
+    return true;
   }
-  int n = 0;
-  while (X509* x = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
-    // Leaf first, then its chain (add1 takes its own reference).
-    const int ok = n == 0 ? SSL_CTX_use_certificate(ctx, x) : SSL_CTX_add1_chain_cert(ctx, x);
-    X509_free(x);
-    if (ok != 1) {
-      *error = "cert: " + SslErrorText();
-      return false;
-    }
-    n++;
-  }
-  ERR_clear_error();
-  if (n == 0) {
+  if (f.what == What::kUnreadable) {
+    *error = (f.in_key ? "key: " : "cert: ") + f.text;
+  } else if (!f.in_key && f.what == What::kNoCertificate) {
     *error = "cert: no PEM certificate in \"" + s.cert_path + "\"";
-    return false;
+  } else {
+    *error = (f.in_key ? "key: " : "cert: ") + tlsctx::SslErrorReason(f.ssl_error);
   }
-  Bio kb = OpenPem(s.key_pem, s.key_path, &why);
-  if (!kb) {
-    *error = "key: " + why;
-    return false;
-  }
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
-  const bool ok = key != nullptr && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
-                  SSL_CTX_check_private_key(ctx) == 1;
-  if (key != nullptr) EVP_PKEY_free(key);
-  if (!ok) {
-    *error = "key: " + SslErrorText();
-    return false;
-  }
-  return true;
+  return false;
 }
 
 }  // namespace
@@ -125,9 +62,9 @@ std::shared_ptr<const ProbeTlsContext> ProbeTlsContext::Create(const ProbeTlsSet
     return nullptr;
   }
   c->ctx_ = ctx;
-  SSL_CTX_set_min_proto_version(ctx, s.min_tls13 ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-  if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
+  // The data plane's versions and TLS 1.2 suites: an endpoint that offers none of them fails
+  // its check as it would fail real traffic.
+  if (!tlsctx::ApplyVersionsAndCiphers(ctx, s.min_tls13)) {
     *error = "cipher list: " + SslErrorText();
     return nullptr;
   }

@@ -1,10 +1,12 @@
 // TLS for the HTTP health checks of clusters with `tls:`. Built from the cluster's own
 // settings (CA, SNI, verify, client certificate, minimum version) with the same choices as
 // the data plane's upstream context (dataplane/tls/client_context.cc: TLS 1.2 ciphers, ALPN
-// http/1.1, name or IP check), so a check sees what a proxied request would see.
+// http/1.1, name or IP check), so a check sees what a proxied request would see. Both load
+// certificates and set versions and ciphers with common/tls/context_setup (one source).
 //
 // The library is OpenSSL 3, zproxyd's TLS library (gRPC links it for the Admin API's mTLS);
-// BoringSSL is the data plane's and must never be loaded into the same process.
+// BoringSSL is the data plane's and must never be loaded into the same process: this links
+// //common/tls:context_setup_openssl, the data plane the _boringssl build of the same file.
 #pragma once
 
 #include <memory>

@@ -6,11 +6,11 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 
 #include <chrono>
 
+#include "common/tls/testing/self_signed.h"
 #include "controlplane/health/probe.h"
 #include "controlplane/health/test_servers.h"
 #include "gtest/gtest.h"
@@ -20,47 +20,16 @@ namespace {
 
 // A self-signed certificate for DNS:health.test and IP:127.0.0.1, valid from
 // now + not_before_s to now + not_after_s.
-struct TestCert {
-  std::string cert_pem, key_pem;
-};
+using TestCert = tlsctx::SelfSigned;
 
 TestCert MakeCert(long not_before_s = -3600, long not_after_s = 3600,
                   const char* names = "DNS:health.test,IP:127.0.0.1") {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  static long serial = 1;
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x), not_before_s);
-  X509_gmtime_adj(X509_getm_notAfter(x), not_after_s);
-  X509_set_pubkey(x, key);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("health.test"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-  X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, names);
-  X509_add_ext(x, san, -1);
-  X509_EXTENSION_free(san);
-  X509_sign(x, key, EVP_sha256());
-  auto pem = [](auto write) {
-    BIO* b = BIO_new(BIO_s_mem());
-    write(b);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(b, &data);
-    std::string s(data, static_cast<size_t>(n));
-    BIO_free(b);
-    return s;
-  };
-  TestCert c;
-  c.cert_pem = pem([&](BIO* b) { PEM_write_bio_X509(b, x); });
-  c.key_pem =
-      pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
-  X509_free(x);
-  EVP_PKEY_free(key);
-  return c;
+  tlsctx::SelfSignedOptions o;
+  o.cn = "health.test";
+  o.san = names;
+  o.not_before_s = not_before_s;
+  o.not_after_s = not_after_s;
+  return tlsctx::MakeSelfSigned(o);
 }
 
 // Accepts TLS with `cert`, answers each request head with 200 and closes.
@@ -259,6 +228,38 @@ TEST(ProbeTlsTest, SettingsThatCannotLoadFailEveryProbe) {
   RunProbe(p, testing::ClosedAddress(), spec);
   EXPECT_FALSE(p.ok());
   EXPECT_EQ(p.reason(), "TLS settings: " + err);
+}
+
+// The exact texts of settings that cannot load (zproxyd logs them; every probe of the
+// cluster reports them). The library's own text is pinned too.
+TEST(ProbeTlsTest, SettingsErrorTexts) {
+  const TestCert a = MakeCert();
+  const TestCert b = MakeCert();
+  auto error = [](const ProbeTlsSettings& s) {
+    std::string err;
+    EXPECT_EQ(ProbeTlsContext::Create(s, &err), nullptr);
+    return err;
+  };
+  ProbeTlsSettings s;
+  s.ca_path = "ca.pem";
+  s.ca_pem = "garbage\n";
+  EXPECT_EQ(error(s), "ca: no PEM certificate in \"ca.pem\"");
+  s = ProbeTlsSettings();
+  s.verify = false;
+  s.cert_path = "/nonexistent/c.pem";
+  s.key_pem = a.key_pem;
+  EXPECT_EQ(error(s), "cert: cannot read \"/nonexistent/c.pem\": No such file or directory");
+  s.cert_path = "c.pem";
+  s.cert_pem = "garbage\n";
+  EXPECT_EQ(error(s), "cert: no PEM certificate in \"c.pem\"");
+  s.cert_pem = a.cert_pem;
+  s.key_pem = "";
+  s.key_path = "/nonexistent/k.pem";
+  EXPECT_EQ(error(s), "key: cannot read \"/nonexistent/k.pem\": No such file or directory");
+  s.key_pem = "garbage\n";
+  EXPECT_EQ(error(s), "key: unsupported");
+  s.key_pem = b.key_pem;
+  EXPECT_EQ(error(s), "key: key values mismatch");
 }
 
 }  // namespace

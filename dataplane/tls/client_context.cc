@@ -1,86 +1,47 @@
 #include "dataplane/tls/client_context.h"
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "common/tls/context_setup.h"
 #include "dataplane/tls/pem_source.h"
 #include "dataplane/tls/session.h"
 
 namespace zproxy::tls {
 namespace {
 
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-std::string SslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  return buf;
-}
+using tlsctx::LoadFailure;
 
 // The CA bundle (from the inlined contents or the file) into the context's trust store.
 bool LoadCa(SSL_CTX* ctx, const zproxy::v1::ClusterTls& config, std::string* error) {
-  std::string why;
-  PemBio b = OpenPem(config.ca_pem(), config.ca(), &why);
-  if (!b) {
-    *error = "ca: " + why;
-    return false;
-  }
-  int added = 0;
-  while (X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) {
-    if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1) added++;
-    X509_free(x);
-  }
-  ERR_clear_error();  // the loop ends on "no start line"
-  if (added == 0) {
+  LoadFailure f;
+  if (tlsctx::LoadCaRoots(ctx, PemFrom(config.ca_pem(), config.ca()), &f)) return true;
+  if (f.what == LoadFailure::What::kUnreadable) {
+    *error = "ca: " + f.text;
+  } else {
     *error = "ca: cannot load \"" + config.ca() + "\": no PEM certificate";
-    return false;
   }
-  return true;
+  return false;
 }
 
 // The client certificate chain (leaf first) and its key.
 bool LoadClientCertificate(SSL_CTX* ctx, const zproxy::v1::ClusterTls& config, std::string* error) {
-  std::string why;
-  PemBio cb = OpenPem(config.cert_pem(), config.cert(), &why);
-  if (!cb) {
-    *error = "cert: " + why;
-    return false;
+  LoadFailure f;
+  if (tlsctx::UseCertificateAndKey(ctx, PemFrom(config.cert_pem(), config.cert()),
+                                   PemFrom(config.key_pem(), config.key()), &f)) {
+    return true;
   }
-  int n = 0;
-  while (X509* x = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
-    const int ok = n == 0 ? SSL_CTX_use_certificate(ctx, x) : SSL_CTX_add1_chain_cert(ctx, x);
-    X509_free(x);
-    if (ok != 1) {
-      *error = "cert: cannot load \"" + config.cert() + "\": " + SslError();
-      return false;
-    }
-    n++;
-  }
-  ERR_clear_error();
-  if (n == 0) {
+  if (f.what == LoadFailure::What::kUnreadable) {
+    *error = (f.in_key ? "key: " : "cert: ") + f.text;
+  } else if (f.in_key) {
+    *error = "key: cannot load \"" + config.key() +
+             "\" for the client certificate: " + tlsctx::SslErrorText(f.ssl_error);
+  } else if (f.what == LoadFailure::What::kNoCertificate) {
     *error = "cert: cannot load \"" + config.cert() + "\": no PEM certificate";
-    return false;
+  } else {
+    *error = "cert: cannot load \"" + config.cert() + "\": " + tlsctx::SslErrorText(f.ssl_error);
   }
-  PemBio kb = OpenPem(config.key_pem(), config.key(), &why);
-  if (!kb) {
-    *error = "key: " + why;
-    return false;
-  }
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
-  const bool ok = key != nullptr && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
-                  SSL_CTX_check_private_key(ctx) == 1;
-  if (key != nullptr) EVP_PKEY_free(key);
-  if (!ok) {
-    *error = "key: cannot load \"" + config.key() + "\" for the client certificate: " + SslError();
-    return false;
-  }
-  return true;
+  return false;
 }
 
 }  // namespace
@@ -96,15 +57,12 @@ std::unique_ptr<ClientContext> ClientContext::Create(const zproxy::v1::ClusterTl
   cc->verify_ = !config.has_verify() || config.verify();
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (ctx == nullptr) {
-    *error = "SSL_CTX_new: " + SslError();
+    *error = tlsctx::SslError("SSL_CTX_new");
     return nullptr;
   }
   cc->ctx_ = ctx;
-  SSL_CTX_set_min_proto_version(ctx,
-                                config.min_version() == "TLS1_3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-  if (!SSL_CTX_set_strict_cipher_list(ctx, kTls12Ciphers)) {
-    *error = "cipher list: " + SslError();
+  if (!tlsctx::ApplyVersionsAndCiphers(ctx, config.min_version() == "TLS1_3")) {
+    *error = tlsctx::SslError("cipher list");
     return nullptr;
   }
   // Sessions are kept per worker and endpoint (tls::SessionCache), not in the SSL_CTX:

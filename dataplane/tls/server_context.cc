@@ -1,9 +1,6 @@
 #include "dataplane/tls/server_context.h"
 
-#include <openssl/bio.h>
 #include <openssl/bytestring.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/pool.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -11,28 +8,13 @@
 
 #include <cstring>
 
+#include "common/tls/context_setup.h"
 #include "dataplane/tls/pem_source.h"
 #include "dataplane/tls/session.h"
 
 namespace zproxy::tls {
 
 namespace {
-
-// TLS 1.2 suites: ECDHE with AEADs only (forward secrecy, and what kTLS can take over).
-// TLS 1.3 suites are not configurable in BoringSSL and are all AEADs.
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-std::string SslError() {
-  unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no PEM data";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof(buf));
-  return buf;
-}
 
 std::vector<std::string> NamesOf(X509* x) {
   std::vector<std::string> names;
@@ -142,54 +124,50 @@ ServerContext::~ServerContext() {
 
 bool ServerContext::LoadCertificate(const zproxy::v1::TlsCertificate& c, const std::string& field,
                                     std::string* error) {
-  Certificate cert;
-  std::string why;
-  PemBio cb = OpenPem(c.cert_pem(), c.cert(), &why);
-  if (!cb) {
-    *error = field + ".cert: " + why;
+  using What = tlsctx::LoadFailure::What;
+  std::vector<tlsctx::X509Ptr> chain;
+  tlsctx::KeyPtr key;
+  tlsctx::LoadFailure f;
+  if (!tlsctx::ReadCertificateAndKey(PemFrom(c.cert_pem(), c.cert()), PemFrom(c.key_pem(), c.key()),
+                                     &chain, &key, &f)) {
+    const std::string part = field + (f.in_key ? ".key: " : ".cert: ");
+    switch (f.what) {
+      case What::kUnreadable:
+        *error = part + f.text;
+        break;
+      case What::kNoCertificate:
+        *error = part + "\"" + c.cert() + "\" holds no PEM certificate";
+        break;
+      case What::kNoKey:
+        *error = part + "\"" + c.key() + "\" holds no PEM private key (" +
+                 tlsctx::SslErrorText(f.ssl_error, "no PEM data") + ")";
+        break;
+      default:  // kKeyMismatch
+        *error = part + "the private key does not match the certificate \"" + c.cert() + "\"";
+        break;
+    }
     return false;
   }
-  X509* leaf = nullptr;
-  while (X509* x = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
+  const int type = EVP_PKEY_id(key.get());
+  if (type != EVP_PKEY_EC && type != EVP_PKEY_RSA) {
+    *error = field + ".key: only ECDSA and RSA keys are supported";
+    return false;
+  }
+  // Parsed once: each connection gets the DER buffers and the key by reference.
+  Certificate cert;
+  for (const tlsctx::X509Ptr& x : chain) {
     uint8_t* der = nullptr;
-    int len = i2d_X509(x, &der);
+    int len = i2d_X509(x.get(), &der);
     if (len > 0) {
       cert.chain.push_back(CRYPTO_BUFFER_new(der, static_cast<size_t>(len), nullptr));
       OPENSSL_free(der);
     }
-    if (leaf == nullptr) {
-      leaf = x;
-    } else {
-      X509_free(x);
-    }
   }
-  ERR_clear_error();  // the loop ends on "no start line"
-  if (leaf == nullptr) {
-    *error = field + ".cert: \"" + c.cert() + "\" holds no PEM certificate";
-    return false;
-  }
-  std::unique_ptr<X509, decltype(&X509_free)> leaf_owner(leaf, X509_free);
-  PemBio kb = OpenPem(c.key_pem(), c.key(), &why);
-  if (!kb) {
-    *error = field + ".key: " + why;
-    for (CRYPTO_BUFFER* b : cert.chain) CRYPTO_BUFFER_free(b);
-    return false;
-  }
-  cert.key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
-  if (cert.key == nullptr) {
-    *error = field + ".key: \"" + c.key() + "\" holds no PEM private key (" + SslError() + ")";
-  } else if (X509_check_private_key(leaf, cert.key) != 1) {
-    ERR_clear_error();
-    *error = field + ".key: the private key does not match the certificate \"" + c.cert() + "\"";
-  }
-  int type = cert.key != nullptr ? EVP_PKEY_id(cert.key) : EVP_PKEY_NONE;
-  if (error->empty() && type != EVP_PKEY_EC && type != EVP_PKEY_RSA) {
-    *error = field + ".key: only ECDSA and RSA keys are supported";
-  }
+  cert.key = key.release();
   cert.ecdsa = type == EVP_PKEY_EC;
-  cert.names = NamesOf(leaf);
-  certs_.push_back(std::move(cert));  // freed by the destructor, also on error
-  return error->empty();
+  cert.names = NamesOf(chain.front().get());
+  certs_.push_back(std::move(cert));  // freed by the destructor
+  return true;
 }
 
 bool ServerContext::SelectCertificate(SSL* ssl, const uint8_t* sigalgs, size_t sigalgs_len) const {
@@ -254,21 +232,18 @@ std::unique_ptr<ServerContext> ServerContext::Create(const zproxy::v1::ListenerT
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (ctx == nullptr) {
-    *error = "SSL_CTX_new: " + SslError();
+    *error = tlsctx::SslError("SSL_CTX_new");
     return nullptr;
   }
   sc->ctx_ = ctx;
   SSL_CTX_set_app_data(ctx, sc.get());
-  uint16_t min_version = config.min_version() == "TLS1_3" ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (!config.min_version().empty() && config.min_version() != "TLS1_2" &&
       config.min_version() != "TLS1_3") {
     *error = "min_version: must be \"TLS1_2\" or \"TLS1_3\"";
     return nullptr;
   }
-  SSL_CTX_set_min_proto_version(ctx, min_version);
-  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-  if (!SSL_CTX_set_strict_cipher_list(ctx, kTls12Ciphers)) {
-    *error = "cipher list: " + SslError();
+  if (!tlsctx::ApplyVersionsAndCiphers(ctx, config.min_version() == "TLS1_3")) {
+    *error = tlsctx::SslError("cipher list");
     return nullptr;
   }
   SSL_CTX_set_select_certificate_cb(ctx, ServerContextCallbacks::SelectCertificate);
