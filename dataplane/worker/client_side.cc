@@ -294,7 +294,7 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
   }
   ex.up.Begin(req.method_id, !req.upgrade.empty());
   ex.client = conn_idx;
-  ex.cluster = cluster_state_[route->cluster_index];
+  ex.cluster = clusters_.ForCluster(route->cluster_index);
   RefCluster(ex.cluster);
   ex.max_body = listener.max_body_bytes;
   ex.req_done = ex.down.request_body().done();
@@ -357,8 +357,9 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   bool reusable = false;
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
-    reusable = ex.up.keep_alive() && ex.req_done && !(u.flags & kSendInflight) &&
-               OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0;
+    reusable = stream::UpstreamReusable(
+        Progress(ex), ex.up.keep_alive(),
+        !(u.flags & kSendInflight) && OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0);
   }
   LogExchange(ex, ex.status, {});
   ReleaseUpstream(ex_idx, reusable);

@@ -81,7 +81,7 @@ uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const codec::http1::Reque
   uint32_t ex_idx = exchanges_.Alloc();
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.client = conn_idx;
-  ex.cluster = connect_state_[c.owner];
+  ex.cluster = clusters_.ForConnect(c.owner);
   RefCluster(ex.cluster);
   ex.connect = true;
   ex.down.Begin(req);

@@ -19,7 +19,7 @@ void Worker::StartTunnel(uint32_t conn_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   ex.tunnel = true;
   ex.client = conn_idx;
-  ex.cluster = cluster_state_[static_cast<size_t>(listener.tcp_cluster)];
+  ex.cluster = clusters_.ForCluster(static_cast<size_t>(listener.tcp_cluster));
   RefCluster(ex.cluster);
   ex.req_done = true;  // no HTTP request framing to track
   ex.pass_mode = static_cast<uint8_t>(TunnelMode(c.owner));

@@ -17,47 +17,25 @@ namespace {
 #define TCP_FASTOPEN_CONNECT 30
 #endif
 
-const char* UpstreamErrorBody(ErrorCause cause) {
-  switch (cause) {
-    case ErrorCause::kConnectRefused:
-      return "zproxy: upstream connect failed (connection refused)\n";
-    case ErrorCause::kConnectTimeout:
-      return "zproxy: upstream connect timeout\n";
-    case ErrorCause::kConnectError:
-      return "zproxy: upstream connect failed\n";
-    case ErrorCause::kReadTimeout:
-      return "zproxy: upstream read timeout\n";
-    case ErrorCause::kUpstreamClosed:
-      return "zproxy: upstream closed connection before response\n";
-    case ErrorCause::kBadResponse:
-      return "zproxy: invalid upstream response\n";
-    case ErrorCause::kNoHealthyUpstream:
-      return "zproxy: no healthy upstream\n";
-    case ErrorCause::kUpstreamTlsExpired:
-      return "zproxy: upstream TLS certificate rejected (expired or not yet valid)\n";
-    case ErrorCause::kUpstreamTlsUntrusted:
-      return "zproxy: upstream TLS certificate rejected (not signed by the cluster's ca)\n";
-    case ErrorCause::kUpstreamTlsName:
-      return "zproxy: upstream TLS certificate rejected (not valid for the cluster's sni)\n";
-    case ErrorCause::kUpstreamTlsHandshake:
-      return "zproxy: upstream TLS handshake failed\n";
-    default:
-      return "zproxy: upstream error\n";
-  }
-}
-
-int UpstreamErrorStatus(ErrorCause cause) {
-  switch (cause) {
-    case ErrorCause::kConnectTimeout:
-    case ErrorCause::kReadTimeout:
-      return 504;
-    case ErrorCause::kNoHealthyUpstream:
-      return 503;
-    default:
-      return 502;
-  }
-}
 }  // namespace
+
+stream::StreamProgress Worker::Progress(const Exchange& ex) const {
+  stream::StreamProgress p;
+  p.tunnel = ex.tunnel;
+  p.head_sent = ex.head_queued;
+  p.head_available = ex.req_head_block != kNil;
+  p.request_done = ex.req_done;
+  p.response_started = ex.resp_started;
+  p.phase = ex.resp == RespState::kWaitHead ? stream::ResponsePhase::kWaitHead
+            : ex.resp == RespState::kBody   ? stream::ResponsePhase::kBody
+                                            : stream::ResponsePhase::kDone;
+  p.reused_connection = ex.upstream != kNil && (conns_.Get(ex.upstream).flags & kReused);
+  p.retried_stale = ex.retried_stale;
+  p.attempts = ex.attempts;
+  p.client_keep_alive = ex.down.keep_alive();
+  p.draining = draining_;
+  return p;
+}
 
 bool Worker::AssignUpstream(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
@@ -210,32 +188,26 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.CountError(cause);
   if (ex.connect && !ex.tunnel) CountConnectFailure(cause);
-  if (ex.tunnel) {
-    AbortExchange(ex_idx, true);  // no HTTP to answer with: the client sees the close
+  stream::Decision d = stream::ReplyToFailure(Progress(ex), cause);
+  if (d.next == stream::Next::kAbort) {
+    AbortExchange(ex_idx, true);  // a tunnel, or a response already under way
     return;
   }
-  if (ex.resp_started) {
-    // Part of the response is already on its way: the only honest signal left is to
-    // close the client connection (the response is visibly incomplete).
-    AbortExchange(ex_idx, true);
-    return;
-  }
-  bool close = !ex.req_done || !ex.down.keep_alive() || draining_;
+  bool close = d.close_client;
   uint32_t client = ex.client;
   // A CONNECT to a name says which name and how many of its addresses were tried.
   char name_body[kMaxHostName + 160];
   std::string_view body = ex.target != kNil
                               ? ConnectNameErrorBody(ex, cause, name_body, sizeof(name_body))
-                              : std::string_view(UpstreamErrorBody(cause));
+                              : stream::ErrorBody(cause);
   if (access_log_.enabled()) {
     // Error path only: size the response the client is about to get, for the log.
     char tmp[768];
-    ex.resp_bytes = codec::http1::EncodeLocalResponse(UpstreamErrorStatus(cause), body, close, tmp,
-                                                      sizeof(tmp));
-    LogExchange(ex, UpstreamErrorStatus(cause), ErrorCauseName(cause));
+    ex.resp_bytes = codec::http1::EncodeLocalResponse(d.status, body, close, tmp, sizeof(tmp));
+    LogExchange(ex, d.status, ErrorCauseName(cause));
   }
   AbortExchange(ex_idx, false);
-  SendLocalResponse(client, UpstreamErrorStatus(cause), body, close);
+  SendLocalResponse(client, d.status, body, close);
   if (!close) {
     Conn& c = conns_.Get(client);
     timers_.Arm(t_client_idle_[c.owner], client, NowMs());
@@ -258,9 +230,8 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
   }
   // CONNECT to a name: the next of its addresses, while there is time.
   if (may_retry && ex.target != kNil && ConnectTryNext(ex_idx, cause)) return;
-  // Nothing reached the upstream yet (connect failed): retry once on another endpoint.
-  if (may_retry && !ex.head_queued && ex.attempts == 0 &&
-      (ex.req_head_block != kNil || ex.tunnel)) {
+  if (stream::AfterUpstreamFailure(Progress(ex), cause, may_retry).next ==
+      stream::Next::kRetryOtherEndpoint) {
     ex.attempts = 1;
     ex.failed_endpoint = ex.endpoint;
     stats_.upstream_retries.Add();
@@ -386,7 +357,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
   // The client's connection ends after this response when the request was not read to
   // its end or zproxy is draining; the codec adds its own reasons.
-  bool close_client = !ex.req_done || draining_;
+  bool close_client = stream::CloseClientAfterResponse(Progress(ex));
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
       [&](char* out, size_t cap) {
@@ -468,32 +439,34 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
     }
     return;
   }
-  if (ex.resp == RespState::kBody) {
-    if (err < 0 && ex.up.response_body().EndsAtClose()) {
-      // Only a FIN ends a close-delimited body; after a reset the body may be cut short,
-      // and the client must not see it end the way a complete one does.
+  stream::Decision d = stream::AfterUpstreamClosed(
+      Progress(ex), err<0, ex.up.response_body().EndsAtClose(), InBytes(conn_idx)> 0);
+  switch (d.next) {
+    case stream::Next::kAbortWithReset:
       stats_.CountError(ErrorCause::kUpstreamClosed);
-      AbortExchange(ex_idx, true);
+      AbortExchange(ex_idx, true);  // a cut close-delimited body makes the client's a reset
       return;
-    }
-    ex.upstream_eof = true;
-    PumpResponseBody(ex_idx);
-    return;
+    case stream::Next::kEndOfInput:
+      // What is buffered still goes out; the body's framing says whether it was complete.
+      ex.upstream_eof = true;
+      PumpResponseBody(ex_idx);
+      return;
+    case stream::Next::kRetryFreshConnection:
+      ex.retried_stale = true;
+      u.exchange = kNil;
+      CloseConn(conn_idx);
+      ex.upstream = kNil;
+      ex.head_queued = false;
+      stats_.upstream_retries.Add();
+      StartConnect(ex_idx, ex.endpoint);
+      return;
+    case stream::Next::kRetryOtherEndpoint:
+    case stream::Next::kReplyError:
+    case stream::Next::kAbort:
+      // A failure of this attempt: counted against the endpoint, answered or cut there.
+      UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
+      return;
   }
-  if (ex.resp == RespState::kWaitHead && !ex.resp_started && (u.flags & kReused) &&
-      ex.req_head_block != kNil && InBytes(conn_idx) == 0) {
-    // A keep-alive connection the upstream had already closed: the request never got
-    // an answer and had no body, so it is safe to send again on a fresh connection.
-    ex.retried_stale = true;
-    u.exchange = kNil;
-    CloseConn(conn_idx);
-    ex.upstream = kNil;
-    ex.head_queued = false;
-    stats_.upstream_retries.Add();
-    StartConnect(ex_idx, ex.endpoint);
-    return;
-  }
-  UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
 }
 
 void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {

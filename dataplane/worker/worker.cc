@@ -39,7 +39,8 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
       blocks_(MaxBlockSize(*snap_)),
       // A merged X-Forwarded-For is bounded by the head, which fits in a large block.
       policy_scratch_(blocks_.large_size()),
-      timers_(LinkOfConn{&conns_}) {}
+      timers_(TimerLinkOf{&conns_}),
+      clusters_(options.index, &stats_, &timers_, &conns_) {}
 
 Worker::~Worker() {
   if (dns_inbox_ != nullptr) dns_inbox_->Close();  // before its eventfd closes
@@ -60,10 +61,7 @@ bool Worker::Init(std::string* error) {
   buf_refs_.assign(options_.buf_count, 0);
 
   SetupListenerTimers();
-  for (size_t i = 0; i < snap_->clusters.size(); i++) {
-    cluster_state_.push_back(NewClusterState(snap_, i));
-  }
-  SetupConnectStates(snap_);
+  clusters_.Init(snap_);
   applied_version_.store(snap_->version);
   applied_generation_.store(snap_->generation);
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -265,7 +263,7 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
 void Worker::OnTick() {
   ArmTick();
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
-  ExpireEjections();
+  clusters_.ExpireEjections(NowMs());
   access_log_.Flush();
   if (!pass_watch_.empty()) CheckPassthroughWatch();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
@@ -366,11 +364,60 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     TlsUpstreamFailed(conn_idx, ErrorCause::kConnectTimeout);  // the handshake is the connect
     return;
   }
-  if (c.flags & kConnecting) {
-    UpstreamFailed(ex, ErrorCause::kConnectTimeout, true);
-  } else {
-    UpstreamFailed(ex, ErrorCause::kReadTimeout, false);
+  bool connecting = c.flags & kConnecting;
+  stream::Decision d = stream::AfterUpstreamTimeout(Progress(exchanges_.Get(ex)), connecting);
+  UpstreamFailed(ex, d.cause, connecting);
+}
+
+// --- Config snapshots: ConfigApplier posts them, the loop applies them between events.
+
+void Worker::SetupListenerTimers() {
+  t_client_idle_.clear();
+  t_client_header_.clear();
+  t_tls_handshake_.clear();
+  t_connect_idle_.clear();
+  for (const auto& l : snap_->listeners) {
+    t_client_idle_.push_back(timers_.ListFor(l.idle_timeout_ms));
+    t_client_header_.push_back(timers_.ListFor(l.header_timeout_ms));
+    t_tls_handshake_.push_back(timers_.ListFor(l.handshake_timeout_ms));
+    t_connect_idle_.push_back(
+        timers_.ListFor(l.connect != nullptr ? l.connect->idle_timeout_ms : l.idle_timeout_ms));
   }
+}
+
+void Worker::ApplySnapshot(std::shared_ptr<const Snapshot> snap) {
+  clusters_.Apply(snap, [this](uint32_t idle) { CloseConn(idle); });  // CloseConn unpools it
+  snap_ = std::move(snap);
+  SetupListenerTimers();
+  applied_version_.store(snap_->version);
+  applied_generation_.store(snap_->generation);
+}
+
+void Worker::PostSnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    mailbox_ = std::move(snapshot);
+  }
+  uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;  // an eventfd write only fails on counter overflow, which still wakes
+}
+
+void Worker::ArmWake() {
+  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof(wake_buf_), 0);
+  io_uring_sqe_set_data64(sqe, io::UserData{io::Op::kWake, 0, 0, 0}.Pack());
+}
+
+void Worker::OnWake() {
+  ArmWake();
+  std::shared_ptr<const Snapshot> snap;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mu_);
+    snap = std::move(mailbox_);
+  }
+  if (snap != nullptr) ApplySnapshot(std::move(snap));
+  OnDnsAnswers();  // the resolver wakes the loop through the same eventfd
 }
 
 }  // namespace zproxy::dataplane

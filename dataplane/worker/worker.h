@@ -29,10 +29,12 @@
 #include "dataplane/proxy/header_policy.h"
 #include "dataplane/proxy/passthrough_mode.h"
 #include "dataplane/snapshot.h"
+#include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tls/session_cache.h"
 #include "dataplane/upstream/lb.h"
 #include "dataplane/worker/access_log.h"
 #include "dataplane/worker/block_pool.h"
+#include "dataplane/worker/cluster_states.h"
 #include "dataplane/worker/conn.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
@@ -236,6 +238,8 @@ class Worker {
   void FreeConnectTarget(Exchange& ex);
 
   // --- upstream_side.cc
+  // What the proxy stream's decisions (dataplane/stream) need to know about an exchange.
+  stream::StreamProgress Progress(const Exchange& ex) const;
   bool AssignUpstream(uint32_t ex_idx);
   void RespondUpstreamError(uint32_t ex_idx, ErrorCause cause);
   void StartConnect(uint32_t ex_idx, uint32_t endpoint);
@@ -361,60 +365,21 @@ class Worker {
   http::Field policy_fields_[128 + proxy::kPolicyExtraFields];
   std::vector<char> policy_scratch_;
 
-  struct LinkOfConn {
-    Slab<Conn, 1024>* conns;
-    TimerLink& operator()(uint32_t idx) const { return conns->Get(idx).timer; }
-  };
-  TimerLists<LinkOfConn> timers_;
+  ConnTimers timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
   std::vector<uint16_t> t_client_idle_, t_client_header_, t_tls_handshake_, t_connect_idle_;
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 
-  struct PoolLinkOf {
-    Slab<Conn, 1024>* conns;
-    upstream::PoolLink& operator()(uint32_t idx) const { return conns->Get(idx).pool; }
-  };
-  // --- outlier.cc: passive outlier detection, this worker's view of each endpoint.
-  struct OutlierState {
-    uint16_t failures = 0;  // consecutive
-    uint8_t ejections = 0;  // in a row; the ejection period doubles with each
-    bool ejected = false;
-    uint32_t until_ms = 0;
-    uint32_t last_ejected_ms = 0;
-  };
-  void RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok);
-  void ExpireEjections();
-
-  // --- cluster_state.cc: this worker's state for one cluster definition: balancer,
-  // keep-alive pools, outlier state. Exchanges and upstream connections refer to it by
-  // id (Exchange::cluster, Conn::owner of upstream connections) and hold a reference, so
-  // a config change leaves in-flight requests on the state (and config) they started
-  // with; a state whose cluster changed or vanished is retired and freed when unused.
-  struct ClusterState {
-    std::shared_ptr<const Snapshot> snap;  // keeps *cfg alive
-    const ClusterRuntime* cfg = nullptr;
-    std::string definition;  // serialized config Cluster: equal definition => reusable
-    std::unique_ptr<upstream::EndpointSet> lb;
-    upstream::ConnectionPool<PoolLinkOf> pool;  // upstream connections by endpoint
-    std::vector<OutlierState> outliers;         // [endpoint]
-    tls::SessionCache tls_sessions;             // [endpoint]: clusters with tls resume these
-    const ConnectRuntime* connect = nullptr;    // a listener's CONNECT state: its allowlist
-    uint16_t t_connect = 0, t_read = 0, t_pool = 0;
-    uint32_t refs = 0;
-    bool retired = false;
-  };
-  std::vector<std::unique_ptr<ClusterState>> cstates_;  // index = state id; null = free
-  std::vector<uint16_t> cluster_state_;  // current snapshot's cluster index -> state id
-  // Per listener: the state CONNECT upstreams belong to (kNoConnect = no connect block).
-  static constexpr uint16_t kNoConnect = 0xffff;
-  std::vector<uint16_t> connect_state_;
-  uint16_t NewConnectState(const std::shared_ptr<const Snapshot>& snap, size_t listener);
-  void SetupConnectStates(const std::shared_ptr<const Snapshot>& snap);
-  ClusterState& Cs(uint16_t id) { return *cstates_[id]; }
-  uint16_t NewClusterState(const std::shared_ptr<const Snapshot>& snap, size_t cluster_index);
-  void RefCluster(uint16_t id) { cstates_[id]->refs++; }
-  void UnrefCluster(uint16_t id);
+  // Per cluster definition: balancer, pool, outlier detection (cluster_states.h).
+  ClusterStates clusters_;
+  ClusterState& Cs(uint16_t id) { return clusters_.Get(id); }
+  void RefCluster(uint16_t id) { clusters_.Ref(id); }
+  void UnrefCluster(uint16_t id) { clusters_.Unref(id); }
+  void RecordUpstreamResult(uint16_t cluster, uint32_t endpoint, bool ok) {
+    clusters_.RecordResult(cluster, endpoint, ok, NowMs());
+  }
+  // Config snapshots (worker.cc): the mailbox ConfigApplier fills, and applying one.
   void ApplySnapshot(std::shared_ptr<const Snapshot> snap);
   void SetupListenerTimers();
   void ArmWake();
