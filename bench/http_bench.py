@@ -3,7 +3,9 @@
 
 Subcommands (see bench/README.md):
   http     keep-alive req/s + latency, CPU/request, Connection: close conn/s + CPU/conn,
-           RSS per idle client connection; writes the generated section of RESULTS.md
+           RSS per idle client connection; writes the generated section of RESULTS.md.
+           --zproxy-baseline REV / --zproxy-baseline-bin DIR add a second zproxy build
+           ("zproxy@REV") to the same run and report new / baseline ratios (before/after).
   sendzc   zproxy only: /bytes/S downloads with io_uring.send_zc_threshold 0 (never) vs 1 (always)
   profile  zproxy only: perf record of zproxy-dataplane during a keep-alive wrk run
 
@@ -12,6 +14,7 @@ idle-connection client on CPU 1. One worker each. Runs are interleaved per repet
 """
 import argparse
 import datetime
+import fcntl
 import glob
 import json
 import os
@@ -37,6 +40,8 @@ PORTS = {
     "zproxy": 18601,
     "nginx": 18602,
     "haproxy": 18603,
+    "zproxy_baseline": 18604,       # the second zproxy build (--zproxy-baseline*)
+    "zproxy_baseline_metrics": 18610,
     "zproxy_metrics": 18611,
 }
 PROXY_CPU = "0"
@@ -48,6 +53,10 @@ ZC_NEVER = -1  # written as io_uring.send_zc_disable: true
 # Copies get neutral names (and the work dir a neutral prefix) so that broad `pkill -f zproxy...`
 # clean-ups of concurrently running test suites can't kill a benchmark's processes.
 BIN_ALIAS = {"zproxyd": "zb-ctl", "zproxy-dataplane": "zb-dataplane", "zproxy-test-backend": "zb-backend"}
+BASELINE_ALIAS = {"zproxyd": "zb-ctl-base", "zproxy-dataplane": "zb-dataplane-base"}
+# Before/after check of the baseline contender: keep-alive CPU/req, CPU/new connection and
+# bytes/idle connection must stay within 5% of the baseline (issue 10); req/s is reported alike.
+BASELINE_TOLERANCE = 0.05
 SIZES = {"4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
 
 
@@ -397,7 +406,9 @@ backend be
 """ % (port, backend_port)
 
 
-def zproxy_conf(workdir, port, backend_port, metrics_port, send_zc_threshold=None):
+def zproxy_conf(workdir, port, backend_port, metrics_port, send_zc_threshold=None, tag=""):
+    """tag: suffix for the admin socket and the bpffs pin path, so that a second zproxy build
+    (the baseline) never meets the first one's socket or pinned maps."""
     io = ""
     if send_zc_threshold == ZC_NEVER:
         io = "io_uring: { send_zc_disable: true }\n"
@@ -417,10 +428,10 @@ clusters:
     pool_size: 64
 workers: 1
 %(io)smetrics_address: 127.0.0.1:%(m)d
-admin_address: unix:%(w)s/zproxy-admin.sock
-bpffs_path: /sys/fs/bpf/zproxy-bench
+admin_address: unix:%(w)s/zproxy%(t)s-admin.sock
+bpffs_path: /sys/fs/bpf/zproxy-bench%(t)s
 drain_timeout_ms: 200
-""" % {"p": port, "b": backend_port, "m": metrics_port, "w": workdir, "io": io}
+""" % {"p": port, "b": backend_port, "m": metrics_port, "w": workdir, "io": io, "t": tag}
 
 
 # --------------------------------------------------------------------------- build
@@ -483,6 +494,128 @@ def git_rev():
     return r.stdout.strip() + ("+dirty" if dirty else "")
 
 
+# --------------------------------------------------------------------------- baseline build
+
+def git(*argv):
+    r = subprocess.run(["git"] + list(argv), cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError("git %s: %s" % (" ".join(argv), r.stderr.strip()))
+    return r.stdout.strip()
+
+
+def default_baseline_cache():
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                        "zproxy-bench", "baseline")
+
+
+def build_baseline(rev, cache):
+    """zproxyd + zproxy-dataplane of git revision `rev`, built with `bazel build -c opt` in a
+    separate source tree (`git archive` of the commit: the repository's worktree list and the
+    current checkout stay untouched) with its own output base. The binaries are kept in
+    cache/<sha>/bin (reused by later runs); the source tree and the output base are deleted
+    after a successful build (the shared disk cache from ~/.bazelrc keeps the actions).
+    Returns (bin_dir, short_sha, full_sha)."""
+    sha = git("rev-parse", "--verify", "--quiet", rev + "^{commit}")
+    short = git("rev-parse", "--short", sha)
+    top = os.path.join(cache, sha)
+    bindir = os.path.join(top, "bin")
+    os.makedirs(top, exist_ok=True)
+    with open(os.path.join(top, "lock"), "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)  # two runs wanting the same baseline build it once
+        if all(os.access(os.path.join(bindir, n), os.X_OK) for n in ("zproxyd", "zproxy-dataplane")):
+            log("baseline %s (%s): using cached binaries in %s" % (rev, short, bindir))
+            return bindir, short, sha
+        src = os.path.join(top, "src")
+        ob = os.path.join(top, "output_base")
+        if os.path.exists(src):
+            shutil.rmtree(src)
+        os.makedirs(src)
+        log("baseline %s (%s): exporting the tree to %s" % (rev, short, src))
+        arch = subprocess.Popen(["git", "archive", "--format=tar", sha], cwd=ROOT, stdout=subprocess.PIPE)
+        tar = subprocess.run(["tar", "-x", "-C", src], stdin=arch.stdout, capture_output=True, text=True)
+        arch.stdout.close()
+        if arch.wait() != 0 or tar.returncode != 0:
+            raise BenchError("git archive %s | tar -x failed: %s" % (sha, tar.stderr))
+        differ = subprocess.run(["git", "diff", "--quiet", sha, "--", ".bazelrc", "WORKSPACE", "bazel/"],
+                                cwd=ROOT).returncode != 0
+        if differ:
+            log("!!! baseline %s: .bazelrc/WORKSPACE/bazel/ differ from the current checkout; each "
+                "tree is built with its own settings !!!" % short)
+        # Same command as the current checkout's build (prepare_binaries); --max_idle_secs so
+        # that the extra Bazel server never lingers if the shutdown below is skipped.
+        startup = ["bazel", "--output_base=" + ob, "--max_idle_secs=60"]
+        cmd = startup + ["build", "-c", "opt", "--symlink_prefix=/"] + ZPROXY_TARGETS
+        log("baseline %s: building in %s: %s" % (short, src, " ".join(cmd)))
+        expunged = False
+        try:
+            r = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=3600)
+            if r.returncode != 0:
+                raise BenchError("baseline %s did not build (tree %s, output base %s):\n%s" % (
+                    short, src, ob, r.stderr[-3000:]))
+            info = subprocess.run(startup + ["info", "-c", "opt", "bazel-bin"], cwd=src,
+                                  capture_output=True, text=True, timeout=600)
+            if info.returncode != 0:
+                raise BenchError("bazel info failed for the baseline: " + info.stderr[-2000:])
+            tmp = bindir + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            for t in ZPROXY_TARGETS:
+                pkg, name = t[2:].split(":")
+                shutil.copy2(os.path.join(info.stdout.strip(), pkg, name), os.path.join(tmp, name))
+            with open(os.path.join(tmp, "REV"), "w") as f:
+                f.write("%s\n%s\n" % (short, sha))
+            shutil.rmtree(bindir, ignore_errors=True)
+            os.rename(tmp, bindir)
+            # The binaries are all we need: drop the output base (and its server) and the tree.
+            expunged = subprocess.run(startup + ["clean", "--expunge"], cwd=src, capture_output=True,
+                                      timeout=600).returncode == 0
+            if expunged:
+                shutil.rmtree(src, ignore_errors=True)
+        finally:
+            if not expunged:  # failed build: keep tree + output base to look at, stop the server
+                subprocess.run(startup + ["shutdown"], cwd=src, capture_output=True, timeout=120)
+        log("baseline %s: binaries in %s" % (short, bindir))
+        return bindir, short, sha
+
+
+def prepare_baseline(args, workdir):
+    """The second zproxy contender, or None. Copies zproxyd + zproxy-dataplane (from
+    --zproxy-baseline REV's build or --zproxy-baseline-bin DIR) into the work dir under neutral
+    names, like the current build's binaries."""
+    if not args.zproxy_baseline and not args.zproxy_baseline_bin:
+        return None
+    info = {}
+    if args.zproxy_baseline:
+        src, short, sha = build_baseline(args.zproxy_baseline, args.baseline_cache)
+        info.update({"rev": args.zproxy_baseline, "sha": sha, "version": "zproxy git %s" % short,
+                     "source": "git %s (`--zproxy-baseline %s`), built with `bazel build -c opt`" % (
+                         sha, args.zproxy_baseline)})
+        label = short
+    else:
+        src = os.path.abspath(args.zproxy_baseline_bin)
+        label = os.path.basename(os.path.normpath(src))
+        try:
+            with open(os.path.join(src, "REV")) as f:  # written by build_baseline
+                label = f.readline().strip() or label
+        except OSError:
+            pass
+        info["source"] = "binaries from %s" % src
+        info["version"] = "zproxy %s binaries from %s" % (label, src)
+    label = args.zproxy_baseline_name or label
+    bindir = os.path.join(workdir, "bin-baseline")
+    os.makedirs(bindir, exist_ok=True)
+    bins = {}
+    for name in ("zproxyd", "zproxy-dataplane"):
+        p = os.path.join(src, name)
+        if not os.access(p, os.X_OK):
+            raise BenchError("baseline binary %s missing or not executable" % p)
+        dst = os.path.join(bindir, BASELINE_ALIAS[name])
+        shutil.copy2(p, dst)
+        bins[name] = dst
+    info.update({"name": "zproxy@" + label, "bins": bins, "bin_dir": src})
+    return info
+
+
 def version_of(cmd, any_rc=False):
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -497,7 +630,7 @@ def version_of(cmd, any_rc=False):
 class Env:
     """Backend + proxy launchers sharing one work dir."""
 
-    def __init__(self, args, workdir, bins):
+    def __init__(self, args, workdir, bins, baseline=None):
         self.args = args
         self.workdir = workdir
         self.bins = bins
@@ -505,6 +638,17 @@ class Env:
         self.backend_kind = None
         self.backend_body = None
         self.shim_capped = False
+        # zproxy builds by contender name: the current checkout's, and optionally a baseline
+        # build (prepare_baseline) on its own ports, admin socket and bpffs path.
+        self.zproxies = {"zproxy": {"bins": bins, "port": PORTS["zproxy"],
+                                    "metrics": PORTS["zproxy_metrics"], "tag": ""}}
+        if baseline:
+            self.zproxies[baseline["name"]] = {
+                "bins": baseline["bins"], "port": PORTS["zproxy_baseline"],
+                "metrics": PORTS["zproxy_baseline_metrics"], "tag": "-base"}
+
+    def port_of(self, name):
+        return self.zproxies[name]["port"] if name in self.zproxies else PORTS[name]
 
     def start_backend(self, kind):
         port = PORTS["backend"]
@@ -533,7 +677,7 @@ class Env:
 
     def start_proxy(self, name, send_zc_threshold=None):
         w = self.workdir
-        port = PORTS[name]
+        port = self.port_of(name)
         if port_open(port):
             raise BenchError("port %d for %s is already in use" % (port, name))
         if name == "nginx":
@@ -546,18 +690,20 @@ class Env:
             with open(conf, "w") as f:
                 f.write(haproxy_conf(port, PORTS["backend"]))
             cmd = ["haproxy", "-db", "-f", conf]
-        elif name == "zproxy":
-            conf = os.path.join(w, "zproxy.yaml")
+        elif name in self.zproxies:
+            z = self.zproxies[name]
+            conf = os.path.join(w, "zproxy%s.yaml" % z["tag"])
             with open(conf, "w") as f:
-                f.write(zproxy_conf(w, port, PORTS["backend"], PORTS["zproxy_metrics"], send_zc_threshold))
-            cmd = [self.bins["zproxyd"], "--config", conf, "--dataplane", self.bins["zproxy-dataplane"]]
+                f.write(zproxy_conf(w, port, PORTS["backend"], z["metrics"], send_zc_threshold, tag=z["tag"]))
+            cmd = [z["bins"]["zproxyd"], "--config", conf, "--dataplane", z["bins"]["zproxy-dataplane"]]
             chk = subprocess.run(cmd + ["--check"], capture_output=True, text=True, timeout=30)
             if chk.returncode != 0:
-                raise BenchError("zproxyd --check rejected the bench config:\n%s%s" % (chk.stdout, chk.stderr))
+                raise BenchError("%s: zproxyd --check rejected the bench config:\n%s%s" % (
+                    name, chk.stdout, chk.stderr))
         else:
             raise BenchError("unknown proxy " + name)
         env = None
-        if name == "zproxy" and self.args.uring_shim:
+        if name in self.zproxies and self.args.uring_shim:
             env = dict(os.environ, LD_PRELOAD=build_shim(w))
         p = Proc(name, cmd, PROXY_CPU, w, env=env)
         try:
@@ -565,12 +711,12 @@ class Env:
         except BaseException:
             p.stop()
             raise
-        if name == "zproxy":
+        if name in self.zproxies:
             self.shim_capped = self.shim_capped or "uring_files_shim:" in p.log_tail(200)
         return p
 
 
-def proxy_versions(bins, names):
+def proxy_versions(bins, names, baseline=None):
     v = {}
     if "nginx" in names:
         v["nginx"] = version_of(["nginx", "-v"])
@@ -579,6 +725,8 @@ def proxy_versions(bins, names):
     if "zproxy" in names:
         zv = version_of([bins["zproxyd"], "--version"]) if "zproxyd" in bins else None
         v["zproxy"] = "%s (git %s)" % (zv, git_rev()) if zv else "zproxy git %s" % git_rev()
+    if baseline:
+        v[baseline["name"]] = baseline["version"]
     v["wrk"] = version_of(["wrk", "-v"], any_rc=True)
     return v
 
@@ -724,6 +872,8 @@ def http_report(res):
     lines.append("Machine: %s CPUs (%s), kernel %s, %s RAM, load average at start %s  " % (
         m["nproc"], m["cpu"], m["kernel"], m["mem"], " ".join(m["loadavg"])))
     lines.append("Git: %s  " % res["git"])
+    if res.get("baseline"):
+        lines.append("Baseline: %s = zproxy %s  " % (res["baseline"]["name"], res["baseline"]["source"]))
     lines.append("Backend: %s (`GET /` → %r)  " % (res["backend"], res["backend_body"]))
     if res["backend"] != "zproxy-test-backend":
         lines.append("**WARNING: temporary backend (nginx) — the zproxy test backend was not available.**  ")
@@ -731,8 +881,11 @@ def http_report(res):
                  "one worker per proxy; RLIMIT_NOFILE %d.  " % (PROXY_CPU, PROXY_CPU, LOAD_CPU, res["nofile"]))
     lines.append("Load: `wrk -t1 -c%d -d%ds --latency` (keep-alive) and the same with "
                  "`-H 'Connection: close'`; %d idle connections for memory; %d interleaved repetitions "
-                 "(order per repetition: %s).  " % (res["connections"], res["duration"], res["idle_conns"],
-                                                    res["reps"], ", ".join(res["order"])))
+                 "(order per repetition: %s%s).  " % (
+                     res["connections"], res["duration"], res["idle_conns"], res["reps"],
+                     ", ".join(res["order"]),
+                     "; zproxy and %s swap places every other repetition" % res["baseline"]["name"]
+                     if res.get("baseline") and "zproxy" in res["order"] else ""))
     lines.append("Versions: " + "; ".join("%s: `%s`" % (k, v) for k, v in res["versions"].items()) + "\n")
     lines.append("Values are median (min–max) over repetitions. CPU = utime+stime of all the proxy's "
                  "processes from /proc, divided by completed requests (or connections).\n")
@@ -774,22 +927,23 @@ def http_report(res):
                ("conn/s", "cl_rps", "higher"), ("CPU/conn", "cl_cpu", "lower"),
                ("RSS/idle conn", "idle_rss", "lower")]
     if "zproxy" in s:
-        lines.append("Ratios (zproxy ÷ other, medians):\n")
-        lines.append("| vs | " + " | ".join(m[0] + (" (↑ better)" if m[2] == "higher" else " (↓ better)")
-                                               for m in metrics) + " |")
-        lines.append("|---|" + "---|" * len(metrics))
-        for other in ("haproxy", "nginx", "backend"):
-            if other not in s:
-                continue
-            cells = []
-            for _, key, _ in metrics:
-                if other == "backend" and key not in ("ka_rps", "ka_p50", "ka_p99", "cl_rps"):
-                    cells.append("—")
+        if any(o in s for o in ("haproxy", "nginx", "backend")):
+            lines.append("Ratios (zproxy ÷ other, medians):\n")
+            lines.append("| vs | " + " | ".join(m[0] + (" (↑ better)" if m[2] == "higher" else " (↓ better)")
+                                                   for m in metrics) + " |")
+            lines.append("|---|" + "---|" * len(metrics))
+            for other in ("haproxy", "nginx", "backend"):
+                if other not in s:
                     continue
-                r = ratio(med(s, "zproxy", key), med(s, other, key))
-                cells.append("%.2f×" % r if r is not None else "n/a")
-            lines.append("| %s | %s |" % ("backend direct" if other == "backend" else other, " | ".join(cells)))
-        lines.append("")
+                cells = []
+                for _, key, _ in metrics:
+                    if other == "backend" and key not in ("ka_rps", "ka_p50", "ka_p99", "cl_rps"):
+                        cells.append("—")
+                        continue
+                    r = ratio(med(s, "zproxy", key), med(s, other, key))
+                    cells.append("%.2f×" % r if r is not None else "n/a")
+                lines.append("| %s | %s |" % ("backend direct" if other == "backend" else other, " | ".join(cells)))
+            lines.append("")
         lines.append("Targets (medians):\n")
         tg = [
             ("CPU per request ≤ 0.5× HAProxy", ratio(med(s, "zproxy", "ka_cpu"), med(s, "haproxy", "ka_cpu")),
@@ -810,6 +964,8 @@ def http_report(res):
             res["targets"][label] = {"value": val, "met": (ok(val) if val is not None else None)}
             lines.append("- %s: %s — %s" % (label, (f % val) if val is not None else "n/a", verdict))
         lines.append("")
+    if res.get("baseline"):
+        lines.extend(baseline_report(res))
     if res.get("shim_capped"):
         lines.append("**Note:** " + SHIM_NOTE + "\n")
     if res.get("problems"):
@@ -819,6 +975,77 @@ def http_report(res):
         lines.append("")
     lines.append("Raw per-run data: `%s`." % os.path.relpath(res["json"], ROOT))
     return "\n".join(lines)
+
+
+# (label, summary key, run extractor, better direction, one of the issue's before/after criteria)
+BASELINE_METRICS = [
+    ("keep-alive CPU µs/req", "ka_cpu", lambda r: r.get("keepalive", {}).get("cpu_us_per_req"), "lower", True),
+    ("CPU µs/new connection", "cl_cpu", lambda r: r.get("close", {}).get("cpu_us_per_req"), "lower", True),
+    ("RSS bytes/idle conn", "idle_rss", lambda r: r.get("idle", {}).get("rss_bytes_per_conn"), "lower", True),
+    ("keep-alive req/s", "ka_rps", lambda r: r.get("keepalive", {}).get("rps"), "higher", False),
+    ("conn/s (Connection: close)", "cl_rps", lambda r: r.get("close", {}).get("rps"), "higher", False),
+    ("keep-alive p99 µs", "ka_p99", lambda r: r.get("keepalive", {}).get("p99"), "lower", False),
+]
+
+
+def baseline_verdict(r, better, tol=BASELINE_TOLERANCE):
+    """'within ±5%', 'better' (more than 5% better) or 'WORSE' (more than 5% worse)."""
+    if r is None:
+        return "not measured"
+    if abs(r - 1.0) <= tol + 1e-12:
+        return "within ±%.0f%%" % (tol * 100)
+    improved = r < 1.0 if better == "lower" else r > 1.0
+    return ("better by %.1f%%" if improved else "**WORSE by %.1f%%**") % (abs(r - 1.0) * 100)
+
+
+def baseline_report(res):
+    """Before/after block: current build ("zproxy") ÷ baseline build ("zproxy@REV")."""
+    s, b = res["summary"], res["baseline"]["name"]
+    L = ["Before/after: **zproxy** (this checkout, git %s) ÷ **%s** (%s), medians; same backend, "
+         "load generator, placement and repetitions, the two builds alternating A-B, B-A, ... per "
+         "repetition. Tolerance ±%.0f%%; the issue's criteria are marked ✱.\n" % (
+             res["git"], b, res["baseline"]["source"], BASELINE_TOLERANCE * 100)]
+    check = {}
+    if "zproxy" not in s or b not in s:
+        L.append("(zproxy or %s was not measured: no before/after ratios.)\n" % b)
+        res["baseline_check"] = check
+        return L
+    L.append("| metric | zproxy | %s | new ÷ baseline | per-repetition ratios (min–max) | verdict |" % b)
+    L.append("|---|---|---|---|---|---|")
+    runs = [r for r in res["runs"] if "error" not in r]
+    for label, key, get, better, gated in BASELINE_METRICS:
+        new, old = med(s, "zproxy", key), med(s, b, key)
+        r = ratio(new, old)
+        paired = []
+        for rep in sorted({x["rep"] for x in runs}):
+            a = [get(x) for x in runs if x["rep"] == rep and x["proxy"] == "zproxy"]
+            o = [get(x) for x in runs if x["rep"] == rep and x["proxy"] == b]
+            if a and o:
+                pr = ratio(a[0], o[0])
+                if pr is not None:
+                    paired.append(pr)
+        verdict = baseline_verdict(r, better)
+        check[key] = {"label": label, "new": new, "baseline": old, "ratio": r, "paired": paired,
+                      "verdict": verdict.strip("*"), "criterion": gated,
+                      "within": None if r is None else (
+                          (r <= 1 + BASELINE_TOLERANCE) if better == "lower" else (r >= 1 - BASELINE_TOLERANCE))}
+        digits = 2 if key in ("ka_cpu", "cl_cpu") else 0
+        L.append("| %s%s (%s better) | %s | %s | %s | %s | %s |" % (
+            label, " ✱" if gated else "", "↓" if better == "lower" else "↑",
+            fmt_stat(s["zproxy"].get(key), digits, False), fmt_stat(s[b].get(key), digits, False),
+            "%.3f×" % r if r is not None else "n/a",
+            ("%.3f–%.3f× (%d)" % (min(paired), max(paired), len(paired))) if paired else "n/a", verdict))
+    L.append("")
+    crit = [c for c in check.values() if c["criterion"]]
+    if any(c["ratio"] is None for c in crit):
+        L.append("No regression (✱ within 5%% of %s): **not fully measured**\n" % b)
+    else:
+        ok = all(c["within"] for c in crit)
+        L.append("No regression (✱ not more than 5%% worse than %s): **%s**%s\n" % (
+            b, "met" if ok else "MISSED",
+            "" if res["reps"] >= 3 else " (fewer than 3 repetitions: indicative only)"))
+    res["baseline_check"] = check
+    return L
 
 
 # --------------------------------------------------------------------------- http mode
@@ -844,21 +1071,31 @@ def cmd_http(args):
                 % (err or "").strip()[-300:])
     elif backend_kind == "zproxy" and "zproxy-test-backend" not in bins:
         raise BenchError("zproxy-test-backend could not be built:\n%s" % err)
+    baseline = prepare_baseline(args, workdir)
     idle_exe = build_idleconns(workdir) if args.idle_conns > 0 else None
 
-    env = Env(args, workdir, bins)
+    env = Env(args, workdir, bins, baseline)
     for name, port in PORTS.items():
         if port_open(port):
             raise BenchError("port %d (%s) is already in use" % (port, name))
     env.start_backend(backend_kind)
-    versions = proxy_versions(bins, only)
-    order = (["backend"] if not args.no_direct else []) + only
+    versions = proxy_versions(bins, only, baseline)
+    proxies = list(only)
+    if baseline:
+        # The baseline runs right after the current build (or first if zproxy is not measured).
+        proxies.insert(proxies.index("zproxy") + 1 if "zproxy" in proxies else 0, baseline["name"])
+    order = (["backend"] if not args.no_direct else []) + proxies
     runs = []
     try:
         for rep in range(1, args.reps + 1):
-            for name in order:
+            rep_order = list(order)
+            if baseline and "zproxy" in order and rep % 2 == 0:
+                # A-B, B-A, A-B, ...: drift during a repetition doesn't favour one build.
+                i, j = rep_order.index("zproxy"), rep_order.index(baseline["name"])
+                rep_order[i], rep_order[j] = rep_order[j], rep_order[i]
+            for slot, name in enumerate(rep_order):
                 log("rep %d/%d: %s" % (rep, args.reps, name))
-                run = {"rep": rep, "proxy": name}
+                run = {"rep": rep, "proxy": name, "slot": slot}
                 proc = None
                 try:
                     if not env.backend.alive():
@@ -871,7 +1108,7 @@ def cmd_http(args):
                         port, pids = PORTS["backend"], env.backend.tree()
                     else:
                         proc = env.start_proxy(name)
-                        port, pids = PORTS[name], proc.tree()
+                        port, pids = env.port_of(name), proc.tree()
                         run["pids"] = pids
                     # warm-up (not measured): fills upstream pools, faults in buffers
                     run_wrk(port, "/", 2, args.connections, label=name + " warm-up")
@@ -948,6 +1185,7 @@ def cmd_http(args):
         "idle_conns": args.idle_conns, "reps": args.reps, "order": order,
         "runs": runs, "summary": summary, "problems": problems, "json": out_json,
         "shim_capped": env.shim_capped,
+        "baseline": ({k: v for k, v in baseline.items() if k != "bins"} if baseline else None),
     }
     text = http_report(res)
     os.makedirs(os.path.dirname(out_json), exist_ok=True)
@@ -1171,6 +1409,19 @@ def main(argv):
     ap.add_argument("--keep-workdir", action="store_true")
     ap.add_argument("--no-uring-shim", dest="uring_shim", action="store_false",
                     help="don't LD_PRELOAD bench/uring_files_shim.so into zproxy (see the file)")
+    bl = ap.add_mutually_exclusive_group()
+    bl.add_argument("--zproxy-baseline", metavar="REV",
+                    help="http: also measure zproxy built at git revision REV (contender 'zproxy@REV', "
+                         "built with bazel -c opt in <baseline-cache>/<sha>/, cached) and report "
+                         "new/baseline ratios")
+    bl.add_argument("--zproxy-baseline-bin", metavar="DIR",
+                    help="http: like --zproxy-baseline with already built binaries: DIR/zproxyd and "
+                         "DIR/zproxy-dataplane")
+    ap.add_argument("--zproxy-baseline-name", metavar="NAME",
+                    help="contender name is zproxy@NAME (default: REV's short hash; for a DIR its "
+                         "REV file, else the directory's name)")
+    ap.add_argument("--baseline-cache", default=default_baseline_cache(),
+                    help="where --zproxy-baseline builds and keeps binaries (default %(default)s)")
     ap.add_argument("--sizes", default=",".join(SIZES), help="sendzc: sizes")
     ap.add_argument("--thresholds", default="never,always",
                     help="sendzc: send_zc_threshold values (never = send_zc_disable: true, always = 1, or bytes)")
@@ -1180,6 +1431,8 @@ def main(argv):
     args.command_line = os.environ.get("BENCH_COMMAND") or " ".join(["bench/http_bench.py"] + argv)
     args.machine = machine_info()
     args.out = os.path.abspath(args.out)
+    if args.mode != "http" and (args.zproxy_baseline or args.zproxy_baseline_bin):
+        ap.error("--zproxy-baseline/--zproxy-baseline-bin are for the http mode only")
     try:
         if args.mode == "http":
             return cmd_http(args)
