@@ -237,6 +237,15 @@ const char* Session::cipher() const {
   return c != nullptr ? SSL_CIPHER_standard_name(c) : "";
 }
 
+std::string_view Session::alpn() const {
+  if (ssl_ == nullptr) return {};
+  const uint8_t* p = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  if (p == nullptr) return {};
+  return std::string_view(reinterpret_cast<const char*>(p), len);
+}
+
 bool Session::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 bool Session::has_buffered_input() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }

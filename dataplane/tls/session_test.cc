@@ -183,6 +183,7 @@ TEST_F(SessionTest, HandshakeAlpnAndDataBothWays) {
   unsigned alpn_len;
   SSL_get0_alpn_selected(p.client(), &alpn, &alpn_len);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_len), "http/1.1");
+  EXPECT_EQ(p.server().alpn(), "http/1.1");
   EXPECT_EQ(PeerName(p.client()), "example.com/ec");
 
   // 1 MB client -> server.

@@ -79,7 +79,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   ArmRecv(idx);
   if (snap_->listeners[listener].tls != nullptr) {
     // The handshake timeout runs until the handshake is done, then the header timeout.
-    if (!TlsAccept(idx)) {
+    if (!tls_.Accept(idx)) {
       stats_.tls_errors.Add();
       CloseConn(idx);
     }
@@ -139,7 +139,7 @@ void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view b
     char ip[INET6_ADDRSTRLEN];
     char tls[96];
     access_log_.Append(ClientIp(c, ip, sizeof(ip)), request_line, status, len, 0, {}, note,
-                       TlsLogField(c, tls, sizeof(tls)));
+                       tls_.LogField(c, tls, sizeof(tls)));
   }
   if (close) {
     // Nothing after this response will be read: drop input, stop reading, close once
@@ -206,7 +206,7 @@ bool Worker::DecodeRequestHead(uint32_t conn_idx, std::string_view data, bool as
   codec::http1::RequestHeadEvent ev;
   http1::Error err = http1::Error::kNone;
   http1::Status st = codec::http1::DecodeRequestHead(data, listener.limits, header_storage_,
-                                                     c.tls != kNil ? "https" : "http", &ev, &err);
+                                                     tls_.Scheme(c), &ev, &err);
   if (st == http1::Status::kNeedMore) {
     if (assembled && data.size() >= blocks_.large_size()) {
       RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
@@ -377,7 +377,7 @@ void Worker::FinishExchange(uint32_t ex_idx) {
     c.flags |= kCloseAfterSend;
     if (!ex_req_done || InBytes(client) > 0) c.flags |= kLingerNeeded;
     DropInput(client);
-    if (TlsUserspace(c)) TlsFlush(client);  // close_notify after the response
+    tls_.Flush(client);  // TLS: close_notify after the response (plaintext: nothing)
     if (OutCount(client) == 0 && !(c.flags & kSendInflight)) {
       if (c.flags & kLingerNeeded)
         LingeringClose(client);

@@ -175,7 +175,7 @@ void Worker::MaybeFreeConn(uint32_t conn_idx) {
     ios_.Free(c.io);
     c.io = kNil;
   }
-  TlsRelease(conn_idx);
+  tls_.Release(conn_idx);
   if (c.kind == ConnKind::kUpstream) UnrefCluster(c.owner);
   c.gen++;
   c.fd = -1;
@@ -198,7 +198,7 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
   char tls[96];
   access_log_.Append(client, std::string_view(ex.req_line, ex.req_line_len), status, ex.resp_bytes,
                      NowUs() - ex.start_us, upstream, note,
-                     TlsLogField(conns_.Get(ex.client), tls, sizeof(tls)));
+                     tls_.LogField(conns_.Get(ex.client), tls, sizeof(tls)));
 }
 
 void Worker::FreeExchange(uint32_t ex_idx) {

@@ -29,8 +29,7 @@ uint32_t Worker::OutCount(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   uint32_t n = c.io == kNil ? 0 : ios_.Get(c.io).out_count;
   // Ciphertext not yet sent counts too: it is what bounds a TLS connection's output.
-  if (c.tls != kNil) n += tls_conns_.Get(c.tls).wire_count;
-  return n;
+  return n + tls_.Unsent(c);
 }
 
 bool Worker::OutHasRoom(uint32_t conn_idx) { return OutCount(conn_idx) < kOutLimit; }
@@ -104,7 +103,7 @@ void Worker::MaybeResumeRecv(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (!(c.flags & kRecvPaused) || (c.flags & kClosing)) return;
   if (c.io != kNil && ios_.Get(c.io).in_count >= kInResumeAt) return;
-  if (c.tls != kNil && tls_conns_.Get(c.tls).offload_pending) return;  // kTLS takes over first
+  if (tls_.HoldsRecv(c)) return;  // kTLS takes over first
   c.flags &= ~kRecvPaused;
   ArmRecv(conn_idx);
 }
@@ -126,10 +125,8 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
       MaybeFreeConn(conn_idx);
       return;
     }
-    if (TlsUserspace(c)) {
-      // Ciphertext: the session reads all of it, so the buffer goes back at once.
-      stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
-      TlsOnRecv(conn_idx, bufs_.Data(bid), static_cast<size_t>(res));
+    if (tls_.OnRecv(conn_idx, bufs_.Data(bid), static_cast<size_t>(res))) {
+      // Ciphertext: the session read all of it, so the buffer goes back at once.
       BufUnref(bid);
     } else {
       ConnIo& io = Io(conn_idx);
@@ -147,7 +144,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     if (c2.gen == io::UserData::Unpack(cqe->user_data).gen && !(c2.flags & kClosing)) {
       if (c2.io != kNil && ios_.Get(c2.io).in_count >= kInPauseAt) PauseRecv(conn_idx);
       if (!more) ArmRecv(conn_idx);
-      if (!more && c2.tls != kNil) TlsMaybeOffload(conn_idx);
+      if (!more) tls_.OnRecvStopped(conn_idx);
     }
     return;
   }
@@ -179,17 +176,12 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     c.flags &= ~kCancelSent;
     if (!(c.flags & kRecvPaused)) {
       ArmRecv(conn_idx);
-    } else if (c.tls != kNil) {
-      TlsMaybeOffload(conn_idx);  // the receive has stopped: maybe the socket is quiet now
-    } else {
+    } else if (!tls_.OnRecvStopped(conn_idx)) {
       RecvStopped(conn_idx);
     }
     return;
   }
-  if (res == -EIO && c.tls != kNil && !TlsUserspace(c)) {
-    TlsControlRecord(conn_idx, !more);  // kTLS: an alert or handshake record is next
-    return;
-  }
+  if (tls_.OnRecvError(conn_idx, res, !more)) return;
   // EOF (0) or error.
   if (c.kind == ConnKind::kClient) {
     OnClientEof(conn_idx, res);
@@ -200,11 +192,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
 
 void Worker::OnClientEof(uint32_t conn_idx, int res) {
   Conn& c = conns_.Get(conn_idx);
-  if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
-    stats_.tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kClientClosed)].Add();
-    CloseConn(conn_idx);
-    return;
-  }
+  if (tls_.OnEofInHandshake(conn_idx)) return;
   if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
     if (res == 0) {
       exchanges_.Get(c.exchange).client_eof = true;  // forwarded as FIN once drained
@@ -346,7 +334,7 @@ bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
 void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing))) return;
-  if (c.tls != kNil && tls_conns_.Get(c.tls).wire_count != 0) return;
+  if (tls_.Unsent(c) != 0) return;
   ConnIo& io = ios_.Get(c.io);
   if (io.out_count != 0 || io.in_count != 0) return;
   ios_.Free(c.io);
@@ -368,10 +356,7 @@ bool Worker::QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwn
 
 void Worker::Flush(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
-  if (TlsUserspace(c)) {
-    TlsFlush(conn_idx);
-    return;
-  }
+  if (tls_.Flush(conn_idx)) return;  // userspace TLS: encrypted and sent by the layer
   if ((c.flags & (kSendInflight | kConnecting)) || c.io == kNil) return;
   if (c.flags & kClosing) return;
   ConnIo& io = ios_.Get(c.io);
@@ -474,9 +459,8 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   size_t sent = static_cast<size_t>(res);
   if (c.kind == ConnKind::kClient) stats_.bytes_to_clients.Add(sent);
   if (zc) stats_.send_zc_bytes.Add(sent);
-  if (TlsUserspace(c)) {
-    TlsOnSent(conn_idx, sent);
-    sent = 0;  // the plaintext items were released when they were encrypted
+  if (tls_.OnSent(conn_idx, sent)) {
+    sent = 0;  // ciphertext: the plaintext items were released when they were encrypted
   }
   while (sent > 0 && io.out_count > 0) {
     OutItem& it = io.out[io.out_head];

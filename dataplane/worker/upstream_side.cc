@@ -137,8 +137,8 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   // sockmap/splice tunnels never read through the ring (StartPassthrough decides).
   if (!ex.tunnel || ex.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) ArmRecv(conn_idx);
   if (tls_upstream) {
-    // HTTPS upstream: the request waits for the handshake (TlsUpstreamReady attaches it).
-    TlsConnect(conn_idx);
+    // HTTPS upstream: the request waits for the handshake (the TLS layer attaches it).
+    tls_.Connect(conn_idx);
     return;
   }
   u.exchange = kNil;  // AttachUpstream links both ways

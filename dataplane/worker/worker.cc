@@ -323,10 +323,7 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
       CloseConn(conn_idx);
       return;
     }
-    if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
-      TlsHandshakeFailed(conn_idx, tls::HandshakeFailure::kTimeout);
-      return;
-    }
+    if (tls_.OnHandshakeTimeout(conn_idx)) return;  // the handshake failed
     if (c.exchange != kNil) {
       const Exchange& ex = exchanges_.Get(c.exchange);
       if (ex.target != kNil && connect_targets_.Get(ex.target).resolving) {
@@ -360,10 +357,7 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     return;
   }
   uint32_t ex = c.exchange;
-  if (c.tls != kNil && !tls_conns_.Get(c.tls).session.established()) {
-    TlsUpstreamFailed(conn_idx, ErrorCause::kConnectTimeout);  // the handshake is the connect
-    return;
-  }
+  if (tls_.OnHandshakeTimeout(conn_idx)) return;  // the handshake is the connect
   bool connecting = c.flags & kConnecting;
   stream::Decision d = stream::AfterUpstreamTimeout(Progress(exchanges_.Get(ex)), connecting);
   UpstreamFailed(ex, d.cause, connecting);

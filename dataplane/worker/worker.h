@@ -8,9 +8,8 @@
 //   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
-//   tls_side.cc        TLS: handshake, decrypting input, encrypting output
-//   tls_upstream.cc    TLS towards upstreams (clusters with tls)
-//   tls_offload.cc     kTLS hand-over after the handshake
+// TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
+// dataplane/transport/tls_layer.h).
 #pragma once
 
 #include <atomic>
@@ -31,6 +30,7 @@
 #include "dataplane/snapshot.h"
 #include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tls/session_cache.h"
+#include "dataplane/transport/tls_layer.h"
 #include "dataplane/upstream/lb.h"
 #include "dataplane/worker/access_log.h"
 #include "dataplane/worker/block_pool.h"
@@ -38,7 +38,6 @@
 #include "dataplane/worker/conn.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
-#include "dataplane/worker/tls_conn.h"
 
 namespace zproxy::dataplane {
 
@@ -85,6 +84,10 @@ class Worker {
   const io::RingFeatures& features() const { return ring_.features(); }
 
  private:
+  // The TLS layer drives the worker's machinery (ring, blocks, timers, closing) and hands
+  // plaintext to the codecs.
+  friend class transport::TlsLayer;
+
   // --- worker.cc
   void Dispatch(io_uring_cqe* cqe);
   void OnTick();
@@ -123,39 +126,6 @@ class Worker {
 
   // End of a client's byte stream (res == 0: FIN or TLS close_notify; < 0: error).
   void OnClientEof(uint32_t conn_idx, int res);
-
-  // --- tls_side.cc (and tls_upstream.cc, tls_offload.cc): TLS listeners and upstreams.
-  // Ciphertext from the receive path goes through the session into plaintext input slices;
-  // the output queue's plaintext is encrypted into the wire queue just before sending.
-  bool TlsAccept(uint32_t conn_idx);
-  // Upstream connections of clusters with tls: the client handshake after connect; the
-  // exchange is attached once it completes (or failed with a cause naming why).
-  void TlsConnect(uint32_t conn_idx);
-  void TlsUpstreamReady(uint32_t conn_idx);
-  void TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause);
-  // The upstream's handshake failed: the cause from the certificate check (or handshake).
-  void TlsUpstreamRefused(uint32_t conn_idx);
-  // Keeps a resumable session the upstream just issued for the next connection to it.
-  void TlsUpstreamKeepSession(uint32_t conn_idx);
-  // True while the session owns the connection's bytes (userspace TLS); false for
-  // plaintext listeners and connections the kernel (kTLS) took over.
-  bool TlsUserspace(const Conn& c) const {
-    return c.tls != kNil && tls_conns_.Get(c.tls).mode == tls::TlsMode::kUserspace;
-  }
-  void TlsOnRecv(uint32_t conn_idx, const char* data, size_t len);
-  void TlsHandshakeDone(uint32_t conn_idx);
-  void TlsFlush(uint32_t conn_idx);
-  void TlsOnSent(uint32_t conn_idx, size_t sent);
-  // Counts the failed handshake, sends the alert BoringSSL queued (if any), closes.
-  void TlsHandshakeFailed(uint32_t conn_idx, tls::HandshakeFailure why);
-  // Fatal error after the handshake (bad record, out of memory): close.
-  void TlsAbort(uint32_t conn_idx);
-  void TlsMaybeOffload(uint32_t conn_idx);
-  // kTLS: recv() failed with EIO, the next record is not application data.
-  void TlsControlRecord(uint32_t conn_idx, bool recv_ended);
-  void TlsRelease(uint32_t conn_idx);
-  // "TLSv1.3/TLS_AES_128_GCM_SHA256" for the access log ("" for plaintext connections).
-  std::string_view TlsLogField(const Conn& c, char* buf, size_t cap);
 
   // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
   void StartTunnel(uint32_t conn_idx);
@@ -347,10 +317,10 @@ class Worker {
   AccessLog access_log_;
 
   Slab<Conn, 1024> conns_;
+  transport::TlsLayer tls_{*this, conns_};  // after conns_: it keeps a reference
   Slab<ConnIo, 64> ios_;
   Slab<SliceNode, 1024> slices_;
   Slab<Exchange, 256> exchanges_;
-  Slab<TlsConn, 64> tls_conns_;
   Slab<ConnectTarget, 64> connect_targets_;
   // Resolver answers come through this inbox (wake_fd_ wakes the loop); taken into
   // dns_answers_, which keeps its capacity.

@@ -1,5 +1,6 @@
-// Per-connection TLS state of a client connection on a TLS listener, attached from a
-// worker pool at accept and released at close. The session (BoringSSL) writes ciphertext
+// Per-connection TLS state of a client connection on a TLS listener (or an upstream
+// connection of a cluster with tls), attached from the TLS layer's pool at accept (or
+// connect) and released at close. The session (BoringSSL) writes ciphertext
 // into `wire`, a short queue of worker blocks that the send path transmits; plaintext
 // for the client stays in the connection's ordinary output queue until it is encrypted,
 // so the HTTP code is the same for TLS and plaintext connections.
@@ -11,13 +12,14 @@
 
 #include "dataplane/tls/handshake_failure.h"
 #include "dataplane/tls/session.h"
+#include "dataplane/transport/app_protocol.h"
 #include "dataplane/worker/block_pool.h"
 
 namespace zproxy::tls {
 class ServerContext;
 }
 
-namespace zproxy::dataplane {
+namespace zproxy::dataplane::transport {
 
 // A run of ciphertext in a block: bytes [off, off + len) are still to be sent.
 struct WireChunk {
@@ -46,6 +48,9 @@ struct TlsConn final : tls::WireSink {
   // here because the session is freed when kTLS takes over).
   const char* version = "";
   const char* cipher = "";
+  // What ALPN selected, set with version and cipher when the handshake completes: the
+  // codec the connection needs (the session's copy is gone after kTLS takes over).
+  AppProtocol app_protocol = AppProtocol::kNone;
   // Handshake done, waiting for a quiet socket to hand the keys to the kernel.
   bool offload_pending = false;
 
@@ -99,15 +104,16 @@ struct TlsConn final : tls::WireSink {
     wire_head = 0;
   }
 
-  // Slab contract. The session and blocks are released by Worker::TlsRelease first.
+  // Slab contract. The session and blocks are released by TlsLayer::Release first.
   void Reset() {
     session.Reset();
     context.reset();
     wire_head = wire_count = 0;
     mode = tls::TlsMode::kUserspace;
     version = cipher = "";
+    app_protocol = AppProtocol::kNone;
     offload_pending = false;
   }
 };
 
-}  // namespace zproxy::dataplane
+}  // namespace zproxy::dataplane::transport

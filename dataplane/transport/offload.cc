@@ -5,14 +5,15 @@
 // and the ordinary plaintext paths carry the connection; otherwise it stays in userspace TLS.
 // On a kTLS socket a receive fails with EIO at a record that is not application data.
 #include "dataplane/tls/kernel_offload.h"
+#include "dataplane/transport/tls_layer.h"
 #include "dataplane/worker/worker.h"
 
-namespace zproxy::dataplane {
+namespace zproxy::dataplane::transport {
 
-void Worker::TlsMaybeOffload(uint32_t conn_idx) {
+void TlsLayer::MaybeOffload(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.tls == kNil || (c.flags & kClosing)) return;
-  TlsConn& t = tls_conns_.Get(c.tls);
+  TlsConn& t = Of(c);
   if (!t.offload_pending) return;
   if ((c.flags & (kRecvArmed | kSendInflight)) || t.wire_count > 0) return;  // not yet quiet
   t.offload_pending = false;
@@ -20,9 +21,9 @@ void Worker::TlsMaybeOffload(uint32_t conn_idx) {
   // Finished and is still being decrypted, a partial record) come back as pending_data:
   // the kernel would start mid-stream, so such a connection stays in userspace.
   tls::OffloadOutcome outcome = tls::TryKernelOffload(c.fd, t.session.ssl());
-  stats_.tls_offload[static_cast<int>(outcome)].Add();
+  w_.stats_.tls_offload[static_cast<int>(outcome)].Add();
   if (outcome == tls::OffloadOutcome::kBroken) {
-    TlsAbort(conn_idx);  // TX keys are in the kernel, RX are not: the stream is unusable
+    Abort(conn_idx);  // TX keys are in the kernel, RX are not: the stream is unusable
     return;
   }
   if (outcome == tls::OffloadOutcome::kInstalled) {
@@ -32,34 +33,35 @@ void Worker::TlsMaybeOffload(uint32_t conn_idx) {
     t.session.Reset();
     t.context.reset();
   }
-  stats_.tls_connections[static_cast<int>(t.mode)].Add();
-  MaybeResumeRecv(conn_idx);
+  w_.stats_.tls_connections[static_cast<int>(t.mode)].Add();
+  w_.MaybeResumeRecv(conn_idx);
 }
 
-void Worker::TlsControlRecord(uint32_t conn_idx, bool recv_ended) {
+void TlsLayer::ControlRecord(uint32_t conn_idx, bool recv_ended) {
   Conn& c = conns_.Get(conn_idx);
-  uint32_t b = blocks_.AllocLarge();
+  BlockPool& blocks = w_.blocks_;
+  uint32_t b = blocks.AllocLarge();
   size_t n = 0;
-  tls::ControlRecord what = tls::ReadControlRecord(c.fd, blocks_.Data(b), blocks_.Capacity(b), &n);
+  tls::ControlRecord what = tls::ReadControlRecord(c.fd, blocks.Data(b), blocks.Capacity(b), &n);
   switch (what) {
     case tls::ControlRecord::kData:
-      InPushBack(Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(n), true});
-      ProcessClientInput(conn_idx);
+      w_.InPushBack(w_.Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(n), true});
+      w_.ProcessClientInput(conn_idx);
       break;
     case tls::ControlRecord::kContinue:
-      blocks_.Free(b);
+      blocks.Free(b);
       break;
     case tls::ControlRecord::kCloseNotify:
-      blocks_.Free(b);
-      OnClientEof(conn_idx, 0);
+      blocks.Free(b);
+      w_.OnClientEof(conn_idx, 0);
       return;
     case tls::ControlRecord::kClose:
-      blocks_.Free(b);
-      TlsAbort(conn_idx);
+      blocks.Free(b);
+      Abort(conn_idx);
       return;
   }
   Conn& c2 = conns_.Get(conn_idx);
-  if (recv_ended && !(c2.flags & kClosing)) ArmRecv(conn_idx);
+  if (recv_ended && !(c2.flags & kClosing)) w_.ArmRecv(conn_idx);
 }
 
-}  // namespace zproxy::dataplane
+}  // namespace zproxy::dataplane::transport

@@ -1,16 +1,18 @@
-// HTTPS towards upstreams (clusters with tls): after the TCP connect the worker runs the
-// client handshake through the same session and wire queue as TLS listeners (tls_side.cc),
-// within the cluster's connect timeout, and attaches the waiting request once it completes.
-// A refused certificate fails the attempt with a cause naming why (502, retried once on
-// another endpoint like a connect failure).
+// HTTPS towards upstreams (clusters with tls): after the TCP connect the client handshake
+// runs through the same session and wire queue as TLS listeners (records.cc), within the
+// cluster's connect timeout, and the waiting request is attached once it completes. A
+// refused certificate fails the attempt with a cause naming why (502, retried once on
+// another endpoint like a connect failure). Sessions the upstream issues are kept per
+// endpoint, so the next connection to it resumes.
 #include <cstring>
 #include <string>
 #include <string_view>
 
 #include "dataplane/tls/client_context.h"
+#include "dataplane/transport/tls_layer.h"
 #include "dataplane/worker/worker.h"
 
-namespace zproxy::dataplane {
+namespace zproxy::dataplane::transport {
 
 using tls::Session;
 
@@ -43,63 +45,60 @@ ErrorCause CauseOf(tls::UpstreamTlsFailure f) {
 }
 }  // namespace
 
-void Worker::TlsConnect(uint32_t conn_idx) {
+void TlsLayer::Connect(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  const ClusterState& cs = Cs(u.owner);
-  uint32_t t_idx = tls_conns_.Alloc();
-  TlsConn& t = tls_conns_.Get(t_idx);
-  t.blocks = &blocks_;
-  t.context = cs.cfg->tls;
+  const ClusterState& cs = w_.Cs(u.owner);
+  TlsConn& t = Attach(u, cs.cfg->tls);
   char ip[64];
   HostOf(cs.cfg->endpoint_names[u.endpoint], ip, sizeof(ip));
-  u.tls = t_idx;
   if (!t.session.StartClient(*cs.cfg->tls, &t, ip, cs.tls_sessions.Get(u.endpoint))) {
-    TlsUpstreamFailed(conn_idx, ErrorCause::kUpstreamTlsHandshake);
+    UpstreamFailed(conn_idx, ErrorCause::kUpstreamTlsHandshake);
     return;
   }
   // The connect timeout covers the handshake too.
-  timers_.Arm(cs.t_connect, conn_idx, NowMs());
+  w_.timers_.Arm(cs.t_connect, conn_idx, w_.NowMs());
   if (t.session.Handshake() == Session::Result::kFailed) {
-    TlsUpstreamRefused(conn_idx);
+    UpstreamRefused(conn_idx);
     return;
   }
-  TlsFlush(conn_idx);  // the ClientHello
+  EncryptAndSend(conn_idx);  // the ClientHello
 }
 
-void Worker::TlsUpstreamReady(uint32_t conn_idx) {
+void TlsLayer::UpstreamReady(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  timers_.Disarm(conn_idx);
+  Of(u).app_protocol = AppProtocolOf(Of(u).session.alpn());
+  w_.timers_.Disarm(conn_idx);
   uint32_t ex_idx = u.exchange;
   if (ex_idx == kNil) {
-    CloseConn(conn_idx);
+    w_.CloseConn(conn_idx);
     return;
   }
   u.exchange = kNil;  // AttachUpstream links both ways
-  AttachUpstream(ex_idx, conn_idx);
+  w_.AttachUpstream(ex_idx, conn_idx);
 }
 
-void Worker::TlsUpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
+void TlsLayer::UpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
   Conn& u = conns_.Get(conn_idx);
   if (u.flags & kClosing) return;
   if (u.exchange == kNil) {
-    CloseConn(conn_idx);
+    w_.CloseConn(conn_idx);
     return;
   }
   // Nothing of the request was sent: another endpoint may still answer (UpstreamFailed
   // retries once); the client gets a 502 naming the cause otherwise.
-  UpstreamFailed(u.exchange, cause, true);
+  w_.UpstreamFailed(u.exchange, cause, true);
 }
 
-void Worker::TlsUpstreamKeepSession(uint32_t conn_idx) {
+void TlsLayer::UpstreamKeepSession(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  if (ssl_session_st* s = tls_conns_.Get(u.tls).session.TakeNewSession()) {
-    Cs(u.owner).tls_sessions.Put(u.endpoint, s);
+  if (ssl_session_st* s = Of(u).session.TakeNewSession()) {
+    w_.Cs(u.owner).tls_sessions.Put(u.endpoint, s);
   }
 }
 
-void Worker::TlsUpstreamRefused(uint32_t conn_idx) {
+void TlsLayer::UpstreamRefused(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
-  TlsUpstreamFailed(conn_idx, CauseOf(tls_conns_.Get(u.tls).session.upstream_failure()));
+  UpstreamFailed(conn_idx, CauseOf(Of(u).session.upstream_failure()));
 }
 
-}  // namespace zproxy::dataplane
+}  // namespace zproxy::dataplane::transport
