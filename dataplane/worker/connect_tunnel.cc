@@ -103,7 +103,7 @@ void Worker::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, st
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.connect_requests[static_cast<int>(outcome)].Add();
   // A client that sent its FIN behind the CONNECT reads this answer, then the close.
-  bool close = !ex.down.keep_alive() || ex.client_eof || draining_;
+  bool close = !ex.down.keep_alive() || ex.tunnel.client_eof || draining_;
   uint32_t client = ex.client;
   if (access_log_.enabled()) {
     char tmp[768];
@@ -132,8 +132,8 @@ void Worker::EstablishConnectTunnel(uint32_t ex_idx) {
   LogExchange(ex, 200, "connect");
   ex.resp_started = true;
   ex.resp = RespState::kDone;
-  ex.tunnel = true;
-  StartUpgradedTunnel(ex_idx);
+  ex.tunnel.active = true;
+  tunnels_.StartUpgraded(ex_idx);
 }
 
 void Worker::CountConnectFailure(ErrorCause cause) {
