@@ -100,7 +100,11 @@ void Tunnels::OnSpliceIn(uint32_t conn_idx, int res) {
     return;
   }
   if (res == 0) {
-    (dir == 0 ? ex.tunnel.client_eof : ex.tunnel.upstream_eof) = true;
+    if (dir == 0) {
+      ex.tunnel.client_eof = true;
+    } else {
+      ex.tunnel.upstream_eof = true;
+    }
     MaybeEndSpliceDir(ex_idx, dir);
     return;
   }
@@ -140,10 +144,14 @@ void Tunnels::MaybeEndSpliceDir(uint32_t ex_idx, int dir) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
   bool eof = dir == 0 ? ex.tunnel.client_eof : ex.tunnel.upstream_eof;
-  bool& shut = dir == 0 ? ex.tunnel.upstream_wr_shut : ex.tunnel.client_wr_shut;
+  bool shut = dir == 0 ? ex.tunnel.upstream_wr_shut : ex.tunnel.client_wr_shut;
   if (!eof || shut || d.bytes != 0 || d.out_busy) return;
   w_.ShutdownWrite(dir == 0 ? ex.upstream : ex.client);
-  shut = true;
+  if (dir == 0) {
+    ex.tunnel.upstream_wr_shut = true;
+  } else {
+    ex.tunnel.client_wr_shut = true;
+  }
   if (ex.tunnel.upstream_wr_shut && ex.tunnel.client_wr_shut && !ex.tunnel.dirs[0].in_busy &&
       !ex.tunnel.dirs[1].in_busy) {
     FinishPassthrough(ex_idx);

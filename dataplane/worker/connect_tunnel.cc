@@ -3,9 +3,9 @@
 // through connect_dns.cc first, then comes back here to connect); the upstream
 // connection belongs to the listener's connect state (a cluster without endpoints), so
 // connect timeouts and errors (502/504) take the same path as routed requests. Once the
-// target accepts, the client gets 200 and the exchange becomes the same copy tunnel a
-// WebSocket 101 starts (tunnel.cc); bytes the client sent behind the CONNECT head wait in
-// its input queue and go first.
+// target accepts, the client gets 200 and the exchange becomes the same tunnel a
+// WebSocket 101 starts (dataplane/tunnel/upgraded.cc); bytes the client sent behind the
+// CONNECT head wait in its input queue and go first.
 #include <algorithm>
 #include <cstring>
 
