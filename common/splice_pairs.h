@@ -21,7 +21,7 @@ enum class PairResult {
   // b was refused after a's verdict was armed (b changed state within microseconds). The
   // maps are as before, but a's verdict may have redirected bytes to b, whose sending the
   // unlinking may have cut short: unless a provably consumed nothing (see
-  // dataplane/worker/sockmap_tunnel.cc), the connection must be reset.
+  // dataplane/tunnel/sockmap.cc), the connection must be reset.
   kRefusedAfterArming,
 };
 

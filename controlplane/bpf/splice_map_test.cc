@@ -136,7 +136,7 @@ TEST_F(SpliceMapTest, RemovePairLeavesNoEntries) {
   EXPECT_EQ(poll(&p, 1, 2000), 1);
 }
 
-// What the data plane's sockmap mode relies on (dataplane/worker/sockmap_tunnel.cc):
+// What the data plane's sockmap mode relies on (dataplane/tunnel/sockmap.cc):
 // bytes queued before the insertion are not redirected by the insertion itself, but the
 // SO_RCVLOWAT kick (GateVerdict) runs the program over them, in order; a FIN is not
 // redirected (the source socket polls readable with POLLRDHUP and userspace forwards it).

@@ -105,7 +105,7 @@ struct WorkerStats {
   Counter tcp_proxy_bytes;        // bytes moved in either direction (every mode)
   Counter passthrough_mode[3];    // tcp_proxy connections by PassMode (copy, splice, sockmap)
   Counter passthrough_fallbacks;  // a connection could not use its listener's mode
-  // sockmap: connections reset rather than risk reordered bytes (sockmap_tunnel.cc: a
+  // sockmap: connections reset rather than risk reordered bytes (tunnel/sockmap.cc: a
   // pairing refused half-way after bytes moved, or bytes readable on a paired socket).
   Counter sockmap_stragglers;
   Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101

@@ -73,7 +73,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
     c.inflight++;
   }
   if (snap_->listeners[listener].tcp_cluster >= 0) {
-    StartTunnel(idx);  // arms the receive in copy mode only
+    tunnels_.StartTcpProxy(idx);  // arms the receive in copy mode only
     return;
   }
   ArmRecv(idx);
@@ -165,8 +165,8 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   if (c.exchange != kNil) {
-    if (exchanges_.Get(c.exchange).tunnel) {
-      PumpTunnel(c.exchange, true);
+    if (exchanges_.Get(c.exchange).tunnel.active) {
+      tunnels_.Pump(c.exchange, true);
     } else {
       PumpRequestBody(c.exchange);
     }

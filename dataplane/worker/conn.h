@@ -11,11 +11,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "bpf/zproxy_structs.h"
 #include "common/connect_allow.h"
 #include "dataplane/codec/http1/client_stream.h"
 #include "dataplane/codec/http1/server_stream.h"
 #include "dataplane/dns/resolver.h"
+#include "dataplane/tunnel/tunnel_state.h"
 #include "dataplane/upstream/connection_pool.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
@@ -177,41 +177,14 @@ struct Exchange {
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
   // HTTP CONNECT (connect_tunnel.cc): the upstream is the request's target; once it is
-  // connected the client gets 200 and the exchange becomes a copy tunnel.
+  // connected the client gets 200 and the exchange becomes a tunnel.
   bool connect = false;
   uint32_t target = kNil;  // CONNECT to a host name: its ConnectTarget (connect_dns.cc)
 
-  // L4 pass-through (tcp_proxy listener): bytes are copied both ways, no HTTP.
-  bool tunnel = false;
-  bool client_eof = false;        // client sent FIN
-  bool upstream_wr_shut = false;  // FIN forwarded to the upstream
-  bool client_wr_shut = false;    // FIN forwarded to the client
-  // Pass-through in sockmap or splice mode (dataplane/worker/passthrough.cc): the bytes
-  // never enter the worker's buffers. client_eof/upstream_eof and *_wr_shut above keep
-  // their meaning in every mode.
-  uint8_t pass_mode = 0;  // PassMode (copy = 0: tunnel.cc)
-  bool paired = false;    // sockmap: both sockets are in the SOCKHASH
-  bool watched = false;   // on the worker's pass_watch_ list (checked every tick)
-  // sockmap: a pairing refused half-way after the kernel had already redirected bytes
-  // (StartSockmap): no other mode can continue the stream intact, the caller resets it.
-  bool pairing_moved_bytes = false;
-  // WebSocket/CONNECT in sockmap or splice mode: userspace still holds bytes to forward
-  // before the pairing (upgraded_tunnel.cc); installing: FIXED_FD_INSTALL in flight.
-  bool handover = false;
-  bool installing = false;
-  zproxy_sock_key client_key{}, upstream_key{};
-  // sockmap: per-socket byte counts at pairing (TcpCounters), so "everything received on
-  // one side has been written into the other" can be told from tcp_info later, and the
-  // bytes both sockets had received at the last idle check.
-  uint64_t client_rx_base = 0, upstream_rx_base = 0, client_tx_base = 0, upstream_tx_base = 0;
-  uint64_t activity = 0;
-  // splice: one pipe per direction; [0] client -> upstream, [1] upstream -> client.
-  struct SpliceDir {
-    int rd = -1, wr = -1;  // pipe ends
-    uint32_t bytes = 0;    // in the pipe, not yet spliced out
-    bool in_busy = false;  // poll + splice-in in flight
-    bool out_busy = false;
-  } dirs[2];
+  // Set once the exchange carries opaque bytes (tcp_proxy, WebSocket after 101, CONNECT
+  // after 200): mode, half-close and kernel state, owned by dataplane/tunnel/.
+  TunnelState tunnel;
+
   uint64_t max_body = 0;
   uint32_t req_head_block = kNil;  // rewritten request head (kept for a retry)
   uint32_t req_head_len = 0;

@@ -144,9 +144,9 @@ void Worker::OnShutdown(uint32_t conn_idx) {
     SubmitClose(conn_idx);
   }
   MaybeFreeConn(conn_idx);
-  // A tunnel's hand-over waits for this on a direct descriptor (upgraded_tunnel.cc).
-  if (!(c.flags & kClosing) && c.exchange != kNil && exchanges_.Get(c.exchange).handover) {
-    MaybeFinishHandover(c.exchange);
+  // A tunnel's hand-over waits for this on a direct descriptor (tunnel/upgraded.cc).
+  if (!(c.flags & kClosing) && c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.handover) {
+    tunnels_.MaybeFinishHandover(c.exchange);
   }
 }
 
@@ -189,7 +189,7 @@ uint64_t Worker::NowUs() const {
 }
 
 void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
-  if (!access_log_.enabled() || ex.logged || ex.tunnel) return;
+  if (!access_log_.enabled() || ex.logged || ex.tunnel.active) return;
   ex.logged = true;
   char ip[INET6_ADDRSTRLEN];
   std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));
@@ -216,7 +216,7 @@ void Worker::FreeExchange(uint32_t ex_idx) {
 void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   Exchange& ex = exchanges_.Get(ex_idx);
   LogExchange(ex, ex.status, "aborted");
-  if (ex.tunnel) ReleasePassthrough(ex);  // while both fds are still open
+  if (ex.tunnel.active) tunnels_.ReleasePassthrough(ex);  // while both fds are still open
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
     u.exchange = kNil;

@@ -3,9 +3,9 @@
 // through connect_dns.cc first, then comes back here to connect); the upstream
 // connection belongs to the listener's connect state (a cluster without endpoints), so
 // connect timeouts and errors (502/504) take the same path as routed requests. Once the
-// target accepts, the client gets 200 and the exchange becomes the same copy tunnel a
-// WebSocket 101 starts (tunnel.cc); bytes the client sent behind the CONNECT head wait in
-// its input queue and go first.
+// target accepts, the client gets 200 and the exchange becomes the same tunnel a
+// WebSocket 101 starts (dataplane/tunnel/upgraded.cc); bytes the client sent behind the
+// CONNECT head wait in its input queue and go first.
 #include <algorithm>
 #include <cstring>
 
@@ -103,7 +103,7 @@ void Worker::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, st
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.connect_requests[static_cast<int>(outcome)].Add();
   // A client that sent its FIN behind the CONNECT reads this answer, then the close.
-  bool close = !ex.down.keep_alive() || ex.client_eof || draining_;
+  bool close = !ex.down.keep_alive() || ex.tunnel.client_eof || draining_;
   uint32_t client = ex.client;
   if (access_log_.enabled()) {
     char tmp[768];
@@ -132,8 +132,8 @@ void Worker::EstablishConnectTunnel(uint32_t ex_idx) {
   LogExchange(ex, 200, "connect");
   ex.resp_started = true;
   ex.resp = RespState::kDone;
-  ex.tunnel = true;
-  StartUpgradedTunnel(ex_idx);
+  ex.tunnel.active = true;
+  tunnels_.StartUpgraded(ex_idx);
 }
 
 void Worker::CountConnectFailure(ErrorCause cause) {

@@ -73,7 +73,7 @@ void Worker::ArmRecv(uint32_t conn_idx) {
   // A sockmap/splice tunnel's bytes are the kernel's: a receive would take them (a late
   // re-arm, e.g. after ENOBUFS, must not). Copy-mode tunnels read as usual.
   if ((c.flags & kPassthrough) && c.exchange != kNil &&
-      exchanges_.Get(c.exchange).pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+      exchanges_.Get(c.exchange).tunnel.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
     return;
   }
   io_uring_sqe* sqe = ring_.Sqe();
@@ -167,7 +167,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     bufs_.OnExhausted();
     if (!more) {
       enobufs_waiters_.emplace_back(conn_idx, c.gen);
-      if (c.flags & kRecvPaused) RecvStopped(conn_idx);
+      if (c.flags & kRecvPaused) tunnels_.RecvStopped(conn_idx);
     }
     return;
   }
@@ -177,7 +177,7 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     if (!(c.flags & kRecvPaused)) {
       ArmRecv(conn_idx);
     } else if (!tls_.OnRecvStopped(conn_idx)) {
-      RecvStopped(conn_idx);
+      tunnels_.RecvStopped(conn_idx);
     }
     return;
   }
@@ -193,14 +193,8 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
 void Worker::OnClientEof(uint32_t conn_idx, int res) {
   Conn& c = conns_.Get(conn_idx);
   if (tls_.OnEofInHandshake(conn_idx)) return;
-  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
-    if (res == 0) {
-      exchanges_.Get(c.exchange).client_eof = true;  // forwarded as FIN once drained
-      MaybeShutdownTunnel(c.exchange);
-    } else {
-      stats_.CountError(ErrorCause::kClientReset);
-      AbortExchange(c.exchange, true);
-    }
+  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.active) {
+    tunnels_.OnClientEof(c.exchange, res);
     return;
   }
   if (c.exchange != kNil) {
@@ -208,7 +202,7 @@ void Worker::OnClientEof(uint32_t conn_idx, int res) {
     if (res == 0 && ex.connect) {
       // CONNECT still connecting: the client's bytes so far and its FIN go through the
       // tunnel once it is up (nothing is dropped, the FIN is forwarded when drained).
-      ex.client_eof = true;
+      ex.tunnel.client_eof = true;
       return;
     }
     if (res == 0 && ex.req_done) {
@@ -476,9 +470,9 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
     }
   }
   // Room again: move more bytes from the peer into this queue.
-  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel) {
+  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.active) {
     // Room again on this socket: move more from its peer, or forward a pending FIN.
-    PumpTunnel(c.exchange, c.kind == ConnKind::kUpstream);
+    tunnels_.Pump(c.exchange, c.kind == ConnKind::kUpstream);
   } else if (c.exchange != kNil) {
     Exchange& ex = exchanges_.Get(c.exchange);
     if (c.kind == ConnKind::kUpstream) {

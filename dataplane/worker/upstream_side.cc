@@ -21,7 +21,7 @@ namespace {
 
 stream::StreamProgress Worker::Progress(const Exchange& ex) const {
   stream::StreamProgress p;
-  p.tunnel = ex.tunnel;
+  p.tunnel = ex.tunnel.active;
   p.head_sent = ex.head_queued;
   p.head_available = ex.req_head_block != kNil;
   p.request_done = ex.req_done;
@@ -48,7 +48,7 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
   lb.OnConnectionOpened(endpoint);
   ex.lb_counted = true;
   // Tunnels never share upstream connections with HTTP (or with each other).
-  uint32_t up = ex.tunnel ? kNil : AcquireUpstream(ex.cluster, endpoint);
+  uint32_t up = ex.tunnel.active ? kNil : AcquireUpstream(ex.cluster, endpoint);
   if (up != kNil) {
     stats_.upstream_reused.Add();
     AttachUpstream(ex_idx, up);
@@ -127,15 +127,12 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   }
   Exchange& ex = exchanges_.Get(ex_idx);
   bool tls_upstream = Cs(u.owner).cfg->tls != nullptr;
-  if (tls_upstream && ex.tunnel && ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
-    // TLS towards the upstream: the bytes must pass through BoringSSL, so the tunnel copies.
-    ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
-    CountTunnelFallback(TunnelFallback::kUpstreamTls);
-    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
-    ArmRecv(ex.client);
-  }
+  // TLS towards the upstream: the bytes must pass through BoringSSL, so a tunnel copies.
+  if (tls_upstream) tunnels_.OnTlsUpstream(ex_idx);
   // sockmap/splice tunnels never read through the ring (StartPassthrough decides).
-  if (!ex.tunnel || ex.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) ArmRecv(conn_idx);
+  if (!ex.tunnel.active || ex.tunnel.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) {
+    ArmRecv(conn_idx);
+  }
   if (tls_upstream) {
     // HTTPS upstream: the request waits for the handshake (the TLS layer attaches it).
     tls_.Connect(conn_idx);
@@ -154,13 +151,13 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
     EstablishConnectTunnel(ex_idx);
     return;
   }
-  if (ex.tunnel) {
+  if (ex.tunnel.active) {
     ex.head_queued = true;
-    if (ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
-      StartPassthrough(ex_idx);
+    if (ex.tunnel.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+      tunnels_.StartPassthrough(ex_idx);
       return;
     }
-    PumpTunnel(ex_idx, true);  // bytes the client sent while we were connecting
+    tunnels_.Pump(ex_idx, true);  // bytes the client sent while we were connecting
     return;
   }
   // Keep the head only while a retry is still possible: a reused keep-alive connection
@@ -187,7 +184,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
 void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.CountError(cause);
-  if (ex.connect && !ex.tunnel) CountConnectFailure(cause);
+  if (ex.connect && !ex.tunnel.active) CountConnectFailure(cause);
   stream::Decision d = stream::ReplyToFailure(Progress(ex), cause);
   if (d.next == stream::Next::kAbort) {
     AbortExchange(ex_idx, true);  // a tunnel, or a response already under way
@@ -250,8 +247,8 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     return;
   }
   uint32_t ex_idx = u.exchange;
-  if (exchanges_.Get(ex_idx).tunnel) {
-    PumpTunnel(ex_idx, false);
+  if (exchanges_.Get(ex_idx).tunnel.active) {
+    tunnels_.Pump(ex_idx, false);
     return;
   }
   timers_.Arm(Cs(u.owner).t_read, conn_idx, NowMs());
@@ -278,9 +275,9 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     }
     if (consumed == 0) return;  // exchange failed and was torn down
     ConsumeIn(conn_idx, consumed);
-    if (exchanges_.Get(ex_idx).tunnel) {
+    if (exchanges_.Get(ex_idx).tunnel.active) {
       stats_.websocket_upgrades.Add();
-      StartUpgradedTunnel(ex_idx);
+      tunnels_.StartUpgraded(ex_idx);
       return;
     }
     if (exchanges_.Get(ex_idx).resp == RespState::kDone) {
@@ -330,7 +327,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     LogExchange(ex, 101, "upgrade");
     ex.resp_started = true;
     ex.resp = RespState::kDone;
-    ex.tunnel = true;
+    ex.tunnel.active = true;
     *consumed = ev.consumed;
     return true;
   }
@@ -430,13 +427,8 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
   }
   uint32_t ex_idx = u.exchange;
   Exchange& ex = exchanges_.Get(ex_idx);
-  if (ex.tunnel) {
-    if (err == 0) {
-      ex.upstream_eof = true;  // forwarded as FIN to the client once drained
-      MaybeShutdownTunnel(ex_idx);
-    } else {
-      UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
-    }
+  if (ex.tunnel.active) {
+    tunnels_.OnUpstreamEof(ex_idx, err);
     return;
   }
   stream::Decision d = stream::AfterUpstreamClosed(

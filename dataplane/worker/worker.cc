@@ -159,18 +159,7 @@ void Worker::Run() {
     if (!enobufs_waiters_.empty() && recycled_ != 0) RearmEnobufsWaiters();
     recycled_ = 0;
   }
-  ForgetSplicedPairs();
-}
-
-void Worker::ForgetSplicedPairs() {
-  // Tunnels still open when the drain deadline passed: the kernel drops their sockets from
-  // the SOCKHASH when the process exits, but not their zproxy_pair_peer entries.
-  for (uint32_t i = 0; i < conns_.capacity(); i++) {
-    Conn& c = conns_.Get(i);
-    if (c.fd < 0 || c.kind != ConnKind::kClient || c.exchange == kNil) continue;
-    Exchange& ex = exchanges_.Get(c.exchange);
-    if (ex.paired) ReleasePassthrough(ex);
-  }
+  tunnels_.ForgetSplicedPairs();
 }
 
 void Worker::Stop(uint32_t drain_timeout_ms) {
@@ -240,20 +229,20 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
       MaybeFreeConn(ud.slot);
       break;
     case io::Op::kWatch:
-      OnWatch(ud.slot, cqe->res);
+      tunnels_.OnWatch(ud.slot, cqe->res);
       break;
     case io::Op::kSplicePoll:
       c.inflight--;  // the linked splice reports the outcome
       MaybeFreeConn(ud.slot);
       break;
     case io::Op::kSpliceIn:
-      OnSpliceIn(ud.slot, cqe->res);
+      tunnels_.OnSpliceIn(ud.slot, cqe->res);
       break;
     case io::Op::kSpliceOut:
-      OnSpliceOut(ud.slot, cqe->res);
+      tunnels_.OnSpliceOut(ud.slot, cqe->res);
       break;
     case io::Op::kFdInstall:
-      OnFdInstall(ud.slot, cqe->res);
+      tunnels_.OnFdInstall(ud.slot, cqe->res);
       break;
     default:
       break;
@@ -265,7 +254,7 @@ void Worker::OnTick() {
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
   clusters_.ExpireEjections(NowMs());
   access_log_.Flush();
-  if (!pass_watch_.empty()) CheckPassthroughWatch();
+  tunnels_.OnTick();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {
@@ -330,8 +319,8 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
         OnConnectResolveTimeout(c.exchange);  // the name did not resolve in time
         return;
       }
-      if (ex.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
-        OnPassthroughTimeout(conn_idx);
+      if (ex.tunnel.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
+        tunnels_.OnPassthroughTimeout(conn_idx);
         return;
       }
       AbortExchange(c.exchange, true);  // tunnel idle for too long

@@ -8,8 +8,10 @@
 //   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
+//   connect_tunnel.cc  HTTP CONNECT up to its 200 (connect_dns.cc: targets by name)
 // TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
-// dataplane/transport/tls_layer.h).
+// dataplane/transport/tls_layer.h). Tunnels (tcp_proxy, WebSocket after 101, CONNECT after
+// 200) are their own class, Tunnels in dataplane/tunnel/, which this worker owns (tunnels_).
 #pragma once
 
 #include <atomic>
@@ -31,6 +33,7 @@
 #include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tls/session_cache.h"
 #include "dataplane/transport/tls_layer.h"
+#include "dataplane/tunnel/tunnels.h"
 #include "dataplane/upstream/lb.h"
 #include "dataplane/worker/access_log.h"
 #include "dataplane/worker/block_pool.h"
@@ -126,58 +129,6 @@ class Worker {
 
   // End of a client's byte stream (res == 0: FIN or TLS close_notify; < 0: error).
   void OnClientEof(uint32_t conn_idx, int res);
-
-  // --- tunnel.cc: tcp_proxy listeners (userspace copy mode)
-  void StartTunnel(uint32_t conn_idx);
-  void PumpTunnel(uint32_t ex_idx, bool from_client);
-  // The idle timer list of a tunnel's client (CONNECT tunnels have their own timeout).
-  uint16_t TunnelIdleList(const Exchange& ex);
-  void MaybeShutdownTunnel(uint32_t ex_idx);
-
-  // --- upgraded_tunnel.cc: HTTP listener: the upstream answered an Upgrade request with
-  // 101 (WebSocket), or a CONNECT target accepted the connection: the exchange becomes a
-  // tunnel in the listener's tunnel_mode. sockmap/splice first hand over what userspace
-  // holds (stop reading, flush, direct descriptor -> regular fd), then StartPassthrough.
-  void StartUpgradedTunnel(uint32_t ex_idx);
-  PassMode UpgradedTunnelMode(uint32_t ex_idx);  // counts the fallback when it is copy
-  void MaybeFinishHandover(uint32_t ex_idx);
-  // Why sockmap cannot take this tunnel now (a FIN went by: the SOCKHASH takes ESTABLISHED
-  // sockets only; or bytes are queued behind ones userspace read); false = it can.
-  bool SockmapRefusal(const Exchange& ex, TunnelFallback* why);
-  void OnFdInstall(uint32_t conn_idx, int res);
-  // A paused receive has ended: a hand-over may have been waiting for it.
-  void RecvStopped(uint32_t conn_idx);
-  void CountTunnelFallback(TunnelFallback reason);
-
-  // --- passthrough.cc: tcp_proxy connections in sockmap or splice mode (no bytes in
-  // userspace). Start picks the mode (falling back per connection: IPv6 or a full map ->
-  // splice, no pipe -> copy); Finish ends a tunnel whose both directions are done, Abort one
-  // that failed (reset = the survivor gets an RST, as if the peer's RST went through).
-  PassMode TunnelMode(uint16_t listener);
-  void StartPassthrough(uint32_t ex_idx);
-  void FinishPassthrough(uint32_t ex_idx);
-  void AbortPassthrough(uint32_t ex_idx, bool reset);
-  void ReleasePassthrough(Exchange& ex);  // before the sockets close: map entries, counts
-  void OnPassthroughTimeout(uint32_t conn_idx);
-  void CheckPassthroughWatch();
-  void ForgetSplicedPairs();  // at exit: map entries of tunnels still open
-  // --- sockmap_tunnel.cc
-  bool StartSockmap(uint32_t ex_idx);
-  void ArmWatch(uint32_t conn_idx);
-  void OnWatch(uint32_t conn_idx, int res);
-  // Forwards each FIN whose bytes the kernel has fully moved; true when both are done.
-  bool ForwardSockmapFins(uint32_t ex_idx);
-  // --- splice_tunnel.cc
-  bool StartSplice(uint32_t ex_idx);
-  void SpliceFill(uint32_t ex_idx, int dir);
-  void SpliceDrain(uint32_t ex_idx, int dir, bool poll_first);
-  // The completion of a pass-through op on conn_idx (splice in/out, watch): counts it, frees
-  // a closing connection whose last op this was, and returns the tunnel's exchange, or kNil
-  // when there is nothing left to act on.
-  uint32_t PassthroughOpDone(uint32_t conn_idx);
-  void OnSpliceIn(uint32_t conn_idx, int res);
-  void OnSpliceOut(uint32_t conn_idx, int res);
-  void MaybeEndSpliceDir(uint32_t ex_idx, int dir);
 
   // --- connect_tunnel.cc: HTTP CONNECT on HTTP listeners (Listener.connect).
   void StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
@@ -380,13 +331,10 @@ class Worker {
   // tcp_proxy listeners accept into normal fds (sockmap and splice need real descriptors;
   // a direct descriptor cannot go into a BPF map).
   std::vector<bool> accept_plain_;
-  // Sockmap tunnels with a FIN seen (client conn index, generation): each tick forwards
-  // FINs whose bytes the kernel has moved and notices a half-closed side that was reset.
-  std::vector<std::pair<uint32_t, uint16_t>> pass_watch_;
-  bool pass_warned_ = false;
-  bool fd_install_warned_ = false;
-  // Scratch for ResolvePassMode's reason, reused per tunnel so its buffer is allocated once.
-  std::string mode_why_;
+  // tcp_proxy, WebSocket and CONNECT tunnels (dataplane/tunnel/): called for their
+  // completions and ends, they call back into the worker's I/O and teardown.
+  friend class Tunnels;
+  Tunnels tunnels_{*this};
   std::vector<int> socket_family_;
   // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
   // a loop iteration that recycled some, or on the next tick), not in a tight loop.

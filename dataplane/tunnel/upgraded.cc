@@ -1,5 +1,5 @@
 // WebSocket (after a 101) and CONNECT (after its 200) tunnels of HTTP listeners, in the
-// listener's tunnel_mode: copy (tunnel.cc), or sockmap / splice through the same machinery
+// listener's tunnel_mode: copy (copy.cc), or sockmap / splice through the same machinery
 // as tcp_proxy (passthrough.cc).
 //
 // Unlike a tcp_proxy connection, an HTTP connection has been read by the worker before it
@@ -22,63 +22,65 @@
 
 #include "common/log.h"
 #include "dataplane/io/tcp_counters.h"
+#include "dataplane/tunnel/tunnels.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
 
-void Worker::CountTunnelFallback(TunnelFallback reason) {
-  stats_.passthrough_fallbacks.Add();
-  stats_.tunnel_fallbacks[static_cast<int>(reason)].Add();
+void Tunnels::CountFallback(TunnelFallback reason) {
+  w_.stats_.passthrough_fallbacks.Add();
+  w_.stats_.tunnel_fallbacks[static_cast<int>(reason)].Add();
 }
 
-PassMode Worker::UpgradedTunnelMode(uint32_t ex_idx) {
-  const Exchange& ex = exchanges_.Get(ex_idx);
-  const Conn& c = conns_.Get(ex.client);
-  PassthroughCaps caps = options_.passthrough;
-  caps.splice = caps.splice && ring_.features().splice;
+PassMode Tunnels::UpgradedMode(uint32_t ex_idx) {
+  const Exchange& ex = w_.exchanges_.Get(ex_idx);
+  const Conn& c = w_.conns_.Get(ex.client);
+  PassthroughCaps caps = w_.options_.passthrough;
+  caps.splice = caps.splice && w_.ring_.features().splice;
   // Why it fell back: the listener's log line said it already.
-  PassMode mode = ResolvePassMode(snap_->listeners[c.owner].tunnel_mode, caps, &mode_why_);
+  PassMode mode = ResolvePassMode(w_.snap_->listeners[c.owner].tunnel_mode, caps, &mode_why_);
   if (mode == PassMode::kCopy) return mode;
   TunnelFallback reason;
   if (c.tls != kNil) {
     reason = TunnelFallback::kClientTls;
-  } else if (Cs(ex.cluster).cfg->tls != nullptr) {
+  } else if (w_.Cs(ex.cluster).cfg->tls != nullptr) {
     reason = TunnelFallback::kUpstreamTls;
-  } else if ((c.flags & kFixedFile) && !(caps.fd_install && ring_.features().fixed_fd_install)) {
+  } else if ((c.flags & kFixedFile) && !(caps.fd_install && w_.ring_.features().fixed_fd_install)) {
     reason = TunnelFallback::kNoFdInstall;
   } else {
     return mode;
   }
-  CountTunnelFallback(reason);
+  CountFallback(reason);
   return PassMode::kCopy;
 }
 
-void Worker::StartUpgradedTunnel(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
+void Tunnels::StartUpgraded(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.req_done = true;
-  timers_.Disarm(ex.upstream);  // no read timeout: the idle timeout covers both sides
-  timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
-  PassMode mode = UpgradedTunnelMode(ex_idx);
-  ex.pass_mode = static_cast<uint8_t>(mode);
+  w_.timers_.Disarm(ex.upstream);  // no read timeout: the idle timeout covers both sides
+  w_.timers_.Arm(IdleList(ex), ex.client, w_.NowMs());
+  PassMode mode = UpgradedMode(ex_idx);
+  ex.tunnel.pass_mode = static_cast<uint8_t>(mode);
   if (mode == PassMode::kCopy) {
-    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+    w_.stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
   } else {
-    ex.handover = true;
-    PauseRecv(ex.client);
-    PauseRecv(ex.upstream);
+    ex.tunnel.handover = true;
+    w_.PauseRecv(ex.client);
+    w_.PauseRecv(ex.upstream);
   }
   // The 101 (or 200) first, then whatever either side sent behind the heads; the last
   // pump checks whether the hand-over can finish.
-  PumpTunnel(ex_idx, false);
-  if (exchanges_.Get(ex_idx).upstream != kNil) PumpTunnel(ex_idx, true);
+  Pump(ex_idx, false);
+  if (w_.exchanges_.Get(ex_idx).upstream != kNil) Pump(ex_idx, true);
 }
 
-bool Worker::SockmapRefusal(const Exchange& ex, TunnelFallback* why) {
+bool Tunnels::SockmapRefusal(const Exchange& ex, TunnelFallback* why) {
   *why = TunnelFallback::kHalfClosed;
-  if (ex.client_eof || ex.upstream_eof) return true;  // seen (and forwarded) by the copy
+  if (ex.tunnel.client_eof || ex.tunnel.upstream_eof)
+    return true;  // seen (and forwarded) by the copy
   io::TcpCounters c, u;
-  if (!io::ReadTcpCounters(conns_.Get(ex.client).fd, &c) ||
-      !io::ReadTcpCounters(conns_.Get(ex.upstream).fd, &u)) {
+  if (!io::ReadTcpCounters(w_.conns_.Get(ex.client).fd, &c) ||
+      !io::ReadTcpCounters(w_.conns_.Get(ex.upstream).fd, &u)) {
     return true;  // gone: the pairing would fail anyway
   }
   // A FIN that arrived after the receives stopped is only in the kernel's state.
@@ -89,93 +91,93 @@ bool Worker::SockmapRefusal(const Exchange& ex, TunnelFallback* why) {
   // boundary). A shorter receive drained the queue, so whatever queued since is whole
   // skbs. Splice reads from the offset.
   auto maybe_split = [this](uint32_t idx, const io::TcpCounters& t) {
-    const Conn& k = conns_.Get(idx);
-    return t.inq != 0 && k.io != kNil && ios_.Get(k.io).last_recv_full;
+    const Conn& k = w_.conns_.Get(idx);
+    return t.inq != 0 && k.io != kNil && w_.ios_.Get(k.io).last_recv_full;
   };
   *why = TunnelFallback::kQueuedBytes;
   return maybe_split(ex.client, c) || maybe_split(ex.upstream, u);
 }
 
-void Worker::MaybeFinishHandover(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  if (!ex.handover || ex.installing || ex.upstream == kNil) return;
-  Conn& c = conns_.Get(ex.client);
-  Conn& u = conns_.Get(ex.upstream);
+void Tunnels::MaybeFinishHandover(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (!ex.tunnel.handover || ex.tunnel.installing || ex.upstream == kNil) return;
+  Conn& c = w_.conns_.Get(ex.client);
+  Conn& u = w_.conns_.Get(ex.upstream);
   if ((c.flags | u.flags) & (kRecvArmed | kSendInflight | kClosing)) return;
   auto queued = [this](const Conn& k) {
-    return k.io != kNil && (ios_.Get(k.io).in_count != 0 || ios_.Get(k.io).out_count != 0);
+    return k.io != kNil && (w_.ios_.Get(k.io).in_count != 0 || w_.ios_.Get(k.io).out_count != 0);
   };
   if (queued(c) || queued(u)) return;
   if (c.flags & kFixedFile) {
     // Every op naming the direct descriptor must be done first (a FIN forwarded to the
     // client: its shutdown resolves the slot when it runs, on io-wq).
     if (c.inflight != 0) return;
-    io_uring_sqe* sqe = ring_.Sqe();
+    io_uring_sqe* sqe = w_.ring_.Sqe();
     io_uring_prep_rw(io::kOpFixedFdInstall, sqe, c.fd, nullptr, 0, 0);
     sqe->flags = IOSQE_FIXED_FILE;  // install_fd_flags 0: the new fd is O_CLOEXEC
-    io_uring_sqe_set_data64(sqe, Ud(io::Op::kFdInstall, ex.client));
+    io_uring_sqe_set_data64(sqe, w_.Ud(io::Op::kFdInstall, ex.client));
     c.inflight++;
-    ex.installing = true;
+    ex.tunnel.installing = true;
     return;
   }
-  ex.handover = false;
+  ex.tunnel.handover = false;
   c.flags &= ~kRecvPaused;
   u.flags &= ~kRecvPaused;
   c.flags |= kPassthrough;
   TunnelFallback why;
-  if (ex.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) && SockmapRefusal(ex, &why)) {
+  if (ex.tunnel.pass_mode == static_cast<uint8_t>(PassMode::kSockmap) && SockmapRefusal(ex, &why)) {
     // Spliced instead (copied without io_uring splice).
-    CountTunnelFallback(why);
-    bool splice = options_.passthrough.splice && ring_.features().splice;
-    ex.pass_mode = static_cast<uint8_t>(splice ? PassMode::kSplice : PassMode::kCopy);
+    CountFallback(why);
+    bool splice = w_.options_.passthrough.splice && w_.ring_.features().splice;
+    ex.tunnel.pass_mode = static_cast<uint8_t>(splice ? PassMode::kSplice : PassMode::kCopy);
   }
   StartPassthrough(ex_idx);
 }
 
-void Worker::OnFdInstall(uint32_t conn_idx, int res) {
-  Conn& c = conns_.Get(conn_idx);
+void Tunnels::OnFdInstall(uint32_t conn_idx, int res) {
+  Conn& c = w_.conns_.Get(conn_idx);
   c.inflight--;
   if ((c.flags & kClosing) || c.exchange == kNil) {
     if (res >= 0) close(res);  // the tunnel ended meanwhile
-    MaybeFreeConn(conn_idx);
+    w_.MaybeFreeConn(conn_idx);
     return;
   }
   uint32_t ex_idx = c.exchange;
-  Exchange& ex = exchanges_.Get(ex_idx);
-  ex.installing = false;
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  ex.tunnel.installing = false;
   if (res < 0) {
     if (!fd_install_warned_) {
       fd_install_warned_ = true;
       ZLOG_WARN("worker %u: IORING_OP_FIXED_FD_INSTALL failed (%s): tunnel copied instead",
-                options_.index, strerror(-res));
+                w_.options_.index, strerror(-res));
     }
-    CountTunnelFallback(TunnelFallback::kFdInstallFailed);
-    ex.handover = false;
-    ex.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
-    stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
+    CountFallback(TunnelFallback::kFdInstallFailed);
+    ex.tunnel.handover = false;
+    ex.tunnel.pass_mode = static_cast<uint8_t>(PassMode::kCopy);
+    w_.stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
     for (uint32_t idx : {ex.client, ex.upstream}) {
-      conns_.Get(idx).flags &= ~kRecvPaused;
-      ArmRecv(idx);
+      w_.conns_.Get(idx).flags &= ~kRecvPaused;
+      w_.ArmRecv(idx);
     }
     return;
   }
   // splice relies on a nonblocking source (EAGAIN instead of sleeping in io-wq). The flag
   // is the socket file's, shared with the direct descriptor, which nothing uses any more.
   fcntl(res, F_SETFL, fcntl(res, F_GETFL) | O_NONBLOCK);
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = w_.ring_.Sqe();
   io_uring_prep_close_direct(sqe, static_cast<unsigned>(c.fd));
-  io_uring_sqe_set_data64(sqe, Ud(io::Op::kClose, conn_idx));
+  io_uring_sqe_set_data64(sqe, w_.Ud(io::Op::kClose, conn_idx));
   c.inflight++;
   c.fd = res;
   c.flags &= ~kFixedFile;
   MaybeFinishHandover(ex_idx);
 }
 
-void Worker::RecvStopped(uint32_t conn_idx) {
-  Conn& c = conns_.Get(conn_idx);
+void Tunnels::RecvStopped(uint32_t conn_idx) {
+  Conn& c = w_.conns_.Get(conn_idx);
   if (c.exchange == kNil || (c.flags & kClosing)) return;
-  // Through MaybeShutdownTunnel: a FIN seen before is forwarded before the hand-over.
-  if (exchanges_.Get(c.exchange).handover) MaybeShutdownTunnel(c.exchange);
+  // Through MaybeShutdown: a FIN seen before is forwarded before the hand-over.
+  if (w_.exchanges_.Get(c.exchange).tunnel.handover) MaybeShutdown(c.exchange);
 }
 
 }  // namespace zproxy::dataplane

@@ -17,6 +17,7 @@
 
 #include <cerrno>
 
+#include "dataplane/tunnel/tunnels.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -26,9 +27,9 @@ constexpr uint32_t kPipeBytes = 64 * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 }  // namespace
 
-bool Worker::StartSplice(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  for (Exchange::SpliceDir& d : ex.dirs) {
+bool Tunnels::StartSplice(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  for (TunnelState::SpliceDir& d : ex.tunnel.dirs) {
     int p[2];
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
       ReleasePassthrough(ex);
@@ -44,62 +45,66 @@ bool Worker::StartSplice(uint32_t ex_idx) {
 }
 
 // dir 0: client -> upstream, dir 1: upstream -> client.
-void Worker::SpliceFill(uint32_t ex_idx, int dir) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  Exchange::SpliceDir& d = ex.dirs[dir];
-  bool eof = dir == 0 ? ex.client_eof : ex.upstream_eof;
+void Tunnels::SpliceFill(uint32_t ex_idx, int dir) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
+  bool eof = dir == 0 ? ex.tunnel.client_eof : ex.tunnel.upstream_eof;
   // Only into an empty pipe: a pipe has 16 slots, not 64 KiB, and a splice into a pipe
   // whose slots are taken fails with EAGAIN while POLLIN stays true (a busy loop).
   if (d.in_busy || eof || d.bytes != 0) return;
   uint32_t src = dir == 0 ? ex.client : ex.upstream;
-  Conn& s = conns_.Get(src);
-  io_uring_sqe* poll = ring_.Sqe();
+  Conn& s = w_.conns_.Get(src);
+  io_uring_sqe* poll = w_.ring_.Sqe();
   io_uring_prep_poll_add(poll, s.fd, POLLIN);
-  io_uring_sqe_set_data64(poll, Ud(io::Op::kSplicePoll, src));
+  io_uring_sqe_set_data64(poll, w_.Ud(io::Op::kSplicePoll, src));
   poll->flags |= IOSQE_IO_LINK;
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = w_.ring_.Sqe();
   io_uring_prep_splice(sqe, s.fd, -1, d.wr, -1, kPipeBytes, kSpliceFlags);
-  io_uring_sqe_set_data64(sqe, Ud(io::Op::kSpliceIn, src));
+  io_uring_sqe_set_data64(sqe, w_.Ud(io::Op::kSpliceIn, src));
   s.inflight += 2;
   d.in_busy = true;
 }
 
-void Worker::SpliceDrain(uint32_t ex_idx, int dir, bool poll_first) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  Exchange::SpliceDir& d = ex.dirs[dir];
+void Tunnels::SpliceDrain(uint32_t ex_idx, int dir, bool poll_first) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
   if (d.out_busy || d.bytes == 0) return;
   uint32_t dst = dir == 0 ? ex.upstream : ex.client;
-  Conn& t = conns_.Get(dst);
+  Conn& t = w_.conns_.Get(dst);
   if (poll_first) {
-    io_uring_sqe* poll = ring_.Sqe();
+    io_uring_sqe* poll = w_.ring_.Sqe();
     io_uring_prep_poll_add(poll, t.fd, POLLOUT);
-    io_uring_sqe_set_data64(poll, Ud(io::Op::kSplicePoll, dst));
+    io_uring_sqe_set_data64(poll, w_.Ud(io::Op::kSplicePoll, dst));
     poll->flags |= IOSQE_IO_LINK;
     t.inflight++;
   }
-  io_uring_sqe* sqe = ring_.Sqe();
+  io_uring_sqe* sqe = w_.ring_.Sqe();
   io_uring_prep_splice(sqe, d.rd, -1, t.fd, -1, d.bytes, kSpliceFlags);
-  io_uring_sqe_set_data64(sqe, Ud(io::Op::kSpliceOut, dst));
+  io_uring_sqe_set_data64(sqe, w_.Ud(io::Op::kSpliceOut, dst));
   t.inflight++;
   d.out_busy = true;
 }
 
-void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
+void Tunnels::OnSpliceIn(uint32_t conn_idx, int res) {
   uint32_t ex_idx = PassthroughOpDone(conn_idx);
   if (ex_idx == kNil) return;
-  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   int dir = conn_idx == ex.client ? 0 : 1;
-  Exchange::SpliceDir& d = ex.dirs[dir];
+  TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
   d.in_busy = false;
   if (res > 0) {
     d.bytes += static_cast<uint32_t>(res);
-    stats_.tcp_proxy_bytes.Add(static_cast<uint64_t>(res));
-    timers_.Arm(TunnelIdleList(ex), ex.client, NowMs());
+    w_.stats_.tcp_proxy_bytes.Add(static_cast<uint64_t>(res));
+    w_.timers_.Arm(IdleList(ex), ex.client, w_.NowMs());
     SpliceDrain(ex_idx, dir, false);
     return;
   }
   if (res == 0) {
-    (dir == 0 ? ex.client_eof : ex.upstream_eof) = true;
+    if (dir == 0) {
+      ex.tunnel.client_eof = true;
+    } else {
+      ex.tunnel.upstream_eof = true;
+    }
     MaybeEndSpliceDir(ex_idx, dir);
     return;
   }
@@ -111,12 +116,12 @@ void Worker::OnSpliceIn(uint32_t conn_idx, int res) {
   AbortPassthrough(ex_idx, true);  // ECONNRESET and friends
 }
 
-void Worker::OnSpliceOut(uint32_t conn_idx, int res) {
+void Tunnels::OnSpliceOut(uint32_t conn_idx, int res) {
   uint32_t ex_idx = PassthroughOpDone(conn_idx);
   if (ex_idx == kNil) return;
-  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   int dir = conn_idx == ex.upstream ? 0 : 1;
-  Exchange::SpliceDir& d = ex.dirs[dir];
+  TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
   d.out_busy = false;
   if (res > 0) {
     d.bytes -= static_cast<uint32_t>(res);
@@ -135,15 +140,20 @@ void Worker::OnSpliceOut(uint32_t conn_idx, int res) {
   AbortPassthrough(ex_idx, true);  // EPIPE / ECONNRESET: the destination is gone
 }
 
-void Worker::MaybeEndSpliceDir(uint32_t ex_idx, int dir) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  Exchange::SpliceDir& d = ex.dirs[dir];
-  bool eof = dir == 0 ? ex.client_eof : ex.upstream_eof;
-  bool& shut = dir == 0 ? ex.upstream_wr_shut : ex.client_wr_shut;
+void Tunnels::MaybeEndSpliceDir(uint32_t ex_idx, int dir) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  TunnelState::SpliceDir& d = ex.tunnel.dirs[dir];
+  bool eof = dir == 0 ? ex.tunnel.client_eof : ex.tunnel.upstream_eof;
+  bool shut = dir == 0 ? ex.tunnel.upstream_wr_shut : ex.tunnel.client_wr_shut;
   if (!eof || shut || d.bytes != 0 || d.out_busy) return;
-  ShutdownWrite(dir == 0 ? ex.upstream : ex.client);
-  shut = true;
-  if (ex.upstream_wr_shut && ex.client_wr_shut && !ex.dirs[0].in_busy && !ex.dirs[1].in_busy) {
+  w_.ShutdownWrite(dir == 0 ? ex.upstream : ex.client);
+  if (dir == 0) {
+    ex.tunnel.upstream_wr_shut = true;
+  } else {
+    ex.tunnel.client_wr_shut = true;
+  }
+  if (ex.tunnel.upstream_wr_shut && ex.tunnel.client_wr_shut && !ex.tunnel.dirs[0].in_busy &&
+      !ex.tunnel.dirs[1].in_busy) {
     FinishPassthrough(ex_idx);
   }
 }

@@ -24,15 +24,16 @@
 #include "common/log.h"
 #include "common/splice_pairs.h"
 #include "dataplane/io/tcp_counters.h"
+#include "dataplane/tunnel/tunnels.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
 
-bool Worker::StartSockmap(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  int cfd = conns_.Get(ex.client).fd;
-  int ufd = conns_.Get(ex.upstream).fd;
-  if (!SockKeyOf(cfd, &ex.client_key) || !SockKeyOf(ufd, &ex.upstream_key)) {
+bool Tunnels::StartSockmap(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  int cfd = w_.conns_.Get(ex.client).fd;
+  int ufd = w_.conns_.Get(ex.upstream).fd;
+  if (!SockKeyOf(cfd, &ex.tunnel.client_key) || !SockKeyOf(ufd, &ex.tunnel.upstream_key)) {
     return false;  // not TCP
   }
   // Byte counts before the insertion: once in the map, SIOCINQ reports the psock's queue
@@ -43,8 +44,8 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
   GateVerdict(cfd, true);
   GateVerdict(ufd, true);
   std::string error;
-  PairResult paired = AddPairKeys(options_.passthrough.pairs_fd, options_.passthrough.peer_fd, cfd,
-                                  ex.client_key, ufd, ex.upstream_key, &error);
+  PairResult paired = AddPairKeys(w_.options_.passthrough.pairs_fd, w_.options_.passthrough.peer_fd,
+                                  cfd, ex.tunnel.client_key, ufd, ex.tunnel.upstream_key, &error);
   if (paired != PairResult::kPaired) {
     GateVerdict(cfd, false);
     GateVerdict(ufd, false);
@@ -55,8 +56,8 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
       // The client's verdict ran (gate bypassed by a FIN or memory pressure) and moved
       // bytes towards the upstream before the upstream was refused: their sending may
       // have been cut short by the unlinking, so no other mode can continue intact.
-      stats_.sockmap_stragglers.Add();
-      ex.pairing_moved_bytes = true;
+      w_.stats_.sockmap_stragglers.Add();
+      ex.tunnel.pairing_moved_bytes = true;
       return false;
     }
     // The kernel takes ESTABLISHED sockets only: a side whose FIN arrived before the
@@ -65,16 +66,16 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
     if (!c2.fin && !u2.fin && c2.error == 0 && u2.error == 0 && !pass_warned_) {
       pass_warned_ = true;
       ZLOG_WARN("worker %u: sockmap pairing failed (%s): connection spliced instead",
-                options_.index, error.c_str());
+                w_.options_.index, error.c_str());
     }
     return false;
   }
-  ex.paired = true;
-  ex.client_rx_base = c.consumed();
-  ex.upstream_rx_base = u.consumed();
-  ex.client_tx_base = c.written();
-  ex.upstream_tx_base = u.written();
-  ex.activity = c.received + u.received;
+  ex.tunnel.paired = true;
+  ex.tunnel.client_rx_base = c.consumed();
+  ex.tunnel.upstream_rx_base = u.consumed();
+  ex.tunnel.client_tx_base = c.written();
+  ex.tunnel.upstream_tx_base = u.written();
+  ex.tunnel.activity = c.received + u.received;
   GateVerdict(cfd, false);  // data_ready now: the queued bytes are redirected, in order
   GateVerdict(ufd, false);
   ArmWatch(ex.client);
@@ -82,21 +83,21 @@ bool Worker::StartSockmap(uint32_t ex_idx) {
   return true;
 }
 
-void Worker::ArmWatch(uint32_t conn_idx) {
-  Conn& c = conns_.Get(conn_idx);
-  io_uring_sqe* sqe = ring_.Sqe();
+void Tunnels::ArmWatch(uint32_t conn_idx) {
+  Conn& c = w_.conns_.Get(conn_idx);
+  io_uring_sqe* sqe = w_.ring_.Sqe();
   // Not POLLIN: the socket's data_ready wakes pollers after every redirected skb, and a
   // POLLIN watch would turn each into a worker wakeup. io_uring always adds POLLERR,
   // POLLHUP and POLLRDHUP.
   io_uring_prep_poll_add(sqe, c.fd, POLLRDHUP);
-  io_uring_sqe_set_data64(sqe, Ud(io::Op::kWatch, conn_idx));
+  io_uring_sqe_set_data64(sqe, w_.Ud(io::Op::kWatch, conn_idx));
   c.inflight++;
 }
 
-void Worker::OnWatch(uint32_t conn_idx, int res) {
+void Tunnels::OnWatch(uint32_t conn_idx, int res) {
   uint32_t ex_idx = PassthroughOpDone(conn_idx);
   if (ex_idx == kNil || res == -ECANCELED) return;
-  Exchange& ex = exchanges_.Get(ex_idx);
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   if (res < 0 || (res & POLLERR)) {
     AbortPassthrough(ex_idx, true);  // RST or error: the other side gets an RST too
     return;
@@ -106,28 +107,28 @@ void Worker::OnWatch(uint32_t conn_idx, int res) {
   // up anyway, forwarding them now could reorder the stream: the connection is reset
   // instead (counted).
   char probe;
-  if (recv(conns_.Get(conn_idx).fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
-    stats_.sockmap_stragglers.Add();
+  if (recv(w_.conns_.Get(conn_idx).fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+    w_.stats_.sockmap_stragglers.Add();
     AbortPassthrough(ex_idx, true);
     return;
   }
   if (conn_idx == ex.client) {
-    ex.client_eof = true;
+    ex.tunnel.client_eof = true;
   } else {
-    ex.upstream_eof = true;
+    ex.tunnel.upstream_eof = true;
   }
   if (ForwardSockmapFins(ex_idx)) return;
-  Exchange& ex2 = exchanges_.Get(ex_idx);
-  if (!ex2.watched) {
-    ex2.watched = true;
-    pass_watch_.emplace_back(ex2.client, conns_.Get(ex2.client).gen);
+  Exchange& ex2 = w_.exchanges_.Get(ex_idx);
+  if (!ex2.tunnel.watched) {
+    ex2.tunnel.watched = true;
+    pass_watch_.emplace_back(ex2.client, w_.conns_.Get(ex2.client).gen);
   }
 }
 
-bool Worker::ForwardSockmapFins(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  int cfd = conns_.Get(ex.client).fd;
-  int ufd = conns_.Get(ex.upstream).fd;
+bool Tunnels::ForwardSockmapFins(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  int cfd = w_.conns_.Get(ex.client).fd;
+  int ufd = w_.conns_.Get(ex.upstream).fd;
   io::TcpCounters c, u;
   if (!ReadTcpCounters(cfd, &c) || !ReadTcpCounters(ufd, &u)) {
     AbortPassthrough(ex_idx, true);
@@ -135,17 +136,17 @@ bool Worker::ForwardSockmapFins(uint32_t ex_idx) {
   }
   // Everything the source's verdict consumed has been written into the destination. The
   // source's count includes its FIN (tcpi_bytes_received follows rcv_nxt): minus 1.
-  if (ex.client_eof && !ex.upstream_wr_shut &&
-      u.written() - ex.upstream_tx_base >= c.consumed() - ex.client_rx_base - 1) {
-    ShutdownWrite(ex.upstream);
-    ex.upstream_wr_shut = true;
+  if (ex.tunnel.client_eof && !ex.tunnel.upstream_wr_shut &&
+      u.written() - ex.tunnel.upstream_tx_base >= c.consumed() - ex.tunnel.client_rx_base - 1) {
+    w_.ShutdownWrite(ex.upstream);
+    ex.tunnel.upstream_wr_shut = true;
   }
-  if (ex.upstream_eof && !ex.client_wr_shut &&
-      c.written() - ex.client_tx_base >= u.consumed() - ex.upstream_rx_base - 1) {
-    ShutdownWrite(ex.client);
-    ex.client_wr_shut = true;
+  if (ex.tunnel.upstream_eof && !ex.tunnel.client_wr_shut &&
+      c.written() - ex.tunnel.client_tx_base >= u.consumed() - ex.tunnel.upstream_rx_base - 1) {
+    w_.ShutdownWrite(ex.client);
+    ex.tunnel.client_wr_shut = true;
   }
-  if (ex.upstream_wr_shut && ex.client_wr_shut) {
+  if (ex.tunnel.upstream_wr_shut && ex.tunnel.client_wr_shut) {
     FinishPassthrough(ex_idx);
     return true;
   }
