@@ -237,7 +237,7 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
   }
   if (req.method_id == http::Method::kConnect) {
     // Never routed to a cluster: a CONNECT opens a tunnel to its own target.
-    StartConnectRequest(conn_idx, ev, RequestLine(req, line, sizeof(line)));
+    connect_.StartConnectRequest(conn_idx, ev, RequestLine(req, line, sizeof(line)));
     return;
   }
   const routing::RouteEntry* route =

@@ -131,8 +131,8 @@ struct ConnIo {
   OutItem& OutAt(uint32_t i) { return out[(out_head + i) % kOutCap]; }
 };
 
-// A CONNECT to a host name (connect_dns.cc): the name, its addresses once resolved, and
-// which one is being tried. Pooled per worker, only while such a CONNECT is in flight.
+// A CONNECT to a host name (dataplane/connect/by_name.cc): the name, its addresses once resolved,
+// and which one is being tried. Pooled per worker, only while such a CONNECT is in flight.
 struct ConnectTarget {
   ConnectName name;
   dns::Addrs addrs;
@@ -176,10 +176,11 @@ struct Exchange {
   bool req_done = false;     // whole request (head + body) handed to the upstream
   bool retried_stale = false;
   bool upstream_eof = false;  // close-delimited response: upstream finished
-  // HTTP CONNECT (connect_tunnel.cc): the upstream is the request's target; once it is
+  // HTTP CONNECT (dataplane/connect/request.cc): the upstream is the request's target; once it is
   // connected the client gets 200 and the exchange becomes a tunnel.
   bool connect = false;
-  uint32_t target = kNil;  // CONNECT to a host name: its ConnectTarget (connect_dns.cc)
+  uint32_t target =
+      kNil;  // CONNECT to a host name: its ConnectTarget (dataplane/connect/by_name.cc)
 
   // Set once the exchange carries opaque bytes (tcp_proxy, WebSocket after 101, CONNECT
   // after 200): mode, half-close and kernel state, owned by dataplane/tunnel/.

@@ -205,7 +205,7 @@ void Worker::FreeExchange(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
   if (ex.lb_counted) Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
-  if (ex.target != kNil) FreeConnectTarget(ex);
+  if (ex.target != kNil) connect_.FreeConnectTarget(ex);
   UnrefCluster(ex.cluster);
   exchanges_.Free(ex_idx);
 }

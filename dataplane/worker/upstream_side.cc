@@ -148,7 +148,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   u.exchange = ex_idx;
   ex.upstream = up_idx;
   if (ex.connect) {
-    EstablishConnectTunnel(ex_idx);
+    connect_.EstablishConnectTunnel(ex_idx);
     return;
   }
   if (ex.tunnel.active) {
@@ -184,7 +184,7 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
 void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   Exchange& ex = exchanges_.Get(ex_idx);
   stats_.CountError(cause);
-  if (ex.connect && !ex.tunnel.active) CountConnectFailure(cause);
+  if (ex.connect && !ex.tunnel.active) connect_.CountConnectFailure(cause);
   stream::Decision d = stream::ReplyToFailure(Progress(ex), cause);
   if (d.next == stream::Next::kAbort) {
     AbortExchange(ex_idx, true);  // a tunnel, or a response already under way
@@ -194,9 +194,9 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   uint32_t client = ex.client;
   // A CONNECT to a name says which name and how many of its addresses were tried.
   char name_body[kMaxHostName + 160];
-  std::string_view body = ex.target != kNil
-                              ? ConnectNameErrorBody(ex, cause, name_body, sizeof(name_body))
-                              : stream::ErrorBody(cause);
+  std::string_view body =
+      ex.target != kNil ? connect_.ConnectNameErrorBody(ex, cause, name_body, sizeof(name_body))
+                        : stream::ErrorBody(cause);
   if (access_log_.enabled()) {
     // Error path only: size the response the client is about to get, for the log.
     char tmp[768];
@@ -226,7 +226,7 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
     ex.lb_counted = false;
   }
   // CONNECT to a name: the next of its addresses, while there is time.
-  if (may_retry && ex.target != kNil && ConnectTryNext(ex_idx, cause)) return;
+  if (may_retry && ex.target != kNil && connect_.ConnectTryNext(ex_idx, cause)) return;
   if (stream::AfterUpstreamFailure(Progress(ex), cause, may_retry).next ==
       stream::Next::kRetryOtherEndpoint) {
     ex.attempts = 1;

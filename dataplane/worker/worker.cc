@@ -43,7 +43,7 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
       clusters_(options.index, &stats_, &timers_, &conns_) {}
 
 Worker::~Worker() {
-  if (dns_inbox_ != nullptr) dns_inbox_->Close();  // before its eventfd closes
+  connect_.CloseInbox();  // before its eventfd closes
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
@@ -69,7 +69,7 @@ bool Worker::Init(std::string* error) {
     *error = std::string("eventfd: ") + strerror(errno);
     return false;
   }
-  dns_inbox_ = std::make_shared<dns::Inbox>(wake_fd_);
+  connect_.Init(wake_fd_);
   t_linger_ = timers_.AddList(kLingerTimeoutMs);
   t_drain_idle_ = timers_.AddList(kDrainIdleMs);
   accept_armed_.assign(sockets_.size(), false);
@@ -315,8 +315,8 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     if (tls_.OnHandshakeTimeout(conn_idx)) return;  // the handshake failed
     if (c.exchange != kNil) {
       const Exchange& ex = exchanges_.Get(c.exchange);
-      if (ex.target != kNil && connect_targets_.Get(ex.target).resolving) {
-        OnConnectResolveTimeout(c.exchange);  // the name did not resolve in time
+      if (connect_.Resolving(ex)) {
+        connect_.OnConnectResolveTimeout(c.exchange);  // the name did not resolve in time
         return;
       }
       if (ex.tunnel.pass_mode != static_cast<uint8_t>(PassMode::kCopy)) {
@@ -400,7 +400,7 @@ void Worker::OnWake() {
     snap = std::move(mailbox_);
   }
   if (snap != nullptr) ApplySnapshot(std::move(snap));
-  OnDnsAnswers();  // the resolver wakes the loop through the same eventfd
+  connect_.OnDnsAnswers();  // the resolver wakes the loop through the same eventfd
 }
 
 }  // namespace zproxy::dataplane

@@ -8,9 +8,9 @@
 //   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
-//   connect_tunnel.cc  HTTP CONNECT up to its 200 (connect_dns.cc: targets by name)
 // TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
-// dataplane/transport/tls_layer.h). Tunnels (tcp_proxy, WebSocket after 101, CONNECT after
+// dataplane/transport/tls_layer.h). HTTP CONNECT up to its 200 is ConnectRequests
+// (dataplane/connect/, connect_). Tunnels (tcp_proxy, WebSocket after 101, CONNECT after
 // 200) are their own class, Tunnels in dataplane/tunnel/, which this worker owns (tunnels_).
 #pragma once
 
@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataplane/connect/connect_requests.h"
 #include "dataplane/dns/resolver.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/io/buffer_ring.h"
@@ -129,34 +130,6 @@ class Worker {
 
   // End of a client's byte stream (res == 0: FIN or TLS close_notify; < 0: error).
   void OnClientEof(uint32_t conn_idx, int res);
-
-  // --- connect_tunnel.cc: HTTP CONNECT on HTTP listeners (Listener.connect).
-  void StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                           std::string_view request_line);
-  void RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status, std::string_view body,
-                     bool close, std::string_view request_line);
-  void EstablishConnectTunnel(uint32_t ex_idx);
-  void CountConnectFailure(ErrorCause cause);
-  // The exchange a CONNECT becomes once allowed (or allowed pending its name's addresses).
-  uint32_t NewConnectExchange(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                              std::string_view request_line);
-  // Ends a CONNECT exchange that never reached its target with zproxy's own answer.
-  void FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, std::string_view body,
-                   std::string_view note);
-
-  // --- connect_dns.cc: CONNECT to a host name (resolver thread, cache, address list).
-  void StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                          std::string_view request_line, const ConnectName& name);
-  void OnDnsAnswers();
-  void ConnectResolved(uint32_t ex_idx);
-  void ConnectNextAddress(uint32_t ex_idx);
-  // After a failed attempt: true if another address is being tried.
-  bool ConnectTryNext(uint32_t ex_idx, ErrorCause cause);
-  void OnConnectResolveTimeout(uint32_t ex_idx);
-  // The 502/504 body for a name target ("... localhost:8443 ... (connection refused)").
-  std::string_view ConnectNameErrorBody(const Exchange& ex, ErrorCause cause, char* buf,
-                                        size_t cap);
-  void FreeConnectTarget(Exchange& ex);
 
   // --- upstream_side.cc
   // What the proxy stream's decisions (dataplane/stream) need to know about an exchange.
@@ -272,13 +245,6 @@ class Worker {
   Slab<ConnIo, 64> ios_;
   Slab<SliceNode, 1024> slices_;
   Slab<Exchange, 256> exchanges_;
-  Slab<ConnectTarget, 64> connect_targets_;
-  // Resolver answers come through this inbox (wake_fd_ wakes the loop); taken into
-  // dns_answers_, which keeps its capacity.
-  std::shared_ptr<dns::Inbox> dns_inbox_;
-  std::vector<dns::Answer> dns_answers_;
-  uint32_t dns_seq_ = 0;
-  bool dns_full_warned_ = false;
   BlockPool blocks_;
   // Decoded heads' fields, and the upstream request's after the header policy, with the
   // policy's scratch (a merged X-Forwarded-For): per worker, reused by every request.
@@ -335,6 +301,9 @@ class Worker {
   // completions and ends, they call back into the worker's I/O and teardown.
   friend class Tunnels;
   Tunnels tunnels_{*this};
+  // HTTP CONNECT up to its 200 (dataplane/connect/connect_requests.h).
+  friend class ConnectRequests;
+  ConnectRequests connect_{*this};
   std::vector<int> socket_family_;
   // Connections whose receive ended with ENOBUFS: re-armed once buffers come back (after
   // a loop iteration that recycled some, or on the next tick), not in a tight loop.

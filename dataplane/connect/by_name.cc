@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "dataplane/connect/connect_requests.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -42,9 +43,10 @@ NetAddress ToNetAddress(const dns::Addr& a, uint16_t port) {
 
 }  // namespace
 
-void Worker::StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                                std::string_view request_line, const ConnectName& name) {
-  const ConnectRuntime& cr = *snap_->listeners[conns_.Get(conn_idx).owner].connect;
+void ConnectRequests::StartConnectByName(uint32_t conn_idx,
+                                         const codec::http1::RequestHeadEvent& req,
+                                         std::string_view request_line, const ConnectName& name) {
+  const ConnectRuntime& cr = *w_.snap_->listeners[w_.conns_.Get(conn_idx).owner].connect;
   uint32_t ex_idx = NewConnectExchange(conn_idx, req, request_line);
   uint32_t t_idx = connect_targets_.Alloc();
   ConnectTarget& t = connect_targets_.Get(t_idx);
@@ -52,19 +54,19 @@ void Worker::StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHe
   t.exchange = ex_idx;
   t.seq = ++dns_seq_;
   t.by_name = ConnectNameAllowed(cr.allow, name);
-  t.deadline_ms = NowMs() + cr.upstream.connect_timeout_ms;
-  Exchange& ex = exchanges_.Get(ex_idx);
+  t.deadline_ms = w_.NowMs() + cr.upstream.connect_timeout_ms;
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.target = t_idx;
-  if (options_.resolver == nullptr) {
+  if (w_.options_.resolver == nullptr) {
     t.addrs.error = EAI_FAIL;
     ConnectResolved(ex_idx);
     return;
   }
-  switch (options_.resolver->Resolve(name.view(), cr.dns_cache_ms, cr.dns_negative_cache_ms,
-                                     cr.upstream.connect_timeout_ms, dns_inbox_,
-                                     Token(t_idx, t.seq), &t.addrs)) {
+  switch (w_.options_.resolver->Resolve(name.view(), cr.dns_cache_ms, cr.dns_negative_cache_ms,
+                                        cr.upstream.connect_timeout_ms, dns_inbox_,
+                                        Token(t_idx, t.seq), &t.addrs)) {
     case dns::Resolver::Result::kHit:
-      stats_
+      w_.stats_
           .connect_dns[static_cast<int>(t.addrs.error == 0 ? ConnectDnsResult::kCacheHit
                                                            : ConnectDnsResult::kNegativeHit)]
           .Add();
@@ -73,14 +75,14 @@ void Worker::StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHe
     case dns::Resolver::Result::kQueued:
       t.resolving = true;
       // The client's timer covers the wait: connect_timeout_ms from now.
-      timers_.Arm(Cs(ex.cluster).t_connect, conn_idx, NowMs());
+      w_.timers_.Arm(w_.Cs(ex.cluster).t_connect, conn_idx, w_.NowMs());
       return;
     case dns::Resolver::Result::kQueueFull:
-      stats_.connect_dns[static_cast<int>(ConnectDnsResult::kQueueFull)].Add();
+      w_.stats_.connect_dns[static_cast<int>(ConnectDnsResult::kQueueFull)].Add();
       if (!dns_full_warned_) {  // once per worker; zproxy_connect_dns_total counts them all
         dns_full_warned_ = true;
         ZLOG_WARN("worker %u: resolver queue full: CONNECTs to host names get 503 until it drains",
-                  options_.index);
+                  w_.options_.index);
       }
       FailConnect(ex_idx, ConnectOutcome::kResolverBusy, 503,
                   "zproxy: too many host names being resolved; try again\n", "resolver_busy");
@@ -88,7 +90,7 @@ void Worker::StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHe
   }
 }
 
-void Worker::OnDnsAnswers() {
+void ConnectRequests::OnDnsAnswers() {
   if (dns_inbox_ == nullptr) return;
   dns_inbox_->Take(&dns_answers_);
   for (const dns::Answer& a : dns_answers_) {
@@ -100,18 +102,18 @@ void Worker::OnDnsAnswers() {
     if (t.seq != seq || !t.resolving) continue;
     t.resolving = false;
     t.addrs = a.addrs;
-    stats_
+    w_.stats_
         .connect_dns[static_cast<int>(a.addrs.error == 0 ? ConnectDnsResult::kResolved
                                                          : ConnectDnsResult::kFailed)]
         .Add();
     uint32_t ex_idx = t.exchange;
-    timers_.Disarm(exchanges_.Get(ex_idx).client);
+    w_.timers_.Disarm(w_.exchanges_.Get(ex_idx).client);
     ConnectResolved(ex_idx);
   }
 }
 
-void Worker::ConnectResolved(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
+void ConnectRequests::ConnectResolved(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   ConnectTarget& t = connect_targets_.Get(ex.target);
   char body[kMaxHostName + 160];
   if (t.addrs.error != 0 || t.addrs.count == 0) {
@@ -123,7 +125,7 @@ void Worker::ConnectResolved(uint32_t ex_idx) {
   }
   if (!t.by_name) {
     // Allowed only if IP patterns allow its addresses: keep those, in order.
-    const ConnectRuntime* cr = Cs(ex.cluster).connect;
+    const ConnectRuntime* cr = w_.Cs(ex.cluster).connect;
     uint8_t kept = 0;
     for (uint8_t i = 0; i < t.addrs.count; i++) {
       if (cr != nullptr && ConnectAllowed(cr->allow, ToNetAddress(t.addrs.a[i], t.name.port))) {
@@ -140,44 +142,44 @@ void Worker::ConnectResolved(uint32_t ex_idx) {
       return;
     }
   }
-  if (static_cast<int32_t>(t.deadline_ms - NowMs()) <= 0) {
-    UpstreamFailed(ex_idx, ErrorCause::kConnectTimeout, false);
+  if (static_cast<int32_t>(t.deadline_ms - w_.NowMs()) <= 0) {
+    w_.UpstreamFailed(ex_idx, ErrorCause::kConnectTimeout, false);
     return;
   }
   ConnectNextAddress(ex_idx);
 }
 
-void Worker::ConnectNextAddress(uint32_t ex_idx) {
-  ConnectTarget& t = connect_targets_.Get(exchanges_.Get(ex_idx).target);
+void ConnectRequests::ConnectNextAddress(uint32_t ex_idx) {
+  ConnectTarget& t = connect_targets_.Get(w_.exchanges_.Get(ex_idx).target);
   const dns::Addr& a = t.addrs.a[t.next++];
   t.tried++;
-  ConnectTo(ex_idx, 0, ToNetAddress(a, t.name.port), t.deadline_ms);
+  w_.ConnectTo(ex_idx, 0, ToNetAddress(a, t.name.port), t.deadline_ms);
 }
 
-bool Worker::ConnectTryNext(uint32_t ex_idx, ErrorCause cause) {
-  ConnectTarget& t = connect_targets_.Get(exchanges_.Get(ex_idx).target);
+bool ConnectRequests::ConnectTryNext(uint32_t ex_idx, ErrorCause cause) {
+  ConnectTarget& t = connect_targets_.Get(w_.exchanges_.Get(ex_idx).target);
   // A timeout means the shared deadline passed: nothing left to try with.
   if (cause == ErrorCause::kConnectTimeout || t.resolving || t.next >= t.addrs.count) return false;
-  if (static_cast<int32_t>(t.deadline_ms - NowMs()) <= 0) return false;
+  if (static_cast<int32_t>(t.deadline_ms - w_.NowMs()) <= 0) return false;
   ConnectNextAddress(ex_idx);
   return true;
 }
 
-void Worker::OnConnectResolveTimeout(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
+void ConnectRequests::OnConnectResolveTimeout(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   ConnectTarget& t = connect_targets_.Get(ex.target);
   t.resolving = false;  // a late answer is now stale
-  stats_.connect_dns[static_cast<int>(ConnectDnsResult::kTimeout)].Add();
-  stats_.CountError(ErrorCause::kConnectTimeout);
+  w_.stats_.connect_dns[static_cast<int>(ConnectDnsResult::kTimeout)].Add();
+  w_.stats_.CountError(ErrorCause::kConnectTimeout);
   char body[kMaxHostName + 160];
   int n = snprintf(body, sizeof(body), "zproxy: cannot resolve %s: no answer within %u ms\n",
-                   t.name.host, Cs(ex.cluster).cfg->connect_timeout_ms);
+                   t.name.host, w_.Cs(ex.cluster).cfg->connect_timeout_ms);
   FailConnect(ex_idx, ConnectOutcome::kTimeout, 504, std::string_view(body, static_cast<size_t>(n)),
               "resolve_timeout");
 }
 
-std::string_view Worker::ConnectNameErrorBody(const Exchange& ex, ErrorCause cause, char* buf,
-                                              size_t cap) {
+std::string_view ConnectRequests::ConnectNameErrorBody(const Exchange& ex, ErrorCause cause,
+                                                       char* buf, size_t cap) {
   const ConnectTarget& t = connect_targets_.Get(ex.target);
   const char* why = cause == ErrorCause::kConnectRefused   ? "connection refused"
                     : cause == ErrorCause::kConnectTimeout ? "timed out"
@@ -188,7 +190,7 @@ std::string_view Worker::ConnectNameErrorBody(const Exchange& ex, ErrorCause cau
   return std::string_view(buf, n < 0 ? 0 : std::min(static_cast<size_t>(n), cap - 1));
 }
 
-void Worker::FreeConnectTarget(Exchange& ex) {
+void ConnectRequests::FreeConnectTarget(Exchange& ex) {
   ConnectTarget& t = connect_targets_.Get(ex.target);
   t.seq = 0;  // no answer matches it any more
   t.resolving = false;

@@ -1,6 +1,6 @@
 // HTTP CONNECT on HTTP listeners (forward proxy to an allowlist, Listener.connect).
 // An IP-literal target must match one of the listener's IP patterns (a host name goes
-// through connect_dns.cc first, then comes back here to connect); the upstream
+// through by_name.cc first, then comes back here to connect); the upstream
 // connection belongs to the listener's connect state (a cluster without endpoints), so
 // connect timeouts and errors (502/504) take the same path as routed requests. Once the
 // target accepts, the client gets 200 and the exchange becomes the same tunnel a
@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/connect/connect_requests.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -17,25 +18,27 @@ namespace {
 constexpr std::string_view kEstablished = "HTTP/1.1 200 Connection Established\r\n\r\n";
 }  // namespace
 
-void Worker::RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status,
-                           std::string_view body, bool close, std::string_view request_line) {
-  stats_.connect_requests[static_cast<int>(outcome)].Add();
-  SendLocalResponse(conn_idx, status, body, close, request_line, ConnectOutcomeName(outcome));
+void ConnectRequests::RefuseConnect(uint32_t conn_idx, ConnectOutcome outcome, int status,
+                                    std::string_view body, bool close,
+                                    std::string_view request_line) {
+  w_.stats_.connect_requests[static_cast<int>(outcome)].Add();
+  w_.SendLocalResponse(conn_idx, status, body, close, request_line, ConnectOutcomeName(outcome));
 }
 
-void Worker::StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                                 std::string_view request_line) {
-  Conn& c = conns_.Get(conn_idx);
-  const ListenerRuntime& listener = snap_->listeners[c.owner];
+void ConnectRequests::StartConnectRequest(uint32_t conn_idx,
+                                          const codec::http1::RequestHeadEvent& req,
+                                          std::string_view request_line) {
+  Conn& c = w_.conns_.Get(conn_idx);
+  const ListenerRuntime& listener = w_.snap_->listeners[c.owner];
   // A refused CONNECT without a body leaves the connection usable, as after a 404.
-  bool close = req.head.body.present() || !req.keep_alive || draining_;
+  bool close = req.head.body.present() || !req.keep_alive || w_.draining_;
   auto refuse = [&](ConnectOutcome outcome, int status, std::string_view body, bool force_close) {
     size_t head_bytes = req.consumed;
     bool cl = close || force_close;
     RefuseConnect(conn_idx, outcome, status, body, cl, request_line);
     if (!cl) {
-      ConsumeIn(conn_idx, head_bytes);
-      timers_.Arm(t_client_idle_[conns_.Get(conn_idx).owner], conn_idx, NowMs());
+      w_.ConsumeIn(conn_idx, head_bytes);
+      w_.timers_.Arm(w_.t_client_idle_[w_.conns_.Get(conn_idx).owner], conn_idx, w_.NowMs());
     }
   };
   if (listener.connect == nullptr) {
@@ -72,75 +75,76 @@ void Worker::StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestH
     return;
   }
   uint32_t ex_idx = NewConnectExchange(conn_idx, req, request_line);
-  ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
+  w_.ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
 }
 
-uint32_t Worker::NewConnectExchange(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
-                                    std::string_view request_line) {
-  Conn& c = conns_.Get(conn_idx);
-  uint32_t ex_idx = exchanges_.Alloc();
-  Exchange& ex = exchanges_.Get(ex_idx);
+uint32_t ConnectRequests::NewConnectExchange(uint32_t conn_idx,
+                                             const codec::http1::RequestHeadEvent& req,
+                                             std::string_view request_line) {
+  Conn& c = w_.conns_.Get(conn_idx);
+  uint32_t ex_idx = w_.exchanges_.Alloc();
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.client = conn_idx;
-  ex.cluster = clusters_.ForConnect(c.owner);
-  RefCluster(ex.cluster);
+  ex.cluster = w_.clusters_.ForConnect(c.owner);
+  w_.RefCluster(ex.cluster);
   ex.connect = true;
   ex.down.Begin(req);
   ex.req_done = true;  // nothing to forward until the tunnel is up
-  if (access_log_.enabled()) {
+  if (w_.access_log_.enabled()) {
     size_t n = std::min(request_line.size(), sizeof(ex.req_line));
     memcpy(ex.req_line, request_line.data(), n);
     ex.req_line_len = static_cast<uint8_t>(n);
-    ex.start_us = NowUs();
+    ex.start_us = w_.NowUs();
   }
   c.exchange = ex_idx;
-  stats_.client_idle.Sub();
-  ConsumeIn(conn_idx, req.consumed);
+  w_.stats_.client_idle.Sub();
+  w_.ConsumeIn(conn_idx, req.consumed);
   return ex_idx;
 }
 
-void Worker::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status, std::string_view body,
-                         std::string_view note) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  stats_.connect_requests[static_cast<int>(outcome)].Add();
+void ConnectRequests::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int status,
+                                  std::string_view body, std::string_view note) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  w_.stats_.connect_requests[static_cast<int>(outcome)].Add();
   // A client that sent its FIN behind the CONNECT reads this answer, then the close.
-  bool close = !ex.down.keep_alive() || ex.tunnel.client_eof || draining_;
+  bool close = !ex.down.keep_alive() || ex.tunnel.client_eof || w_.draining_;
   uint32_t client = ex.client;
-  if (access_log_.enabled()) {
+  if (w_.access_log_.enabled()) {
     char tmp[768];
     ex.resp_bytes = codec::http1::EncodeLocalResponse(status, body, close, tmp, sizeof(tmp));
-    LogExchange(ex, status, note);
+    w_.LogExchange(ex, status, note);
   }
-  AbortExchange(ex_idx, false);
-  timers_.Disarm(client);
-  SendLocalResponse(client, status, body, close);
+  w_.AbortExchange(ex_idx, false);
+  w_.timers_.Disarm(client);
+  w_.SendLocalResponse(client, status, body, close);
   if (!close) {
-    Conn& c = conns_.Get(client);
-    timers_.Arm(t_client_idle_[c.owner], client, NowMs());
-    if (InBytes(client) > 0) ProcessClientInput(client);
+    Conn& c = w_.conns_.Get(client);
+    w_.timers_.Arm(w_.t_client_idle_[c.owner], client, w_.NowMs());
+    if (w_.InBytes(client) > 0) w_.ProcessClientInput(client);
   }
 }
 
-void Worker::EstablishConnectTunnel(uint32_t ex_idx) {
-  Exchange& ex = exchanges_.Get(ex_idx);
-  stats_.connect_requests[static_cast<int>(ConnectOutcome::kEstablished)].Add();
-  QueueOut(ex.client, kEstablished.data(), static_cast<uint32_t>(kEstablished.size()),
-           ItemOwner::kStatic, 0);
-  stats_.CountStatus(200);
+void ConnectRequests::EstablishConnectTunnel(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  w_.stats_.connect_requests[static_cast<int>(ConnectOutcome::kEstablished)].Add();
+  w_.QueueOut(ex.client, kEstablished.data(), static_cast<uint32_t>(kEstablished.size()),
+              ItemOwner::kStatic, 0);
+  w_.stats_.CountStatus(200);
   ex.head_queued = true;
   ex.status = 200;
   ex.resp_bytes += kEstablished.size();
-  LogExchange(ex, 200, "connect");
+  w_.LogExchange(ex, 200, "connect");
   ex.resp_started = true;
   ex.resp = RespState::kDone;
   ex.tunnel.active = true;
-  tunnels_.StartUpgraded(ex_idx);
+  w_.tunnels_.StartUpgraded(ex_idx);
 }
 
-void Worker::CountConnectFailure(ErrorCause cause) {
+void ConnectRequests::CountConnectFailure(ErrorCause cause) {
   ConnectOutcome o = cause == ErrorCause::kConnectRefused   ? ConnectOutcome::kRefused
                      : cause == ErrorCause::kConnectTimeout ? ConnectOutcome::kTimeout
                                                             : ConnectOutcome::kError;
-  stats_.connect_requests[static_cast<int>(o)].Add();
+  w_.stats_.connect_requests[static_cast<int>(o)].Add();
 }
 
 }  // namespace zproxy::dataplane
