@@ -77,15 +77,35 @@ def backends(session_dir):
         b.stop()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "expect_stderr(*regexes): messages this test expects in the stderr of the "
+        "proxies it runs or shares (each regex matches a whole message: procs.bad_lines)")
+
+
+def expected_stderr(request):
+    """The regexes of the test's expect_stderr markers."""
+    node = getattr(request, "node", None)
+    if node is None:
+        return []
+    return [r for m in node.iter_markers("expect_stderr") for r in m.args]
+
+
+def _bad_report(z, bad):
+    return ("zproxyd stderr (%s) has error, data plane crash or sanitizer lines the test does "
+            "not expect:\n%s" % (z.stderr_path, "\n".join(bad[:20])))
+
+
 def _finish(z, request, expect_rc=0):
-    """Stops z and checks it shut down cleanly (exit 0, no errors or sanitizer reports)."""
+    """Stops z and checks it shut down cleanly (exit 0, no error lines, data plane crashes or
+    sanitizer reports among the lines not yet checked after an earlier test)."""
     _live_proxies.remove(z)
     rc = z.stop()
-    bad = z.bad_stderr_lines()
+    bad = z.unchecked_bad_stderr_lines(expected_stderr(request))
     z.cleanup()
     if expect_rc is not None:
         assert rc == expect_rc, "zproxyd exited %s; stderr:\n%s" % (rc, z.stderr()[-4000:])
-    assert not bad, "zproxyd stderr has errors:\n" + "\n".join(bad[:20])
+    assert not bad, _bad_report(z, bad)
 
 
 @pytest.fixture(scope="session")
@@ -121,14 +141,23 @@ def stack(backends, session_dir, request):
 
 
 @pytest.fixture(autouse=True)
-def _stack_survives(request):
+def _shared_proxies_stay_clean(request):
     """Attributes a crash of the shared proxy to the test that caused it (instead of a
-    cascade of 'connection refused' in every later test)."""
+    cascade of 'connection refused' in every later test), and fails the test during which
+    any proxy still alive after it (shared by a session or module fixture) wrote an error,
+    data plane crash or sanitizer line the test does not expect. Proxies of make_proxy are
+    checked by _finish when the test ends."""
     yield
     if "stack" in request.fixturenames:
         z = request.getfixturevalue("stack")
         assert z.proc.poll() is None, "the shared zproxyd died (exit %s) during this test:\n%s" % (
             z.proc.returncode, z.stderr()[-4000:])
+    reports = []
+    for z in list(_live_proxies):
+        bad = z.unchecked_bad_stderr_lines(expected_stderr(request))
+        if bad:
+            reports.append(_bad_report(z, bad))
+    assert not reports, "\n".join(reports)
 
 
 @pytest.fixture
@@ -137,7 +166,8 @@ def make_proxy(tmp_path, request):
     -> running Zproxy (wrapper: a command prefix such as procs.NO_BPF).
 
     Each proxy is stopped with SIGTERM at the end of the test and must exit with expect_rc
-    (None: do not check) and print no errors.
+    (None: do not check) and print no error, data plane crash or sanitizer lines but those
+    its allow_stderr (or the test's expect_stderr marker) names: regexes of whole messages.
     """
     made = []
 

@@ -1,6 +1,7 @@
 """Processes the end-to-end tests run: test backends, nginx, zproxyd."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,9 +15,48 @@ from backendlog import BackendLog
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-# Sanitizer reports and our own error lines: any of these in zproxyd's stderr fails a test.
-BAD_STDERR = ("ERROR", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-              "runtime error:", "ThreadSanitizer")
+# What fails a test in the stderr of zproxyd and its data plane (one file for both), unless
+# the test expects that exact message (see bad_lines):
+#  - an error-level line of common/log.cc ("<time>Z zproxyd[PID] error: <message>");
+#  - a data plane that died unasked: zproxyd's supervisor line "data plane pid N <how> after
+#    T ms; restart #K in B ms ...", or any "data plane pid N killed by signal S" (also one that
+#    died while draining or stopping);
+#  - any sanitizer report line.
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\S+)\[\d+\] "
+                      r"(debug|info|warn|error): (.*)")
+DATAPLANE_DIED = re.compile(r"(old )?data plane pid \d+ "
+                            r"(.*; restart #\d+ in \d+ ms|killed by signal \d+)")
+SANITIZER = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "ThreadSanitizer",
+             "MemorySanitizer", "runtime error:")
+
+
+def dataplane_restarted(how, n=1):
+    """The regex of zproxyd's line for a data plane that died (`how`: as DescribeWaitStatus
+    in controlplane/dataplane_process.cc words it) and is restarted (restart #n), for the
+    allow_stderr of a test that kills the data plane on purpose."""
+    return (r"data plane pid \d+ %s after \d+ ms; restart #%d in \d+ ms "
+            r"\(listen sockets stay open\)" % (re.escape(how), n))
+
+
+SIGKILLED = "killed by signal 9 (Killed)"
+
+
+def bad_lines(text, expected=()):
+    """The lines of `text` (zproxyd's stderr) that fail a test. `expected`: regexes a test
+    expects; each must match a whole message (the part after "error: " / "warn: ", or the
+    whole line for lines not written by the logger), so one names exactly what it excuses."""
+    expected = [re.compile(e) for e in expected]
+    bad = []
+    for line in text.splitlines():
+        m = LOG_LINE.fullmatch(line)
+        msg = m.group(3) if m else line
+        if any(s in line for s in SANITIZER):
+            pass
+        elif not m or not (m.group(2) == "error" or DATAPLANE_DIED.match(msg)):
+            continue
+        if not any(e.fullmatch(msg) for e in expected):
+            bad.append(line)
+    return bad
 
 
 def binary(env_var, bazel_path):
@@ -224,7 +264,10 @@ class Zproxy:
         # Command prefix, e.g. setpriv dropping capabilities (zproxyd then runs without BPF).
         self.wrapper = list(wrapper)
         self.tmpdir = tmpdir
-        self.allow_stderr = allow_stderr
+        # Regexes of the messages this proxy's test expects (see bad_lines): each must match
+        # a whole message, e.g. r"data plane pid \d+ killed by signal 9 \(Killed\) after \d+ ms;
+        # restart #1 in \d+ ms \(listen sockets stay open\)".
+        self.allow_stderr = tuple(allow_stderr)
         # Unix socket paths must stay short (108 bytes), so not under pytest's tmp dir.
         self.sockdir = tempfile.mkdtemp(prefix="zp-")
         config.setdefault("admin_address", "unix:%s/admin.sock" % self.sockdir)
@@ -249,6 +292,7 @@ class Zproxy:
         with open(self.config_path, "w") as f:
             f.write(yamlgen.dump(config))
         self.stderr_path = os.path.join(tmpdir, name + ".stderr")
+        self.checked_upto = 0  # bytes of stderr_path already checked for bad lines
         self.stdout_path = os.path.join(tmpdir, name + ".stdout")
         self.proc = None
         if start:
@@ -302,12 +346,23 @@ class Zproxy:
         except OSError:
             return ""
 
-    def bad_stderr_lines(self):
-        bad = []
-        for line in self.stderr().splitlines():
-            if any(m in line for m in BAD_STDERR) and not any(a in line for a in self.allow_stderr):
-                bad.append(line)
-        return bad
+    def bad_stderr_lines(self, expected=()):
+        """bad_lines() of all of stderr, with this proxy's allow_stderr and `expected`."""
+        return bad_lines(self.stderr(), list(self.allow_stderr) + list(expected))
+
+    def unchecked_bad_stderr_lines(self, expected=()):
+        """bad_lines() of the complete lines written since the last call (the e2e fixtures
+        call it after every test and when stopping the proxy)."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(self.checked_upto)
+                data = f.read()
+        except OSError:
+            return []
+        data = data[:data.rfind(b"\n") + 1]
+        self.checked_upto += len(data)
+        return bad_lines(data.decode("utf-8", "replace"),
+                         list(self.allow_stderr) + list(expected))
 
     def dataplane_pids(self):
         """Children of zproxyd (the data plane), from /proc/PID/task/*/children."""

@@ -17,9 +17,9 @@ import httpraw
 import yamlgen
 from conftest import catch_all, cluster, listener
 from ctl import jsonout, ok
-from procs import NO_BPF, base_config, free_port, wait_until
+from procs import NO_BPF, base_config, dataplane_restarted, free_port, wait_until
 from test_dataplane_sync import _alive, _pid, _served_by
-from test_health import ALLOW, HEALTH, KillableBackend, bpf_available, health_backing
+from test_health import HEALTH, KillableBackend, bpf_available, health_backing
 
 
 def _cfg(tmp_path, *clusters, **top):
@@ -60,7 +60,9 @@ def _wrk_result(w):
 
 def test_sigkill_zproxyd_under_load_then_adopt(make_proxy, backends, tmp_path, capsys):
     a, b = backends["a"], backends["b"]
-    z = make_proxy(_cfg(tmp_path, cluster("a", a.addr)))
+    # The adopted data plane is killed on purpose at the end.
+    z = make_proxy(_cfg(tmp_path, cluster("a", a.addr)),
+                   allow_stderr=(dataplane_restarted("exited (adopted: no exit status)"),))
     dp = _pid(z)
     w = _wrk(z.port, 5)
     try:
@@ -135,7 +137,7 @@ def test_active_health_reaches_the_adopted_dataplane(make_proxy, tmp_path, backi
     b = KillableBackend("adopt-b", str(tmp_path))
     try:
         z = make_proxy(_cfg(tmp_path, cluster("app", a.addr, b.addr, health_check=dict(HEALTH))),
-                       allow_stderr=ALLOW, wrapper=wrapper)
+                       wrapper=wrapper)
         dp = _pid(z)
         assert health_backing(z) == backing
         _kill_zproxyd(z)
@@ -166,8 +168,7 @@ def test_down_endpoint_stays_down_across_adoption(make_proxy, tmp_path):
     b = KillableBackend("keep-b", str(tmp_path))
     try:
         slow = dict(HEALTH, interval_ms=2000, unhealthy_threshold=3)
-        z = make_proxy(_cfg(tmp_path, cluster("app", a.addr, b.addr, health_check=slow)),
-                       allow_stderr=ALLOW)
+        z = make_proxy(_cfg(tmp_path, cluster("app", a.addr, b.addr, health_check=slow)))
         dp = _pid(z)
         b.kill()
         assert wait_until(lambda: "endpoint %s is now unhealthy" % b.addr in z.stderr(), 10, 0.05)

@@ -123,7 +123,7 @@ def test_health_transitions_show_in_bpftool_while_traffic_avoids_the_down_endpoi
     b = KillableBackend("bpf-hc-b", str(tmp_path))
     cfg = base_config([listener("web", catch_all("app"))],
                       [cluster("app", a.addr, b.addr, health_check=dict(HEALTH))])
-    z = Zproxy(cfg, session_dir, name="bpf-health", allow_stderr=("health", "upstream", "connect"))
+    z = Zproxy(cfg, session_dir, name="bpf-health")
     _live_proxies.append(z)
     try:
         if not z.config["bpffs_path"].startswith("/sys/fs/bpf/"):

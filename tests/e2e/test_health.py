@@ -22,8 +22,6 @@ from test_metrics import scrape
 
 HEALTH = {"interval_ms": 200, "http_path": "/healthz", "timeout_ms": 200,
           "healthy_threshold": 1, "unhealthy_threshold": 2}
-# Health transitions are logged as warnings; refused connects before detection too.
-ALLOW = ("health", "upstream", "connect")
 
 
 class KillableBackend:
@@ -80,7 +78,7 @@ def wait_health(z, endpoint, value, timeout):
 def _proxy(make_proxy, endpoints, health=HEALTH, wrapper=()):
     cfg = base_config([listener("web", catch_all("app"))],
                       [cluster("app", *endpoints, health_check=dict(health))])
-    return make_proxy(cfg, allow_stderr=ALLOW, wrapper=wrapper)
+    return make_proxy(cfg, wrapper=wrapper)
 
 
 def health_backing(z):
@@ -191,7 +189,7 @@ def test_panic_mode_serves_when_every_endpoint_fails_its_check(make_proxy, backe
         cfg = base_config([listener("web", catch_all("app"))],
                           [cluster("app", *eps, health_check=bad_check,
                                    panic_threshold_percent=panic)])
-        z = make_proxy(cfg, allow_stderr=("unhealthy",), wrapper=_wrapper(backing))
+        z = make_proxy(cfg, wrapper=_wrapper(backing))
         for e in eps:
             wait_health(z, e, 0, 3.0)
         statuses = {httpraw.request(z.port).status for _ in range(6)}

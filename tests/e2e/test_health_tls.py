@@ -26,7 +26,6 @@ from tlscerts import Certs
 
 HEALTH = {"interval_ms": 200, "http_path": "/healthz", "timeout_ms": 1000,
           "healthy_threshold": 1, "unhealthy_threshold": 2}
-ALLOW = ("health", "upstream")
 
 
 class HealthNginx:
@@ -143,7 +142,7 @@ def test_https_check_takes_a_500_out_and_brings_it_back(make_proxy, nginx, certs
     cfg = base_config([listener("web", [{"match": {"prefix": "/"}, "cluster": "app"}])],
                       [tls_cluster("app", [a, b], ca=certs.path("ca.pem"), sni="upstream.test")])
     nginx.set_down("b", False)
-    z = make_proxy(cfg, allow_stderr=ALLOW)
+    z = make_proxy(cfg)
     watch = Watcher(z, tmp_path)
     try:
         time.sleep(0.6)  # several checks, all passing (SNI and Host checked by nginx)
@@ -176,7 +175,7 @@ def test_bad_certificates_and_client_certificates(make_proxy, nginx, certs, tmp_
     ca = certs.path("ca.pem")
     good = tls_cluster("good", [nginx.addr("a")], ca=ca, sni="upstream.test")
     cfg = base_config([listener("web", [{"match": {"prefix": "/"}, "cluster": "good"}])], [good])
-    z = make_proxy(cfg, allow_stderr=ALLOW)
+    z = make_proxy(cfg)
     watch = Watcher(z, tmp_path)
     try:
         # Added through the Admin API while WatchHealth is open: every transition is seen.

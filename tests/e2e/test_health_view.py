@@ -11,7 +11,7 @@ import ctl
 import httpraw
 from conftest import cluster, listener
 from procs import base_config, wait_until
-from test_health import ALLOW, HEALTH, KillableBackend
+from test_health import HEALTH, KillableBackend
 # Module-scoped fixtures of the TLS health tests (nginx with good and expired certificates).
 from test_health_tls import certs, nginx, tls_cluster  # noqa: F401
 
@@ -51,7 +51,7 @@ def _proxy(make_proxy, checked, unchecked):
     cfg = base_config([listener("web", [{"match": {"prefix": "/"}, "cluster": "app"}])],
                       [cluster("app", *checked, health_check=dict(HEALTH)),
                        cluster("static", *unchecked)])
-    return make_proxy(cfg, allow_stderr=ALLOW)
+    return make_proxy(cfg)
 
 
 def test_kill_and_restart_seen_in_health_and_clusters_list(make_proxy, tmp_path):
@@ -191,7 +191,7 @@ def test_expired_certificate_reason(make_proxy, nginx, certs, tmp_path):  # noqa
         [listener("web", [{"match": {"prefix": "/"}, "cluster": "good"}])],
         [tls_cluster("good", [nginx.addr("a")], ca=ca, sni="upstream.test"),
          tls_cluster("expired", [nginx.addr("expired")], ca=ca, sni="upstream.test")])
-    z = make_proxy(cfg, allow_stderr=ALLOW)
+    z = make_proxy(cfg)
     e = wait_endpoint(z, "expired", nginx.addr("expired"), lambda e: e["healthy"] is False)
     assert e["last_check_reason"].startswith("TLS handshake failed: certificate expired"), e
     assert e["check"] == "https GET /healthz", e

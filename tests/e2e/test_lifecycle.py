@@ -8,7 +8,7 @@ import time
 
 import httpraw
 from conftest import catch_all, cluster, listener
-from procs import base_config, wait_until
+from procs import SIGKILLED, base_config, dataplane_restarted, wait_until
 
 
 def _cfg(backend, **top):
@@ -71,8 +71,7 @@ def test_two_workers_serve(make_proxy, backends):
 
 def test_dataplane_restarted_after_sigkill(make_proxy, backends):
     # zproxyd reports the dead data plane; that is the point of this test.
-    z = make_proxy(_cfg(backends["a"]), allow_stderr=("dataplane", "data plane", "signal",
-                                                       "killed", "restart", "exited"))
+    z = make_proxy(_cfg(backends["a"]), allow_stderr=(dataplane_restarted(SIGKILLED),))
     pids = wait_until(z.dataplane_pids, 5)
     assert len(pids) == 1, "expected one data plane child, got %r" % pids
     os.kill(pids[0], signal.SIGKILL)
@@ -95,8 +94,7 @@ def test_sigkill_of_dataplane_under_load_refuses_no_connection(make_proxy, backe
     import re
     import subprocess
     import time
-    z = make_proxy(_cfg(backends["a"]), allow_stderr=("dataplane", "data plane", "signal",
-                                                       "killed", "restart", "exited"))
+    z = make_proxy(_cfg(backends["a"]), allow_stderr=(dataplane_restarted(SIGKILLED),))
     pids = wait_until(z.dataplane_pids, 5)
     w = subprocess.Popen(["wrk", "-t1", "-c20", "-d3s", "-H", "Connection: close",
                           "http://127.0.0.1:%d/" % z.port],

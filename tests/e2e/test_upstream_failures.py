@@ -9,13 +9,11 @@ import httpraw
 from conftest import catch_all, cluster, listener
 from procs import base_config, free_port
 
-# zproxy logs upstream failures; these are expected here and must not fail the stderr check.
-ALLOW = ("upstream", "connect", "timeout")
 
 
 def _proxy(make_proxy, endpoints, **kw):
     cfg = base_config([listener("web", catch_all("app"))], [cluster("app", *endpoints, **kw)])
-    return make_proxy(cfg, allow_stderr=ALLOW)
+    return make_proxy(cfg)
 
 
 def test_dead_upstream_is_502_naming_connect(make_proxy):

@@ -274,7 +274,7 @@ def test_without_fixed_fd_install_websocket_copies(make_proxy, monkeypatch):
     one log line, the listener reports copy, the tunnel works and counts why."""
     monkeypatch.setenv("ZPROXY_DISABLE_FD_INSTALL", "1")
     up = EchoServer()
-    z = _proxy(make_proxy, up, None, allow_stderr=("ZPROXY_DISABLE_FD_INSTALL",))
+    z = _proxy(make_proxy, up, None)
     log = z.stderr()
     assert log.count("ZPROXY_DISABLE_FD_INSTALL=1") == 1, log
     assert 'listener "web": tunnel mode auto requested, using copy' in log, log
@@ -324,8 +324,7 @@ def test_tls_client_tunnel_stays_copy_and_counts_why(make_proxy, tmp_path):
     lst = listener("web", [{"match": {"prefix": "/"}, "cluster": "ws"}])
     lst["tls"] = {"certificates": [certs.ecdsa]}
     lst["tunnel_mode"] = "sockmap"
-    z = make_proxy(base_config([lst], [{"name": "ws", "endpoints": [up.addr]}]),
-                   allow_stderr=("TLS listener",))
+    z = make_proxy(base_config([lst], [{"name": "ws", "endpoints": [up.addr]}]))
     ctx = ssl.create_default_context(cafile=certs.path("ca.pem"))
     raw = socket.create_connection(("127.0.0.1", z.port), timeout=10)
     s = ctx.wrap_socket(raw, server_hostname="example.com")
