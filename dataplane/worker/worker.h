@@ -3,11 +3,14 @@
 // immutable config snapshot and their stats (read by the metrics thread).
 //
 // The work is split by stage of the data path:
-//   worker.cc          loop, completion dispatch, timers, draining
-//   client_side.cc     accept, client reads, request parsing and routing
-//   upstream_side.cc   upstream selection, connect, keep-alive pool, response parsing
+//   worker.cc          loop, completion dispatch, timers, draining, config snapshots
+//   client_side.cc     accept, client reads, request heads (HTTP/1 codec) and the proxy
+//                      stream's start (limits, routing, header policy), request bodies
+//   upstream_side.cc   upstream pick and connect (ConnectionPool), response heads and
+//                      bodies, failures (decided by dataplane/stream/proxy_stream.h)
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
+// Per-cluster state (balancer, pool, outlier detection) is ClusterStates (clusters_).
 // TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
 // dataplane/transport/tls_layer.h). HTTP CONNECT up to its 200 is ConnectRequests
 // (dataplane/connect/, connect_). Tunnels (tcp_proxy, WebSocket after 101, CONNECT after
