@@ -52,9 +52,12 @@ Decision AfterUpstreamClosed(const StreamProgress& p, bool reset, bool body_ends
   return AfterUpstreamFailure(p, ErrorCause::kUpstreamClosed, false);
 }
 
+ErrorCause TimeoutCause(bool connecting) {
+  return connecting ? ErrorCause::kConnectTimeout : ErrorCause::kReadTimeout;
+}
+
 Decision AfterUpstreamTimeout(const StreamProgress& p, bool connecting) {
-  return connecting ? AfterUpstreamFailure(p, ErrorCause::kConnectTimeout, true)
-                    : AfterUpstreamFailure(p, ErrorCause::kReadTimeout, false);
+  return AfterUpstreamFailure(p, TimeoutCause(connecting), connecting);
 }
 
 bool CloseClientAfterResponse(const StreamProgress& p) { return !p.request_done || p.draining; }

@@ -73,6 +73,9 @@ Decision AfterUpstreamClosed(const StreamProgress& p, bool reset, bool body_ends
                              bool bytes_pending);
 
 // A timer fired on the upstream side: connect (or TLS handshake) or waiting for bytes.
+// The cause it is (a connect timeout may be retried elsewhere; a read timeout may not),
+// and what follows (AfterUpstreamFailure with that cause).
+ErrorCause TimeoutCause(bool connecting);
 Decision AfterUpstreamTimeout(const StreamProgress& p, bool connecting);
 
 // The final response head is about to go out: does the client's connection end after it

@@ -15,6 +15,7 @@
 #include "dataplane/codec/http1/client_stream.h"
 #include "dataplane/codec/http1/server_stream.h"
 #include "dataplane/dns/resolver.h"
+#include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tunnel/tunnel_state.h"
 #include "dataplane/upstream/connection_pool.h"
 #include "dataplane/worker/slab.h"
@@ -153,7 +154,8 @@ struct ConnectTarget {
   }
 };
 
-enum class RespState : uint8_t { kWaitHead, kBody, kDone };
+// Where the exchange's response is: the proxy stream's own phases.
+using RespState = stream::ResponsePhase;
 
 // One request/response in flight between a client connection and an upstream one.
 struct Exchange {

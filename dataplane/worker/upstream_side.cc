@@ -12,12 +12,9 @@
 
 namespace zproxy::dataplane {
 
-namespace {
 #ifndef TCP_FASTOPEN_CONNECT
 #define TCP_FASTOPEN_CONNECT 30
 #endif
-
-}  // namespace
 
 stream::StreamProgress Worker::Progress(const Exchange& ex) const {
   stream::StreamProgress p;
@@ -26,9 +23,7 @@ stream::StreamProgress Worker::Progress(const Exchange& ex) const {
   p.head_available = ex.req_head_block != kNil;
   p.request_done = ex.req_done;
   p.response_started = ex.resp_started;
-  p.phase = ex.resp == RespState::kWaitHead ? stream::ResponsePhase::kWaitHead
-            : ex.resp == RespState::kBody   ? stream::ResponsePhase::kBody
-                                            : stream::ResponsePhase::kDone;
+  p.phase = ex.resp;
   p.reused_connection = ex.upstream != kNil && (conns_.Get(ex.upstream).flags & kReused);
   p.retried_stale = ex.retried_stale;
   p.attempts = ex.attempts;

@@ -348,8 +348,8 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
   uint32_t ex = c.exchange;
   if (tls_.OnHandshakeTimeout(conn_idx)) return;  // the handshake is the connect
   bool connecting = c.flags & kConnecting;
-  stream::Decision d = stream::AfterUpstreamTimeout(Progress(exchanges_.Get(ex)), connecting);
-  UpstreamFailed(ex, d.cause, connecting);
+  // UpstreamFailed takes the stream's decision (stream::AfterUpstreamTimeout's rule).
+  UpstreamFailed(ex, stream::TimeoutCause(connecting), connecting);
 }
 
 // --- Config snapshots: ConfigApplier posts them, the loop applies them between events.
