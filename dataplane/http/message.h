@@ -27,6 +27,34 @@ enum class Method : uint8_t {
   kPatch
 };
 
+// The method token's id (kOther for extension methods); case-sensitive, as RFC 9110 says.
+inline Method MethodFromToken(std::string_view m) {
+  switch (m.size()) {
+    case 3:
+      if (m == "GET") return Method::kGet;
+      if (m == "PUT") return Method::kPut;
+      break;
+    case 4:
+      if (m == "POST") return Method::kPost;
+      if (m == "HEAD") return Method::kHead;
+      break;
+    case 5:
+      if (m == "PATCH") return Method::kPatch;
+      if (m == "TRACE") return Method::kTrace;
+      break;
+    case 6:
+      if (m == "DELETE") return Method::kDelete;
+      break;
+    case 7:
+      if (m == "CONNECT") return Method::kConnect;
+      if (m == "OPTIONS") return Method::kOptions;
+      break;
+    default:
+      break;
+  }
+  return Method::kOther;
+}
+
 struct Field {
   std::string_view name;   // as received (case preserved; HTTP/2 sends lowercase)
   std::string_view value;  // OWS trimmed

@@ -13,33 +13,6 @@ namespace {
 using internal::FieldContext;
 using internal::FieldSummary;
 
-Method ClassifyMethod(std::string_view m) {
-  switch (m.size()) {
-    case 3:
-      if (m == "GET") return Method::kGet;
-      if (m == "PUT") return Method::kPut;
-      break;
-    case 4:
-      if (m == "POST") return Method::kPost;
-      if (m == "HEAD") return Method::kHead;
-      break;
-    case 5:
-      if (m == "PATCH") return Method::kPatch;
-      if (m == "TRACE") return Method::kTrace;
-      break;
-    case 6:
-      if (m == "DELETE") return Method::kDelete;
-      break;
-    case 7:
-      if (m == "CONNECT") return Method::kConnect;
-      if (m == "OPTIONS") return Method::kOptions;
-      break;
-    default:
-      break;
-  }
-  return Method::kOther;
-}
-
 bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && EqualsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
@@ -125,7 +98,7 @@ Status ParseRequest(std::string_view buf, const Limits& limits, std::span<Header
   if (p >= lim) return ran_out(lim);
   if (p == method || *p != ' ') return fail(*p == '\n' ? Error::kBareLf : Error::kBadMethod);
   out->method = std::string_view(method, static_cast<size_t>(p - method));
-  out->method_id = ClassifyMethod(out->method);
+  out->method_id = http::MethodFromToken(out->method);
   p++;
 
   const char* target = p;
