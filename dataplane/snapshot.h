@@ -61,6 +61,8 @@ struct ListenerRuntime {
   std::string name;
   http1::Limits limits;
   uint64_t max_body_bytes = 0;  // 0 = unlimited
+  // HTTP/2 clients (h2c or ALPN h2): streams one connection may have open at once.
+  uint32_t h2_max_concurrent_streams = 100;
   uint32_t idle_timeout_ms = 60000;
   uint32_t header_timeout_ms = 10000;
   bool add_forwarded_headers = true;

@@ -22,7 +22,9 @@ void ApplyDefaults(zproxy::v1::HttpOptions* h) {
 
 void ApplyDefaults(zproxy::v1::ListenerTls* t) {
   if (t->min_version().empty()) t->set_min_version(Defaults::kTlsMinVersion);
-  if (t->alpn_size() == 0) t->add_alpn(Defaults::kTlsAlpn);
+  if (t->alpn_size() == 0) {
+    for (const char* p : Defaults::kTlsAlpn) t->add_alpn(p);
+  }
   if (t->session_ticket_rotation_s() == 0) {
     t->set_session_ticket_rotation_s(Defaults::kTlsTicketRotationS);
   }

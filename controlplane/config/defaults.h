@@ -61,7 +61,8 @@ struct Defaults {
 
   // TLS listeners (only when a listener has a tls block).
   static constexpr const char* kTlsMinVersion = "TLS1_2";
-  static constexpr const char* kTlsAlpn = "http/1.1";  // no h2 until HTTP/2 exists
+  // Offered in this order (server preference): HTTP/2 first, as nginx and Envoy do.
+  static constexpr const char* kTlsAlpn[] = {"h2", "http/1.1"};
   static constexpr uint32_t kTlsTicketRotationS = 3600;
   static constexpr uint32_t kTlsHandshakeTimeoutMs = 10000;
   // tcp_proxy (L4 pass-through) listeners.

@@ -195,11 +195,9 @@ class Validator {
       const std::string& p = t.alpn(k);
       if (p.empty() || p.size() > 255) {
         Error(Index(path + ".alpn", k), "protocol names are 1..255 bytes");
-      } else if (p == "h2") {
-        Error(Index(path + ".alpn", k), "\"h2\" cannot be offered: HTTP/2 is not implemented yet");
-      } else if (p != "http/1.1" && p != "http/1.0") {
-        Error(Index(path + ".alpn", k),
-              "unsupported protocol " + Quote(p) + " (this listener speaks http/1.1, http/1.0)");
+      } else if (p != "h2" && p != "http/1.1" && p != "http/1.0") {
+        Error(Index(path + ".alpn", k), "unsupported protocol " + Quote(p) +
+                                            " (this listener speaks h2, http/1.1, http/1.0)");
       }
     }
   }

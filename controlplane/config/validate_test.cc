@@ -278,15 +278,18 @@ TEST(Validate, TlsKeyRequired) {
   ExpectOne(c, "listeners[0].tls.certificates[0].key", "required");
 }
 
-TEST(Validate, TlsRejectsH2AndBadMinVersion) {
+TEST(Validate, TlsAlpnTakesH2RejectsUnknownAndBadMinVersion) {
   Config c = WithTls();
   auto* tls = c.mutable_listeners(0)->mutable_tls();
-  tls->add_alpn("h2");
+  tls->add_alpn("spdy/3");
   tls->set_min_version("TLS1_0");
   ConfigErrors errors = ValidateConfig(c);
   std::string all = Joined(errors);
-  EXPECT_NE(all.find("listeners[0].tls.alpn[1]"), std::string::npos) << all;
-  EXPECT_NE(all.find("HTTP/2 is not implemented"), std::string::npos) << all;
+  // alpn[0] and [1] are the defaults (h2, http/1.1): accepted.
+  EXPECT_EQ(all.find("listeners[0].tls.alpn[0]"), std::string::npos) << all;
+  EXPECT_EQ(all.find("listeners[0].tls.alpn[1]"), std::string::npos) << all;
+  EXPECT_NE(all.find("listeners[0].tls.alpn[2]"), std::string::npos) << all;
+  EXPECT_NE(all.find("unsupported protocol \"spdy/3\""), std::string::npos) << all;
   EXPECT_NE(all.find("listeners[0].tls.min_version"), std::string::npos) << all;
 }
 
@@ -294,8 +297,9 @@ TEST(Validate, TlsDefaults) {
   Config c = WithTls();
   const auto& tls = c.listeners(0).tls();
   EXPECT_EQ(tls.min_version(), "TLS1_2");
-  ASSERT_EQ(tls.alpn_size(), 1);
-  EXPECT_EQ(tls.alpn(0), "http/1.1");
+  ASSERT_EQ(tls.alpn_size(), 2);
+  EXPECT_EQ(tls.alpn(0), "h2");
+  EXPECT_EQ(tls.alpn(1), "http/1.1");
   EXPECT_EQ(tls.session_ticket_rotation_s(), 3600u);
   EXPECT_EQ(tls.handshake_timeout_ms(), 10000u);
 }

@@ -191,6 +191,17 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "HTTP connections switched to a byte tunnel by 101 Switching Protocols "
              "(WebSocket).",
              &WorkerStats::websocket_upgrades);
+  per_worker("zproxy_http2_connections_total", "counter",
+             "Client connections that speak HTTP/2 (h2c prior knowledge or ALPN h2).",
+             &WorkerStats::h2_connections);
+  per_worker("zproxy_http2_streams_total", "counter", "HTTP/2 streams (requests) clients opened.",
+             &WorkerStats::h2_streams);
+  per_worker("zproxy_http2_refused_streams_total", "counter",
+             "HTTP/2 requests answered 4xx before routing (oversized or incomplete heads).",
+             &WorkerStats::h2_refused_streams);
+  per_worker("zproxy_http2_connection_errors_total", "counter",
+             "HTTP/2 client connections ended by a connection error (GOAWAY with an error).",
+             &WorkerStats::h2_connection_errors);
   w.Family("zproxy_connect_requests_total", "counter",
            "HTTP CONNECT requests on HTTP listeners, by outcome.");
   for (size_t i = 0; i < workers.size(); i++) {

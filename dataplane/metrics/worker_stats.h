@@ -109,6 +109,13 @@ struct WorkerStats {
   // pairing refused half-way after bytes moved, or bytes readable on a paired socket).
   Counter sockmap_stragglers;
   Counter websocket_upgrades;  // HTTP exchanges turned into tunnels by a 101
+  // HTTP/2 client connections (h2c preface or ALPN h2), their streams, streams refused
+  // before they became requests (oversized or incomplete heads), and connection errors
+  // (GOAWAY with an error: malformed frames, floods, flow-control violations).
+  Counter h2_connections;
+  Counter h2_streams;
+  Counter h2_refused_streams;
+  Counter h2_connection_errors;
   // Tunnels (tcp_proxy, WebSocket, CONNECT) that did not get their listener's mode, by why.
   Counter tunnel_fallbacks[static_cast<int>(TunnelFallback::kCount)];
   Counter connect_requests[static_cast<int>(ConnectOutcome::kCount)];

@@ -177,6 +177,14 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
     return;
   }
   if (c.flags & kPeerPending) return;  // parse once the client address is known
+  if (c.h2 != 0) {
+    h2_.OnInput(conn_idx);
+    return;
+  }
+  if (c.exchange == kNil && StartsHttp2(conn_idx)) {
+    if (conns_.Get(conn_idx).h2 != 0) h2_.OnInput(conn_idx);
+    return;
+  }
   while (!(conns_.Get(conn_idx).flags & (kClosing | kCloseAfterSend)) &&
          conns_.Get(conn_idx).exchange == kNil) {
     ConnIo& io = Io(conn_idx);
@@ -196,6 +204,31 @@ void Worker::ProcessClientInput(uint32_t conn_idx) {
       break;
     }
   }
+}
+
+// HTTP/2 on this connection: ALPN chose h2, or a plaintext client sent the preface
+// (prior knowledge). true: HTTP/2 started, or too few bytes yet to tell (wait).
+bool Worker::StartsHttp2(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  bool h2 = false;
+  if (c.tls != kNil) {
+    h2 = tls_.Protocol(c) == transport::AppProtocol::kHttp2;
+  } else {
+    ConnIo& io = Io(conn_idx);
+    const InSlice& front = InFront(io);
+    int m = H2Sessions::MatchPreface(std::string_view(SliceData(front), front.len));
+    if (m < 0 && io.in_count > 1) {
+      CoalesceInput(conn_idx);
+      const InSlice& merged = InFront(io);
+      m = H2Sessions::MatchPreface(std::string_view(SliceData(merged), merged.len));
+    }
+    if (m < 0) return true;  // a prefix of the preface: wait for the rest
+    h2 = m == 1;
+  }
+  if (!h2) return false;
+  timers_.Disarm(conn_idx);
+  h2_.Start(conn_idx);
+  return true;
 }
 
 // Returns false when the head is incomplete (nothing consumed); true when it was
@@ -223,50 +256,31 @@ bool Worker::DecodeRequestHead(uint32_t conn_idx, std::string_view data, bool as
   return true;
 }
 
-void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) {
-  Conn& c = conns_.Get(conn_idx);
-  const ListenerRuntime& listener = snap_->listeners[c.owner];
-  http::RequestHead& req = ev.head;
-  char line[sizeof(Exchange::req_line)];
-  if (req.body.framing == http::Framing::kLength && listener.max_body_bytes != 0 &&
-      req.body.length > listener.max_body_bytes) {
-    stats_.CountError(ErrorCause::kBodyTooLarge);
-    SendLocalResponse(conn_idx, 413, "zproxy: request body too large\n", true,
-                      RequestLine(req, line, sizeof(line)), "body_too_large");
-    return;
-  }
-  if (req.method_id == http::Method::kConnect) {
-    // Never routed to a cluster: a CONNECT opens a tunnel to its own target.
-    connect_.StartConnectRequest(conn_idx, ev, RequestLine(req, line, sizeof(line)));
-    return;
-  }
-  const routing::RouteEntry* route =
-      snap_->routes->Match(c.owner, req.authority, req.path, req.method);
-  if (route == nullptr) {
-    stats_.CountError(ErrorCause::kNoRoute);
-    // Without a body the connection stays usable; with one, we would have to read and
-    // discard it, so close instead.
-    bool close = req.body.present() || !ev.keep_alive || draining_;
-    size_t head_bytes = ev.consumed;
-    SendLocalResponse(conn_idx, 404, "zproxy: no route\n", close,
-                      RequestLine(req, line, sizeof(line)), "no_route");
-    if (!close) {
-      ConsumeIn(conn_idx, head_bytes);
-      timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
-    }
-    return;
-  }
-  uint32_t ex_idx = exchanges_.Alloc();
+bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal) {
   Exchange& ex = exchanges_.Get(ex_idx);
-  ex.down.Begin(ev);
+  Conn& c = conns_.Get(ex.client);
+  const ListenerRuntime& listener = snap_->listeners[c.owner];
   if (access_log_.enabled()) {
     // Before the policy rewrites the head: the log shows what the client sent.
     std::string_view rl = RequestLine(req, ex.req_line, sizeof(ex.req_line));
     ex.req_line_len = static_cast<uint8_t>(rl.size());
     ex.start_us = NowUs();
   }
-  // The upstream request, written now: the head's views point into the input, which is
-  // released right after.
+  if (req.body.framing == http::Framing::kLength && listener.max_body_bytes != 0 &&
+      req.body.length > listener.max_body_bytes) {
+    stats_.CountError(ErrorCause::kBodyTooLarge);
+    *refusal = {413, "zproxy: request body too large\n", "body_too_large"};
+    return false;
+  }
+  const routing::RouteEntry* route =
+      snap_->routes->Match(c.owner, req.authority, req.path, req.method);
+  if (route == nullptr) {
+    stats_.CountError(ErrorCause::kNoRoute);
+    *refusal = {404, "zproxy: no route\n", "no_route"};
+    return false;
+  }
+  // The upstream request, written now: the head's views point into the input (or the
+  // HTTP/2 codec's header block), which is released right after.
   const ClusterRuntime& cluster = snap_->clusters[route->cluster_index];
   char ip[INET6_ADDRSTRLEN];
   proxy::RequestPolicy policy;
@@ -288,18 +302,49 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
         &head_len);
   }
   if (block == kNil) {
-    exchanges_.Free(ex_idx);
-    RejectRequest(conn_idx, http1::Error::kHeadersTooLarge);
-    return;
+    stats_.parser_rejections[static_cast<int>(http1::Error::kHeadersTooLarge)].Add();
+    *refusal = {http1::ErrorHttpStatus(http1::Error::kHeadersTooLarge),
+                "zproxy: bad request (headers_too_large)\n", "headers_too_large"};
+    return false;
   }
   ex.up.Begin(req.method_id, !req.upgrade.empty());
-  ex.client = conn_idx;
   ex.cluster = clusters_.ForCluster(route->cluster_index);
   RefCluster(ex.cluster);
   ex.max_body = listener.max_body_bytes;
-  ex.req_done = ex.down.request_body().done();
   ex.req_head_block = block;
   ex.req_head_len = static_cast<uint32_t>(head_len);
+  return true;
+}
+
+void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) {
+  Conn& c = conns_.Get(conn_idx);
+  http::RequestHead& req = ev.head;
+  char line[sizeof(Exchange::req_line)];
+  if (req.method_id == http::Method::kConnect) {
+    // Never routed to a cluster: a CONNECT opens a tunnel to its own target.
+    connect_.StartConnectRequest(conn_idx, ev, RequestLine(req, line, sizeof(line)));
+    return;
+  }
+  uint32_t ex_idx = exchanges_.Alloc();
+  Exchange& ex = exchanges_.Get(ex_idx);
+  ex.client = conn_idx;
+  Refusal refusal;
+  if (!RouteRequest(ex_idx, req, &refusal)) {
+    exchanges_.Free(ex_idx);
+    // Without a body the connection stays usable; with one, we would have to read and
+    // discard it, so close instead.
+    bool close = refusal.status != 404 || req.body.present() || !ev.keep_alive || draining_;
+    size_t head_bytes = ev.consumed;
+    SendLocalResponse(conn_idx, refusal.status, refusal.body, close,
+                      RequestLine(req, line, sizeof(line)), refusal.note);
+    if (!close) {
+      ConsumeIn(conn_idx, head_bytes);
+      timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());
+    }
+    return;
+  }
+  ex.down.Begin(ev);
+  ex.req_done = ex.down.request_body().done();
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
   ConsumeIn(conn_idx, ev.consumed);
@@ -308,6 +353,10 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
 
 void Worker::PumpRequestBody(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.h2_stream != 0) {
+    h2_.PumpRequestBody(ex_idx);
+    return;
+  }
   if (ex.req_done || ex.upstream == kNil || !ex.head_queued) return;
   uint32_t client = ex.client;
   uint32_t up = ex.upstream;
@@ -355,6 +404,20 @@ void Worker::FinishExchange(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   uint32_t client = ex.client;
   bool reusable = false;
+  if (ex.h2_stream != 0) {
+    // HTTP/2: the upstream goes back to its pool; the stream lives until its last frame
+    // is out (H2Sessions ends it).
+    if (ex.upstream != kNil) {
+      Conn& u = conns_.Get(ex.upstream);
+      reusable = stream::UpstreamReusable(
+          Progress(ex), ex.up.keep_alive(),
+          !(u.flags & kSendInflight) && OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0);
+    }
+    LogExchange(ex, ex.status, {});
+    ReleaseUpstream(ex_idx, reusable);
+    h2_.EndResponse(ex_idx);
+    return;
+  }
   if (ex.upstream != kNil) {
     Conn& u = conns_.Get(ex.upstream);
     reusable = stream::UpstreamReusable(

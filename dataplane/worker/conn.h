@@ -53,7 +53,10 @@ struct Conn {
   uint16_t flags = 0;
   uint16_t owner = 0;  // listener index (client) or cluster index (upstream)
   int32_t fd = -1;
-  uint32_t endpoint = 0;  // upstream endpoint index
+  union {
+    uint32_t endpoint = 0;  // upstream: its endpoint index
+    uint32_t h2;            // client: its HTTP/2 session index + 1 (0: HTTP/1)
+  };
   uint32_t exchange = kNil;
   uint32_t io = kNil;   // ConnIo index
   uint32_t tls = kNil;  // TlsConn index (client on a TLS listener)
@@ -154,6 +157,14 @@ struct ConnectTarget {
   }
 };
 
+// Body bytes waiting in a list of slices (SliceNode), each holding its buffer or block:
+// an HTTP/2 stream's request data until the upstream takes it, its response data until
+// the client's window does.
+struct SliceList {
+  uint32_t head = kNil, tail = kNil, count = 0;
+  uint64_t bytes = 0;
+};
+
 // Where the exchange's response is: the proxy stream's own phases.
 using RespState = stream::ResponsePhase;
 
@@ -183,6 +194,24 @@ struct Exchange {
   bool connect = false;
   uint32_t target =
       kNil;  // CONNECT to a host name: its ConnectTarget (dataplane/connect/by_name.cc)
+
+  // The client side is an HTTP/2 stream (dataplane/h2/): its id (0: HTTP/1), its place
+  // in the session's list of streams, and the bodies waiting on either side.
+  int32_t h2_stream = 0;
+  uint32_t h2_prev = kNil, h2_next = kNil;
+  SliceList req_data;          // request body received, not forwarded upstream yet
+  SliceList resp_data;         // response body not framed for the client yet
+  uint64_t req_data_seen = 0;  // request body bytes received, for max_body
+  bool h2_routed = false;      // holds a cluster reference (FreeExchange releases it)
+  bool h2_req_body = false;    // the request has a body
+  bool req_end = false;        // the client ended its request (END_STREAM)
+  bool req_chunked = false;    // its body goes upstream chunked (no Content-Length)
+  bool resp_end = false;       // resp_data holds the rest of the response body
+  bool resp_sent = false;      // nghttp2 took the response's last byte
+  bool h2_abandoned = false;   // answered or reset early: later request data is dropped
+  bool h2_needs_pump = false;  // resp_data had room again: read more from the upstream
+  bool h2_rst_sent = false;
+  bool grpc = false;  // content-type application/grpc: errors are gRPC statuses
 
   // Set once the exchange carries opaque bytes (tcp_proxy, WebSocket after 101, CONNECT
   // after 200): mode, half-close and kernel state, owned by dataplane/tunnel/.

@@ -43,6 +43,7 @@ void Worker::CloseConn(uint32_t conn_idx) {
   if (c.flags & kClosing) return;
   c.flags |= kClosing;
   timers_.Disarm(conn_idx);
+  if (c.kind == ConnKind::kClient) h2_.Teardown(conn_idx);  // HTTP/2: its streams end
   if (c.kind == ConnKind::kUpstream) {
     Cs(c.owner).pool.Remove(conn_idx, c.endpoint);  // never handed out again
     if (c.flags & kPooled) {
@@ -215,6 +216,10 @@ void Worker::FreeExchange(uint32_t ex_idx) {
 // already seen part of a response (a truncated response must never look complete).
 void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.h2_stream != 0) {
+    h2_.Reset(ex_idx);  // the stream is cut, not the client's connection
+    return;
+  }
   LogExchange(ex, ex.status, "aborted");
   if (ex.tunnel.active) tunnels_.ReleasePassthrough(ex);  // while both fds are still open
   if (ex.upstream != kNil) {

@@ -470,7 +470,9 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
     }
   }
   // Room again: move more bytes from the peer into this queue.
-  if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.active) {
+  if (c.kind == ConnKind::kClient && c.h2 != 0) {
+    h2_.Wake(conn_idx);  // more frames (DATA the window and the queue now allow)
+  } else if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.active) {
     // Room again on this socket: move more from its peer, or forward a pending FIN.
     tunnels_.Pump(c.exchange, c.kind == ConnKind::kUpstream);
   } else if (c.exchange != kNil) {

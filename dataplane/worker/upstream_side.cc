@@ -157,9 +157,9 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
   }
   // Keep the head only while a retry is still possible: a reused keep-alive connection
   // may turn out to be closed by the upstream before it reads the request.
-  bool keep_for_retry = (u.flags & kReused) &&
-                        ex.down.request_body().framing() == http::Framing::kNone &&
-                        !ex.retried_stale;
+  bool has_body =
+      ex.h2_stream != 0 ? ex.h2_req_body : ex.down.request_body().framing() != http::Framing::kNone;
+  bool keep_for_retry = (u.flags & kReused) && !has_body && !ex.retried_stale;
   if (keep_for_retry) {
     uint32_t copy = blocks_.Alloc(ex.req_head_len);
     memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
@@ -181,6 +181,10 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
   stats_.CountError(cause);
   if (ex.connect && !ex.tunnel.active) connect_.CountConnectFailure(cause);
   stream::Decision d = stream::ReplyToFailure(Progress(ex), cause);
+  if (ex.h2_stream != 0) {
+    h2_.RespondError(ex_idx, d, cause);
+    return;
+  }
   if (d.next == stream::Next::kAbort) {
     AbortExchange(ex_idx, true);  // a tunnel, or a response already under way
     return;
@@ -330,7 +334,9 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   if (resp.interim()) {
     // 1xx are forwarded as they come (100-continue, 103 early hints), to clients that
     // can take them.
-    if (ex.down.TakesInterim()) {
+    if (ex.h2_stream != 0) {
+      h2_.SendInterim(ex_idx, resp);
+    } else if (ex.down.TakesInterim()) {
       size_t len = 0;
       uint32_t b = WriteIntoBlock(
           [&](char* out, size_t cap) {
@@ -347,6 +353,17 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   }
   ex.status = resp.status;
   RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
+  if (ex.h2_stream != 0) {
+    // HTTP/2 frames the body itself: chunked bodies are decoded to their data.
+    ex.up.StartResponseBody(ev, true);
+    ex.resp_started = true;
+    stats_.CountStatus(resp.status);
+    bool done = ex.up.response_body().done();
+    ex.resp = done ? RespState::kDone : RespState::kBody;
+    *consumed = ev.consumed;
+    h2_.SendResponseHead(ex_idx, resp, !done);
+    return true;
+  }
   // The client's connection ends after this response when the request was not read to
   // its end or zproxy is draining; the codec adds its own reasons.
   bool close_client = stream::CloseClientAfterResponse(Progress(ex));
@@ -379,7 +396,9 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
   if (up == kNil) return;
   ConnIo& io = Io(up);
   codec::http1::BodyDecoder& body = ex.up.response_body();
-  while (ex.resp == RespState::kBody && io.in_count > 0 && OutHasRoom(client)) {
+  bool h2 = ex.h2_stream != 0;
+  while (ex.resp == RespState::kBody && io.in_count > 0 &&
+         (h2 ? h2_.ResponseHasRoom(exchanges_.Get(ex_idx)) : OutHasRoom(client))) {
     const InSlice& s = InFront(io);
     codec::http1::BodyStep step = body.Feed(std::string_view(SliceData(s), s.len));
     if (step.status == http1::Status::kError) {
@@ -388,7 +407,10 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
       return;
     }
     if (body.done()) ex.resp = RespState::kDone;
-    if (body.decoding()) {
+    if (h2) {
+      h2_.PushResponseData(ex_idx, s, step.data);
+      ConsumeIn(up, step.consumed);
+    } else if (body.decoding()) {
       // Chunk data only (an HTTP/1.0 client): the framing is consumed, not forwarded.
       if (!step.data.empty()) QueueFromSlice(client, s, step.data);
       ex.resp_bytes += step.data.size();

@@ -155,6 +155,7 @@ void Worker::Run() {
       count++;
     }
     io_uring_cq_advance(ring, count);
+    h2_.FlushPending();  // HTTP/2 frames of this batch, one write per connection
     bufs_.Commit();
     if (!enobufs_waiters_.empty() && recycled_ != 0) RearmEnobufsWaiters();
     recycled_ = 0;
@@ -296,7 +297,9 @@ void Worker::StartDrain() {
   for (uint32_t i = 0; i < conns_.capacity(); i++) {
     Conn& c = conns_.Get(i);
     if (c.fd < 0 || (c.flags & kClosing)) continue;
-    if (c.kind == ConnKind::kClient && c.exchange == kNil && InBytes(i) == 0) {
+    if (c.kind == ConnKind::kClient && c.h2 != 0) {
+      h2_.Drain(i);  // GOAWAY: open streams finish, new ones are refused
+    } else if (c.kind == ConnKind::kClient && c.exchange == kNil && InBytes(i) == 0) {
       timers_.Arm(t_drain_idle_, i, NowMs());
     } else if (c.kind == ConnKind::kUpstream && (c.flags & kPooled)) {
       CloseConn(i);
@@ -313,6 +316,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
       return;
     }
     if (tls_.OnHandshakeTimeout(conn_idx)) return;  // the handshake failed
+    if (c.h2 != 0) {
+      h2_.OnTimeout(conn_idx);
+      return;
+    }
     if (c.exchange != kNil) {
       const Exchange& ex = exchanges_.Get(c.exchange);
       if (connect_.Resolving(ex)) {

@@ -26,6 +26,7 @@
 
 #include "dataplane/connect/connect_requests.h"
 #include "dataplane/dns/resolver.h"
+#include "dataplane/h2/h2_sessions.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/io/buffer_ring.h"
 #include "dataplane/io/ring.h"
@@ -119,6 +120,15 @@ class Worker {
   // The proxy stream of a decoded request: limits, CONNECT, routing, header policy, the
   // upstream request, then an upstream. Knows nothing of the request's wire format.
   void StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev);
+  // What the codecs share of a stream's start: body limit, route, header policy, the
+  // upstream's HTTP/1 request head, the cluster. false: answer `refusal` locally.
+  struct Refusal {
+    int status = 0;
+    std::string_view body;
+    std::string_view note;
+  };
+  bool RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal);
+  bool StartsHttp2(uint32_t conn_idx);
   void RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line = {});
   void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
                          std::string_view request_line = {}, std::string_view note = {});
@@ -304,6 +314,9 @@ class Worker {
   // completions and ends, they call back into the worker's I/O and teardown.
   friend class Tunnels;
   Tunnels tunnels_{*this};
+  // HTTP/2 client connections and their streams (dataplane/h2/).
+  friend class H2Sessions;
+  H2Sessions h2_{*this};
   // HTTP CONNECT up to its 200 (dataplane/connect/connect_requests.h).
   friend class ConnectRequests;
   ConnectRequests connect_{*this};

@@ -116,13 +116,17 @@ def test_key_type_follows_client_signature_algorithms(proxy):
     assert "Server public key is 256 bit" in out, out
 
 
-def test_alpn_negotiates_http11_never_h2(proxy):
-    out = s_client(proxy.port, "-alpn", "h2,http/1.1", data=CLOSE_REQ)
+def test_alpn_prefers_h2_then_http11(proxy):
+    # The default offer is [h2, http/1.1], server preference.
+    r = curl(proxy.port, "example.com", "/", extra=["--http2"])
+    assert r.returncode == 0, r.stderr
+    assert b"ALPN: server accepted h2" in r.stderr, r.stderr
+    assert b"< HTTP/2 200" in r.stderr, r.stderr
+    out = s_client(proxy.port, "-alpn", "http/1.1", data=CLOSE_REQ)
     assert "ALPN protocol: http/1.1" in out, out
     assert "HTTP/1.1 200" in out
-    out = s_client(proxy.port, "-alpn", "h2", data=CLOSE_REQ)
+    out = s_client(proxy.port, "-alpn", "spdy/3", data=CLOSE_REQ)
     assert "No ALPN negotiated" in out, out
-    assert "h2" not in out.split("ALPN")[1].splitlines()[0]
 
 
 def test_tls12_and_tls13_and_min_version(proxy):
@@ -375,11 +379,15 @@ def test_check_rejects_bad_tls_naming_the_field(certs, tmp_path, case):
     assert field in r.stderr and why in r.stderr, r.stderr
 
 
-def test_check_rejects_h2_alpn(certs, tmp_path):
+def test_check_takes_h2_alpn_and_rejects_unknown(certs, tmp_path):
     cfg = _tls_cfg(certs, [certs.ecdsa])
     cfg["listeners"][0]["tls"]["alpn"] = ["h2", "http/1.1"]
     r = run_check(_write(tmp_path, cfg, "h2.yaml"))
-    assert r.returncode == 1 and "listeners[0].tls.alpn[0]" in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    cfg["listeners"][0]["tls"]["alpn"] = ["h2", "h3"]
+    r = run_check(_write(tmp_path, cfg, "h3.yaml"))
+    assert r.returncode == 1 and "listeners[0].tls.alpn[1]" in r.stderr, r.stderr
+    assert 'unsupported protocol "h3"' in r.stderr, r.stderr
 
 
 def test_admin_api_rejects_bad_tls_and_keeps_serving(backends, certs, make_proxy, tmp_path):

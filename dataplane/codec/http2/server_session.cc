@@ -51,9 +51,17 @@ using Block = ServerSession::Block;
 
 ServerSession* Self(void* user_data) { return static_cast<ServerSession*>(user_data); }
 
-// Stream user data: a non-null marker once the handler heard of the stream, so streams
-// nghttp2 refused on its own (malformed) are not reported as closed.
-char kAnnounced;
+// Stream user data: the handler's handle + 1 once the handler heard of the stream (so
+// never null then), so streams nghttp2 refused on its own (malformed) are not reported.
+void* HandleData(uint32_t handle) {
+  return reinterpret_cast<void*>(static_cast<uintptr_t>(handle) + 1);
+}
+bool Announced(nghttp2_session* session, int32_t stream, uint32_t* handle) {
+  void* p = nghttp2_session_get_stream_user_data(session, stream);
+  if (p == nullptr) return false;
+  *handle = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) - 1);
+  return true;
+}
 
 }  // namespace
 
@@ -179,7 +187,6 @@ struct Callbacks {
 
   static void DeliverHead(ServerSession* s, nghttp2_session* session, Block* b, bool end_stream) {
     int32_t stream = b->stream;
-    nghttp2_session_set_stream_user_data(session, stream, &kAnnounced);
     JoinCookies(b);
     http::RequestHead head;
     head.method = b->method;
@@ -208,11 +215,9 @@ struct Callbacks {
         head.body.length = n;
       }
     }
-    if (b->refused != 0) {
-      s->handler_->OnRequestRefused(stream, b->refused, b->why);
-    } else {
-      s->handler_->OnRequestHead(stream, head, end_stream);
-    }
+    uint32_t handle = b->refused != 0 ? s->handler_->OnRequestRefused(stream, b->refused, b->why)
+                                      : s->handler_->OnRequestHead(stream, head, end_stream);
+    nghttp2_session_set_stream_user_data(session, stream, HandleData(handle));
   }
 
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
@@ -234,21 +239,21 @@ struct Callbacks {
       default:
         return 0;
     }
-    if (end_stream && nghttp2_session_get_stream_user_data(session, stream) == &kAnnounced) {
-      s->handler_->OnRequestEnd(stream);
-    }
+    uint32_t handle;
+    if (end_stream && Announced(session, stream, &handle)) s->handler_->OnRequestEnd(handle);
     return 0;
   }
 
   static int OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream, const uint8_t* data,
                          size_t len, void* user_data) {
-    if (nghttp2_session_get_stream_user_data(session, stream) != &kAnnounced) {
+    uint32_t handle;
+    if (!Announced(session, stream, &handle)) {
       // A refused stream's body: nobody takes it, so its window comes back at once.
       nghttp2_session_consume(session, stream, len);
       return 0;
     }
     Self(user_data)->handler_->OnRequestData(
-        stream, std::string_view(reinterpret_cast<const char*>(data), len));
+        handle, std::string_view(reinterpret_cast<const char*>(data), len));
     return 0;
   }
 
@@ -256,9 +261,8 @@ struct Callbacks {
                            void* user_data) {
     ServerSession* s = Self(user_data);
     if (BlockFor(s, stream) != nullptr) ReleaseBlock(s);
-    if (nghttp2_session_get_stream_user_data(session, stream) == &kAnnounced) {
-      s->handler_->OnStreamClose(stream, error_code);
-    }
+    uint32_t handle;
+    if (Announced(session, stream, &handle)) s->handler_->OnStreamClose(handle, error_code);
     return 0;
   }
 
@@ -270,23 +274,26 @@ struct Callbacks {
     return static_cast<ssize_t>(len);
   }
 
-  static int SendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t len,
-                      nghttp2_data_source*, void* user_data) {
+  static int SendData(nghttp2_session* session, nghttp2_frame* frame, const uint8_t* framehd,
+                      size_t len, nghttp2_data_source*, void* user_data) {
     // No padding is ever asked for (no select_padding callback), so the frame is the
     // head and the data.
+    uint32_t handle;
+    if (!Announced(session, frame->hd.stream_id, &handle)) return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (!Self(user_data)->handler_->WriteData(
-            frame->hd.stream_id, std::string_view(reinterpret_cast<const char*>(framehd), 9),
-            len)) {
+            handle, std::string_view(reinterpret_cast<const char*>(framehd), 9), len)) {
       return NGHTTP2_ERR_WOULDBLOCK;
     }
     return 0;
   }
 
-  static ssize_t ReadData(nghttp2_session*, int32_t stream, uint8_t*, size_t max, uint32_t* flags,
-                          nghttp2_data_source*, void* user_data) {
+  static ssize_t ReadData(nghttp2_session* session, int32_t stream, uint8_t*, size_t max,
+                          uint32_t* flags, nghttp2_data_source*, void* user_data) {
     ServerSession* s = Self(user_data);
     bool last = false;
-    size_t n = s->handler_->ResponseDataReady(stream, max, &last);
+    uint32_t handle;
+    if (!Announced(session, stream, &handle)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = s->handler_->ResponseDataReady(handle, max, &last);
     if (n == 0 && !last) return NGHTTP2_ERR_DEFERRED;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (last) *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -294,11 +301,13 @@ struct Callbacks {
   }
 };
 
-ServerSession::~ServerSession() {
-  if (session_ != nullptr) {
-    Callbacks::ReleaseBlock(this);
-    nghttp2_session_del(session_);
-  }
+ServerSession::~ServerSession() { Close(); }
+
+void ServerSession::Close() {
+  if (session_ == nullptr) return;
+  Callbacks::ReleaseBlock(this);
+  nghttp2_session_del(session_);
+  session_ = nullptr;
 }
 
 bool ServerSession::Start(const ServerSettings& settings, ServerHandler* handler) {

@@ -43,6 +43,7 @@ struct ServerSettings {
 struct HeaderSpace {
   char* data = nullptr;
   size_t cap = 0;
+  uint32_t id = 0;  // the lender's own tag (e.g. its block index)
 };
 
 class ServerHandler {
@@ -56,21 +57,22 @@ class ServerHandler {
   // TE, field names and values) and mapped to a neutral head: :authority (or Host) is the
   // authority, Cookie crumbs are joined, Host and TE are consumed. Views are valid during
   // the call only. end_stream: no body follows. The handler answers the stream (a
-  // response or a reset) now or later.
-  virtual void OnRequestHead(int32_t stream, http::RequestHead& head, bool end_stream) = 0;
+  // response or a reset) now or later, and returns its handle for the stream: the later
+  // calls about the stream name it by that handle.
+  virtual uint32_t OnRequestHead(int32_t stream, http::RequestHead& head, bool end_stream) = 0;
   // A request head zproxy will not take: larger than max_header_bytes or max_fields
   // (status 431), or without what the request needs (400). The handler answers it with
   // `status`; nothing of it can be forwarded. `why` names the reason, for the log.
-  virtual void OnRequestRefused(int32_t stream, int status, std::string_view why) = 0;
+  virtual uint32_t OnRequestRefused(int32_t stream, int status, std::string_view why) = 0;
   // Request body data: a view into the bytes given to Receive(). Acknowledge it to the
   // client with ConsumeRequestData once it was forwarded.
-  virtual void OnRequestData(int32_t stream, std::string_view data) = 0;
+  virtual void OnRequestData(uint32_t handle, std::string_view data) = 0;
   // The request ended (END_STREAM; trailers, if any, are not forwarded yet).
-  virtual void OnRequestEnd(int32_t stream) = 0;
+  virtual void OnRequestEnd(uint32_t handle) = 0;
   // The stream is gone: answered and sent (error_code 0), or reset by either side.
   // Called once per stream OnRequestHead or OnRequestRefused was called for, but not
   // when the session is destroyed with streams open (the handler tracks those).
-  virtual void OnStreamClose(int32_t stream, uint32_t error_code) = 0;
+  virtual void OnStreamClose(uint32_t handle, uint32_t error_code) = 0;
 
   // Output. Bytes of control and header frames, to be copied; false: no room now (the
   // session keeps them and Send() resumes later).
@@ -78,10 +80,10 @@ class ServerHandler {
   // Response body: how many bytes of the stream's body are ready, at most `max`, and
   // whether they are its last (then *last = true). 0 and not last: none yet
   // (ResumeResponseData when more arrive).
-  virtual size_t ResponseDataReady(int32_t stream, size_t max, bool* last) = 0;
+  virtual size_t ResponseDataReady(uint32_t handle, size_t max, bool* last) = 0;
   // Writes a DATA frame: the 9-byte frame head, then `len` bytes of the stream's body.
   // false: no room now.
-  virtual bool WriteData(int32_t stream, std::string_view frame_head, size_t len) = 0;
+  virtual bool WriteData(uint32_t handle, std::string_view frame_head, size_t len) = 0;
 };
 
 class ServerSession {
@@ -93,6 +95,9 @@ class ServerSession {
 
   // Queues the server preface (SETTINGS). false if nghttp2 could not start (memory).
   bool Start(const ServerSettings& settings, ServerHandler* handler);
+  // Frees nghttp2's state (no callbacks); Start may follow (pooled sessions).
+  void Close();
+  bool started() const { return session_ != nullptr; }
   // Feeds received bytes; all of them are consumed. false: a connection error (a GOAWAY
   // is queued: Send(), then close once it is out).
   bool Receive(std::string_view in);

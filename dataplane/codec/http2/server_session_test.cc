@@ -32,7 +32,7 @@ class Handler : public ServerHandler {
     return {space_, sizeof(space_)};
   }
   void ReleaseHeaderSpace(HeaderSpace) override { spaces--; }
-  void OnRequestHead(int32_t stream, http::RequestHead& head, bool end_stream) override {
+  uint32_t OnRequestHead(int32_t stream, http::RequestHead& head, bool end_stream) override {
     Request& r = streams[stream];
     r.method = head.method;
     r.authority = head.authority;
@@ -42,16 +42,18 @@ class Handler : public ServerHandler {
     r.framing = head.body.framing;
     r.length = head.body.length;
     r.ended = end_stream;
+    return static_cast<uint32_t>(stream);  // the handle: the stream id itself
   }
-  void OnRequestRefused(int32_t stream, int status, std::string_view) override {
+  uint32_t OnRequestRefused(int32_t stream, int status, std::string_view) override {
     streams[stream].refused = status;
+    return static_cast<uint32_t>(stream);
   }
-  void OnRequestData(int32_t stream, std::string_view data) override {
+  void OnRequestData(uint32_t stream, std::string_view data) override {
     streams[stream].body.append(data);
     unacked[stream] += data.size();
   }
-  void OnRequestEnd(int32_t stream) override { streams[stream].ended = true; }
-  void OnStreamClose(int32_t stream, uint32_t code) override {
+  void OnRequestEnd(uint32_t stream) override { streams[stream].ended = true; }
+  void OnStreamClose(uint32_t stream, uint32_t code) override {
     streams[stream].closed = true;
     streams[stream].close_code = code;
   }
@@ -59,13 +61,13 @@ class Handler : public ServerHandler {
     out.append(bytes);
     return true;
   }
-  size_t ResponseDataReady(int32_t stream, size_t max, bool* last) override {
+  size_t ResponseDataReady(uint32_t stream, size_t max, bool* last) override {
     std::string& b = response_body[stream];
     size_t n = std::min(max, b.size());
     *last = n == b.size() && response_done[stream];
     return n;
   }
-  bool WriteData(int32_t stream, std::string_view head, size_t len) override {
+  bool WriteData(uint32_t stream, std::string_view head, size_t len) override {
     out.append(head);
     std::string& b = response_body[stream];
     out.append(b, 0, len);
