@@ -32,6 +32,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.limits.max_header_bytes = OrDefault(h.max_header_bytes(), 65536u);
     lr.limits.max_headers = std::min(OrDefault(h.max_headers(), 100u), 128u);
     lr.max_body_bytes = h.max_body_bytes();
+    lr.h2_max_concurrent_streams = OrDefault(h.http2_max_concurrent_streams(), 100u);
     lr.idle_timeout_ms = OrDefault(h.idle_timeout_ms(), 60000u);
     lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
     lr.add_forwarded_headers = !h.xff_disable();

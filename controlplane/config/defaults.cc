@@ -15,6 +15,9 @@ void ApplyDefaults(zproxy::v1::HttpOptions* h) {
   if (h->max_header_bytes() == 0) h->set_max_header_bytes(Defaults::kMaxHeaderBytes);
   if (h->max_headers() == 0) h->set_max_headers(Defaults::kMaxHeaders);
   if (h->idle_timeout_ms() == 0) h->set_idle_timeout_ms(Defaults::kHttpIdleTimeoutMs);
+  if (h->http2_max_concurrent_streams() == 0) {
+    h->set_http2_max_concurrent_streams(Defaults::kHttp2MaxConcurrentStreams);
+  }
   if (h->request_header_timeout_ms() == 0) {
     h->set_request_header_timeout_ms(Defaults::kRequestHeaderTimeoutMs);
   }

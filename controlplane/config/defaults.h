@@ -56,6 +56,7 @@ struct Defaults {
   static constexpr uint32_t kMaxRequestLineBytes = 8192;
   static constexpr uint32_t kMaxHeaderBytes = 65536;
   static constexpr uint32_t kMaxHeaders = 100;
+  static constexpr uint32_t kHttp2MaxConcurrentStreams = 100;
   static constexpr uint32_t kHttpIdleTimeoutMs = 60000;
   static constexpr uint32_t kRequestHeaderTimeoutMs = 10000;
 

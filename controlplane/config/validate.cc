@@ -259,6 +259,10 @@ class Validator {
           Error(path + ".http.max_headers", "must be 1.." + std::to_string(Limits::kMaxHeaders) +
                                                 ", got " + std::to_string(h.max_headers()));
         }
+        if (h.http2_max_concurrent_streams() > 10000) {
+          Error(path + ".http.http2_max_concurrent_streams",
+                "must be 1..10000, got " + std::to_string(h.http2_max_concurrent_streams()));
+        }
         if (h.max_request_line_bytes() > h.max_header_bytes()) {
           Error(path + ".http.max_request_line_bytes",
                 "must not exceed max_header_bytes (" + std::to_string(h.max_header_bytes()) + ")");
