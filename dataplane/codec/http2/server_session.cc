@@ -6,64 +6,42 @@
 #include <cstring>
 #include <new>
 
+#include "dataplane/codec/http2/header_block.h"
+
 namespace zproxy::codec::http2 {
-
-// The header block being decoded, placed at the start of the handler's HeaderSpace:
-// bytes (names and values, copied: HPACK output is not contiguous) grow up from after
-// it, fields fill an array at the end of the space.
-struct ServerSession::Block {
-  HeaderSpace space;
-  int32_t stream = 0;
-  char* bytes = nullptr;
-  size_t used = 0;
-  size_t byte_cap = 0;
-  http::Field* fields = nullptr;
-  size_t count = 0;
-  size_t max_fields = 0;
-  size_t list_size = 0;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts: name + value + 32
-  size_t cookies = 0;
-  int refused = 0;  // status to answer with instead of forwarding (431, 400)
-  const char* why = nullptr;
-  std::string_view method, scheme, authority, path, protocol, host;
-
-  // Copies s into the byte area; empty view (and refused) when it does not fit.
-  std::string_view Copy(const uint8_t* s, size_t n) {
-    if (n > byte_cap - used) {
-      Refuse(431, "request head larger than max_header_bytes");
-      return {};
-    }
-    char* dst = bytes + used;
-    memcpy(dst, s, n);
-    used += n;
-    return {dst, n};
-  }
-  void Refuse(int status, const char* reason) {
-    if (refused == 0) {
-      refused = status;
-      why = reason;
-    }
-  }
-};
 
 namespace {
 
-using Block = ServerSession::Block;
+using Block = HeaderBlock;
 
 ServerSession* Self(void* user_data) { return static_cast<ServerSession*>(user_data); }
 
-// Stream user data: the handler's handle + 1 once the handler heard of the stream (so
-// never null then), so streams nghttp2 refused on its own (malformed) are not reported.
-void* HandleData(uint32_t handle) {
-  return reinterpret_cast<void*>(static_cast<uintptr_t>(handle) + 1);
-}
 bool Announced(nghttp2_session* session, int32_t stream, uint32_t* handle) {
-  void* p = nghttp2_session_get_stream_user_data(session, stream);
-  if (p == nullptr) return false;
-  *handle = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) - 1);
-  return true;
+  return HandleOf(session, stream, handle);
 }
 
 }  // namespace
+
+// Trailers as a HEADERS frame with END_STREAM (nghttp2 copies the fields).
+bool SubmitFields(nghttp2_session* session, int32_t stream, std::span<const http::Field> fields,
+                  ServerHandler* handler) {
+  HeaderSpace space = handler->AcquireHeaderSpace();
+  size_t max = space.cap / sizeof(nghttp2_nv);
+  if (space.data == nullptr || fields.size() > max) {
+    if (space.data != nullptr) handler->ReleaseHeaderSpace(space);
+    return false;
+  }
+  auto* nv = reinterpret_cast<nghttp2_nv*>(space.data);
+  for (size_t i = 0; i < fields.size(); i++) {
+    const http::Field& f = fields[i];
+    nv[i] = {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(f.name.data())),
+             const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(f.value.data())), f.name.size(),
+             f.value.size(), NGHTTP2_NV_FLAG_NONE};
+  }
+  int rv = nghttp2_submit_trailer(session, stream, nv, fields.size());
+  handler->ReleaseHeaderSpace(space);
+  return rv == 0;
+}
 
 struct Callbacks {
   static Block* BlockFor(ServerSession* s, int32_t stream) {
@@ -73,7 +51,7 @@ struct Callbacks {
   static void ReleaseBlock(ServerSession* s) {
     if (s->block_ == nullptr) return;
     HeaderSpace space = s->block_->space;
-    s->block_->~Block();
+    s->block_->~HeaderBlock();
     s->block_ = nullptr;
     s->handler_->ReleaseHeaderSpace(space);
   }
@@ -85,21 +63,12 @@ struct Callbacks {
     }
     ReleaseBlock(s);  // a block left by a stream nghttp2 refused mid-way
     HeaderSpace space = s->handler_->AcquireHeaderSpace();
-    size_t fields_bytes = s->settings_.max_fields * sizeof(http::Field);
-    if (space.data == nullptr || space.cap < sizeof(Block) + fields_bytes + 256) {
+    Block* b = HeaderBlock::Place(space, frame->hd.stream_id, s->settings_.max_fields,
+                                  s->settings_.max_header_bytes);
+    if (b == nullptr) {
       if (space.data != nullptr) s->handler_->ReleaseHeaderSpace(space);
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
     }
-    Block* b = new (space.data) Block();
-    b->space = space;
-    b->stream = frame->hd.stream_id;
-    b->bytes = space.data + sizeof(Block);
-    b->fields = reinterpret_cast<http::Field*>(space.data + space.cap - fields_bytes);
-    b->fields = reinterpret_cast<http::Field*>(reinterpret_cast<uintptr_t>(b->fields) &
-                                               ~(alignof(http::Field) - 1));
-    b->max_fields = s->settings_.max_fields;
-    b->byte_cap = std::min<size_t>(reinterpret_cast<char*>(b->fields) - b->bytes,
-                                   s->settings_.max_header_bytes);
     s->block_ = b;
     return 0;
   }
@@ -296,7 +265,13 @@ struct Callbacks {
     size_t n = s->handler_->ResponseDataReady(handle, max, &last);
     if (n == 0 && !last) return NGHTTP2_ERR_DEFERRED;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (last) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (last) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      std::span<const http::Field> trailers = s->handler_->ResponseTrailers(handle);
+      if (!trailers.empty() && SubmitFields(session, stream, trailers, s->handler_)) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailers' HEADERS ends it
+      }
+    }
     return static_cast<ssize_t>(n);
   }
 };

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "dataplane/http/message.h"
@@ -18,6 +19,8 @@
 struct nghttp2_session;
 
 namespace zproxy::codec::http2 {
+
+struct HeaderBlock;
 
 struct ServerSettings {
   uint32_t max_concurrent_streams = 100;
@@ -81,6 +84,9 @@ class ServerHandler {
   // whether they are its last (then *last = true). 0 and not last: none yet
   // (ResumeResponseData when more arrive).
   virtual size_t ResponseDataReady(uint32_t handle, size_t max, bool* last) = 0;
+  // Asked once the last body bytes went: trailers to end the response with (empty: the
+  // last DATA frame ends the stream). The fields stay valid until the next call.
+  virtual std::span<const http::Field> ResponseTrailers(uint32_t handle) = 0;
   // Writes a DATA frame: the 9-byte frame head, then `len` bytes of the stream's body.
   // false: no room now.
   virtual bool WriteData(uint32_t handle, std::string_view frame_head, size_t len) = 0;
@@ -121,14 +127,11 @@ class ServerSession {
   // Immediate GOAWAY with `error_code`; the connection closes once it is out.
   void Terminate(uint32_t error_code);
 
-  // Used by the callbacks (server_session.cc).
-  struct Block;
-
  private:
   nghttp2_session* session_ = nullptr;
   ServerHandler* handler_ = nullptr;
   ServerSettings settings_;
-  Block* block_ = nullptr;  // header block being decoded (only one at a time per connection)
+  HeaderBlock* block_ = nullptr;  // header block being decoded (one at a time per connection)
   friend struct Callbacks;
 };
 

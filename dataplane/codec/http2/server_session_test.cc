@@ -67,6 +67,10 @@ class Handler : public ServerHandler {
     *last = n == b.size() && response_done[stream];
     return n;
   }
+  std::span<const http::Field> ResponseTrailers(uint32_t stream) override {
+    auto& t = response_trailers[stream];
+    return {t.data(), t.size()};
+  }
   bool WriteData(uint32_t stream, std::string_view head, size_t len) override {
     out.append(head);
     std::string& b = response_body[stream];
@@ -79,6 +83,7 @@ class Handler : public ServerHandler {
   std::map<int32_t, size_t> unacked;
   std::map<int32_t, std::string> response_body;
   std::map<int32_t, bool> response_done;
+  std::map<int32_t, std::vector<http::Field>> response_trailers;
   std::string out;
   int spaces = 0;
 
