@@ -110,6 +110,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);
     cr.idle_timeout_ms = OrDefault(c.idle_timeout_ms(), 60000u);
     cr.tcp_fast_open = c.tcp_fast_open();
+    cr.http2 = c.protocol() == zproxy::v1::HTTP2;
     if (c.has_tls()) {
       std::string tls_err;
       auto ctx = tls::ClientContext::Create(c.tls(), &tls_err);

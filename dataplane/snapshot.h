@@ -33,6 +33,7 @@ struct ClusterRuntime {
   uint32_t read_timeout_ms = 30000;
   uint32_t idle_timeout_ms = 60000;
   bool tcp_fast_open = false;
+  bool http2 = false;  // protocol: http2 (one connection, many streams)
   // Passive outlier detection (0 failures = disabled).
   uint32_t outlier_failures = 5;
   uint32_t outlier_base_ms = 10000;

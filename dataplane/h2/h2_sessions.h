@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -82,6 +83,18 @@ class H2Sessions {
   void Reset(uint32_t ex_idx);
   // Request body data towards the upstream, as far as its queue has room.
   void PumpRequestBody(uint32_t ex_idx);
+  // n bytes of the stream's request body went upstream: its window opens again.
+  void ConsumedRequest(uint32_t ex_idx, size_t n);
+
+  // Body lists (Exchange::req_data, resp_data), shared with the HTTP/2 upstream side.
+  void PushSlice(SliceList& list, const InSlice& s);
+  // `data` (inside slice s) onto the list: a reference to its buffer, or a copy.
+  void PushSliceOf(SliceList& list, const InSlice& s, std::string_view data);
+  // Queues the first len bytes of the list towards a connection (one buffer's piece
+  // as is, or gathered into a block) and consumes them.
+  void MoveData(SliceList& list, uint32_t to, size_t len);
+  // Releases a list's slices; returns their byte count.
+  uint64_t ReleaseList(SliceList& list);
 
  private:
   // A session and the handler nghttp2 calls back (it forwards to this class).
@@ -113,6 +126,7 @@ class H2Sessions {
     void OnStreamClose(uint32_t handle, uint32_t error_code) override;
     bool WriteFrames(std::string_view bytes) override;
     size_t ResponseDataReady(uint32_t handle, size_t max, bool* last) override;
+    std::span<const http::Field> ResponseTrailers(uint32_t handle) override;
     bool WriteData(uint32_t handle, std::string_view frame_head, size_t len) override;
   };
 
@@ -126,9 +140,6 @@ class H2Sessions {
   bool WriteData(Session& s, uint32_t ex_idx, std::string_view frame_head, size_t len);
   // Closes the exchange's upstream connection (the stream stays until nghttp2 ends it).
   void DropUpstream(uint32_t ex_idx);
-  // Releases a list's slices; returns their byte count.
-  uint64_t ReleaseList(SliceList& list);
-  void PushSlice(SliceList& list, const InSlice& s);
   void Unlink(Session& s, uint32_t ex_idx);
   void FreeStream(uint32_t ex_idx);
   // --- session.cc

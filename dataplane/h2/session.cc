@@ -133,7 +133,9 @@ void H2Sessions::Flush(uint32_t conn_idx) {
       if (ex.h2_needs_pump) {
         ex.h2_needs_pump = false;
         // (It resumes the upstream's paused receive itself.)
-        if (ex.upstream != kNil && ex.resp == RespState::kBody) w_.PumpResponseBody(e);
+        if (ex.upstream != kNil && ex.resp == RespState::kBody && !ex.up_h2) {
+          w_.PumpResponseBody(e);
+        }
       }
       Exchange& ex2 = w_.exchanges_.Get(e);
       if (ex2.resp_sent && !ex2.req_end && !ex2.h2_rst_sent) {

@@ -77,9 +77,6 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.req_end = end_stream;
   ex.h2_req_body = !end_stream;
-  for (const http::Field& f : head.fields) {
-    if (f.name == "content-type" && f.value.substr(0, 16) == "application/grpc") ex.grpc = true;
-  }
   if (head.method_id == http::Method::kConnect) {
     // RFC 9113 §8.5 tunnels are not carried over HTTP/2 yet.
     w_.stats_.CountError(ErrorCause::kNoRoute);
@@ -147,20 +144,13 @@ void H2Sessions::OnRequestData(uint32_t ex_idx, std::string_view data) {
     return;
   }
   const InSlice& in = *feeding_;
-  if (in.is_block || data.size() < kCopyBelow) {
-    // Blocks are not reference counted (TLS plaintext lands in them): copy.
-    while (!data.empty()) {
-      uint32_t b = w_.blocks_.Alloc(data.size());
-      size_t take = std::min<size_t>(data.size(), w_.blocks_.Capacity(b));
-      memcpy(w_.blocks_.Data(b), data.data(), take);
-      PushSlice(ex.req_data, InSlice{b, 0, static_cast<uint32_t>(take), true});
-      data.remove_prefix(take);
-    }
+  if (!in.is_block && data.size() < kCopyBelow) {
+    // Small pieces are copied: many small frames must not pin many 32 KiB buffers.
+    uint32_t b = w_.blocks_.Alloc(data.size());
+    memcpy(w_.blocks_.Data(b), data.data(), data.size());
+    PushSlice(ex.req_data, InSlice{b, 0, static_cast<uint32_t>(data.size()), true});
   } else {
-    uint16_t bid = static_cast<uint16_t>(in.ref);
-    w_.BufRef(bid);
-    uint32_t off = static_cast<uint32_t>(data.data() - w_.bufs_.Data(bid));
-    PushSlice(ex.req_data, InSlice{bid, off, static_cast<uint32_t>(data.size()), false});
+    PushSliceOf(ex.req_data, in, data);
   }
   PumpRequestBody(ex_idx);
 }
@@ -175,6 +165,10 @@ void H2Sessions::PumpRequestBody(uint32_t ex_idx) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   if (w_.conns_.Get(ex.client).h2 == 0) return;  // the client's connection is closing
   if (ex.req_done || ex.upstream == kNil || !ex.head_queued || ex.h2_abandoned) return;
+  if (ex.up_h2) {
+    w_.h2up_.ResumeRequest(ex_idx);  // the upstream session pulls from req_data
+    return;
+  }
   uint32_t up = ex.upstream;
   size_t forwarded = 0;
   while (ex.req_data.head != kNil && w_.OutHasRoom(up)) {
@@ -206,10 +200,14 @@ void H2Sessions::PumpRequestBody(uint32_t ex_idx) {
     ex.req_done = true;
   }
   w_.Flush(up);
-  if (forwarded != 0) {
-    Of(ex.client).session.ConsumeRequestData(ex.h2_stream, forwarded);
-    Wake(ex.client);  // WINDOW_UPDATE
-  }
+  ConsumedRequest(ex_idx, forwarded);
+}
+
+void H2Sessions::ConsumedRequest(uint32_t ex_idx, size_t n) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (n == 0 || w_.conns_.Get(ex.client).h2 == 0) return;
+  Of(ex.client).session.ConsumeRequestData(ex.h2_stream, n);
+  Wake(ex.client);  // WINDOW_UPDATE
 }
 
 // --- Responses
@@ -235,18 +233,29 @@ bool H2Sessions::ResponseHasRoom(const Exchange& ex) const {
   return ex.resp_data.count < kStreamResponseSlices;
 }
 
+void H2Sessions::PushSliceOf(SliceList& list, const InSlice& s, std::string_view data) {
+  if (data.empty()) return;
+  if (s.is_block) {
+    // Blocks are not reference counted: copy.
+    while (!data.empty()) {
+      uint32_t b = w_.blocks_.Alloc(data.size());
+      size_t take = std::min<size_t>(data.size(), w_.blocks_.Capacity(b));
+      memcpy(w_.blocks_.Data(b), data.data(), take);
+      PushSlice(list, InSlice{b, 0, static_cast<uint32_t>(take), true});
+      data.remove_prefix(take);
+    }
+    return;
+  }
+  auto bid = static_cast<uint16_t>(s.ref);
+  w_.BufRef(bid);
+  auto off = static_cast<uint32_t>(data.data() - w_.bufs_.Data(bid));
+  PushSlice(list, InSlice{s.ref, off, static_cast<uint32_t>(data.size()), false});
+}
+
 void H2Sessions::PushResponseData(uint32_t ex_idx, const InSlice& s, std::string_view data) {
   if (data.empty()) return;
   Exchange& ex = w_.exchanges_.Get(ex_idx);
-  if (s.is_block) {
-    uint32_t b = w_.blocks_.Alloc(data.size());
-    memcpy(w_.blocks_.Data(b), data.data(), data.size());
-    PushSlice(ex.resp_data, InSlice{b, 0, static_cast<uint32_t>(data.size()), true});
-  } else {
-    w_.BufRef(static_cast<uint16_t>(s.ref));
-    uint32_t off = static_cast<uint32_t>(data.data() - w_.bufs_.Data(static_cast<uint16_t>(s.ref)));
-    PushSlice(ex.resp_data, InSlice{s.ref, off, static_cast<uint32_t>(data.size()), false});
-  }
+  PushSliceOf(ex.resp_data, s, data);
   Of(ex.client).session.ResumeResponseData(ex.h2_stream);
   Wake(ex.client);
 }
@@ -270,6 +279,10 @@ size_t H2Sessions::ResponseDataReady(uint32_t ex_idx, size_t max, bool* last) {
   return n;
 }
 
+std::span<const http::Field> H2Sessions::Session::ResponseTrailers(uint32_t handle) {
+  return owner->w_.h2up_.Trailers(handle);
+}
+
 bool H2Sessions::Session::WriteData(uint32_t handle, std::string_view frame_head, size_t len) {
   return owner->WriteData(*this, handle, frame_head, len);
 }
@@ -280,13 +293,19 @@ bool H2Sessions::WriteData(Session& s, uint32_t ex_idx, std::string_view frame_h
   QueueGathered(s);
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.resp_bytes += len;
-  SliceList& list = ex.resp_data;
-  if (len == 0) {
-    // An empty DATA frame: END_STREAM after the body.
-  } else if (w_.slices_.Get(list.head).slice.len >= len) {
+  MoveData(ex.resp_data, s.conn, len);
+  // An HTTP/2 upstream's window opens by what the client took.
+  if (ex.up_h2) w_.h2up_.ConsumedResponse(ex_idx, len);
+  ex.h2_needs_pump = true;
+  return true;
+}
+
+void H2Sessions::MoveData(SliceList& list, uint32_t to, size_t len) {
+  if (len == 0) return;  // an empty DATA frame: END_STREAM after the body
+  if (w_.slices_.Get(list.head).slice.len >= len) {
     // The common case: the frame's data is one piece of one buffer, sent from there.
     const InSlice& front = w_.slices_.Get(list.head).slice;
-    w_.QueueFromSlice(s.conn, front, std::string_view(w_.SliceData(front), len));
+    w_.QueueFromSlice(to, front, std::string_view(w_.SliceData(front), len));
   } else {
     // Spread over several slices: gathered into one block (at most a frame, 16 KiB).
     uint32_t b = w_.blocks_.Alloc(len);
@@ -297,9 +316,8 @@ bool H2Sessions::WriteData(Session& s, uint32_t ex_idx, std::string_view frame_h
       memcpy(w_.blocks_.Data(b) + copied, w_.SliceData(sl), take);
       copied += take;
     }
-    w_.QueueOut(s.conn, w_.blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
+    w_.QueueOut(to, w_.blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   }
-  // Consume len bytes from the list.
   size_t left = len;
   while (left > 0) {
     uint32_t n = list.head;
@@ -317,8 +335,6 @@ bool H2Sessions::WriteData(Session& s, uint32_t ex_idx, std::string_view frame_h
     }
   }
   list.bytes -= len;
-  ex.h2_needs_pump = true;
-  return true;
 }
 
 // --- Ends
@@ -329,11 +345,7 @@ void H2Sessions::DropUpstream(uint32_t ex_idx) {
     w_.Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
     ex.lb_counted = false;
   }
-  if (ex.upstream == kNil) return;
-  Conn& u = w_.conns_.Get(ex.upstream);
-  u.exchange = kNil;
-  w_.CloseConn(ex.upstream);
-  ex.upstream = kNil;
+  w_.CloseUpstreamOf(ex_idx);
 }
 
 void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view body,
@@ -414,6 +426,7 @@ void H2Sessions::Session::OnStreamClose(uint32_t handle, uint32_t error_code) {
 
 void H2Sessions::OnStreamClose(Session& s, uint32_t ex_idx, uint32_t error_code) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (ex.resp_sent) w_.LogExchange(ex, ex.status, {});  // no-op once logged (local answers)
   if (!ex.resp_sent && !ex.h2_abandoned) {
     // The client reset the stream (or the connection failed) before the response ended:
     // the upstream's work is cancelled with its connection.
@@ -444,11 +457,11 @@ void H2Sessions::Unlink(Session& s, uint32_t ex_idx) {
 
 void H2Sessions::FreeStream(uint32_t ex_idx) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
-  ReleaseList(ex.req_data);
-  ReleaseList(ex.resp_data);
   if (ex.h2_routed) {
-    w_.FreeExchange(ex_idx);
+    w_.FreeExchange(ex_idx);  // releases the body lists too
   } else {
+    ReleaseList(ex.req_data);
+    ReleaseList(ex.resp_data);
     if (ex.req_head_block != kNil) w_.blocks_.Free(ex.req_head_block);
     w_.exchanges_.Free(ex_idx);
   }

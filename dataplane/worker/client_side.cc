@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "dataplane/codec/http2/request_block.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -293,12 +294,24 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
   // A protocol upgrade (WebSocket) goes through when it carries no body: after a 101 the
   // connection becomes a tunnel (upstream_side.cc). With a body it is sent as a plain
   // request (the upgrade dropped), so the body framing stays unambiguous.
-  if (req.body.present()) req.upgrade = {};
+  if (req.body.present() || cluster.http2) req.upgrade = {};
+  for (const http::Field& f : req.fields) {
+    if (http1::EqualsIgnoreCase(f.name, "content-type") &&
+        f.value.substr(0, 16) == "application/grpc") {
+      ex.grpc = true;  // zproxy's own errors become gRPC statuses; TE: trailers upstream
+    }
+  }
+  ex.up_h2 = cluster.http2;
+  ex.h2_req_body = req.body.present();
   size_t head_len = 0;
   uint32_t block = kNil;
   if (proxy::ApplyRequestPolicy(policy, policy_fields_, policy_scratch_, &req)) {
+    // HTTP/1 upstream: the head's bytes; HTTP/2: a request block, framed when sent.
     block = WriteIntoBlock(
-        [&](char* out, size_t cap) { return codec::http1::EncodeRequestHead(req, out, cap); },
+        [&](char* out, size_t cap) {
+          return cluster.http2 ? codec::http2::EncodeRequestBlock(req, "http", ex.grpc, out, cap)
+                               : codec::http1::EncodeRequestHead(req, out, cap);
+        },
         &head_len);
   }
   if (block == kNil) {
@@ -344,6 +357,8 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
     return;
   }
   ex.down.Begin(ev);
+  // Towards HTTP/2 the body's data goes in DATA frames: chunk framing is decoded.
+  if (ex.up_h2) ex.down.request_body().Start(req.body, true);
   ex.req_done = ex.down.request_body().done();
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
@@ -355,6 +370,10 @@ void Worker::PumpRequestBody(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.h2_stream != 0) {
     h2_.PumpRequestBody(ex_idx);
+    return;
+  }
+  if (ex.up_h2) {
+    h2up_.TakeH1RequestBody(ex_idx);
     return;
   }
   if (ex.req_done || ex.upstream == kNil || !ex.head_queued) return;
@@ -413,9 +432,8 @@ void Worker::FinishExchange(uint32_t ex_idx) {
           Progress(ex), ex.up.keep_alive(),
           !(u.flags & kSendInflight) && OutCount(ex.upstream) == 0 && InBytes(ex.upstream) == 0);
     }
-    LogExchange(ex, ex.status, {});
     ReleaseUpstream(ex_idx, reusable);
-    h2_.EndResponse(ex_idx);
+    h2_.EndResponse(ex_idx);  // logged when its last frame is out (the bytes are known)
     return;
   }
   if (ex.upstream != kNil) {

@@ -62,8 +62,11 @@ struct Conn {
   uint32_t tls = kNil;  // TlsConn index (client on a TLS listener)
   TimerLink timer;
   union {
-    sockaddr_in6 peer{};      // client: its address (v4 as sockaddr_in) for X-Forwarded-For
-    upstream::PoolLink pool;  // upstream: its place in the cluster's ConnectionPool
+    sockaddr_in6 peer{};  // client: its address (v4 as sockaddr_in) for X-Forwarded-For
+    struct {
+      upstream::PoolLink pool;  // upstream: its place in the cluster's ConnectionPool
+      uint32_t up_h2;           // upstream: its HTTP/2 session index + 1 (0: HTTP/1)
+    };
   };
 
   // Slab contract: reset all but the generation, which only ever grows.
@@ -212,6 +215,16 @@ struct Exchange {
   bool h2_needs_pump = false;  // resp_data had room again: read more from the upstream
   bool h2_rst_sent = false;
   bool grpc = false;  // content-type application/grpc: errors are gRPC statuses
+
+  // The upstream side is an HTTP/2 stream (cluster protocol http2, dataplane/h2/
+  // upstream.cc): its id on the connection (0: not submitted yet), its place in the
+  // connection's list (waiting for the connect, or submitted), its trailers.
+  bool up_h2 = false;
+  int32_t up_stream = 0;
+  uint32_t up_prev = kNil, up_next = kNil;
+  bool resp_chunk_encode = false;  // HTTP/1 client, body of unknown length: chunk it
+  uint32_t trailer_block = kNil;   // response trailers (request_block.h's format)
+  uint32_t trailer_len = 0;
 
   // Set once the exchange carries opaque bytes (tcp_proxy, WebSocket after 101, CONNECT
   // after 200): mode, half-close and kernel state, owned by dataplane/tunnel/.

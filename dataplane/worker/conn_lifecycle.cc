@@ -46,6 +46,7 @@ void Worker::CloseConn(uint32_t conn_idx) {
   if (c.kind == ConnKind::kClient) h2_.Teardown(conn_idx);  // HTTP/2: its streams end
   if (c.kind == ConnKind::kUpstream) {
     Cs(c.owner).pool.Remove(conn_idx, c.endpoint);  // never handed out again
+    h2up_.Teardown(conn_idx);                       // HTTP/2: streams still on it fail
     if (c.flags & kPooled) {
       c.flags &= ~kPooled;
       stats_.upstream_idle.Sub();
@@ -204,6 +205,10 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
 
 void Worker::FreeExchange(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  CloseUpstreamOf(ex_idx);  // an HTTP/2 stream still held (normally released by now)
+  h2_.ReleaseList(ex.req_data);
+  h2_.ReleaseList(ex.resp_data);
+  if (ex.trailer_block != kNil) blocks_.Free(ex.trailer_block);
   if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
   if (ex.lb_counted) Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
   if (ex.target != kNil) connect_.FreeConnectTarget(ex);
@@ -222,12 +227,7 @@ void Worker::AbortExchange(uint32_t ex_idx, bool close_client) {
   }
   LogExchange(ex, ex.status, "aborted");
   if (ex.tunnel.active) tunnels_.ReleasePassthrough(ex);  // while both fds are still open
-  if (ex.upstream != kNil) {
-    Conn& u = conns_.Get(ex.upstream);
-    u.exchange = kNil;
-    CloseConn(ex.upstream);
-    ex.upstream = kNil;
-  }
+  CloseUpstreamOf(ex_idx);
   uint32_t client = ex.client;
   // Cut inside a response the client frames by the connection's close: a reset, so it
   // cannot mistake the cut for the end of the body.

@@ -472,6 +472,10 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
   // Room again: move more bytes from the peer into this queue.
   if (c.kind == ConnKind::kClient && c.h2 != 0) {
     h2_.Wake(conn_idx);  // more frames (DATA the window and the queue now allow)
+  } else if (c.kind == ConnKind::kUpstream && c.up_h2 != 0) {
+    h2up_.Wake(conn_idx);
+  } else if (c.exchange != kNil && exchanges_.Get(c.exchange).up_h2) {
+    if (c.kind == ConnKind::kClient) h2up_.PumpH1Response(c.exchange);
   } else if (c.exchange != kNil && exchanges_.Get(c.exchange).tunnel.active) {
     // Room again on this socket: move more from its peer, or forward a pending FIN.
     tunnels_.Pump(c.exchange, c.kind == ConnKind::kUpstream);

@@ -80,7 +80,11 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   u.endpoint = endpoint;
   // HTTP/1: one stream (this exchange) at a time. Tunnels and CONNECT never come back.
   Cs(ex.cluster).pool.Opened(up, endpoint, 1);
-  u.exchange = ex_idx;
+  if (cluster.http2) {
+    h2up_.Opening(up, ex_idx);  // a session; other exchanges may wait on it too
+  } else {
+    u.exchange = ex_idx;
+  }
   u.flags |= kConnecting;
   ex.upstream = up;
   stats_.upstream_connects.Add();
@@ -104,6 +108,10 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
     return;
   }
   timers_.Disarm(conn_idx);
+  if (u.up_h2 != 0) {
+    h2up_.OnConnected(conn_idx, res);
+    return;
+  }
   uint32_t ex_idx = u.exchange;
   if (res < 0) {
     ErrorCause cause = res == -ECONNREFUSED ? ErrorCause::kConnectRefused
@@ -138,6 +146,10 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
 }
 
 void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
+  if (conns_.Get(up_idx).up_h2 != 0) {
+    h2up_.Attach(ex_idx, up_idx);  // a stream on a shared connection
+    return;
+  }
   Exchange& ex = exchanges_.Get(ex_idx);
   Conn& u = conns_.Get(up_idx);
   u.exchange = ex_idx;
@@ -214,12 +226,7 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
 void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
   Exchange& ex = exchanges_.Get(ex_idx);
   if (ex.endpoint != kNil) RecordUpstreamResult(ex.cluster, ex.endpoint, false);
-  if (ex.upstream != kNil) {
-    Conn& u = conns_.Get(ex.upstream);
-    u.exchange = kNil;
-    CloseConn(ex.upstream);
-    ex.upstream = kNil;
-  }
+  CloseUpstreamOf(ex_idx);
   if (ex.lb_counted) {
     Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
     ex.lb_counted = false;
@@ -238,8 +245,25 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
   RespondUpstreamError(ex_idx, cause);
 }
 
+void Worker::CloseUpstreamOf(uint32_t ex_idx) {
+  Exchange& ex = exchanges_.Get(ex_idx);
+  if (ex.upstream == kNil) return;
+  if (ex.up_h2) {
+    h2up_.Release(ex_idx, true);
+    return;
+  }
+  Conn& u = conns_.Get(ex.upstream);
+  u.exchange = kNil;
+  CloseConn(ex.upstream);
+  ex.upstream = kNil;
+}
+
 void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
+  if (u.up_h2 != 0) {
+    h2up_.OnInput(conn_idx);
+    return;
+  }
   if (u.exchange == kNil) {
     // Bytes on an idle keep-alive connection: the upstream broke protocol. Drop it.
     CloseConn(conn_idx);
@@ -438,6 +462,10 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
 
 void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
   Conn& u = conns_.Get(conn_idx);
+  if (u.up_h2 != 0) {
+    h2up_.Fail(conn_idx, ErrorCause::kUpstreamClosed);  // its streams fail over or answer
+    return;
+  }
   if (u.exchange == kNil) {
     CloseConn(conn_idx);  // pooled connection closed by the upstream
     return;
@@ -486,6 +514,10 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   }
   uint32_t up = ex.upstream;
   if (up == kNil) return;
+  if (ex.up_h2) {
+    h2up_.Release(ex_idx, false);  // the stream ended; the connection serves others
+    return;
+  }
   ex.upstream = kNil;
   Conn& u = conns_.Get(up);
   u.exchange = kNil;

@@ -156,6 +156,8 @@ void Worker::Run() {
     }
     io_uring_cq_advance(ring, count);
     h2_.FlushPending();  // HTTP/2 frames of this batch, one write per connection
+    h2up_.FlushPending();
+    h2_.FlushPending();  // what the upstream side woke (WINDOW_UPDATEs, data)
     bufs_.Commit();
     if (!enobufs_waiters_.empty() && recycled_ != 0) RearmEnobufsWaiters();
     recycled_ = 0;
@@ -344,6 +346,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     return;
   }
   // Upstream side.
+  if (c.up_h2 != 0) {
+    h2up_.OnTimeout(conn_idx);
+    return;
+  }
   if (c.flags & kPooled) {
     CloseConn(conn_idx);
     return;

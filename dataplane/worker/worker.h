@@ -27,6 +27,7 @@
 #include "dataplane/connect/connect_requests.h"
 #include "dataplane/dns/resolver.h"
 #include "dataplane/h2/h2_sessions.h"
+#include "dataplane/h2/h2_upstreams.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/io/buffer_ring.h"
 #include "dataplane/io/ring.h"
@@ -317,6 +318,12 @@ class Worker {
   // HTTP/2 client connections and their streams (dataplane/h2/).
   friend class H2Sessions;
   H2Sessions h2_{*this};
+  // HTTP/2 upstream connections and their streams (dataplane/h2/upstream*.cc).
+  friend class H2Upstreams;
+  H2Upstreams h2up_{*this};
+  // The exchange lets go of its upstream: an HTTP/1 connection is closed (its state is
+  // unknown), an HTTP/2 stream is reset and the connection kept for its other streams.
+  void CloseUpstreamOf(uint32_t ex_idx);
   // HTTP CONNECT up to its 200 (dataplane/connect/connect_requests.h).
   friend class ConnectRequests;
   ConnectRequests connect_{*this};

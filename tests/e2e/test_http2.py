@@ -238,3 +238,160 @@ def test_h2load_many_clients_and_streams(stack):
     assert r.returncode == 0, r.stderr
     assert "2000 succeeded, 0 failed, 0 errored" in r.stdout, r.stdout
     assert "status codes: 2000 2xx" in r.stdout, r.stdout
+
+
+# --- HTTP/2 upstreams (cluster protocol: http2)
+
+import os
+import sys
+import time
+
+from conftest import catch_all, cluster, listener
+from procs import base_config
+
+
+@pytest.fixture(scope="module")
+def h2_upstream(tmp_path_factory):
+    d = tmp_path_factory.mktemp("h2up")
+    port_file = str(d / "port")
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                          "h2_backend.py"), port_file])
+    deadline = time.monotonic() + 10
+    while not os.path.exists(port_file):
+        assert time.monotonic() < deadline and proc.poll() is None, "h2 backend did not start"
+        time.sleep(0.02)
+    port = int(open(port_file).read())
+
+    class Up:
+        addr = "127.0.0.1:%d" % port
+        log = port_file + ".log"
+
+        def conns(self):
+            try:
+                return sum(1 for l in open(self.log) if l.startswith("conn"))
+            except FileNotFoundError:
+                return 0
+    yield Up()
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def h2_proxy(make_proxy, h2_upstream):
+    return make_proxy(base_config([listener("web", catch_all("up"))],
+                                  [cluster("up", h2_upstream.addr, protocol="http2")]))
+
+
+def test_h1_and_h2_clients_reach_an_http2_upstream(h2_proxy):
+    r = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_version}",
+                        "http://127.0.0.1:%d/" % h2_proxy.port], capture_output=True, timeout=10)
+    assert r.stdout == b"hello from h2\n\n1.1", (r.stdout, r.stderr)
+    version, code, body = curl_h2(h2_proxy.port, "/bytes/300000")
+    assert (version, code) == ("2", 200) and body == httpraw.pattern(300000)
+    # Unknown length: chunked for the HTTP/1.1 client, DATA for the HTTP/2 one.
+    r = subprocess.run(["curl", "-sS", "-D", "-", "-o", "/dev/null",
+                        "http://127.0.0.1:%d/stream/50000" % h2_proxy.port],
+                       capture_output=True, timeout=10)
+    assert b"chunked" in r.stdout.lower(), r.stdout
+    r = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/stream/50000" % h2_proxy.port],
+                       capture_output=True, timeout=10)
+    assert r.stdout == httpraw.pattern(50000)
+    version, code, body = curl_h2(h2_proxy.port, "/stream/50000")
+    assert body == httpraw.pattern(50000)
+
+
+def test_request_bodies_reach_an_http2_upstream(h2_proxy):
+    body = os.urandom(500000)
+    digest = hashlib.sha256(body).hexdigest()
+    # HTTP/1.1 client, Content-Length and chunked.
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+        r = subprocess.run(["curl", "-sS", "--data-binary", "@-", "-H",
+                            "Content-Type: application/octet-stream"] + extra +
+                           ["http://127.0.0.1:%d/echo" % h2_proxy.port],
+                           input=body, capture_output=True, timeout=20)
+        echo = json.loads(r.stdout)
+        assert (echo["body_len"], echo["body_sha256"]) == (len(body), digest), extra
+        assert echo["method"] == "POST"
+    # HTTP/2 client, with and without Content-Length.
+    c = H2Client(h2_proxy.port)
+    try:
+        a = c.request("/echo", "POST", [("content-length", str(len(body)))], body)
+        b = c.request("/echo", "POST", [], body)
+        for sid in (a, b):
+            resp, data = c.wait(sid)
+            echo = json.loads(data)
+            assert (echo["body_len"], echo["body_sha256"]) == (len(body), digest)
+    finally:
+        c.close()
+
+
+def test_trailers_reach_h2_and_chunked_h1_clients(h2_proxy):
+    c = H2Client(h2_proxy.port)
+    try:
+        sid = c.request("/trailers")
+        resp, data = c.wait(sid)
+        assert resp[":status"] == "200" and data == b"ok"
+        assert c.trailers[sid] == {"x-checksum": "abc", "grpc-status": "0"}, c.trailers
+    finally:
+        c.close()
+    # An HTTP/1.1 client gets them in the chunked trailer section.
+    with httpraw.Conn(h2_proxy.port) as conn:
+        conn.send(b"GET /trailers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = conn.read_until_close(timeout=5)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), raw
+    assert body == b"2\r\nok\r\n0\r\nx-checksum: abc\r\ngrpc-status: 0\r\n\r\n", raw
+
+
+def test_one_connection_carries_many_streams(h2_proxy, h2_upstream):
+    before = h2_upstream.conns()
+    c = H2Client(h2_proxy.port)
+    try:
+        sids = [c.request("/bytes/%d" % (100 + i)) for i in range(40)]
+        for i, sid in enumerate(sids):
+            resp, data = c.wait(sid)
+            assert resp[":status"] == "200" and data == httpraw.pattern(100 + i)
+    finally:
+        c.close()
+    r = subprocess.run(["h2load", "-n", "1000", "-c", "4", "-m", "10",
+                        "http://127.0.0.1:%d/bytes/100" % h2_proxy.port],
+                       capture_output=True, timeout=60, text=True)
+    assert "1000 succeeded, 0 failed, 0 errored" in r.stdout, r.stdout
+    # 40 + 40 concurrent streams at most per worker; the upstream allows 50 per connection.
+    assert h2_upstream.conns() - before <= 3, h2_upstream.conns() - before
+
+
+def test_upstream_reset_is_a_502_and_other_streams_live(h2_proxy):
+    c = H2Client(h2_proxy.port)
+    try:
+        slow = c.request("/slow/300")
+        bad = c.request("/reset")
+        resp, data = c.wait(bad)
+        assert resp[":status"] == "502", resp
+        resp, data = c.wait(slow)
+        assert resp[":status"] == "200" and data == b"slow"
+    finally:
+        c.close()
+    _, code, _ = curl_h2(h2_proxy.port, "/reset")
+    assert code == 502
+
+
+def test_client_cancel_resets_the_upstream_stream(h2_proxy, h2_upstream):
+    c = H2Client(h2_proxy.port)
+    try:
+        sid = c.request("/slow/2000")
+        time.sleep(0.2)
+        c.conn.reset_stream(sid)
+        c.flush()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if any(l.startswith("reset") for l in open(h2_upstream.log)):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the upstream never saw the stream reset")
+        sid2 = c.request("/")
+        resp, _ = c.wait(sid2)
+        assert resp[":status"] == "200"
+    finally:
+        c.close()

@@ -308,15 +308,19 @@ def test_access_log_names_protocol_and_cipher(backends, certs, make_proxy, tmp_p
     log = tmp_path / "access.log"
     z = make_proxy(base_config([tls_listener("web", certs, catch_all("a"))],
                                [cluster("a", backends["a"].addr)], access_log=str(log)))
-    assert curl(z.port, "example.com", "/echo", extra=["--tlsv1.2", "--tls-max", "1.2"]
-                ).returncode == 0
+    for version in ("--http1.1", "--http2"):
+        assert curl(z.port, "example.com", "/echo",
+                    extra=["--tlsv1.2", "--tls-max", "1.2", version]).returncode == 0
 
     def lines():
         return [l for l in log.read_text().splitlines() if "__zproxy_e2e_ready" not in l] \
             if log.exists() else []
-    got = wait_until(lambda: lines(), 5)
+    got = wait_until(lambda: len(lines()) >= 2 and lines(), 5)
     assert got and got[-1].split(" ")[-1].startswith("TLSv1.2/TLS_ECDHE_"), got
-    assert '"GET /echo HTTP/1.1" 200' in got[-1]
+    # One line per request, each with the protocol the client spoke and the bytes it got.
+    for line, proto in zip(got[-2:], ("HTTP/1.1", "HTTP/2.0")):
+        assert '"GET /echo %s" 200 ' % proto in line, got
+        assert int(line.split('" 200 ')[1].split(" ")[0]) > 0, line
 
 
 def test_offload_attempt_path_keeps_connections_working(backends, certs, make_proxy,

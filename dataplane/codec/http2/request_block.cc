@@ -46,6 +46,12 @@ size_t EncodeRequestBlock(const http::RequestHead& req, std::string_view scheme,
   return w.Result();
 }
 
+size_t EncodeFieldBlock(std::span<const http::Field> fields, char* out, size_t cap) {
+  BlockWriter w(out, cap);
+  for (const http::Field& f : fields) w.Put(f.name, f.value);
+  return w.Result();
+}
+
 bool NextBlockField(std::string_view* block, std::string_view* name, std::string_view* value) {
   if (block->size() < 6) return false;
   uint16_t n;

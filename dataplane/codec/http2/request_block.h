@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <string_view>
 
 #include "dataplane/http/message.h"
@@ -17,6 +18,9 @@ namespace zproxy::codec::http2 {
 // Returns the length, 0 if it did not fit in cap.
 size_t EncodeRequestBlock(const http::RequestHead& req, std::string_view scheme, bool te_trailers,
                           char* out, size_t cap);
+
+// Fields alone in the same format (trailers kept until they can be sent).
+size_t EncodeFieldBlock(std::span<const http::Field> fields, char* out, size_t cap);
 
 // The next (name, value) of a block; false at its end.
 bool NextBlockField(std::string_view* block, std::string_view* name, std::string_view* value);
