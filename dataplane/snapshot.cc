@@ -113,7 +113,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.http2 = c.protocol() == zproxy::v1::HTTP2;
     if (c.has_tls()) {
       std::string tls_err;
-      auto ctx = tls::ClientContext::Create(c.tls(), &tls_err);
+      auto ctx = tls::ClientContext::Create(c.tls(), &tls_err, c.protocol() == zproxy::v1::HTTP2);
       if (ctx == nullptr) {
         *error = "clusters[" + std::to_string(i) + "].tls." + tls_err;
         return nullptr;

@@ -97,6 +97,11 @@ class H2Sessions {
   uint64_t ReleaseList(SliceList& list);
 
  private:
+  // Streams a client may cancel in a burst, and per second after it. Browsers cancel a
+  // few on navigation; an attacker opening and resetting streams in a loop (each costing
+  // an upstream request) runs dry within a fraction of a second.
+  static constexpr uint32_t kResetBurst = 100;
+  static constexpr uint32_t kResetPerSecond = 20;
   // A session and the handler nghttp2 calls back (it forwards to this class).
   struct Session : codec::http2::ServerHandler {
     H2Sessions* owner = nullptr;
@@ -109,7 +114,14 @@ class H2Sessions {
     bool flushing = false;
     bool again = false;
     bool scheduled = false;  // in pending_
+    // Rapid reset (CVE-2023-44487): streams the client cancels before their response,
+    // a token bucket (kResetBurst, refilled kResetPerSecond); empty: GOAWAY
+    // ENHANCE_YOUR_CALM.
+    uint32_t reset_tokens = 0;
+    uint32_t reset_refill_ms = 0;
     void Reset() {
+      reset_tokens = 0;
+      reset_refill_ms = 0;
       streams = kNil;
       open = 0;
       out_block = kNil;
@@ -131,6 +143,8 @@ class H2Sessions {
   };
 
   Session& Of(uint32_t conn_idx);
+  // A client cancelled a stream before its response: false once it did so too often.
+  bool TakeResetToken(Session& s);
   // --- streams.cc
   uint32_t OpenStream(Session& s, int32_t stream);
   void StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end_stream);

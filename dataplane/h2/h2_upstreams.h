@@ -44,6 +44,8 @@ class H2Upstreams {
   void Opening(uint32_t up, uint32_t ex_idx);
   // The connect completed (res < 0: it failed: every waiting exchange fails over).
   void OnConnected(uint32_t up, int res);
+  // Connecting failed (TCP or TLS): waiting exchanges go elsewhere or get `cause`.
+  void FailConnect(uint32_t up, ErrorCause cause);
   void OnInput(uint32_t up);
   // Room in the connection's output queue again, or something to send.
   void Wake(uint32_t up);

@@ -44,6 +44,8 @@ bool H2Sessions::Start(uint32_t conn_idx) {
     return false;
   }
   c.h2 = idx + 1;
+  s.reset_tokens = kResetBurst;
+  s.reset_refill_ms = w_.NowMs();
   w_.stats_.h2_connections.Add();
   // The preface is the connection's first request head: from now on the idle timeout
   // applies while no stream is open.

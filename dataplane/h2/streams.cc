@@ -235,7 +235,10 @@ bool H2Sessions::ResponseHasRoom(const Exchange& ex) const {
 
 void H2Sessions::PushSliceOf(SliceList& list, const InSlice& s, std::string_view data) {
   if (data.empty()) return;
-  if (s.is_block) {
+  // Only the first waiting piece may pin a receive buffer; behind it (the peer is
+  // slower than its sender) pieces are copied, so a stream that waits, e.g. on a window
+  // its client never opens, holds at most one of the worker's shared buffers.
+  if (s.is_block || list.count != 0) {
     // Blocks are not reference counted: copy.
     while (!data.empty()) {
       uint32_t b = w_.blocks_.Alloc(data.size());
@@ -431,6 +434,10 @@ void H2Sessions::OnStreamClose(Session& s, uint32_t ex_idx, uint32_t error_code)
     // The client reset the stream (or the connection failed) before the response ended:
     // the upstream's work is cancelled with its connection.
     w_.stats_.CountError(ErrorCause::kClientReset);
+    if (!TakeResetToken(s)) {
+      w_.stats_.h2_connection_errors.Add();
+      s.session.Terminate(codec::http2::kEnhanceYourCalm);
+    }
     w_.LogExchange(ex, ex.status,
                    error_code == codec::http2::kCancel ? "client_cancel" : "client_reset");
   }
@@ -443,6 +450,18 @@ void H2Sessions::OnStreamClose(Session& s, uint32_t ex_idx, uint32_t error_code)
     w_.timers_.Arm(w_.draining_ ? w_.t_drain_idle_ : w_.t_client_idle_[c.owner], s.conn,
                    w_.NowMs());
   }
+}
+
+bool H2Sessions::TakeResetToken(Session& s) {
+  uint32_t now = w_.NowMs();
+  uint32_t refill = (now - s.reset_refill_ms) * kResetPerSecond / 1000;
+  if (refill != 0) {
+    s.reset_tokens = std::min(kResetBurst, s.reset_tokens + refill);
+    s.reset_refill_ms = now;
+  }
+  if (s.reset_tokens == 0) return false;
+  s.reset_tokens--;
+  return true;
 }
 
 void H2Sessions::Unlink(Session& s, uint32_t ex_idx) {

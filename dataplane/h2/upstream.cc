@@ -36,11 +36,9 @@ void H2Upstreams::OnConnected(uint32_t up, int res) {
   Conn& u = w_.conns_.Get(up);
   Session& s = Of(up);
   if (res < 0) {
-    ErrorCause cause = res == -ECONNREFUSED ? ErrorCause::kConnectRefused
-                       : res == -ETIMEDOUT  ? ErrorCause::kConnectTimeout
-                                            : ErrorCause::kConnectError;
-    FailAll(s, cause, true);
-    w_.CloseConn(up);
+    FailConnect(up, res == -ECONNREFUSED ? ErrorCause::kConnectRefused
+                    : res == -ETIMEDOUT  ? ErrorCause::kConnectTimeout
+                                         : ErrorCause::kConnectError);
     return;
   }
   codec::http2::ClientSettings settings;
@@ -53,9 +51,20 @@ void H2Upstreams::OnConnected(uint32_t up, int res) {
   }
   s.connected = true;
   w_.ArmRecv(up);
-  for (uint32_t e = s.streams; e != kNil; e = w_.exchanges_.Get(e).up_next) Submit(s, e);
+  for (uint32_t e = s.streams; e != kNil;) {
+    uint32_t next = w_.exchanges_.Get(e).up_next;  // Submit may unlink e
+    Submit(s, e);
+    e = next;
+  }
   w_.timers_.Arm(w_.Cs(u.owner).t_read, up, w_.NowMs());
+  // Bytes that came with the end of a TLS handshake (the server's SETTINGS).
+  if (u.io != kNil && w_.ios_.Get(u.io).in_count > 0) OnInput(up);
   Wake(up);
+}
+
+void H2Upstreams::FailConnect(uint32_t up, ErrorCause cause) {
+  FailAll(Of(up), cause, true);
+  w_.CloseConn(up);
 }
 
 void H2Upstreams::OnInput(uint32_t up) {

@@ -191,6 +191,10 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              "HTTP connections switched to a byte tunnel by 101 Switching Protocols "
              "(WebSocket).",
              &WorkerStats::websocket_upgrades);
+  per_worker("zproxy_paused_receive_copies_total", "counter",
+             "Receives that completed after backpressure paused the socket, copied out of "
+             "the shared receive buffers.",
+             &WorkerStats::paused_recv_copies);
   per_worker("zproxy_http2_connections_total", "counter",
              "Client connections that speak HTTP/2 (h2c prior knowledge or ALPN h2).",
              &WorkerStats::h2_connections);

@@ -113,6 +113,9 @@ struct WorkerStats {
   // before they became requests (oversized or incomplete heads), and connection errors
   // (GOAWAY with an error: malformed frames, floods, flow-control violations).
   Counter h2_connections;
+  // Receives completed after a pause (backpressure) whose bytes were copied out of the
+  // provided buffer (dataplane/worker/output_queue.cc).
+  Counter paused_recv_copies;
   Counter h2_streams;
   Counter h2_refused_streams;
   Counter h2_connection_errors;

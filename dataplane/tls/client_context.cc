@@ -51,7 +51,7 @@ ClientContext::~ClientContext() {
 }
 
 std::unique_ptr<ClientContext> ClientContext::Create(const zproxy::v1::ClusterTls& config,
-                                                     std::string* error) {
+                                                     std::string* error, bool http2) {
   std::unique_ptr<ClientContext> cc(new ClientContext());
   cc->sni_ = config.sni();
   cc->verify_ = !config.has_verify() || config.verify();
@@ -73,7 +73,12 @@ std::unique_ptr<ClientContext> ClientContext::Create(const zproxy::v1::ClusterTl
     return 1;  // the reference is ours
   });
   static const uint8_t kAlpn[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn) - 1);
+  static const uint8_t kAlpnH2[] = "\x02h2";
+  if (http2) {
+    SSL_CTX_set_alpn_protos(ctx, kAlpnH2, sizeof(kAlpnH2) - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn) - 1);
+  }
   if (!config.ca().empty() && !LoadCa(ctx, config, error)) return nullptr;
   if (cc->verify_ && config.ca().empty()) {
     *error = "ca: a CA file is required to verify the endpoints (or verify: false)";

@@ -15,9 +15,10 @@ namespace zproxy::tls {
 class ClientContext {
  public:
   // On error returns null and sets *error to "FIELD: reason" with FIELD relative to the
-  // cluster's tls block (e.g. "ca").
+  // cluster's tls block (e.g. "ca"). http2: ALPN offers "h2" (cluster protocol http2)
+  // instead of "http/1.1".
   static std::unique_ptr<ClientContext> Create(const zproxy::v1::ClusterTls& config,
-                                               std::string* error);
+                                               std::string* error, bool http2 = false);
   ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;

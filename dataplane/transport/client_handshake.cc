@@ -68,6 +68,15 @@ void TlsLayer::UpstreamReady(uint32_t conn_idx) {
   Conn& u = conns_.Get(conn_idx);
   Of(u).app_protocol = AppProtocolOf(Of(u).session.alpn());
   w_.timers_.Disarm(conn_idx);
+  if (u.up_h2 != 0) {
+    // HTTP/2 over TLS: only if the endpoint chose h2 (it may not speak it at all).
+    if (Of(u).app_protocol != AppProtocol::kHttp2) {
+      w_.h2up_.FailConnect(conn_idx, ErrorCause::kUpstreamTlsHandshake);
+      return;
+    }
+    w_.h2up_.OnConnected(conn_idx, 0);
+    return;
+  }
   uint32_t ex_idx = u.exchange;
   if (ex_idx == kNil) {
     w_.CloseConn(conn_idx);
@@ -80,6 +89,10 @@ void TlsLayer::UpstreamReady(uint32_t conn_idx) {
 void TlsLayer::UpstreamFailed(uint32_t conn_idx, ErrorCause cause) {
   Conn& u = conns_.Get(conn_idx);
   if (u.flags & kClosing) return;
+  if (u.up_h2 != 0) {
+    w_.h2up_.FailConnect(conn_idx, cause);  // its waiting streams go elsewhere or answer
+    return;
+  }
   if (u.exchange == kNil) {
     w_.CloseConn(conn_idx);
     return;

@@ -128,6 +128,22 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
     if (tls_.OnRecv(conn_idx, bufs_.Data(bid), static_cast<size_t>(res))) {
       // Ciphertext: the session read all of it, so the buffer goes back at once.
       BufUnref(bid);
+    } else if ((c.flags & kRecvPaused) && static_cast<uint32_t>(res) <= blocks_.large_size()) {
+      // Bytes that arrived after the receive was paused (the multishot drains what the
+      // socket held before the cancel lands): copied out, so a stalled peer pins no
+      // provided buffer beyond its pause threshold. Buffers are the worker's shared,
+      // fixed resource; a few stalled streams must not starve every other connection.
+      uint32_t b = blocks_.Alloc(static_cast<size_t>(res));
+      memcpy(blocks_.Data(b), bufs_.Data(bid), static_cast<size_t>(res));
+      BufUnref(bid);
+      stats_.paused_recv_copies.Add();
+      InPushBack(Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(res), true});
+      if (c.kind == ConnKind::kClient) {
+        stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
+        ProcessClientInput(conn_idx);
+      } else {
+        ProcessUpstreamInput(conn_idx);
+      }
     } else {
       ConnIo& io = Io(conn_idx);
       InPushBack(io, InSlice{bid, 0, static_cast<uint32_t>(res), false});

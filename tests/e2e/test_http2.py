@@ -395,3 +395,46 @@ def test_client_cancel_resets_the_upstream_stream(h2_proxy, h2_upstream):
         assert resp[":status"] == "200"
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def nghttpd_tls(tmp_path_factory):
+    """nghttpd over TLS (h2 by ALPN only), serving files from a directory."""
+    from tlscerts import Certs
+    from procs import free_port
+    d = tmp_path_factory.mktemp("nghttpd")
+    certs = Certs(str(d))
+    docroot = d / "www"
+    docroot.mkdir()
+    (docroot / "big.bin").write_bytes(httpraw.pattern(200000))
+    (docroot / "index.html").write_bytes(b"hello from nghttpd\n")
+    port = free_port()
+    proc = subprocess.Popen(["nghttpd", "-d", str(docroot), "--address", "127.0.0.1", str(port),
+                             certs.upstream["key"], certs.upstream["cert"]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "nghttpd did not start"
+            time.sleep(0.05)
+
+    class N:
+        addr = "127.0.0.1:%d" % port
+        ca = certs.path("ca.pem")
+    yield N()
+    proc.kill()
+    proc.wait()
+
+
+def test_h2_upstream_over_tls_by_alpn(make_proxy, nghttpd_tls):
+    tls = {"ca": nghttpd_tls.ca, "sni": "upstream.test"}
+    z = make_proxy(base_config([listener("web", catch_all("up"))],
+                               [cluster("up", nghttpd_tls.addr, protocol="http2", tls=tls)]))
+    r = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/index.html" % z.port],
+                       capture_output=True, timeout=10)
+    assert r.stdout == b"hello from nghttpd\n", r.stderr
+    version, code, body = curl_h2(z.port, "/big.bin")
+    assert (version, code, body) == ("2", 200, httpraw.pattern(200000))

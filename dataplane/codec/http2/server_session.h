@@ -37,8 +37,9 @@ struct ServerSettings {
   uint32_t max_fields = 128;
   // Rapid reset (CVE-2023-44487): streams the client may reset per second (burst, then
   // rate) before the connection is closed with GOAWAY ENHANCE_YOUR_CALM.
-  uint32_t reset_burst = 200;
-  uint32_t reset_rate = 100;
+  // (nghttp2's own limit, a backstop behind the proxy's, which answers ENHANCE_YOUR_CALM.)
+  uint32_t reset_burst = 1000;
+  uint32_t reset_rate = 330;
 };
 
 // Storage for the header block being decoded: the handler lends it at the block's
