@@ -12,6 +12,12 @@ int64_t UnixMs(std::chrono::system_clock::time_point t) {
 
 std::string CheckDescription(const v1::Cluster& cluster) {
   if (!cluster.has_health_check()) return "";
+  // The same condition that makes the checker speak gRPC (health_service.cc).
+  if (cluster.protocol() == v1::HTTP2 && cluster.health_check().has_grpc_service()) {
+    const std::string& svc = cluster.health_check().grpc_service();
+    return std::string(cluster.has_tls() ? "grpcs" : "grpc") + " Health/Check " +
+           (svc.empty() ? "\"\"" : svc);
+  }
   const std::string& path = cluster.health_check().http_path();
   if (path.empty()) return "tcp connect";  // TLS clusters too: TCP checks stay a plain connect
   return std::string(cluster.has_tls() ? "https" : "http") + " GET " + path;

@@ -19,7 +19,8 @@ bool BuildHealthReport(const v1::Config& config, const std::vector<health::Endpo
                        const std::string& only_cluster, std::chrono::system_clock::time_point now,
                        v1::HealthResponse* out, std::string* error);
 
-// "http GET /healthz", "https GET /healthz" (a TLS cluster), "tcp connect".
+// "http GET /healthz", "https GET /healthz" (a TLS cluster), "tcp connect",
+// "grpc Health/Check app.Svc" ("grpcs ..." over TLS; `""` for the server's overall health).
 std::string CheckDescription(const v1::Cluster& cluster);
 
 // Milliseconds since the Unix epoch; 0 for the zero time point ("never").

@@ -131,5 +131,17 @@ TEST(HealthReport, CheckDescription) {
   EXPECT_EQ(CheckDescription(c), "https GET /h");
 }
 
+TEST(HealthReport, CheckDescriptionGrpc) {
+  v1::Cluster c;
+  c.mutable_health_check()->set_grpc_service("app.Svc");
+  EXPECT_EQ(CheckDescription(c), "tcp connect");  // http1 clusters never check gRPC
+  c.set_protocol(v1::HTTP2);
+  EXPECT_EQ(CheckDescription(c), "grpc Health/Check app.Svc");
+  c.mutable_health_check()->set_grpc_service("");
+  EXPECT_EQ(CheckDescription(c), "grpc Health/Check \"\"");
+  c.mutable_tls();
+  EXPECT_EQ(CheckDescription(c), "grpcs Health/Check \"\"");
+}
+
 }  // namespace
 }  // namespace zproxy::admin

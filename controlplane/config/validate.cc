@@ -86,6 +86,7 @@ class Validator {
         Error(path + ".health_check.http_path",
               "must start with '/', got " + Quote(c.health_check().http_path()));
       }
+      if (c.has_health_check()) CheckGrpcHealth(path, c);
       for (int k = 0; c.has_health_check() && k < c.health_check().expected_statuses_size(); ++k) {
         const uint32_t s = c.health_check().expected_statuses(k);
         if (s < 100 || s > 599) {
@@ -93,6 +94,22 @@ class Validator {
                 "must be an HTTP status 100..599, got " + std::to_string(s));
         }
       }
+    }
+  }
+
+  // A gRPC health check speaks HTTP/2 to the endpoint, and it is the check's only kind.
+  void CheckGrpcHealth(const std::string& cluster_path, const Cluster& c) {
+    const auto& hc = c.health_check();
+    if (!hc.has_grpc_service()) return;
+    const std::string path = cluster_path + ".health_check.grpc_service";
+    if (c.protocol() != zproxy::v1::HTTP2) {
+      Error(path, "gRPC health checks need the cluster's protocol: http2");
+    }
+    if (!hc.http_path().empty()) {
+      Error(path, "a check is gRPC or HTTP: set grpc_service or http_path, not both");
+    }
+    if (hc.expected_statuses_size() > 0) {
+      Error(path, "expected_statuses are HTTP statuses: a gRPC check is healthy on SERVING");
     }
   }
 

@@ -322,5 +322,50 @@ TEST(Validate, ClusterTlsTakesHttpHealthChecks) {
   EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
 }
 
+// A gRPC check on an http2 cluster, as the README documents it (with defaults applied).
+Config GrpcChecked() {
+  Config c = Base();
+  c.mutable_clusters(0)->set_protocol(zproxy::v1::HTTP2);
+  c.mutable_clusters(0)->mutable_health_check()->set_grpc_service("app.Svc");
+  ApplyDefaults(c.mutable_clusters(0));
+  return c;
+}
+
+TEST(Validate, GrpcHealthCheckOnHttp2Cluster) {
+  Config c = GrpcChecked();
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+  // "" is a service name too: the server's overall health.
+  c.mutable_clusters(0)->mutable_health_check()->set_grpc_service("");
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+}
+
+TEST(Validate, GrpcHealthCheckNeedsHttp2) {
+  Config c = GrpcChecked();
+  c.mutable_clusters(0)->set_protocol(zproxy::v1::HTTP1);
+  ExpectOne(c, "clusters[0].health_check.grpc_service", "protocol: http2");
+  c.mutable_clusters(0)->clear_protocol();  // unspecified = http1
+  ExpectOne(c, "clusters[0].health_check.grpc_service", "protocol: http2");
+}
+
+TEST(Validate, GrpcHealthCheckExcludesHttpPath) {
+  Config c = GrpcChecked();
+  c.mutable_clusters(0)->mutable_health_check()->set_http_path("/healthz");
+  ExpectOne(c, "clusters[0].health_check.grpc_service", "not both");
+}
+
+TEST(Validate, GrpcHealthCheckExcludesExpectedStatuses) {
+  Config c = GrpcChecked();
+  c.mutable_clusters(0)->mutable_health_check()->add_expected_statuses(200);
+  ExpectOne(c, "clusters[0].health_check.grpc_service", "SERVING");
+}
+
+TEST(Validate, Http2ClusterKeepsTcpAndHttpChecks) {
+  Config c = GrpcChecked();
+  c.mutable_clusters(0)->mutable_health_check()->clear_grpc_service();
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+  c.mutable_clusters(0)->mutable_health_check()->set_http_path("/healthz");
+  EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
+}
+
 }  // namespace
 }  // namespace zproxy::config

@@ -38,7 +38,11 @@ bool SameSpec(const CheckTarget& a, const CheckTarget& b) {
   auto tls_key = [](const ProbeSpec& s) -> std::string {
     return s.tls != nullptr ? s.tls->key() : "";
   };
+  auto grpc_key = [](const ProbeSpec& s) -> std::string {
+    return s.grpc_channel != nullptr ? s.grpc_channel->key() + "|" + s.grpc_service : "";
+  };
   return a.spec.http_path == b.spec.http_path && a.spec.host == b.spec.host &&
+         grpc_key(a.spec) == grpc_key(b.spec) &&
          a.spec.expected_statuses == b.spec.expected_statuses &&
          tls_key(a.spec) == tls_key(b.spec) && a.spec.tls_error == b.spec.tls_error &&
          a.resolved.ToString() == b.resolved.ToString() && a.resolve_error == b.resolve_error;

@@ -110,8 +110,20 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
       // HTTP checks of a TLS cluster speak TLS with the cluster's settings; one context
       // for all its endpoints. TCP checks stay a plain connect.
       std::shared_ptr<const ProbeTlsContext> tls;
+      std::shared_ptr<const GrpcProbeChannel> grpc_channel;
       std::string tls_error;
-      if (c.has_tls() && !hc.http_path().empty()) {
+      // gRPC checks (validation allows grpc_service only on http2 clusters): TLS by the
+      // cluster's settings through grpc++'s own credentials, else h2c.
+      const bool grpc = c.protocol() == zproxy::v1::HTTP2 && hc.has_grpc_service();
+      if (grpc) {
+        grpc_channel = c.has_tls() ? GrpcProbeChannel::Tls(ProbeTlsSettingsFor(c.tls()), &tls_error)
+                                   : GrpcProbeChannel::Insecure();
+        if (grpc_channel == nullptr) {
+          ZLOG_WARN("health: cluster \"%s\": TLS for its gRPC checks: %s (every check fails)",
+                    c.name().c_str(), tls_error.c_str());
+          grpc_channel = GrpcProbeChannel::Insecure();  // never used: tls_error fails first
+        }
+      } else if (c.has_tls() && !hc.http_path().empty()) {
         tls = ProbeTlsContext::Create(ProbeTlsSettingsFor(c.tls()), &tls_error);
         if (tls == nullptr) {
           ZLOG_WARN("health: cluster \"%s\": TLS for its HTTP checks: %s (every check fails)",
@@ -144,6 +156,12 @@ void HealthService::Apply(const zproxy::v1::Config& config) {
         t.spec.http_path = hc.http_path();
         // Name-based virtual hosts behind TLS choose by SNI and Host alike: send the same.
         t.spec.host = tls != nullptr && !tls->sni().empty() ? tls->sni() : e.address();
+        if (grpc) {
+          t.spec.http_path.clear();
+          t.spec.host = c.has_tls() && !c.tls().sni().empty() ? c.tls().sni() : e.address();
+          t.spec.grpc_channel = grpc_channel;
+          t.spec.grpc_service = hc.grpc_service();
+        }
         t.spec.tls = tls;
         t.spec.tls_error = tls_error;
         t.spec.expected_statuses.assign(hc.expected_statuses().begin(),

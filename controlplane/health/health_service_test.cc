@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <map>
+
 #include "controlplane/health/test_servers.h"
 #include "gtest/gtest.h"
 
@@ -118,6 +120,35 @@ TEST(HealthServiceTest, ResetKeepsTheAdoptedDataplanesSlotsAndVerdicts) {
   }
   for (const EndpointHealth& h : service.States()) EXPECT_EQ(h.healthy, h.address != dead);
   EXPECT_FALSE(service.region().Healthy(7));
+  service.Stop();
+}
+
+// protocol: http2 + grpc_service makes the probe gRPC: a port that accepts TCP but never
+// speaks HTTP/2 is healthy for a TCP check and unhealthy for this one (a timeout), and a
+// refused port fails with gRPC's own status.
+TEST(HealthServiceTest, GrpcServiceOnHttp2ClusterProbesWithGrpc) {
+  HealthService service(32);
+  std::string error;
+  ASSERT_TRUE(service.Start(&error)) << error;
+  auto sub = service.events().Subscribe();
+  testing::SilentListener silent;
+  const std::string dead = testing::ClosedAddress();
+  zproxy::v1::Config c = TwoClusters(dead, silent.address());
+  c.mutable_clusters(0)->set_protocol(zproxy::v1::HTTP2);
+  c.mutable_clusters(0)->mutable_health_check()->set_grpc_service("app.Svc");
+  service.Apply(c);
+
+  std::map<std::string, std::string> reasons;
+  HealthEvent ev;
+  while (reasons.size() < 2 && sub->Next(&ev, milliseconds(3000))) {
+    EXPECT_EQ(ev.cluster, "app");
+    EXPECT_FALSE(ev.healthy);
+    reasons[ev.address] = ev.reason;
+  }
+  ASSERT_EQ(reasons.size(), 2u);
+  EXPECT_EQ(reasons[dead].rfind("gRPC status 14: ", 0), 0u) << reasons[dead];
+  EXPECT_EQ(reasons[silent.address()].rfind("timeout after 200 ms", 0), 0u)
+      << reasons[silent.address()];
   service.Stop();
 }
 

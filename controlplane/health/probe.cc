@@ -54,6 +54,8 @@ uint32_t Probe::wanted_events() const {
       return ssl_ != nullptr ? tls_want_ : EPOLLOUT;
     case State::kReading:
       return (ssl_ != nullptr ? tls_want_ : EPOLLIN) | EPOLLRDHUP;
+    case State::kGrpcCall:
+      return EPOLLIN;
     default:
       return 0;
   }
@@ -68,12 +70,14 @@ void Probe::FreeSsl() {
 
 void Probe::Reset() {
   FreeSsl();
+  grpc_.Reset();
   fd_.reset();
   state_ = State::kIdle;
 }
 
 bool Probe::Finish(bool ok, std::string reason) {
   FreeSsl();
+  grpc_.Reset();
   fd_.reset();
   state_ = State::kDone;
   ok_ = ok;
@@ -92,8 +96,16 @@ bool Probe::Start(const NetAddress& address, const ProbeSpec& spec) {
   response_.clear();
   ok_ = false;
   reason_.clear();
-  if (!spec.http_path.empty() && !spec.tls_error.empty()) {
+  if ((!spec.http_path.empty() || spec.grpc_channel != nullptr) && !spec.tls_error.empty()) {
     return !Finish(false, "TLS settings: " + spec.tls_error);
+  }
+  if (spec.grpc_channel != nullptr) {
+    std::string error;
+    if (!grpc_.Start(address, spec.host, spec.grpc_service, *spec.grpc_channel, &error)) {
+      return !Finish(false, error);
+    }
+    state_ = State::kGrpcCall;
+    return true;
   }
   ip_.clear();
   char ip[INET6_ADDRSTRLEN] = {};
@@ -141,6 +153,12 @@ bool Probe::OnEvents(uint32_t events) {
       return SendSome();
     case State::kReading:
       return ReadSome();
+    case State::kGrpcCall: {
+      bool ok = false;
+      std::string reason;
+      if (!grpc_.Result(&ok, &reason)) return false;
+      return Finish(ok, std::move(reason));
+    }
     default:
       return true;
   }

@@ -1,5 +1,6 @@
 // One health probe on one nonblocking socket: a TCP connect, optionally followed by an
 // HTTP/1.1 GET whose status line decides; over TLS (probe_tls.h) when the cluster has `tls:`.
+// Or a gRPC health check (probe_grpc.h), whose "socket" is an eventfd gRPC pokes when done.
 // Driven by the checker's epoll loop: Start() opens the socket and says which events it waits for,
 // OnEvents() advances it. The probe never blocks and owns nothing but its socket.
 #pragma once
@@ -12,6 +13,7 @@
 
 #include "common/net_address.h"
 #include "common/unique_fd.h"
+#include "controlplane/health/probe_grpc.h"
 #include "controlplane/health/probe_tls.h"
 
 namespace zproxy::health {
@@ -24,6 +26,10 @@ struct ProbeSpec {
   // HTTP checks of a cluster with `tls:`: the GET goes over TLS with the cluster's settings.
   std::shared_ptr<const ProbeTlsContext> tls;
   std::string tls_error;  // the cluster's TLS settings could not be loaded: every probe fails
+  // gRPC check (grpc_channel set): grpc.health.v1.Health/Check of grpc_service, with
+  // `host` as :authority; http_path and expected_statuses are unused.
+  std::shared_ptr<const GrpcProbeChannel> grpc_channel;
+  std::string grpc_service;
 };
 
 // "HTTP/1.x NNN ..." -> NNN, or -1 if `line` is not a status line. Needs the 3 digits and
@@ -33,7 +39,7 @@ bool StatusExpected(int status, const std::vector<uint32_t>& expected);
 
 class Probe {
  public:
-  enum class State { kIdle, kConnecting, kHandshaking, kSending, kReading, kDone };
+  enum class State { kIdle, kConnecting, kHandshaking, kSending, kReading, kGrpcCall, kDone };
 
   // Starts connecting. Returns true while the probe runs: fd() is to be watched for
   // wanted_events(). False when it finished at once (ok()/reason() tell how; e.g. a socket
@@ -46,7 +52,7 @@ class Probe {
 
   State state() const { return state_; }
   bool running() const { return state_ != State::kIdle && state_ != State::kDone; }
-  int fd() const { return fd_.get(); }
+  int fd() const { return state_ == State::kGrpcCall ? grpc_.fd() : fd_.get(); }
   uint32_t wanted_events() const;
   bool ok() const { return ok_; }
   Probe() = default;
@@ -73,6 +79,7 @@ class Probe {
 
   State state_ = State::kIdle;
   UniqueFd fd_;
+  GrpcProbe grpc_;
   const ProbeSpec* spec_ = nullptr;
   std::string request_;
   size_t sent_ = 0;
