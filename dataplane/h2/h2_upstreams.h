@@ -51,6 +51,10 @@ class H2Upstreams {
   void Wake(uint32_t up);
   void FlushPending();
   void OnTimeout(uint32_t up);
+  // Idle pooled connections are PINGed (half the cluster's idle timeout, at most every
+  // 10 s); one that does not answer within read_timeout_ms is closed before a request
+  // finds it dead.
+  void OnTick();
   // The connection broke (EOF, reset, send error): its streams fail with `cause`.
   void Fail(uint32_t up, ErrorCause cause);
   // From CloseConn: streams still on the connection fail (upstream closed), the session
@@ -87,7 +91,10 @@ class H2Upstreams {
     bool again = false;
     bool scheduled = false;
     bool draining = false;  // GOAWAY received: no new streams
+    uint32_t last_input_ms = 0;
+    uint32_t ping_sent_ms = 0;  // 0: no PING outstanding
     void Reset() {
+      last_input_ms = ping_sent_ms = 0;
       streams = kNil;
       count = 0;
       out_block = kNil;
@@ -120,6 +127,9 @@ class H2Upstreams {
   void Detach(uint32_t ex_idx);
   // Fails every stream of the connection; retry: those never sent may go elsewhere.
   void FailAll(Session& s, ErrorCause cause, bool retry);
+  // The exchange's request goes again, on another (or a new) connection: it was refused
+  // unprocessed, or found its reused connection dead. false: no endpoint to take it.
+  bool Resubmit(uint32_t ex_idx);
   void FinishResponse(uint32_t ex_idx);
   void OnStreamClose(Session& s, uint32_t ex_idx, uint32_t error_code);
   bool WriteData(Session& s, uint32_t ex_idx, std::string_view frame_head, size_t len);

@@ -50,6 +50,7 @@ void H2Upstreams::OnConnected(uint32_t up, int res) {
     return;
   }
   s.connected = true;
+  s.last_input_ms = w_.NowMs();
   w_.ArmRecv(up);
   for (uint32_t e = s.streams; e != kNil;) {
     uint32_t next = w_.exchanges_.Get(e).up_next;  // Submit may unlink e
@@ -67,9 +68,34 @@ void H2Upstreams::FailConnect(uint32_t up, ErrorCause cause) {
   w_.CloseConn(up);
 }
 
+void H2Upstreams::OnTick() {
+  uint32_t now = w_.NowMs();
+  for (uint32_t i = 0; i < sessions_.capacity(); i++) {
+    Session& s = sessions_.Get(i);
+    if (s.owner == nullptr || !s.connected || s.count != 0) continue;
+    Conn& u = w_.conns_.Get(s.conn);
+    if (u.up_h2 != i + 1 || (u.flags & kClosing) || !(u.flags & kPooled)) continue;
+    const ClusterRuntime& cfg = *w_.Cs(u.owner).cfg;
+    if (s.ping_sent_ms != 0) {
+      if (now - s.ping_sent_ms > cfg.read_timeout_ms) {
+        w_.stats_.CountError(ErrorCause::kReadTimeout);
+        w_.CloseConn(s.conn);  // no PING ACK: presumed dead, nothing was on it
+      }
+      continue;
+    }
+    uint32_t every = std::min<uint32_t>(10000, cfg.idle_timeout_ms / 2);
+    if (now - s.last_input_ms >= every && s.session.Ping()) {
+      s.ping_sent_ms = now == 0 ? 1 : now;
+      Wake(s.conn);
+    }
+  }
+}
+
 void H2Upstreams::OnInput(uint32_t up) {
   ConnIo& io = w_.Io(up);
   Conn& u = w_.conns_.Get(up);
+  Of(up).last_input_ms = w_.NowMs();
+  Of(up).ping_sent_ms = 0;  // any bytes (the PING ACK among them) prove it alive
   if (Of(up).count != 0) w_.timers_.Arm(w_.Cs(u.owner).t_read, up, w_.NowMs());
   while (io.in_count > 0) {
     InSlice slice = w_.InFront(io);
@@ -178,12 +204,32 @@ void H2Upstreams::FailAll(Session& s, ErrorCause cause, bool retry) {
   while (s.streams != kNil) {
     uint32_t e = s.streams;
     Exchange& ex = w_.exchanges_.Get(e);
-    // A request not sent yet (waiting for the connect) may go to another endpoint.
+    // A request not sent yet (waiting for the connect) may go to another endpoint, and
+    // so may one without a body that got no answer on a reused connection (the upstream
+    // may have closed it as the request went out), once, as over HTTP/1.
+    bool stale = (u.flags & kReused) && ex.up_stream > 0 && !ex.resp_started &&
+                 !ex.h2_req_body && !ex.retried_stale;
     bool may_retry = retry || ex.up_stream == 0;
     Unlink(s, e);
     ex.upstream = kNil;
+    if (stale) {
+      ex.retried_stale = true;
+      if (Resubmit(e)) continue;
+    }
     w_.UpstreamFailed(e, cause, may_retry);
   }
+}
+
+bool H2Upstreams::Resubmit(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (ex.lb_counted) {
+    w_.Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
+    ex.lb_counted = false;
+  }
+  ex.up_stream = 0;
+  ex.head_queued = false;
+  w_.stats_.upstream_retries.Add();
+  return w_.AssignUpstream(ex_idx);
 }
 
 void H2Upstreams::Teardown(uint32_t up) {
@@ -194,6 +240,7 @@ void H2Upstreams::Teardown(uint32_t up) {
   if (s.out_block != kNil) w_.blocks_.Free(s.out_block);
   s.out_block = kNil;
   s.session.Close();
+  s.owner = nullptr;  // not live (OnTick walks the pool)
   sessions_.Free(u.up_h2 - 1);
   u.up_h2 = 0;
 }

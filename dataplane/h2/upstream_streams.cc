@@ -385,16 +385,7 @@ void H2Upstreams::OnStreamClose(Session& s, uint32_t ex_idx, uint32_t error_code
   bool refused = error_code == codec::http2::kRefusedStream;
   Unlink(s, ex_idx);
   ex.upstream = kNil;
-  if (ex.lb_counted) {
-    w_.Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
-    ex.lb_counted = false;
-  }
-  if (refused && !ex.resp_started) {
-    ex.up_stream = 0;
-    ex.head_queued = false;
-    w_.stats_.upstream_retries.Add();
-    if (w_.AssignUpstream(ex_idx)) return;
-  }
+  if (refused && !ex.resp_started && Resubmit(ex_idx)) return;
   w_.UpstreamFailed(ex_idx, ErrorCause::kUpstreamClosed, false);
 }
 

@@ -258,6 +258,7 @@ void Worker::OnTick() {
   clusters_.ExpireEjections(NowMs());
   access_log_.Flush();
   tunnels_.OnTick();
+  h2up_.OnTick();
   if (stop_requested_.load(std::memory_order_relaxed) && !draining_) StartDrain();
   timers_.Expire(NowMs(), [this](uint32_t idx, uint16_t list) { OnTimeout(idx, list); });
   if (draining_) {

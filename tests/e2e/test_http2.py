@@ -438,3 +438,23 @@ def test_h2_upstream_over_tls_by_alpn(make_proxy, nghttpd_tls):
     assert r.stdout == b"hello from nghttpd\n", r.stderr
     version, code, body = curl_h2(z.port, "/big.bin")
     assert (version, code, body) == ("2", 200, httpraw.pattern(200000))
+
+
+def test_idle_pooled_h2_connection_without_ping_ack_is_replaced(make_proxy, h2_upstream):
+    import signal
+    z = make_proxy(base_config([listener("web", catch_all("up"))],
+                               [cluster("up", h2_upstream.addr, protocol="http2",
+                                        idle_timeout_ms=4000, read_timeout_ms=1000)]))
+    assert curl_h2(z.port, "/")[1] == 200
+    before = h2_upstream.conns()
+    pid = int(subprocess.run(["pgrep", "-f", "h2_backend.py"], capture_output=True,
+                             text=True).stdout.split()[0])
+    os.kill(pid, signal.SIGSTOP)  # alive for TCP, deaf to PING
+    try:
+        # PING after 2 s idle, no ACK within read_timeout_ms: closed at ~3 s, before the
+        # 4 s idle timeout would have.
+        time.sleep(3.5)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert curl_h2(z.port, "/")[1] == 200
+    assert h2_upstream.conns() == before + 1, "the dead pooled connection was reused"
