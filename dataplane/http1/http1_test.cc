@@ -154,8 +154,9 @@ TEST(ParseRequest, FieldSyntax) {
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"), Error::kBadHeaderName);
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\nX(y): x\r\n\r\n"), Error::kBadHeaderName);
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n"), Error::kBadHeaderName);
-  EXPECT_EQ(ReqError(std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 37)),
-            Error::kBadHeaderValue);
+  // The length from sizeof: a hand count (it said 37 for 35) read past the literal (ASan).
+  static const char kNul[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n";
+  EXPECT_EQ(ReqError(std::string(kNul, sizeof(kNul) - 1)), Error::kBadHeaderValue);
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n"), Error::kBadHeaderValue);
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7f\r\n\r\n"), Error::kBadHeaderValue);
   EXPECT_EQ(ReqError("GET / HTTP/1.1\r\nHost: a\r\nX: a\x0b\r\n\r\n"), Error::kBadHeaderValue);

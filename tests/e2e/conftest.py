@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+import machine
 import procs
 from procs import Backend, Nginx, Zproxy, base_config
 
@@ -66,6 +67,17 @@ def _binaries_exist():
     for path in (procs.backend_path(),):
         if not os.access(path, os.X_OK):
             pytest.exit("missing %s: run `bazel build //...` (or set ZPROXY_TEST_BACKEND)" % path, 2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_features():
+    """The canary (machine.py): what this kernel offers, probed once, before any test, so
+    every test compares zproxy's fallbacks with the same answer."""
+    return machine.get()
+
+
+def pytest_report_header(config):
+    return "machine canary: " + machine.summary()
 
 
 @pytest.fixture(scope="session")

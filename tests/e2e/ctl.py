@@ -11,6 +11,10 @@ import procs
 
 def zproxyctl_path():
     """$ZPROXYCTL, else beside the zproxyd under test (../tools), else bazel-bin."""
+    named = os.environ.get("ZPROXYCTL", "")
+    if named and not os.access(named, os.X_OK):
+        # tools/test names the one it built: a missing one is a broken run, not a skip.
+        pytest.fail("ZPROXYCTL=%s is not an executable (bazel build //tools:zproxyctl)" % named)
     cands = [os.environ.get("ZPROXYCTL", ""),
              os.path.join(os.path.dirname(os.path.dirname(procs.zproxyd_path())), "tools", "zproxyctl"),
              os.path.join(procs.ROOT, "bazel-bin", "tools", "zproxyctl")]

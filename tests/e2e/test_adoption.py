@@ -14,12 +14,13 @@ import time
 import pytest
 
 import httpraw
+import machine
 import yamlgen
 from conftest import catch_all, cluster, listener
 from ctl import jsonout, ok
 from procs import NO_BPF, base_config, dataplane_restarted, free_port, wait_until
 from test_dataplane_sync import _alive, _pid, _served_by
-from test_health import HEALTH, KillableBackend, bpf_available, health_backing
+from test_health import HEALTH, KillableBackend, health_backing
 
 
 def _cfg(tmp_path, *clusters, **top):
@@ -130,8 +131,8 @@ def test_sigkill_zproxyd_under_load_then_adopt(make_proxy, backends, tmp_path, c
 
 @pytest.mark.parametrize("backing", ["bpf_map", "memfd"])
 def test_active_health_reaches_the_adopted_dataplane(make_proxy, tmp_path, backing):
-    if backing == "bpf_map" and not bpf_available():
-        pytest.skip("needs root and bpffs")
+    if backing == "bpf_map":
+        machine.skip_unless("bpf", "bpffs")
     wrapper = NO_BPF if backing == "memfd" else ()
     a = KillableBackend("adopt-a", str(tmp_path))
     b = KillableBackend("adopt-b", str(tmp_path))

@@ -1,5 +1,6 @@
 """Helpers for the tests of WebSocket and CONNECT tunnels in each mode (Listener.tunnel_mode):
-the modes, a skip when the machine lacks what a mode needs, and the pinned pair maps read
+the modes, a failure when zproxy falls back from a mode this machine has (a skip only when
+the canary, machine.py, finds what the mode needs missing), and the pinned pair maps read
 with bpftool."""
 
 import json
@@ -8,19 +9,25 @@ import subprocess
 
 import pytest
 
+import machine
 from test_metrics import scrape
 
 BPFTOOL = "/usr/sbin/bpftool"
 MODES = ["sockmap", "splice", "copy"]
+# What a tunnel (a direct descriptor from the HTTP listener) needs for each mode.
+MODE_NEEDS = {"sockmap": ("sockmap", "fd_install"), "splice": ("io_uring_splice", "fd_install"),
+              "copy": ()}
 
 
 def require_mode(z, mode, listener="web"):
-    """Skips unless the listener's tunnels really get `mode` here (sockmap needs BPF)."""
+    """Fails unless the listener's tunnels really get `mode` (skips where the machine lacks
+    what the mode needs)."""
     fams = scrape(z)
     [used] = [l["mode"] for _, l, _ in fams["zproxy_listener_tunnel_mode"].samples
               if l["listener"] == listener]
     if used != mode:
-        pytest.skip("tunnel mode %s unavailable here (falls back to %s)" % (mode, used))
+        machine.fallback(MODE_NEEDS[mode],
+                         "listener %s: tunnel mode %s -> %s" % (listener, mode, used))
 
 
 def mode_count(z, mode):
