@@ -66,6 +66,9 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
       cr->upstream.pool_size = 0;         // tunnels never return to a pool
       cr->upstream.outlier_failures = 0;  // targets are not endpoints
       cr->idle_timeout_ms = OrDefault(l.connect().idle_timeout_ms(), 300000u);
+      // A CONNECT over HTTP/2 carries its tunnel as a stream (no tunnel object): the
+      // target's silence ends it after the tunnels' idle timeout.
+      cr->upstream.read_timeout_ms = cr->idle_timeout_ms;
       cr->dns_cache_ms = OrDefault(l.connect().dns_cache_ms(), 5000u);
       cr->dns_negative_cache_ms = OrDefault(l.connect().dns_negative_cache_ms(), 1000u);
       lr.connect = std::move(cr);

@@ -46,8 +46,12 @@ NetAddress ToNetAddress(const dns::Addr& a, uint16_t port) {
 void ConnectRequests::StartConnectByName(uint32_t conn_idx,
                                          const codec::http1::RequestHeadEvent& req,
                                          std::string_view request_line, const ConnectName& name) {
+  ResolveAndConnect(NewConnectExchange(conn_idx, req, request_line), name);
+}
+
+void ConnectRequests::ResolveAndConnect(uint32_t ex_idx, const ConnectName& name) {
+  uint32_t conn_idx = w_.exchanges_.Get(ex_idx).client;
   const ConnectRuntime& cr = *w_.snap_->listeners[w_.conns_.Get(conn_idx).owner].connect;
-  uint32_t ex_idx = NewConnectExchange(conn_idx, req, request_line);
   uint32_t t_idx = connect_targets_.Alloc();
   ConnectTarget& t = connect_targets_.Get(t_idx);
   t.name = name;

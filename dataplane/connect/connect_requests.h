@@ -45,6 +45,10 @@ class ConnectRequests {
   // A CONNECT request head (never routed to a cluster: it opens a tunnel to its target).
   void StartConnectRequest(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                            std::string_view request_line);
+  // HTTP/2 (RFC 9113 §8.5): a CONNECT stream, already an exchange of its session, to
+  // `target` (its :authority). false: refused; *status, *body and *note say how to answer.
+  bool StartH2Connect(uint32_t ex_idx, std::string_view target, int* status, std::string_view* body,
+                      std::string_view* note);
   // The target accepted: 200, then the exchange is a tunnel.
   void EstablishConnectTunnel(uint32_t ex_idx);
   void CountConnectFailure(ErrorCause cause);
@@ -75,6 +79,10 @@ class ConnectRequests {
                    std::string_view note);
   void StartConnectByName(uint32_t conn_idx, const codec::http1::RequestHeadEvent& req,
                           std::string_view request_line, const ConnectName& name);
+  // Resolves the name of an exchange's CONNECT target, then connects to its addresses.
+  void ResolveAndConnect(uint32_t ex_idx, const ConnectName& name);
+  // An exchange becomes a CONNECT: the listener's connect state is its cluster.
+  void MakeConnectExchange(uint32_t ex_idx);
   void ConnectResolved(uint32_t ex_idx);
   void ConnectNextAddress(uint32_t ex_idx);
 

@@ -78,6 +78,53 @@ void ConnectRequests::StartConnectRequest(uint32_t conn_idx,
   w_.ConnectTo(ex_idx, 0, target);  // endpoint 0: the connect state's single (unused) pool
 }
 
+bool ConnectRequests::StartH2Connect(uint32_t ex_idx, std::string_view target_text, int* status,
+                                     std::string_view* body, std::string_view* note) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  const ListenerRuntime& listener = w_.snap_->listeners[w_.conns_.Get(ex.client).owner];
+  auto refuse = [&](ConnectOutcome outcome, int s, std::string_view b) {
+    w_.stats_.connect_requests[static_cast<int>(outcome)].Add();
+    *status = s;
+    *body = b;
+    *note = ConnectOutcomeName(outcome);
+    return false;
+  };
+  if (listener.connect == nullptr) {
+    return refuse(ConnectOutcome::kNotEnabled, 403,
+                  "zproxy: CONNECT is not enabled on this listener\n");
+  }
+  NetAddress target;
+  ConnectName name;
+  ConnectTargetError parsed = ParseConnectTarget(target_text, &target, &name);
+  if (parsed == ConnectTargetError::kMalformed) {
+    return refuse(ConnectOutcome::kBadTarget, 400,
+                  "zproxy: bad CONNECT target (expected host:port, IP:port or [IPv6]:port)\n");
+  }
+  const auto& rules = listener.connect->allow;
+  if (parsed == ConnectTargetError::kHostname) {
+    if (!ConnectNameAllowed(rules, name) && !ConnectIpRulesForPort(rules, name.port)) {
+      return refuse(ConnectOutcome::kDenied, 403, "zproxy: CONNECT target not allowed\n");
+    }
+    MakeConnectExchange(ex_idx);
+    ResolveAndConnect(ex_idx, name);
+    return true;
+  }
+  if (!ConnectAllowed(rules, target)) {
+    return refuse(ConnectOutcome::kDenied, 403, "zproxy: CONNECT target not allowed\n");
+  }
+  MakeConnectExchange(ex_idx);
+  w_.ConnectTo(ex_idx, 0, target);
+  return true;
+}
+
+void ConnectRequests::MakeConnectExchange(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  ex.cluster = w_.clusters_.ForConnect(w_.conns_.Get(ex.client).owner);
+  w_.RefCluster(ex.cluster);
+  ex.connect = true;
+  ex.req_done = true;  // nothing to forward until the tunnel is up
+}
+
 uint32_t ConnectRequests::NewConnectExchange(uint32_t conn_idx,
                                              const codec::http1::RequestHeadEvent& req,
                                              std::string_view request_line) {
@@ -85,11 +132,8 @@ uint32_t ConnectRequests::NewConnectExchange(uint32_t conn_idx,
   uint32_t ex_idx = w_.exchanges_.Alloc();
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.client = conn_idx;
-  ex.cluster = w_.clusters_.ForConnect(c.owner);
-  w_.RefCluster(ex.cluster);
-  ex.connect = true;
+  MakeConnectExchange(ex_idx);
   ex.down.Begin(req);
-  ex.req_done = true;  // nothing to forward until the tunnel is up
   if (w_.access_log_.enabled()) {
     size_t n = std::min(request_line.size(), sizeof(ex.req_line));
     memcpy(ex.req_line, request_line.data(), n);
@@ -106,6 +150,10 @@ void ConnectRequests::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int s
                                   std::string_view body, std::string_view note) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   w_.stats_.connect_requests[static_cast<int>(outcome)].Add();
+  if (ex.h2_stream != 0) {
+    w_.h2_.LocalResponse(ex_idx, status, body, note);  // the stream, not the connection
+    return;
+  }
   // A client that sent its FIN behind the CONNECT reads this answer, then the close.
   bool close = !ex.down.keep_alive() || ex.tunnel.client_eof || w_.draining_;
   uint32_t client = ex.client;
@@ -127,6 +175,10 @@ void ConnectRequests::FailConnect(uint32_t ex_idx, ConnectOutcome outcome, int s
 void ConnectRequests::EstablishConnectTunnel(uint32_t ex_idx) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   w_.stats_.connect_requests[static_cast<int>(ConnectOutcome::kEstablished)].Add();
+  if (ex.h2_stream != 0) {
+    w_.h2_.EstablishTunnel(ex_idx);  // 200 on the stream; DATA both ways from here
+    return;
+  }
   w_.QueueOut(ex.client, kEstablished.data(), static_cast<uint32_t>(kEstablished.size()),
               ItemOwner::kStatic, 0);
   w_.stats_.CountStatus(200);

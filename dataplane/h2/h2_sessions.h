@@ -81,6 +81,9 @@ class H2Sessions {
   void RespondError(uint32_t ex_idx, const stream::Decision& d, ErrorCause cause);
   // The exchange cannot complete: RST_STREAM, the upstream closed.
   void Reset(uint32_t ex_idx);
+  // A CONNECT's target accepted (RFC 9113 §8.5): 200, then the stream's DATA are the
+  // tunnel's bytes both ways, END_STREAM its half-closes.
+  void EstablishTunnel(uint32_t ex_idx);
   // Request body data towards the upstream, as far as its queue has room.
   void PumpRequestBody(uint32_t ex_idx);
   // n bytes of the stream's request body went upstream: its window opens again.
@@ -155,6 +158,8 @@ class H2Sessions {
   // Closes the exchange's upstream connection (the stream stays until nghttp2 ends it).
   void DropUpstream(uint32_t ex_idx);
   void Unlink(Session& s, uint32_t ex_idx);
+  // CONNECT: the client's END_STREAM becomes the target's FIN once its bytes are out.
+  void MaybeShutdownUpstream(uint32_t ex_idx);
   void FreeStream(uint32_t ex_idx);
   // --- session.cc
   void QueueGathered(Session& s);

@@ -78,9 +78,23 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   ex.req_end = end_stream;
   ex.h2_req_body = !end_stream;
   if (head.method_id == http::Method::kConnect) {
-    // RFC 9113 §8.5 tunnels are not carried over HTTP/2 yet.
-    w_.stats_.CountError(ErrorCause::kNoRoute);
-    LocalResponse(ex_idx, 501, "zproxy: CONNECT over HTTP/2 is not supported\n", "connect_h2");
+    // RFC 9113 §8.5: a tunnel to :authority, allowed by the listener's connect rules.
+    if (w_.access_log_.enabled()) {
+      std::string_view rl = codec::http1::RequestLine(head, ex.req_line, sizeof(ex.req_line));
+      ex.req_line_len = static_cast<uint8_t>(rl.size());
+    }
+    if (!head.upgrade.empty()) {
+      LocalResponse(ex_idx, 501, "zproxy: extended CONNECT is not supported\n", "connect_h2");
+      return;
+    }
+    int status = 0;
+    std::string_view body, note;
+    if (!w_.connect_.StartH2Connect(ex_idx, head.authority, &status, &body, &note)) {
+      LocalResponse(ex_idx, status, body, note);
+      return;
+    }
+    ex.h2_routed = true;  // holds the connect state's cluster reference
+    ex.h2_req_body = true;
     return;
   }
   // How the client reached us (X-Forwarded-Proto), not what its :scheme claims.
@@ -164,6 +178,7 @@ void H2Sessions::Session::OnRequestEnd(uint32_t handle) {
 void H2Sessions::PumpRequestBody(uint32_t ex_idx) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   if (w_.conns_.Get(ex.client).h2 == 0) return;  // the client's connection is closing
+  MaybeShutdownUpstream(ex_idx);
   if (ex.req_done || ex.upstream == kNil || !ex.head_queued || ex.h2_abandoned) return;
   if (ex.up_h2) {
     w_.h2up_.ResumeRequest(ex_idx);  // the upstream session pulls from req_data
@@ -198,9 +213,39 @@ void H2Sessions::PumpRequestBody(uint32_t ex_idx) {
   if (ex.req_data.head == kNil && ex.req_end) {
     if (ex.req_chunked) w_.QueueOut(up, "0\r\n\r\n", 5, ItemOwner::kStatic, 0);
     ex.req_done = true;
+    // A tunnel: the client's END_STREAM is its half-close, passed on once sent.
+    if (ex.connect) ex.h2_shutdown_up = true;
   }
   w_.Flush(up);
+  MaybeShutdownUpstream(ex_idx);
   ConsumedRequest(ex_idx, forwarded);
+}
+
+void H2Sessions::MaybeShutdownUpstream(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (!ex.h2_shutdown_up || ex.upstream == kNil) return;
+  if (w_.OutCount(ex.upstream) != 0 || (w_.conns_.Get(ex.upstream).flags & kSendInflight)) {
+    return;  // after the queued bytes (the upstream's send completion comes back here)
+  }
+  ex.h2_shutdown_up = false;
+  w_.ShutdownWrite(ex.upstream);
+}
+
+void H2Sessions::EstablishTunnel(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  w_.stats_.CountStatus(200);
+  ex.status = 200;
+  ex.head_queued = true;
+  ex.resp_started = true;
+  ex.resp = RespState::kBody;
+  // The target's bytes are the response body until it closes.
+  ex.up.response_body().Start(http::Body{http::Framing::kUntilClose, 0}, false);
+  ex.req_done = false;
+  http::ResponseHead head;
+  head.status = 200;
+  SendResponseHead(ex_idx, head, true);
+  w_.timers_.Arm(w_.Cs(ex.cluster).t_read, ex.upstream, w_.NowMs());
+  PumpRequestBody(ex_idx);  // what the client sent meanwhile
 }
 
 void H2Sessions::ConsumedRequest(uint32_t ex_idx, size_t n) {

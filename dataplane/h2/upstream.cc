@@ -207,8 +207,8 @@ void H2Upstreams::FailAll(Session& s, ErrorCause cause, bool retry) {
     // A request not sent yet (waiting for the connect) may go to another endpoint, and
     // so may one without a body that got no answer on a reused connection (the upstream
     // may have closed it as the request went out), once, as over HTTP/1.
-    bool stale = (u.flags & kReused) && ex.up_stream > 0 && !ex.resp_started &&
-                 !ex.h2_req_body && !ex.retried_stale;
+    bool stale = (u.flags & kReused) && ex.up_stream > 0 && !ex.resp_started && !ex.h2_req_body &&
+                 !ex.retried_stale;
     bool may_retry = retry || ex.up_stream == 0;
     Unlink(s, e);
     ex.upstream = kNil;

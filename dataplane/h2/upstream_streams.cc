@@ -80,7 +80,15 @@ void H2Upstreams::Detach(uint32_t ex_idx) {
     return;
   }
   ClusterState& cs = w_.Cs(u.owner);
-  bool keep = !w_.draining_ && !cs.retired;
+  if (w_.draining_ || cs.retired) {
+    // Not to be reused (drain, or a config change retired the cluster), but other
+    // streams may still be on it: it closes with the last of them.
+    cs.pool.Remove(up, u.endpoint);
+    s.draining = true;
+    if (s.count == 0) w_.CloseConn(up);
+    return;
+  }
+  bool keep = true;
   switch (cs.pool.Release(up, u.endpoint, keep, cs.cfg->pool_size)) {
     case upstream::Released::kClose:
       w_.CloseConn(up);

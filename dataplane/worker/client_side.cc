@@ -294,7 +294,11 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
   // A protocol upgrade (WebSocket) goes through when it carries no body: after a 101 the
   // connection becomes a tunnel (upstream_side.cc). With a body it is sent as a plain
   // request (the upgrade dropped), so the body framing stays unambiguous.
-  if (req.body.present() || cluster.http2) req.upgrade = {};
+  // Nor is an h2c Upgrade (RFC 9113 dropped it; prior knowledge is how h2c is spoken
+  // here): such a request is served as HTTP/1.1, as the issue of HTTP/2 says.
+  if (req.body.present() || cluster.http2 || http1::EqualsIgnoreCase(req.upgrade, "h2c")) {
+    req.upgrade = {};
+  }
   for (const http::Field& f : req.fields) {
     if (http1::EqualsIgnoreCase(f.name, "content-type") &&
         f.value.substr(0, 16) == "application/grpc") {

@@ -214,7 +214,8 @@ struct Exchange {
   bool h2_abandoned = false;   // answered or reset early: later request data is dropped
   bool h2_needs_pump = false;  // resp_data had room again: read more from the upstream
   bool h2_rst_sent = false;
-  bool grpc = false;  // content-type application/grpc: errors are gRPC statuses
+  bool h2_shutdown_up = false;  // CONNECT: the client's END_STREAM waits to become a FIN
+  bool grpc = false;            // content-type application/grpc: errors are gRPC statuses
 
   // The upstream side is an HTTP/2 stream (cluster protocol http2, dataplane/h2/
   // upstream.cc): its id on the connection (0: not submitted yet), its place in the

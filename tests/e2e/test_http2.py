@@ -126,9 +126,12 @@ def test_routing_and_header_policy_apply_to_h2(stack, backends):
     assert headers["x-forwarded-proto"] == "http"
     # The upstream got HTTP/1.1 without any HTTP/2 pseudo-field or TE.
     assert not any(k.startswith(":") for k in headers)
-    # Methods not routed: 404 from zproxy, as over HTTP/1.1.
-    _, code, body = curl_h2(stack.port, "/x/", "-H", "Host: nowhere.example")
-    assert code in (200, 404)
+    # Routes match on :authority as on Host: strict.example routes, another name is a 404.
+    strict = stack.ports["strict"]
+    _, code, _ = curl_h2(strict, "/x/y", "-H", "Host: strict.example")
+    assert code == 200
+    _, code, body = curl_h2(strict, "/x/y", "-H", "Host: nowhere.example")
+    assert (code, body) == (404, b"zproxy: no route\n")
 
 
 def test_response_bodies_map_back(stack):
@@ -458,3 +461,48 @@ def test_idle_pooled_h2_connection_without_ping_ack_is_replaced(make_proxy, h2_u
         os.kill(pid, signal.SIGCONT)
     assert curl_h2(z.port, "/")[1] == 200
     assert h2_upstream.conns() == before + 1, "the dead pooled connection was reused"
+
+
+def test_h2c_upgrade_is_served_as_http11(stack):
+    # curl --http2 on http:// asks for Upgrade: h2c; zproxy answers in HTTP/1.1 and the
+    # upstream never sees the Upgrade.
+    r = subprocess.run(["curl", "-sS", "--http2", "-o", "-", "-w", "\n%{http_version}",
+                        "http://127.0.0.1:%d/echo" % stack.port], capture_output=True, timeout=10)
+    body, _, version = r.stdout.rpartition(b"\n")
+    assert version == b"1.1", r.stdout
+    headers = {k.lower(): v for k, v in json.loads(body)["headers"]}
+    assert "upgrade" not in headers and "http2-settings" not in headers, headers
+
+
+def test_connect_over_h2_tunnels_to_an_allowed_target(make_proxy, backends):
+    """RFC 9113 §8.5: CONNECT on a stream; its DATA are the tunnel's bytes both ways."""
+    a = backends["a"]
+    lst = listener("web", catch_all("a"))
+    lst["connect"] = {"allow": ["127.0.0.1:%d" % a.port]}
+    z = make_proxy(base_config([lst], [cluster("a", a.addr)]))
+    c = H2Client(z.port, validate=False)  # (python3-h2 wants a :path even for CONNECT)
+    try:
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "CONNECT"), (":authority", a.addr)])
+        c.flush()
+        while sid not in c.responses and sid not in c.resets:
+            c.read_some()
+        assert c.responses[sid][":status"] == "200", c.responses
+        # An HTTP/1.1 exchange with the backend, through the tunnel.
+        c.conn.send_data(sid, b"GET /bytes/5000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                         end_stream=True)
+        c.flush()
+        while sid not in c.ended and sid not in c.resets:
+            c.read_some()
+        raw = bytes(c.bodies[sid])
+        assert raw.startswith(b"HTTP/1.1 200"), raw[:100]
+        assert raw.endswith(httpraw.pattern(5000))
+        # Not allowed: 403 on that stream, the connection lives on.
+        sid2 = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid2, [(":method", "CONNECT"), (":authority", "127.0.0.1:1")],
+                            end_stream=False)
+        c.flush()
+        resp, body = c.wait(sid2)
+        assert resp[":status"] == "403" and b"not allowed" in body
+    finally:
+        c.close()
