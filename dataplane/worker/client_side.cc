@@ -273,8 +273,9 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
     *refusal = {413, "zproxy: request body too large\n", "body_too_large"};
     return false;
   }
-  const routing::RouteEntry* route =
-      snap_->routes->Match(c.owner, req.authority, req.path, req.method);
+  // A server-wide OPTIONS * (asterisk-form) is routed as the listener's root.
+  const routing::RouteEntry* route = snap_->routes->Match(
+      c.owner, req.authority, req.path == "*" ? std::string_view("/") : req.path, req.method);
   if (route == nullptr) {
     stats_.CountError(ErrorCause::kNoRoute);
     *refusal = {404, "zproxy: no route\n", "no_route"};

@@ -10,6 +10,7 @@ size_t EncodeRequestHead(const http::RequestHead& req, char* out, size_t cap) {
   Writer w(out, cap);
   w.Put(req.method);
   w.Put(" ");
+  if (!req.path_and_query.empty() && req.path_and_query.front() == '?') w.Put("/");
   w.Put(req.path_and_query);
   w.Put(http10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
   w.Put("Host: ");

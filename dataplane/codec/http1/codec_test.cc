@@ -203,6 +203,20 @@ TEST(ServerCodec, AbsoluteFormGivesAuthorityAndOriginForm) {
             "head GET /p?q HTTP/1.1 authority=h2.example body=none\nend\n");
   EXPECT_EQ(Server("GET http://h2.example HTTP/1.1\r\nHost: h2.example\r\n\r\n"),
             "head GET / HTTP/1.1 authority=h2.example body=none\nend\n");
+  // RFC 9112 §3.2.4: an OPTIONS to an absolute URI with an empty path and no query goes
+  // on in asterisk-form; with a query, origin-form "/?q" (the encoder adds the "/").
+  EXPECT_EQ(Server("OPTIONS http://www.example.org:8001 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "head OPTIONS * HTTP/1.1 authority=www.example.org:8001 body=none\nend\n");
+  EXPECT_EQ(Server("GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+            "head GET ?q=1 HTTP/1.1 authority=h body=none\nend\n");
+  http::RequestHead req;
+  req.method = "GET";
+  req.authority = "h";
+  req.path_and_query = "?q=1";
+  req.protocol = "HTTP/1.1";
+  char out[256];
+  size_t n = EncodeRequestHead(req, out, sizeof(out));
+  EXPECT_EQ(std::string_view(out, n), "GET /?q=1 HTTP/1.1\r\nHost: h\r\n\r\n");
 }
 
 TEST(ServerCodec, ConnectAndAsteriskTargets) {

@@ -9,16 +9,21 @@
 namespace zproxy::codec::http1 {
 
 namespace {
-// The request-target sent upstream is always origin-form: absolute-form
-// ("http://h/p?q") is reduced to its path and query.
+// The request-target sent upstream is origin-form: absolute-form ("http://h/p?q") is
+// reduced to its path and query (RFC 9112 §3.2.2). An empty path is "/", except for an
+// OPTIONS with neither path nor query, which goes on as "*" (RFC 9112 §3.2.4: the last
+// proxy turns it into the asterisk-form). "http://h?q" gives "?q": the encoders write
+// the "/" in front (there is no "/" in the input to point at).
 std::string_view OriginForm(const zproxy::http1::RequestHead& req) {
   std::string_view t = req.target;
   if (!t.empty() && t.front() != '/' && t != "*") {
     size_t scheme = t.find("://");
     if (scheme != std::string_view::npos) {
-      size_t slash = t.find('/', scheme + 3);
-      if (slash == std::string_view::npos) return "/";
-      return t.substr(slash);
+      size_t end = t.find_first_of("/?", scheme + 3);
+      if (end == std::string_view::npos) {
+        return req.method_id == zproxy::http1::Method::kOptions ? "*" : "/";
+      }
+      return t.substr(end);
     }
   }
   return t;

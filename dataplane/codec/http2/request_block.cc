@@ -23,6 +23,21 @@ class BlockWriter {
     memcpy(out_ + len_ + 6 + name.size(), value.data(), value.size());
     len_ += need;
   }
+  // ":path" = "/" + query (the query's view has no "/" before it).
+  void PutPathWithSlash(std::string_view query) {
+    size_t need = 6 + 5 + 1 + query.size();
+    if (failed_ || need > cap_ - len_) {
+      failed_ = true;
+      return;
+    }
+    uint16_t n = 5;
+    auto v = static_cast<uint32_t>(query.size() + 1);
+    memcpy(out_ + len_, &n, 2);
+    memcpy(out_ + len_ + 2, &v, 4);
+    memcpy(out_ + len_ + 6, ":path/", 6);
+    memcpy(out_ + len_ + 12, query.data(), query.size());
+    len_ += need;
+  }
   size_t Result() const { return failed_ ? 0 : len_; }
 
  private:
@@ -40,7 +55,15 @@ size_t EncodeRequestBlock(const http::RequestHead& req, std::string_view scheme,
   w.Put(":method", req.method);
   if (req.method_id != http::Method::kConnect) w.Put(":scheme", scheme);
   w.Put(":authority", req.authority);
-  if (req.method_id != http::Method::kConnect) w.Put(":path", req.path_and_query);
+  if (req.method_id != http::Method::kConnect) {
+    std::string_view path = req.path_and_query;
+    // "?q" from an absolute-form target without a path (codec/http1): the path is "/".
+    if (!path.empty() && path.front() == '?') {
+      w.PutPathWithSlash(path);
+    } else {
+      w.Put(":path", path);
+    }
+  }
   for (const http::Field& f : req.fields) w.Put(f.name, f.value);
   if (te_trailers) w.Put("te", "trailers");
   return w.Result();
