@@ -56,11 +56,30 @@ struct Callbacks {
     s->handler_->ReleaseHeaderSpace(space);
   }
 
+  // RFC 9113 §5.1.1: a client's new stream id must be larger than every one it used.
+  // nghttp2 ignores a HEADERS on a lower, never used id; that is a connection error.
+  // (A HEADERS on a recently used id is nghttp2's to judge: STREAM_CLOSED.)
+  static int OnBeginFrame(nghttp2_session* session, const nghttp2_frame_hd* hd, void* user_data) {
+    ServerSession* s = Self(user_data);
+    if (hd->type != NGHTTP2_HEADERS || (hd->stream_id & 1) == 0 ||
+        hd->stream_id >= s->max_stream_) {
+      return 0;
+    }
+    if (nghttp2_session_get_stream_user_data(session, hd->stream_id) != nullptr) return 0;
+    for (int32_t id : s->recent_streams_) {
+      if (id == hd->stream_id) return 0;
+    }
+    nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+  }
+
   static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     ServerSession* s = Self(user_data);
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;  // trailers: not forwarded (yet), so not stored
     }
+    s->max_stream_ = std::max(s->max_stream_, frame->hd.stream_id);
+    s->recent_streams_[s->recent_next_++ % ServerSession::kRecentStreams] = frame->hd.stream_id;
     ReleaseBlock(s);  // a block left by a stream nghttp2 refused mid-way
     HeaderSpace space = s->handler_->AcquireHeaderSpace();
     Block* b = HeaderBlock::Place(space, frame->hd.stream_id, s->settings_.max_fields,
@@ -283,14 +302,19 @@ void ServerSession::Close() {
   Callbacks::ReleaseBlock(this);
   nghttp2_session_del(session_);
   session_ = nullptr;
+  failed_ = false;
 }
 
 bool ServerSession::Start(const ServerSettings& settings, ServerHandler* handler) {
   settings_ = settings;
   handler_ = handler;
+  max_stream_ = 0;
+  recent_next_ = 0;
+  for (int32_t& id : recent_streams_) id = 0;
   nghttp2_session_callbacks* cb = nullptr;
   if (nghttp2_session_callbacks_new(&cb) != 0) return false;
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Callbacks::OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cb, Callbacks::OnBeginFrame);
   nghttp2_session_callbacks_set_on_header_callback(cb, Callbacks::OnHeader);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Callbacks::OnFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Callbacks::OnDataChunk);
@@ -337,12 +361,20 @@ bool ServerSession::Receive(std::string_view in) {
   ssize_t n =
       nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()), in.size());
   // A block left incomplete stays for the next bytes (CONTINUATION); an error ends all.
-  return n >= 0;
+  if (n < 0) {
+    // E.g. a bad client preface: nghttp2 stops without a GOAWAY; send one (RFC 9113
+    // §3.4: PROTOCOL_ERROR) so the client knows, and let the connection close after it.
+    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    failed_ = true;
+    return false;
+  }
+  return true;
 }
 
 bool ServerSession::Send() { return nghttp2_session_send(session_) == 0; }
 
 bool ServerSession::Finished() const {
+  if (failed_) return nghttp2_session_want_write(session_) == 0;
   return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
 }
 

@@ -133,6 +133,12 @@ class ServerSession {
   ServerHandler* handler_ = nullptr;
   ServerSettings settings_;
   HeaderBlock* block_ = nullptr;  // header block being decoded (one at a time per connection)
+  bool failed_ = false;           // Receive failed: only the GOAWAY is left to send
+  // The largest client stream id seen, and the last few (RFC 9113 §5.1.1 checks).
+  static constexpr int kRecentStreams = 8;
+  int32_t max_stream_ = 0;
+  int32_t recent_streams_[kRecentStreams] = {};
+  uint32_t recent_next_ = 0;
   friend struct Callbacks;
 };
 
