@@ -16,8 +16,17 @@
 //   --deadline_ms D  --cancel_after_ms C  --authority A
 //   --service S --serving true|false (set_health, health_check)
 // Exits 0 whenever the call completed (whatever its status), 2 on bad usage.
+//
+// Benchmark mode (bench/run-h2): --rpc unary with --repeat N and/or --duration_ms D makes
+// unary calls of --size bytes from --concurrency C threads (each a blocking loop) sharing
+// --channels K channels (default 1: one HTTP/2 connection, C concurrent streams), until N
+// calls in all or D ms; prints one JSON line {"bench":"unary","calls":..,"errors":..,
+// "calls_per_s":..,"p50_us":..,"p99_us":..,...}. Every echo is checked; a failed or wrong
+// call counts as an error (the first error's status is printed). Exits 1 if any call failed.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -25,6 +34,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/grpc/echo.grpc.pb.h"
@@ -49,6 +59,11 @@ struct Options {
   int64_t deadline_ms = -1;
   int64_t cancel_after_ms = -1;
   bool serving = true;
+  // Benchmark mode.
+  uint64_t repeat = 0;
+  int64_t duration_ms = -1;
+  int concurrency = 1;
+  int channels = 1;
 };
 
 struct Outcome {
@@ -252,6 +267,14 @@ bool ParseArgs(int argc, char** argv, Options* o, std::string* why) {
       o->serving = v == "true";
     else if (a == "--authority")
       o->authority = v;
+    else if (a == "--repeat")
+      o->repeat = std::stoull(v);
+    else if (a == "--duration_ms")
+      o->duration_ms = std::stoll(v);
+    else if (a == "--concurrency")
+      o->concurrency = std::max(1, std::stoi(v));
+    else if (a == "--channels")
+      o->channels = std::max(1, std::stoi(v));
     else if (a == "--trailer") {
       const size_t eq = v.find('=');
       if (eq == std::string::npos) return *why = "--trailer wants KEY=VALUE", false;
@@ -270,6 +293,92 @@ bool ParseArgs(int argc, char** argv, Options* o, std::string* why) {
   return true;
 }
 
+// Benchmark mode: closed-loop unary calls from o.concurrency threads.
+int BenchUnary(const Options& o, const grpc::ChannelArguments& base_args) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<zproxy::test::Echo::Stub>> stubs;
+  for (int i = 0; i < o.channels; i++) {
+    grpc::ChannelArguments args = base_args;
+    // Distinct channels get distinct connections (no subchannel sharing).
+    args.SetInt("zproxy.bench.channel", i);
+    channels.push_back(grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+    stubs.push_back(zproxy::test::Echo::NewStub(channels.back()));
+  }
+  for (auto& ch : channels) {
+    if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::fprintf(stderr, "grpc-test-client: could not connect to %s\n", o.target.c_str());
+      return 1;
+    }
+  }
+  const std::string payload = PatternPayload(0, o.size);
+  std::atomic<uint64_t> issued{0}, errors{0};
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::string first_error;
+  std::vector<std::vector<uint32_t>> lat(o.concurrency);
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = o.duration_ms >= 0 ? start + std::chrono::milliseconds(o.duration_ms)
+                                      : std::chrono::steady_clock::time_point::max();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.concurrency; t++) {
+    threads.emplace_back([&, t] {
+      auto* stub = stubs[t % stubs.size()].get();
+      auto& mine = lat[t];
+      mine.reserve(1 << 16);
+      EchoRequest req;
+      req.set_payload(payload);
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (o.repeat && issued.fetch_add(1) >= o.repeat) break;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (t0 >= end) break;
+        grpc::ClientContext ctx;
+        if (o.deadline_ms >= 0) ctx.set_deadline(std::chrono::system_clock::now() +
+                                                 std::chrono::milliseconds(o.deadline_ms));
+        EchoResponse resp;
+        grpc::Status st = stub->Unary(&ctx, req, &resp);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (!st.ok() || resp.payload() != payload) {
+          if (errors.fetch_add(1) == 0) {
+            std::lock_guard<std::mutex> lock(mu);
+            first_error = st.ok() ? std::string("echo differs") : std::string(StatusCodeName(st.error_code())) + ": " +
+                                                          st.error_message();
+          }
+          continue;
+        }
+        mine.push_back(static_cast<uint32_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count()));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::vector<uint32_t> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) -> uint64_t {
+    if (all.empty()) return 0;
+    size_t i = static_cast<size_t>(p * (all.size() - 1) + 0.5);
+    return all[std::min(i, all.size() - 1)];
+  };
+  double mean = 0;
+  for (uint32_t x : all) mean += x;
+  if (!all.empty()) mean /= all.size();
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"bench\":\"unary\",\"calls\":%zu,\"errors\":%llu,\"seconds\":%.3f,"
+                "\"calls_per_s\":%.1f,\"concurrency\":%d,\"channels\":%d,\"size\":%zu,"
+                "\"mean_us\":%.1f,\"p50_us\":%llu,\"p90_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu,"
+                "\"first_error\":",
+                all.size(), static_cast<unsigned long long>(errors.load()), secs,
+                all.size() / secs, o.concurrency, o.channels, o.size, mean,
+                static_cast<unsigned long long>(pct(0.5)), static_cast<unsigned long long>(pct(0.9)),
+                static_cast<unsigned long long>(pct(0.99)),
+                static_cast<unsigned long long>(all.empty() ? 0 : all.back()));
+  std::string line = std::string(buf) + JsonString(first_error) + "}\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  return errors.load() ? 1 : 0;
+}
+
 int Main(int argc, char** argv) {
   Options o;
   std::string why;
@@ -282,6 +391,10 @@ int Main(int argc, char** argv) {
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   if (!o.authority.empty()) args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, o.authority);
+  if (o.repeat || o.duration_ms >= 0) {
+    if (o.rpc != "unary") return Usage("--repeat/--duration_ms are for --rpc unary only");
+    return BenchUnary(o, args);
+  }
   auto channel = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
   auto stub = zproxy::test::Echo::NewStub(channel);
 
