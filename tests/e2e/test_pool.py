@@ -9,13 +9,15 @@
   body is not resent: 502.
 """
 
+import os
+import signal
 import time
 
 import pytest
 
 import httpraw
 from conftest import catch_all, cluster, listener
-from procs import Backend, base_config, wait_until
+from procs import Backend, base_config, free_port, start_nginx_http, stop_process, wait_until
 from scripted_upstream import ScriptedUpstream, response
 from test_metrics import scrape
 
@@ -63,7 +65,8 @@ def test_pooled_connection_closed_after_idle_timeout_then_new_one(make_proxy, ba
         "pooled connection closed %.2f s after its last use (idle_timeout_ms %d)" % (
             time.monotonic() - t_release, POOL_IDLE_MS)
     # ...closed after it: the backend sees the proxy's FIN and its socket leaves ESTABLISHED.
-    assert wait_until(lambda: _established_at(backend.port) == 0, 0.3 + 1.5, 0.02), \
+    assert wait_until(lambda: _established_at(backend.port) == 0,
+                      t_release + POOL_IDLE_MS / 1000.0 + 0.8 - time.monotonic(), 0.02), \
         "pooled connection still open %.2f s after its last use (idle_timeout_ms %d)" % (
             time.monotonic() - t_release, POOL_IDLE_MS)
     closed_after = time.monotonic() - t_release
@@ -132,3 +135,34 @@ def test_request_with_body_on_stale_pooled_connection_not_resent(make_proxy, sta
     assert _requests_after(up, n) == [(0, "GET", "/one"), (0, "POST", "/post")]
     assert len(up.conns) == n + 1
     assert scrape(z)["zproxy_upstream_retries_total"].value() == retries
+
+
+def test_pooled_connection_closed_by_nginx_keepalive_timeout(make_proxy, tmp_path):
+    """A real server's keep-alive timeout (nginx, keepalive_timeout 1s) closes the pooled
+    connection while it is idle: zproxy notices the close (the connection leaves its pool)
+    and the next request gets a 200 on a new connection, not a 502."""
+    d = str(tmp_path / "nginx")
+    os.makedirs(d)
+    port = free_port()
+    ngx = start_nginx_http(d, ["""
+  server {
+    listen 127.0.0.1:%d;
+    keepalive_timeout 1s;
+    location / { return 200 "nginx\\n"; }
+  }""" % port], [port])
+    try:
+        cfg = base_config([listener("web", catch_all("ngx"))],
+                          [cluster("ngx", "127.0.0.1:%d" % port)])
+        z = make_proxy(cfg)
+        assert httpraw.request(z.port, target="/a").body == b"nginx\n"
+        assert scrape(z)["zproxy_connections_idle"].value(side="upstream") == 1
+        # nginx closes it after 1 s idle; the pool drops it when the FIN arrives.
+        assert wait_until(
+            lambda: scrape(z)["zproxy_connections_open"].value(side="upstream") == 0, 3), \
+            "the pooled connection nginx closed is still open in zproxy"
+        errors = scrape(z)["zproxy_errors_total"].value()
+        r = httpraw.request(z.port, target="/b")
+        assert r.status == 200 and r.body == b"nginx\n", r
+        assert scrape(z)["zproxy_errors_total"].value() == errors
+    finally:
+        stop_process(ngx, 5, signal.SIGQUIT)
