@@ -160,15 +160,16 @@ http {
 
 
 class Backend:
-    """zproxy-test-backend on 127.0.0.1:<free port>, logging to tmpdir/NAME.log."""
+    """zproxy-test-backend on 127.0.0.1:<free port> (or `listen`, e.g. "[::1]:0"), logging to
+    tmpdir/NAME.log."""
 
-    def __init__(self, name, tmpdir, threads=1):
+    def __init__(self, name, tmpdir, threads=1, listen="127.0.0.1:0"):
         self.name = name
         self.log_path = os.path.join(tmpdir, "backend-%s.log" % name)
         self.stderr_path = os.path.join(tmpdir, "backend-%s.stderr" % name)
         self.log = BackendLog(self.log_path)
         self.proc = subprocess.Popen(
-            [backend_path(), "--listen", "127.0.0.1:0", "--name", name, "--log", self.log_path,
+            [backend_path(), "--listen", listen, "--name", name, "--log", self.log_path,
              "--threads", str(threads)],
             stdout=subprocess.PIPE, stderr=open(self.stderr_path, "wb"), text=True)
         line = self.proc.stdout.readline()  # "listening on HOST:PORT" once bound
@@ -279,12 +280,16 @@ class Zproxy:
         else:
             config.setdefault("bpffs_path", self.sockdir + "/bpf")
         self.ports = {}
+        self.hosts = {}
         for l in config["listeners"]:
             host, port = l["address"].rsplit(":", 1)
             if port == "0":
                 port = str(free_port(host if host.startswith("[") else "127.0.0.1"))
                 l["address"] = "%s:%s" % (host, port)
             self.ports[l["name"]] = int(port)
+            # Where the readiness probe connects: the listener's own address family (an
+            # IPv6 listener such as [::1]:P cannot be reached on 127.0.0.1).
+            self.hosts[l["name"]] = "::1" if host.startswith("[") else "127.0.0.1"
         self.port = self.ports[config["listeners"][0]["name"]]
         ma = config.get("metrics_address")
         self.metrics_port = int(ma.rsplit(":", 1)[1]) if ma else None
@@ -320,18 +325,19 @@ class Zproxy:
                     raise RuntimeError("zproxyd metrics not ready within %.0fs; stderr:\n%s"
                                        % (timeout, self.stderr()))
                 continue
-            if not wait_until(lambda: self._ready(port, name in tls), timeout, 0.05):
+            if not wait_until(lambda: self._ready(port, name in tls, self.hosts[name]),
+                              timeout, 0.05):
                 self.kill()
                 raise RuntimeError("zproxyd listener %s (port %d) not ready within %.0fs; "
                                    "stderr:\n%s" % (name, port, timeout, self.stderr()))
 
-    def _ready(self, port, tls=False):
+    def _ready(self, port, tls=False, host="127.0.0.1"):
         """Ready = an HTTP response (any status) on the listener (over TLS on TLS ones)."""
         if self.proc.poll() is not None:
             raise RuntimeError("zproxyd exited with %s during startup; stderr:\n%s"
                                % (self.proc.returncode, self.stderr()))
         try:
-            with httpraw.Conn(port, timeout=1, tls=tls) as c:
+            with httpraw.Conn(port, host=host, timeout=1, tls=tls) as c:
                 c.send(b"GET /__zproxy_e2e_ready HTTP/1.1\r\nHost: ready.invalid\r\n"
                        b"Connection: close\r\n\r\n")
                 c.read_head()
