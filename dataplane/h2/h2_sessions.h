@@ -74,6 +74,9 @@ class H2Sessions {
   void PushResponseData(uint32_t ex_idx, const InSlice& s, std::string_view data);
   // The response body is complete (the upstream may go back to its pool).
   void EndResponse(uint32_t ex_idx);
+  // Trailer lines of an HTTP/1 chunked response ("Name: v\r\n"..., possibly a piece):
+  // gathered, and sent as the stream's trailers (HEADERS) after its last DATA.
+  void AddTrailerLines(uint32_t ex_idx, std::string_view lines);
   // zproxy's own answer (no route, upstream failures, limits); gRPC requests get a
   // trailers-only gRPC status instead. The upstream, if any, is closed.
   void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note);
@@ -158,6 +161,8 @@ class H2Sessions {
   // Closes the exchange's upstream connection (the stream stays until nghttp2 ends it).
   void DropUpstream(uint32_t ex_idx);
   void Unlink(Session& s, uint32_t ex_idx);
+  // HTTP/1 trailer lines gathered in the exchange's trailer block -> its field block.
+  void ConvertTrailerLines(Exchange& ex);
   // CONNECT: the client's END_STREAM becomes the target's FIN once its bytes are out.
   void MaybeShutdownUpstream(uint32_t ex_idx);
   void FreeStream(uint32_t ex_idx);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "dataplane/codec/http2/request_block.h"
 #include "dataplane/h2/h2_sessions.h"
 #include "dataplane/worker/worker.h"
 
@@ -308,8 +309,70 @@ void H2Sessions::PushResponseData(uint32_t ex_idx, const InSlice& s, std::string
   Wake(ex.client);
 }
 
+void H2Sessions::AddTrailerLines(uint32_t ex_idx, std::string_view lines) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (ex.trailer_block == kNil) {
+    ex.trailer_block = w_.blocks_.AllocLarge();
+    ex.trailer_len = 0;
+    ex.trailer_raw = true;
+  }
+  if (!ex.trailer_raw) return;
+  size_t room = w_.blocks_.Capacity(ex.trailer_block) - ex.trailer_len;
+  size_t take = std::min(room, lines.size());  // beyond a large block: cut (rare, logged?)
+  memcpy(w_.blocks_.Data(ex.trailer_block) + ex.trailer_len, lines.data(), take);
+  ex.trailer_len += static_cast<uint32_t>(take);
+}
+
+namespace {
+
+// Connection-specific or framing fields never go out as HTTP/2 trailers.
+bool TrailerAllowed(std::string_view name) {
+  for (std::string_view bad : {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                               "upgrade", "te", "content-length", "host"}) {
+    if (http1::EqualsIgnoreCase(name, bad)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// HTTP/1 trailer lines -> the field block HTTP/2 trailers are sent from (h2up_.Trailers).
+void H2Sessions::ConvertTrailerLines(Exchange& ex) {
+  Worker& w = w_;
+  http::Field* fields = w.header_storage_;
+  size_t max = std::size(w.header_storage_);
+  std::string_view raw(w.blocks_.Data(ex.trailer_block), ex.trailer_len);
+  size_t n = 0;
+  while (!raw.empty() && n < max) {
+    size_t eol = raw.find("\r\n");
+    std::string_view line = raw.substr(0, eol);
+    raw.remove_prefix(eol == std::string_view::npos ? raw.size() : eol + 2);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (TrailerAllowed(name)) fields[n++] = {name, value};
+  }
+  size_t len = 0;
+  uint32_t b = w.WriteIntoBlock(
+      [&](char* out, size_t cap) {
+        return codec::http2::EncodeFieldBlock(std::span<const http::Field>(fields, n), out, cap);
+      },
+      &len);
+  w.blocks_.Free(ex.trailer_block);
+  ex.trailer_block = b;  // kNil if they did not fit: none sent
+  ex.trailer_len = static_cast<uint32_t>(len);
+  ex.trailer_raw = false;
+}
+
 void H2Sessions::EndResponse(uint32_t ex_idx) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
+  if (ex.trailer_raw && ex.trailer_block != kNil) {
+    ConvertTrailerLines(ex);
+  }
   ex.resp_end = true;
   Of(ex.client).session.ResumeResponseData(ex.h2_stream);
   Wake(ex.client);

@@ -238,8 +238,11 @@ Status ChunkedScanner::Feed(std::string_view data, size_t* consumed, Error* erro
 }
 
 Status ChunkedScanner::FeedDecoded(std::string_view data, size_t* consumed,
-                                   std::string_view* payload, Error* error) {
+                                   std::string_view* payload, Error* error,
+                                   std::string_view* trailer) {
   *payload = {};
+  if (trailer != nullptr) *trailer = {};
+  size_t t_begin = 0, t_end = 0;  // trailer lines fed in this call
   size_t used = 0;
   while (used < data.size()) {
     size_t c = 0;
@@ -251,8 +254,15 @@ Status ChunkedScanner::FeedDecoded(std::string_view data, size_t* consumed,
       return st;
     }
     // Framing bytes (size lines, CRLFs, trailers) are few: one at a time keeps this
-    // a thin layer over Feed.
+    // a thin layer over Feed. A trailer line's bytes (not the final CRLF) are noted.
+    bool in_trailer = (state_ >= kTrailerName && state_ <= kTrailerLf) ||
+                      (state_ == kTrailerStart && data[used] != '\r');
     Status st = Feed(data.substr(used, 1), &c, error);
+    if (in_trailer && c == 1 && st != Status::kError && trailer != nullptr) {
+      if (t_end != used) t_begin = used;  // (contiguous within one call)
+      t_end = used + 1;
+      *trailer = data.substr(t_begin, t_end - t_begin);
+    }
     used += c;
     if (st != Status::kNeedMore) {
       *consumed = used;

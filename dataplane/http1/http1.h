@@ -145,8 +145,10 @@ class ChunkedScanner {
   // Like Feed, but stops after at most one run of chunk data and returns it in *payload
   // (a view into `data`), for de-chunking towards an HTTP/1.0 client. Call repeatedly
   // on the unconsumed rest.
+  // *trailer (if given): the trailer field lines consumed in this call ("Name: v\r\n"...,
+  // without the final CRLF), a view into `data`; empty when none.
   Status FeedDecoded(std::string_view data, size_t* consumed, std::string_view* payload,
-                     Error* error);
+                     Error* error, std::string_view* trailer = nullptr);
   // Total data bytes (sum of chunk sizes) seen so far, for body size limits.
   uint64_t data_bytes() const { return data_bytes_; }
   void Reset() { *this = ChunkedScanner(); }

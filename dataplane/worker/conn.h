@@ -226,6 +226,7 @@ struct Exchange {
   bool resp_chunk_encode = false;  // HTTP/1 client, body of unknown length: chunk it
   uint32_t trailer_block = kNil;   // response trailers (request_block.h's format)
   uint32_t trailer_len = 0;
+  bool trailer_raw = false;  // trailer_block still holds HTTP/1 trailer lines (as received)
 
   // Set once the exchange carries opaque bytes (tcp_proxy, WebSocket after 101, CONNECT
   // after 200): mode, half-close and kernel state, owned by dataplane/tunnel/.

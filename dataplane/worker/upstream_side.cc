@@ -444,6 +444,7 @@ void Worker::PumpResponseBody(uint32_t ex_idx) {
     if (body.done()) ex.resp = RespState::kDone;
     if (h2) {
       h2_.PushResponseData(ex_idx, s, step.data);
+      if (!step.trailer.empty()) h2_.AddTrailerLines(ex_idx, step.trailer);
       ConsumeIn(up, step.consumed);
     } else if (body.decoding()) {
       // Chunk data only (an HTTP/1.0 client): the framing is consumed, not forwarded.

@@ -506,3 +506,28 @@ def test_connect_over_h2_tunnels_to_an_allowed_target(make_proxy, backends):
         assert resp[":status"] == "403" and b"not allowed" in body
     finally:
         c.close()
+
+
+def test_http11_upstream_trailers_reach_h2_clients(make_proxy):
+    """A chunked HTTP/1.1 response with a trailer section: an HTTP/2 client gets the
+    trailers as a HEADERS frame after the data (connection-specific names dropped)."""
+    from scripted_upstream import ScriptedUpstream
+
+    def answer(conn, index, method, target, body):
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: abc\r\nGrpc-Status: 0\r\n"
+                b"Connection: close\r\n\r\n")
+    up = ScriptedUpstream(answer)
+    try:
+        z = make_proxy(base_config([listener("web", catch_all("up"))],
+                                   [cluster("up", "127.0.0.1:%d" % up.port)]))
+        c = H2Client(z.port)
+        try:
+            sid = c.request("/t")
+            resp, data = c.wait(sid)
+            assert resp[":status"] == "200" and data == b"hello world"
+            assert c.trailers.get(sid) == {"x-sum": "abc", "grpc-status": "0"}, c.trailers
+        finally:
+            c.close()
+    finally:
+        up.close()

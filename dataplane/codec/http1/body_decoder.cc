@@ -46,7 +46,7 @@ BodyStep BodyDecoder::Feed(std::string_view in) {
     case http::Framing::kChunked: {
       Status st;
       if (decode_) {
-        st = chunks_.FeedDecoded(in, &step.consumed, &step.data, &step.error);
+        st = chunks_.FeedDecoded(in, &step.consumed, &step.data, &step.error, &step.trailer);
       } else {
         st = chunks_.Feed(in, &step.consumed, &step.error);
         step.data = in.substr(0, step.consumed);

@@ -23,6 +23,9 @@ struct BodyStep {
   // What to pass on: the consumed bytes, or in decoded mode the chunk data among them
   // (a view into the input; may be empty when only framing was consumed).
   std::string_view data;
+  // Decoded chunked bodies: trailer field lines consumed in this step ("Name: v\r\n"...),
+  // for a peer that takes trailers separately (HTTP/2). A view into the input.
+  std::string_view trailer;
   Error error = Error::kNone;
 };
 

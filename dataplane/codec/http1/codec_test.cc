@@ -487,3 +487,32 @@ TEST(BodyDecoder, LengthStopsAtTheEnd) {
 
 }  // namespace
 }  // namespace zproxy::codec::http1
+
+namespace zproxy::codec::http1 {
+namespace {
+
+// Decoded chunked bodies hand up their trailer lines (for HTTP/2 trailers), split anywhere.
+TEST(BodyDecoder, DecodedChunkedGivesTrailerLines) {
+  std::string wire = "5\r\nhello\r\n0\r\nX-Sum: abc\r\nGrpc-Status: 0\r\n\r\n";
+  for (size_t piece : {1, 3, 7, 100}) {
+    BodyDecoder d;
+    d.Start(http::Body{http::Framing::kChunked, 0}, true);
+    std::string data, trailer;
+    size_t off = 0;
+    while (!d.done() && off < wire.size()) {
+      size_t avail = std::min(wire.size(), off + piece) - off;
+      std::string_view in(wire.data() + off, avail);
+      BodyStep s = d.Feed(in);
+      ASSERT_NE(s.status, Status::kError);
+      data += s.data;
+      trailer += s.trailer;
+      off += s.consumed;
+    }
+    EXPECT_TRUE(d.done()) << piece;
+    EXPECT_EQ(data, "hello") << piece;
+    EXPECT_EQ(trailer, "X-Sum: abc\r\nGrpc-Status: 0\r\n") << piece;
+  }
+}
+
+}  // namespace
+}  // namespace zproxy::codec::http1
