@@ -137,7 +137,11 @@ void Worker::OnRecv(uint32_t conn_idx, io_uring_cqe* cqe) {
       memcpy(blocks_.Data(b), bufs_.Data(bid), static_cast<size_t>(res));
       BufUnref(bid);
       stats_.paused_recv_copies.Add();
-      InPushBack(Io(conn_idx), InSlice{b, 0, static_cast<uint32_t>(res), true});
+      ConnIo& io = Io(conn_idx);
+      InPushBack(io, InSlice{b, 0, static_cast<uint32_t>(res), true});
+      // As for any receive: a full one may have stopped inside an skb, which the sockmap
+      // hand-over must know (tunnel/upgraded.cc; a stale flag corrupted 1 MB tunnels).
+      io.last_recv_full = static_cast<uint32_t>(res) == bufs_.buffer_size();
       if (c.kind == ConnKind::kClient) {
         stats_.bytes_from_clients.Add(static_cast<uint64_t>(res));
         ProcessClientInput(conn_idx);
