@@ -276,11 +276,20 @@ def test_early_response_to_large_post(bad_upstream):
 
 # --- 1xx ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: the client's output queue (kOutCap 24 items) "
-                   "overflows: QueueOut drops the 25th+ 1xx head and then the final response's "
-                   "head (return value ignored, dataplane/worker/upstream_side.cc:382 and :417, "
-                   "output_queue.cc:357), while the body is forwarded: the client gets 24 x 100 "
-                   "Continue then 'final\\n' with no head, and hangs")
+def test_a_few_1xx_are_all_forwarded_then_the_final(bad_upstream):
+    """Ten 103 Early Hints in one burst (more than the client's queue takes at once): all
+    reach the client, in order, then the final response with its head."""
+    b = bad_upstream(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" * 10 +
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfinal\n")
+    c, _ = b.open_pooled()
+    c.send(httpraw.build_request(target="/bad"))
+    interim = []
+    r = c.read_response(timeout=10, interim=interim)
+    assert [i.status for i in interim] == [103] * 10, interim
+    assert r.status == 200 and r.body == b"final\n", r
+    c.close()
+
+
 def test_flood_of_1xx_then_final(bad_upstream):
     """1000 x 100 Continue in one burst, then the final 200: bounded, the client gets a
     well-formed final response (200, or a 502) within 10 s, and the next request on the
@@ -321,9 +330,6 @@ def _endless_1xx():
         yield 0.002
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an upstream that sends 1xx forever holds the "
-                   "exchange forever: every 1xx is forwarded and re-arms read_timeout_ms "
-                   "(dataplane/worker/upstream_side.cc ParseResponseHead, 1xx branch)")
 def test_endless_1xx_is_bounded(bad_upstream):
     """An upstream that sends 100 Continue every 2 ms and never a final response: zproxy
     must end the exchange (502/504) within a bound instead of forwarding 1xx forever."""
