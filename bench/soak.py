@@ -268,8 +268,9 @@ def nfds(pid):
 
 
 class Zproxy:
-    def __init__(self, bins, workdir):
+    def __init__(self, bins, workdir, tunnel_mode="auto"):
         self.bins, self.w = bins, workdir
+        self.tunnel_mode = tunnel_mode
         self.admin = "unix:%s/admin.sock" % workdir
         self.conf = os.path.join(workdir, "zproxy.yaml")
 
@@ -289,6 +290,7 @@ listeners:
       - { match: { prefix: /ws }, cluster: ws }
       - { match: { prefix: / }, cluster: app }
     connect: { allow: ["127.0.0.1:%(echo)d"], idle_timeout_ms: 60000 }
+    tunnel_mode: %(tunnel_mode)s
   - name: tls
     address: 127.0.0.1:%(tls)d
     routes: [ { match: { prefix: / }, cluster: app } ]
@@ -315,7 +317,7 @@ state_dir: %(w)s/state
 bpffs_path: /sys/fs/bpf/zproxy-soak
 drain_timeout_ms: 5000
 access_log: %(w)s/access.log
-""" % dict(PORT, w=w))
+""" % dict(PORT, w=w, tunnel_mode=self.tunnel_mode))
         chk = subprocess.run([self.bins["zproxyd"], "--config", self.conf, "--check"],
                              capture_output=True, text=True)
         if chk.returncode != 0:
@@ -919,6 +921,8 @@ def main(argv):
     ap.add_argument("--title", default="Soak (bench/soak)")
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--tunnel-mode", default="auto", choices=["auto", "sockmap", "splice", "copy"],
+                    help="tunnel_mode of the HTTP listener (WebSocket and CONNECT tunnels)")
     args = ap.parse_args(argv)
     for p in PORT.values():
         try:
@@ -942,7 +946,7 @@ def main(argv):
     backends = Backends(bins, w)
     backends.start("a")
     backends.start("b")
-    z = Zproxy(bins, w)
+    z = Zproxy(bins, w, args.tunnel_mode)
     z.write_config()
     z.start()
     ok = False
@@ -988,7 +992,8 @@ def main(argv):
         quiet = {"metrics": quiet_metrics, "dp_rss": rss_kb(pid), "dp_fds": nfds(pid), "zd_fds": nfds(z.proc.pid),
                  "settle_s": round(time.time() - t_stop, 1), "dp_fd_kinds": fd_kinds(pid)}
         res = summarize(args, route_calls, quiet, machine, started)
-        cmdline = "bench/soak --minutes %g" % args.minutes
+        cmdline = "bench/soak --minutes %g" % args.minutes + (
+            " --tunnel-mode " + args.tunnel_mode if args.tunnel_mode != "auto" else "")
         md = report_md(res, cmdline)
         sys.stdout.write(md)
         if args.json:
