@@ -709,7 +709,7 @@ def churn_loop(z, backends, minutes):
             deadline = time.time() + 30
             while time.time() < deadline:
                 new = z.dp_pid()
-                if new and new != old:
+                if new > 0 and new != old:
                     try:
                         if get(PORT["web"], "/healthz", timeout=2)[0] == 200:
                             break
@@ -728,7 +728,7 @@ def sampler(z):
     while not STOP.is_set():
         now = time.time()
         if now - last_check > 2 or not pid or rss_kb(pid) is None:
-            pid = z.dp_pid() or pid
+            pid = max(z.dp_pid(), 0) or pid  # -1 while zproxyd restarts it
             last_check = now
         STATS.samples.append((now, pid, rss_kb(pid) if pid else None,
                               nfds(pid) if pid else None, nfds(zpid)))
