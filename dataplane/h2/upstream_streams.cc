@@ -205,6 +205,10 @@ void H2Upstreams::Session::OnResponseHead(uint32_t ex_idx, http::ResponseHead& h
   if (ex.upstream == kNil) return;  // cancelled
   if (head.interim()) {
     if (head.status == 101) return;  // not a thing in HTTP/2
+    if (++ex.interims > kMaxInterimResponses) {  // as over HTTP/1: a broken upstream
+      w.UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+      return;
+    }
     if (ex.h2_stream != 0) {
       w.h2_.SendInterim(ex_idx, head);
     } else if (ex.down.TakesInterim()) {

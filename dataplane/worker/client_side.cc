@@ -25,16 +25,24 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   if (!more) {
     accept_armed_[socket_index] = false;
     if (!draining_) {
-      if (cqe->res < 0 && cqe->res != -ECANCELED) {
-        ZLOG_WARN("worker %u: accept ended: %s; re-arming", options_.index, strerror(-cqe->res));
+      uint32_t more_since = 0;
+      // (Out of descriptors has its own line below.)
+      bool out_of_fds = cqe->res == -ENFILE || cqe->res == -EMFILE;
+      if (cqe->res < 0 && cqe->res != -ECANCELED && !out_of_fds &&
+          accept_log_.Allow(NowMs(), &more_since)) {
+        ZLOG_WARN("worker %u: accept ended: %s; re-arming (%u more since the last line)",
+                  options_.index, strerror(-cqe->res), more_since);
       }
       ArmAccept(socket_index);
     }
   }
   if (cqe->res < 0) {
-    if (cqe->res == -ENFILE || cqe->res == -EMFILE) {
-      ZLOG_WARN("worker %u: accept: %s (registered file table full: raise the limit)",
-                options_.index, strerror(-cqe->res));
+    uint32_t more_since = 0;
+    if ((cqe->res == -ENFILE || cqe->res == -EMFILE) && fd_table_log_.Allow(NowMs(), &more_since)) {
+      ZLOG_WARN(
+          "worker %u: accept: %s (registered file table full: raise the limit; %u more since "
+          "the last line)",
+          options_.index, strerror(-cqe->res), more_since);
     }
     return;
   }

@@ -108,6 +108,9 @@ struct SliceNode {
 };
 
 constexpr uint32_t kOutCap = 24;
+// 1xx responses one request may get (100 Continue, 103 Early Hints, ...) before the
+// upstream counts as broken (502).
+constexpr uint8_t kMaxInterimResponses = 16;
 constexpr uint32_t kMaxIov = 8;
 // Backpressure: stop reading a socket while this much of its input waits for its peer.
 constexpr uint32_t kInPauseAt = 8;
@@ -238,6 +241,7 @@ struct Exchange {
 
   // Response
   RespState resp = RespState::kWaitHead;
+  uint8_t interims = 0;  // 1xx responses so far (bounded: kMaxInterimResponses)
   bool resp_started = false;  // a byte of the final response was queued to the client
   uint16_t status = 0;
 

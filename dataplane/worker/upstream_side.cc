@@ -64,7 +64,12 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   const ClusterRuntime& cluster = *Cs(ex.cluster).cfg;
   int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    ZLOG_WARN("worker %u: socket(): %s", options_.index, strerror(errno));
+    int err = errno;
+    uint32_t more_since = 0;
+    if (socket_log_.Allow(NowMs(), &more_since)) {
+      ZLOG_WARN("worker %u: socket(): %s (%u more since the last line)", options_.index,
+                strerror(err), more_since);
+    }
     UpstreamFailed(ex_idx, ErrorCause::kConnectError, true);
     return;
   }
@@ -295,6 +300,9 @@ void Worker::ProcessUpstreamInput(uint32_t conn_idx) {
     if (ex.resp != RespState::kWaitHead) return;
     ConnIo& io = Io(conn_idx);
     if (io.in_count == 0) return;
+    // A head (a 1xx, or the final one) goes to the client's queue only with room in it;
+    // the client's send completion comes back here (output_queue.cc).
+    if (ex.h2_stream == 0 && !OutHasRoom(ex.client)) return;
     const InSlice& front = InFront(io);
     size_t consumed = 0;
     if (!ParseResponseHead(ex_idx, std::string_view(SliceData(front), front.len), &consumed)) {
@@ -368,7 +376,13 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   uint32_t client = ex.client;
   if (resp.interim()) {
     // 1xx are forwarded as they come (100-continue, 103 early hints), to clients that
-    // can take them.
+    // can take them; a few per request: an upstream sending them without end (each one
+    // re-arms the read timeout) is broken, and answered 502.
+    if (++ex.interims > kMaxInterimResponses) {
+      UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
+      *consumed = 0;
+      return true;
+    }
     if (ex.h2_stream != 0) {
       h2_.SendInterim(ex_idx, resp);
     } else if (ex.down.TakesInterim()) {

@@ -45,6 +45,7 @@
 #include "dataplane/worker/block_pool.h"
 #include "dataplane/worker/cluster_states.h"
 #include "dataplane/worker/conn.h"
+#include "dataplane/worker/log_limiter.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
 
@@ -301,6 +302,8 @@ class Worker {
   uint32_t drain_deadline_ms_ = 0;
   bool running_ = true;
   bool peername_warned_ = false;
+  // Out of descriptors, every accept or connect fails: one line a second each.
+  LogLimiter accept_log_, fd_table_log_, socket_log_;
   // SEND_ZC refusals (ENOMEM, ENOBUFS, EOPNOTSUPP) so far; zc_off_ once there were enough
   // to call them the rule here rather than a passing shortage.
   static constexpr uint32_t kZcRefusalsBeforeOff = 4;

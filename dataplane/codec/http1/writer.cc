@@ -5,6 +5,9 @@
 namespace zproxy::codec::http1 {
 
 void Writer::Put(std::string_view s) {
+  // An empty view may have a null data pointer (a status line without a reason phrase):
+  // memcpy must not see it, even for 0 bytes.
+  if (s.empty()) return;
   if (overflow_ || s.size() > cap_ - len_) {
     overflow_ = true;
     return;

@@ -19,8 +19,9 @@ class BlockWriter {
     auto v = static_cast<uint32_t>(value.size());
     memcpy(out_ + len_, &n, 2);
     memcpy(out_ + len_ + 2, &v, 4);
-    memcpy(out_ + len_ + 6, name.data(), name.size());
-    memcpy(out_ + len_ + 6 + name.size(), value.data(), value.size());
+    // (Empty views may carry a null pointer, which memcpy must not see.)
+    if (!name.empty()) memcpy(out_ + len_ + 6, name.data(), name.size());
+    if (!value.empty()) memcpy(out_ + len_ + 6 + name.size(), value.data(), value.size());
     len_ += need;
   }
   // ":path" = "/" + query (the query's view has no "/" before it).
@@ -35,7 +36,7 @@ class BlockWriter {
     memcpy(out_ + len_, &n, 2);
     memcpy(out_ + len_ + 2, &v, 4);
     memcpy(out_ + len_ + 6, ":path/", 6);
-    memcpy(out_ + len_ + 12, query.data(), query.size());
+    if (!query.empty()) memcpy(out_ + len_ + 12, query.data(), query.size());
     len_ += need;
   }
   size_t Result() const { return failed_ ? 0 : len_; }
