@@ -37,6 +37,13 @@ struct Exchange;
 struct InSlice;
 struct SliceList;
 
+// Control and header frames nghttp2 writes (copied: they live in its buffer), gathered
+// into one block per queue item; both sides' sessions have one.
+struct FrameGather {
+  uint32_t block = kNil;
+  uint32_t len = 0;
+};
+
 class H2Sessions {
  public:
   explicit H2Sessions(Worker& worker) : w_(worker) {}
@@ -102,6 +109,15 @@ class H2Sessions {
   // Releases a list's slices; returns their byte count.
   uint64_t ReleaseList(SliceList& list);
 
+  // Shared with the upstream side (h2_upstreams.h): frames gathered towards a
+  // connection's queue (false: no room in it now), the gathered block queued, and the
+  // space the codec borrows to decode a header block.
+  bool GatherFrames(uint32_t conn, FrameGather& out, std::string_view bytes);
+  void QueueGathered(uint32_t conn, FrameGather& out);
+  void DropGathered(FrameGather& out);
+  codec::http2::HeaderSpace LendHeaderSpace();
+  void TakeBackHeaderSpace(codec::http2::HeaderSpace space);
+
  private:
   // Streams a client may cancel in a burst, and per second after it. Browsers cancel a
   // few on navigation; an attacker opening and resetting streams in a loop (each costing
@@ -115,8 +131,7 @@ class H2Sessions {
     codec::http2::ServerSession session;
     uint32_t streams = kNil;  // first exchange of the list (Exchange::h2_next)
     uint32_t open = 0;
-    uint32_t out_block = kNil;  // control frames gathered for one queue item
-    uint32_t out_len = 0;
+    FrameGather out;
     bool flushing = false;
     bool again = false;
     bool scheduled = false;  // in pending_
@@ -130,8 +145,7 @@ class H2Sessions {
       reset_refill_ms = 0;
       streams = kNil;
       open = 0;
-      out_block = kNil;
-      out_len = 0;
+      out = FrameGather{};
       flushing = again = scheduled = false;
     }
 
@@ -167,7 +181,6 @@ class H2Sessions {
   void MaybeShutdownUpstream(uint32_t ex_idx);
   void FreeStream(uint32_t ex_idx);
   // --- session.cc
-  void QueueGathered(Session& s);
   void Flush(uint32_t conn_idx);
 
   Worker& w_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "dataplane/codec/http2/client_session.h"
+#include "dataplane/h2/h2_sessions.h"
 #include "dataplane/http/message.h"
 #include "dataplane/stream/proxy_stream.h"
 #include "dataplane/worker/slab.h"
@@ -84,8 +85,7 @@ class H2Upstreams {
     codec::http2::ClientSession session;
     uint32_t streams = kNil;  // exchanges on this connection (Exchange::up_next)
     uint32_t count = 0;
-    uint32_t out_block = kNil;
-    uint32_t out_len = 0;
+    FrameGather out;
     bool connected = false;
     bool flushing = false;
     bool again = false;
@@ -97,8 +97,7 @@ class H2Upstreams {
       last_input_ms = ping_sent_ms = 0;
       streams = kNil;
       count = 0;
-      out_block = kNil;
-      out_len = 0;
+      out = FrameGather{};
       connected = flushing = again = scheduled = draining = false;
     }
 
@@ -118,7 +117,6 @@ class H2Upstreams {
 
   Session& Of(uint32_t up);
   void Flush(uint32_t up);
-  void QueueGathered(Session& s);
   void Link(Session& s, uint32_t ex_idx);
   void Unlink(Session& s, uint32_t ex_idx);
   // Submits a linked exchange's request (the connection is up).

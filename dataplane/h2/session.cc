@@ -81,12 +81,36 @@ void H2Sessions::OnInput(uint32_t conn_idx) {
   Wake(conn_idx);
 }
 
-void H2Sessions::QueueGathered(Session& s) {
-  if (s.out_block == kNil) return;
-  w_.QueueOut(s.conn, w_.blocks_.Data(s.out_block), s.out_len, ItemOwner::kBlock, s.out_block);
-  s.out_block = kNil;
-  s.out_len = 0;
+void H2Sessions::QueueGathered(uint32_t conn, FrameGather& out) {
+  if (out.block == kNil) return;
+  w_.QueueOut(conn, w_.blocks_.Data(out.block), out.len, ItemOwner::kBlock, out.block);
+  out = FrameGather{};
 }
+
+void H2Sessions::DropGathered(FrameGather& out) {
+  if (out.block != kNil) w_.blocks_.Free(out.block);
+  out = FrameGather{};
+}
+
+bool H2Sessions::GatherFrames(uint32_t conn, FrameGather& out, std::string_view bytes) {
+  if (!w_.OutHasRoom(conn)) return false;
+  while (!bytes.empty()) {
+    if (out.block != kNil && out.len == w_.blocks_.Capacity(out.block)) QueueGathered(conn, out);
+    if (out.block == kNil) out.block = w_.blocks_.Alloc(bytes.size());
+    size_t take = std::min<size_t>(bytes.size(), w_.blocks_.Capacity(out.block) - out.len);
+    memcpy(w_.blocks_.Data(out.block) + out.len, bytes.data(), take);
+    out.len += static_cast<uint32_t>(take);
+    bytes.remove_prefix(take);
+  }
+  return true;
+}
+
+codec::http2::HeaderSpace H2Sessions::LendHeaderSpace() {
+  uint32_t b = w_.blocks_.AllocLarge();
+  return {w_.blocks_.Data(b), w_.blocks_.Capacity(b), b};
+}
+
+void H2Sessions::TakeBackHeaderSpace(codec::http2::HeaderSpace space) { w_.blocks_.Free(space.id); }
 
 void H2Sessions::Wake(uint32_t conn_idx) {
   Conn& c = w_.conns_.Get(conn_idx);
@@ -126,7 +150,7 @@ void H2Sessions::Flush(uint32_t conn_idx) {
   do {
     s.again = false;
     if (!s.session.Send()) fatal = true;
-    QueueGathered(s);
+    QueueGathered(s.conn, s.out);
     // Streams whose response data made room read on from their upstream; streams whose
     // response is complete while the client still sends are told to stop (RFC 9113 §8.1).
     for (uint32_t e = s.streams; e != kNil && !fatal;) {
@@ -195,8 +219,7 @@ void H2Sessions::Teardown(uint32_t conn_idx) {
     FreeStream(e);
   }
   if (had_streams) w_.stats_.client_idle.Add();  // CloseConn counts the connection idle
-  if (s.out_block != kNil) w_.blocks_.Free(s.out_block);
-  s.out_block = kNil;
+  DropGathered(s.out);
   s.session.Close();
   sessions_.Free(c.h2 - 1);
   c.h2 = 0;
@@ -205,30 +228,15 @@ void H2Sessions::Teardown(uint32_t conn_idx) {
 // --- The codec's handler: storage for header blocks, and the output queue.
 
 codec::http2::HeaderSpace H2Sessions::Session::AcquireHeaderSpace() {
-  Worker& w = owner->w_;
-  uint32_t b = w.blocks_.AllocLarge();
-  return {w.blocks_.Data(b), w.blocks_.Capacity(b), b};
+  return owner->LendHeaderSpace();
 }
 
 void H2Sessions::Session::ReleaseHeaderSpace(codec::http2::HeaderSpace space) {
-  owner->w_.blocks_.Free(space.id);
+  owner->TakeBackHeaderSpace(space);
 }
 
 bool H2Sessions::Session::WriteFrames(std::string_view bytes) {
-  Worker& w = owner->w_;
-  if (!w.OutHasRoom(conn)) return false;
-  while (!bytes.empty()) {
-    if (out_block != kNil && out_len == w.blocks_.Capacity(out_block)) owner->QueueGathered(*this);
-    if (out_block == kNil) {
-      out_block = w.blocks_.Alloc(bytes.size());
-      out_len = 0;
-    }
-    size_t take = std::min<size_t>(bytes.size(), w.blocks_.Capacity(out_block) - out_len);
-    memcpy(w.blocks_.Data(out_block) + out_len, bytes.data(), take);
-    out_len += static_cast<uint32_t>(take);
-    bytes.remove_prefix(take);
-  }
-  return true;
+  return owner->GatherFrames(conn, out, bytes);
 }
 
 }  // namespace zproxy::dataplane

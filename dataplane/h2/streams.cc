@@ -401,7 +401,7 @@ bool H2Sessions::Session::WriteData(uint32_t handle, std::string_view frame_head
 bool H2Sessions::WriteData(Session& s, uint32_t ex_idx, std::string_view frame_head, size_t len) {
   if (!w_.OutHasRoom(s.conn)) return false;
   s.WriteFrames(frame_head);
-  QueueGathered(s);
+  QueueGathered(s.conn, s.out);
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   ex.resp_bytes += len;
   MoveData(ex.resp_data, s.conn, len);

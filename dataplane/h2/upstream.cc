@@ -142,13 +142,6 @@ void H2Upstreams::FlushPending() {
   pending_.clear();
 }
 
-void H2Upstreams::QueueGathered(Session& s) {
-  if (s.out_block == kNil) return;
-  w_.QueueOut(s.conn, w_.blocks_.Data(s.out_block), s.out_len, ItemOwner::kBlock, s.out_block);
-  s.out_block = kNil;
-  s.out_len = 0;
-}
-
 void H2Upstreams::Flush(uint32_t up) {
   Session& s = Of(up);
   if (s.flushing) {
@@ -160,7 +153,7 @@ void H2Upstreams::Flush(uint32_t up) {
   do {
     s.again = false;
     if (!s.session.Send()) fatal = true;
-    QueueGathered(s);
+    w_.h2_.QueueGathered(s.conn, s.out);
   } while (s.again && !fatal);
   s.flushing = false;
   w_.Flush(up);
@@ -237,8 +230,7 @@ void H2Upstreams::Teardown(uint32_t up) {
   if (u.up_h2 == 0) return;
   Session& s = Of(up);
   if (s.streams != kNil) FailAll(s, ErrorCause::kUpstreamClosed, false);
-  if (s.out_block != kNil) w_.blocks_.Free(s.out_block);
-  s.out_block = kNil;
+  w_.h2_.DropGathered(s.out);
   s.session.Close();
   s.owner = nullptr;  // not live (OnTick walks the pool)
   sessions_.Free(u.up_h2 - 1);
@@ -248,30 +240,15 @@ void H2Upstreams::Teardown(uint32_t up) {
 // --- The codec's handler: header space and the output queue.
 
 codec::http2::HeaderSpace H2Upstreams::Session::AcquireHeaderSpace() {
-  Worker& w = owner->w_;
-  uint32_t b = w.blocks_.AllocLarge();
-  return {w.blocks_.Data(b), w.blocks_.Capacity(b), b};
+  return owner->w_.h2_.LendHeaderSpace();
 }
 
 void H2Upstreams::Session::ReleaseHeaderSpace(codec::http2::HeaderSpace space) {
-  owner->w_.blocks_.Free(space.id);
+  owner->w_.h2_.TakeBackHeaderSpace(space);
 }
 
 bool H2Upstreams::Session::WriteFrames(std::string_view bytes) {
-  Worker& w = owner->w_;
-  if (!w.OutHasRoom(conn)) return false;
-  while (!bytes.empty()) {
-    if (out_block != kNil && out_len == w.blocks_.Capacity(out_block)) owner->QueueGathered(*this);
-    if (out_block == kNil) {
-      out_block = w.blocks_.Alloc(bytes.size());
-      out_len = 0;
-    }
-    size_t take = std::min<size_t>(bytes.size(), w.blocks_.Capacity(out_block) - out_len);
-    memcpy(w.blocks_.Data(out_block) + out_len, bytes.data(), take);
-    out_len += static_cast<uint32_t>(take);
-    bytes.remove_prefix(take);
-  }
-  return true;
+  return owner->w_.h2_.GatherFrames(conn, out, bytes);
 }
 
 void H2Upstreams::Session::OnGoaway(uint32_t error_code) {

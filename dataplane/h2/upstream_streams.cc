@@ -184,7 +184,7 @@ bool H2Upstreams::Session::WriteData(uint32_t ex_idx, std::string_view frame_hea
 bool H2Upstreams::WriteData(Session& s, uint32_t ex_idx, std::string_view frame_head, size_t len) {
   if (!w_.OutHasRoom(s.conn)) return false;
   s.WriteFrames(frame_head);
-  QueueGathered(s);
+  w_.h2_.QueueGathered(s.conn, s.out);
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   w_.h2_.MoveData(ex.req_data, s.conn, len);
   if (ex.h2_stream != 0) {
@@ -204,7 +204,7 @@ void H2Upstreams::Session::OnResponseHead(uint32_t ex_idx, http::ResponseHead& h
   Exchange& ex = w.exchanges_.Get(ex_idx);
   if (ex.upstream == kNil) return;  // cancelled
   if (head.interim()) {
-    if (head.status == 101) return;  // not a thing in HTTP/2
+    if (head.status == 101) return;              // not a thing in HTTP/2
     if (++ex.interims > kMaxInterimResponses) {  // as over HTTP/1: a broken upstream
       w.UpstreamFailed(ex_idx, ErrorCause::kBadResponse, false);
       return;
