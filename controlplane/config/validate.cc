@@ -9,6 +9,7 @@
 
 #include "common/connect_allow.h"
 #include "common/net_address.h"
+#include "common/route_policy_rules.h"
 #include "controlplane/config/tls_files.h"
 
 namespace zproxy::config {
@@ -77,6 +78,9 @@ class Validator {
         }
       }
       if (c.has_tls()) CheckClusterTls(path, c);
+      route_policy::PolicyErrors policy_errors;
+      route_policy::CheckClusterPolicy(c, path, &policy_errors);
+      AddPolicyErrors(policy_errors);
       if (c.panic_threshold_percent() > 100) {
         Error(path + ".panic_threshold_percent",
               "must be 0..100, got " + std::to_string(c.panic_threshold_percent()));
@@ -157,8 +161,16 @@ class Validator {
     }
   }
 
+  void AddPolicyErrors(const route_policy::PolicyErrors& errors) {
+    for (const auto& e : errors) Error(e.path, e.message);
+  }
+
   void CheckRoute(const std::string& path, const Route& r) {
-    CheckClusterRef(path + ".cluster", r.cluster());
+    // A route that answers itself (redirect, direct response) names no cluster.
+    if (route_policy::Forwards(r)) CheckClusterRef(path + ".cluster", r.cluster());
+    route_policy::PolicyErrors policy_errors;
+    route_policy::CheckRoute(r, path, &policy_errors);
+    AddPolicyErrors(policy_errors);
     const auto& m = r.match();
     if (!m.prefix().empty() && !m.path().empty()) {
       Error(path + ".match", "give at most one of prefix and path");
@@ -290,6 +302,10 @@ class Validator {
   }
 
   void CheckProcess() {
+    const std::string& format = config_.access_log_format();
+    if (!format.empty() && format != "text" && format != "json") {
+      Error("access_log_format", "must be \"text\" or \"json\", got " + Quote(format));
+    }
     if (config_.workers() > Limits::kMaxWorkers) {
       Error("workers", "must be at most " + std::to_string(Limits::kMaxWorkers) + ", got " +
                            std::to_string(config_.workers()));

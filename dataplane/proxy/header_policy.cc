@@ -3,32 +3,18 @@
 #include <cstring>
 
 #include "dataplane/http1/http1.h"
+#include "dataplane/proxy/scratch_writer.h"
 
 namespace zproxy::proxy {
 
 using http1::EqualsIgnoreCase;
 
 namespace {
-// Appends to scratch; false once it is full.
-struct ScratchWriter {
-  std::span<char> buf;
-  size_t len = 0;
-  bool ok = true;
-  void Put(std::string_view s) {
-    if (!ok || s.size() > buf.size() - len) {
-      ok = false;
-      return;
-    }
-    memcpy(buf.data() + len, s.data(), s.size());
-    len += s.size();
-  }
-};
-
 // One X-Forwarded-For value: every value the client sent, in order, then its address
 // (RFC 9110 5.3: several fields of one name are one list).
 std::string_view MergedForwardedFor(std::span<const http::Field> fields, size_t first,
                                     std::string_view client_ip, std::span<char> scratch, bool* ok) {
-  ScratchWriter w{scratch};
+  ScratchWriter w(scratch);
   for (size_t j = first; j < fields.size(); j++) {
     if (!EqualsIgnoreCase(fields[j].name, "x-forwarded-for") || fields[j].value.empty()) continue;
     if (w.len != 0) w.Put(", ");

@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/route_policy_rules.h"
+
 namespace zproxy::routing {
 namespace {
 
@@ -15,6 +17,41 @@ bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   for (char t : std::string_view("!#$%&'*+-.^_`|~")) {
     if (c == t) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const RE2> CompileRegex(const std::string& pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_shared<RE2>(pattern, options);
+  return re->ok() ? re : nullptr;
+}
+
+bool SameNameIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// The first value of parameter `name` in a raw query ("a=1&b=2"); a name without '='
+// has an empty value.
+bool FindQueryParam(std::string_view query, std::string_view name, std::string_view* value) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      *value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
   }
   return false;
 }
@@ -68,6 +105,7 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
   std::shared_ptr<RouteTable> table(new RouteTable());
   table->listeners_.resize(config.listeners_size());
   uint32_t stat_index = 0;
+  uint32_t rate_limits = 0;
   for (int li = 0; li < config.listeners_size(); ++li) {
     const zproxy::v1::Listener& listener = config.listeners(li);
     CompiledListener& out = table->listeners_[li];
@@ -80,12 +118,21 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
       std::string why;
 
       CompiledRoute compiled;
-      if (route.cluster().empty()) {
+      // The same rules as zproxyd's validation (common/route_policy_rules.h): whatever
+      // `zproxyd --check` accepts builds here, and nothing else.
+      route_policy::PolicyErrors policy_errors;
+      route_policy::CheckRoute(route, field, &policy_errors);
+      if (!policy_errors.empty()) {
+        *error = policy_errors[0].path + ": " + policy_errors[0].message;
+        return nullptr;
+      }
+      const bool forwards = route_policy::Forwards(route);
+      auto cluster = cluster_by_name.find(route.cluster());
+      if (forwards && route.cluster().empty()) {
         *error = field + ".cluster: required";
         return nullptr;
       }
-      auto cluster = cluster_by_name.find(route.cluster());
-      if (cluster == cluster_by_name.end()) {
+      if (forwards && cluster == cluster_by_name.end()) {
         *error = field + ".cluster: unknown cluster \"" + route.cluster() + "\"";
         return nullptr;
       }
@@ -121,8 +168,47 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
         compiled.methods.push_back(match.methods(mi));
       }
 
-      compiled.entry.cluster_index = cluster->second;
-      compiled.entry.cluster_name = route.cluster();
+      if (!match.regex().empty()) compiled.path_regex = CompileRegex(match.regex());
+      for (int hi = 0; hi < match.headers_size(); ++hi) {
+        const auto& h = match.headers(hi);
+        HeaderCondition c;
+        c.name = h.name();
+        c.invert = h.invert();
+        if (!h.exact().empty()) {
+          c.kind = HeaderCondition::kExact;
+          c.value = h.exact();
+        } else if (!h.prefix().empty()) {
+          c.kind = HeaderCondition::kPrefix;
+          c.value = h.prefix();
+        } else if (!h.regex().empty()) {
+          c.kind = HeaderCondition::kRegex;
+          c.regex = CompileRegex(h.regex());
+        } else {
+          c.kind = h.has_present() && !h.present() ? HeaderCondition::kAbsent
+                                                   : HeaderCondition::kPresent;
+        }
+        compiled.headers.push_back(std::move(c));
+      }
+      for (int qi = 0; qi < match.query_params_size(); ++qi) {
+        const auto& q = match.query_params(qi);
+        HeaderCondition c;
+        c.name = q.name();
+        if (!q.exact().empty()) {
+          c.kind = HeaderCondition::kExact;
+          c.value = q.exact();
+        } else if (!q.regex().empty()) {
+          c.kind = HeaderCondition::kRegex;
+          c.regex = CompileRegex(q.regex());
+        } else {
+          c.kind = q.has_present() && !q.present() ? HeaderCondition::kAbsent
+                                                   : HeaderCondition::kPresent;
+        }
+        compiled.query_params.push_back(std::move(c));
+      }
+
+      compiled.entry.cluster_index = forwards ? cluster->second : 0;
+      compiled.entry.cluster_name = forwards ? route.cluster() : std::string();
+      compiled.entry.policy = RoutePolicy::Compile(route, &rate_limits);
       compiled.entry.host_rewrite = route.host_rewrite();
       compiled.entry.listener_index = static_cast<uint32_t>(li);
       compiled.entry.route_index = static_cast<uint32_t>(ri);
@@ -132,6 +218,7 @@ std::shared_ptr<const RouteTable> RouteTable::Build(const zproxy::v1::Config& co
     IndexHosts(&out);
   }
   table->route_count_ = stat_index;
+  table->rate_limit_count_ = rate_limits;
   return table;
 }
 
@@ -142,18 +229,64 @@ const std::vector<uint32_t>* RouteTable::FindBucket(const std::vector<HostBucket
   return it != buckets.end() && it->key == key ? &it->routes : nullptr;
 }
 
-bool RouteTable::PathAndMethodMatch(const CompiledRoute& route, std::string_view path,
-                                    std::string_view method) {
-  if (route.exact_path ? path != route.path : !path.starts_with(route.path)) return false;
-  if (route.methods.empty()) return true;
-  for (const std::string& m : route.methods) {
-    if (m == method) return true;
+bool RouteTable::ConditionHolds(const HeaderCondition& c, bool found, std::string_view value) {
+  bool holds = false;
+  switch (c.kind) {
+    case HeaderCondition::kPresent:
+      holds = found;
+      break;
+    case HeaderCondition::kAbsent:
+      holds = !found;
+      break;
+    case HeaderCondition::kExact:
+      holds = found && value == c.value;
+      break;
+    case HeaderCondition::kPrefix:
+      holds = found && value.starts_with(c.value);
+      break;
+    case HeaderCondition::kRegex:
+      holds = found && c.regex != nullptr &&
+              RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *c.regex);
+      break;
   }
-  return false;
+  return holds != c.invert;
 }
 
-const RouteEntry* RouteTable::Match(uint32_t listener_index, std::string_view host,
-                                    std::string_view path, std::string_view method) const {
+bool RouteTable::RequestMatches(const CompiledRoute& route, const RequestView& request) {
+  const std::string_view path = request.path;
+  if (route.path_regex != nullptr) {
+    if (!RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *route.path_regex)) {
+      return false;
+    }
+  } else if (route.exact_path ? path != route.path : !path.starts_with(route.path)) {
+    return false;
+  }
+  if (!route.methods.empty() && std::find(route.methods.begin(), route.methods.end(),
+                                          request.method) == route.methods.end()) {
+    return false;
+  }
+  for (const HeaderCondition& c : route.headers) {
+    const http::Field* field = nullptr;
+    for (const http::Field& f : request.fields) {
+      if (SameNameIgnoreCase(f.name, c.name)) {
+        field = &f;
+        break;
+      }
+    }
+    if (!ConditionHolds(c, field != nullptr, field ? field->value : std::string_view())) {
+      return false;
+    }
+  }
+  for (const HeaderCondition& c : route.query_params) {
+    std::string_view value;
+    bool found = FindQueryParam(request.query, c.name, &value);
+    if (!ConditionHolds(c, found, value)) return false;
+  }
+  return true;
+}
+
+const RouteEntry* RouteTable::Match(uint32_t listener_index, const RequestView& request) const {
+  const std::string_view host = request.host;
   if (listener_index >= listeners_.size()) return nullptr;
   const CompiledListener& listener = listeners_[listener_index];
 
@@ -195,7 +328,7 @@ const RouteEntry* RouteTable::Match(uint32_t listener_index, std::string_view ho
       if (lists[i].it != lists[i].end && *lists[i].it == next) ++lists[i].it;
     }
     const CompiledRoute& route = listener.routes[next];
-    if (PathAndMethodMatch(route, path, method)) return &route.entry;
+    if (RequestMatches(route, request)) return &route.entry;
   }
 }
 

@@ -18,15 +18,25 @@
 //    Comparison is case-sensitive (paths are).
 //  - method: empty list = any; else exact, case-sensitive (RFC 9110 methods are), so a
 //    configured "get" never matches a GET request.
+//  - regex: RE2 over the whole path (without the query), instead of path or prefix.
+//  - headers: each condition tests the first field of its name (case-insensitive):
+//    exact, prefix, whole-value regex, present/absent; `invert` negates it.
+//  - query_params: each tests the first parameter of its name in the raw query: exact,
+//    whole-value regex, present/absent. Values are compared as sent (not percent-decoded).
 #pragma once
+
+#include <re2/re2.h>
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dataplane/http/message.h"
 #include "dataplane/routing/host_pattern.h"
+#include "dataplane/routing/route_policy.h"
 #include "zproxy/v1/config.pb.h"
 
 namespace zproxy::routing {
@@ -41,6 +51,19 @@ struct RouteEntry {
   // Dense index over all routes of all listeners (0..RouteTable::route_count()-1), so
   // per-worker metrics can be a flat array instead of a map.
   uint32_t stat_index = 0;
+  // Redirect, direct response, rewrites, header changes, timeouts, retries, rate limit;
+  // null for a route that only forwards (nothing more to do per request).
+  std::shared_ptr<const RoutePolicy> policy;
+  RouteAction action() const { return policy ? policy->action : RouteAction::kForward; }
+};
+
+// What a route is matched against; every view is the request's.
+struct RequestView {
+  std::string_view host;  // raw Host / :authority (may carry a port)
+  std::string_view path;  // without the query
+  std::string_view method;
+  std::string_view query;  // after the '?', "" when none
+  std::span<const http::Field> fields;
 };
 
 class RouteTable {
@@ -56,20 +79,35 @@ class RouteTable {
   // proxy answers 404) or listener_index is out of range (e.g. a tcp_proxy listener has no
   // routes and always yields nullptr).
   const RouteEntry* Match(uint32_t listener_index, std::string_view host, std::string_view path,
-                          std::string_view method) const;
+                          std::string_view method) const {
+    return Match(listener_index, RequestView{host, path, method, {}, {}});
+  }
+  const RouteEntry* Match(uint32_t listener_index, const RequestView& request) const;
 
   size_t listener_count() const { return listeners_.size(); }
   size_t route_count() const { return route_count_; }
+  // Routes with a rate limit (RoutePolicy::rate_limit_index is below this).
+  size_t rate_limit_count() const { return rate_limit_count_; }
 
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;
 
  private:
+  struct HeaderCondition {
+    std::string name;
+    enum Kind : uint8_t { kPresent, kAbsent, kExact, kPrefix, kRegex } kind = kPresent;
+    std::string value;
+    std::shared_ptr<const RE2> regex;
+    bool invert = false;
+  };
   struct CompiledRoute {
-    bool exact_path = false;           // else prefix
-    std::string path;                  // exact path or prefix
-    std::vector<std::string> methods;  // empty = any method
-    std::vector<HostPattern> hosts;    // empty = any host (kept for introspection)
+    bool exact_path = false;                // else prefix
+    std::string path;                       // exact path or prefix
+    std::shared_ptr<const RE2> path_regex;  // match.regex (then path is "")
+    std::vector<std::string> methods;       // empty = any method
+    std::vector<HostPattern> hosts;         // empty = any host (kept for introspection)
+    std::vector<HeaderCondition> headers;
+    std::vector<HeaderCondition> query_params;  // kPrefix unused
     RouteEntry entry;
   };
   // Positions (into CompiledListener::routes, ascending) of the routes naming one host key.
@@ -91,13 +129,14 @@ class RouteTable {
   static void IndexHosts(CompiledListener* listener);
   static const std::vector<uint32_t>* FindBucket(const std::vector<HostBucket>& buckets,
                                                  std::string_view key);
-  static bool PathAndMethodMatch(const CompiledRoute& route, std::string_view path,
-                                 std::string_view method);
+  static bool RequestMatches(const CompiledRoute& route, const RequestView& request);
+  static bool ConditionHolds(const HeaderCondition& c, bool found, std::string_view value);
 
   RouteTable() = default;
 
   std::vector<CompiledListener> listeners_;
   size_t route_count_ = 0;
+  size_t rate_limit_count_ = 0;
 };
 
 }  // namespace zproxy::routing
