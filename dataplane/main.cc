@@ -189,6 +189,7 @@ class Dataplane {
       opt.buf_count = ur.buf_count() != 0 ? ur.buf_count() : 1024;
       opt.buf_size = ur.buf_size() != 0 ? ur.buf_size() : 32768;
       opt.access_log_fd = access_log_fd_;
+      opt.access_log_json = boot_.config().access_log_format() == "json";
       opt.passthrough = passthrough_;
       opt.resolver = &resolver_;
       pool_.push_back(std::make_unique<Worker>(opt, snap_, sockets_[w]));

@@ -36,6 +36,8 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.idle_timeout_ms = OrDefault(h.idle_timeout_ms(), 60000u);
     lr.header_timeout_ms = OrDefault(h.request_header_timeout_ms(), 10000u);
     lr.add_forwarded_headers = !h.xff_disable();
+    lr.request_id = !h.request_id_disable();
+    lr.request_id_ignore_client = h.request_id_ignore_client();
     lr.tunnel_mode = l.tunnel_mode();
     if (l.has_tcp_proxy()) {
       lr.pass_mode = l.tcp_proxy().mode();
@@ -113,6 +115,10 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.read_timeout_ms = OrDefault(c.read_timeout_ms(), 30000u);
     cr.idle_timeout_ms = OrDefault(c.idle_timeout_ms(), 60000u);
     cr.tcp_fast_open = c.tcp_fast_open();
+    cr.request_headers = routing::HeaderChanges::Compile(c.request_headers());
+    cr.response_headers = routing::HeaderChanges::Compile(c.response_headers());
+    cr.retry_budget_percent = c.retry_budget_percent() != 0 ? c.retry_budget_percent() : 20;
+    cr.min_retry_concurrency = c.min_retry_concurrency() != 0 ? c.min_retry_concurrency() : 3;
     cr.http2 = c.protocol() == zproxy::v1::HTTP2;
     if (c.has_tls()) {
       std::string tls_err;

@@ -44,6 +44,13 @@ struct ClusterRuntime {
   std::vector<const uint8_t*> health;
   // HTTPS towards the endpoints (null = plaintext).
   std::shared_ptr<const tls::ClientContext> tls;
+  // Header changes for every request to and response from this cluster (after the route's).
+  routing::HeaderChanges request_headers;
+  routing::HeaderChanges response_headers;
+  // Retry budget (route retry policies): retries in flight at most this percentage of
+  // the cluster's active requests, or min_retry_concurrency if that is more.
+  uint32_t retry_budget_percent = 20;
+  uint32_t min_retry_concurrency = 3;
 };
 
 // Listener.connect: where CONNECT may go and how its upstream connections behave. The
@@ -67,6 +74,9 @@ struct ListenerRuntime {
   uint32_t idle_timeout_ms = 60000;
   uint32_t header_timeout_ms = 10000;
   bool add_forwarded_headers = true;
+  // X-Request-Id: added when missing; with ignore_client, always a new one.
+  bool request_id = true;
+  bool request_id_ignore_client = false;
   // tcp_proxy listener: index of its cluster (-1 = HTTP listener), the pass-through mode
   // it asks for (resolved per connection against what the process has, PassthroughCaps).
   // idle_timeout_ms above is TcpProxy.idle_timeout_ms for these.

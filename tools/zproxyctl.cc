@@ -326,11 +326,33 @@ class Commands {
     req.set_listener(a_.Get("--listener"));
     auto* route = req.mutable_route();
     if (req.listener().empty()) return UsageError("routes add needs --listener NAME");
-    if (!Match(route->mutable_match())) return UsageError("routes add needs --prefix or --path");
-    if (!a_.Has("--cluster")) return UsageError("routes add needs --cluster NAME");
-    route->set_cluster(a_.Get("--cluster"));
-    route->set_name(a_.Get("--name"));
-    route->set_host_rewrite(a_.Get("--host-rewrite"));
+    // --route: the whole route in YAML (its policy: redirect, rewrites, headers, retry,
+    // rate_limit, ...), "@FILE" to read it from a file; the flags below override its parts.
+    if (a_.Has("--route")) {
+      std::string text = a_.Get("--route");
+      std::string source = "--route";
+      if (!text.empty() && text[0] == '@') {
+        source = text.substr(1);
+        text = ReadFile(source);
+      }
+      config::ConfigErrors errors = config::LoadMessageYaml(text, source, route);
+      if (!errors.empty()) {
+        for (const auto& e : errors) std::fprintf(stderr, "zproxyctl: %s\n", e.ToString().c_str());
+        return kFailed;
+      }
+    }
+    bool matched = Match(route->mutable_match());
+    if (!matched && route->match().prefix().empty() && route->match().path().empty() &&
+        route->match().regex().empty()) {
+      return UsageError("routes add needs --prefix or --path (or a match in --route)");
+    }
+    if (a_.Has("--cluster")) route->set_cluster(a_.Get("--cluster"));
+    bool answers = route->has_redirect() || route->https_redirect() || route->has_direct_response();
+    if (route->cluster().empty() && !answers) {
+      return UsageError("routes add needs --cluster NAME (or a redirect or direct_response)");
+    }
+    if (a_.Has("--name")) route->set_name(a_.Get("--name"));
+    if (a_.Has("--host-rewrite")) route->set_host_rewrite(a_.Get("--host-rewrite"));
     uint64_t expected;
     if (!Expected(&expected)) return UsageError("--expected-version must be a number");
     req.set_expected_version(expected);

@@ -13,6 +13,8 @@ const char* Usage() {
          "  routes list [--listener NAME]\n"
          "  routes add --listener NAME (--prefix P | --path P) --cluster NAME [--name N]\n"
          "             [--host H]... [--method M]... [--host-rewrite H] [--expected-version N]\n"
+         "             [--route YAML|@FILE]   the route's policy (redirect, direct_response,\n"
+         "             prefix_rewrite, request_headers, retry, rate_limit, ...) as in the config\n"
          "  routes delete --listener NAME (--name N | --prefix P | --path P)\n"
          "  clusters list\n"
          "  clusters add NAME --endpoint HOST:PORT [--endpoint ...] [--lb round_robin|"

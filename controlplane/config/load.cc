@@ -83,4 +83,16 @@ LoadResult LoadConfigFile(const std::string& path) {
   return LoadConfigYaml(text.str(), path);
 }
 
+ConfigErrors LoadMessageYaml(std::string_view yaml_text, std::string_view source_name,
+                             google::protobuf::Message* out) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    return {ConfigError{"", std::string("invalid YAML: ") + e.what(), std::string(source_name),
+                        e.mark.line + 1, e.mark.column + 1}};
+  }
+  return YamlToMessage(node, MappingOptions(), source_name, out, nullptr);
+}
+
 }  // namespace zproxy::config

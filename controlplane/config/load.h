@@ -24,4 +24,10 @@ LoadResult LoadConfigYaml(std::string_view yaml_text, std::string_view source_na
 // Reads `path` and calls LoadConfigYaml with the path as the source name.
 LoadResult LoadConfigFile(const std::string& path);
 
+// One message of the schema (e.g. a Route for `zproxyctl routes add --route YAML`) from YAML
+// text, with the config file's mapping rules. No defaults, no validation (the Admin API
+// validates the config it makes). Returns the mapping errors; empty means success.
+ConfigErrors LoadMessageYaml(std::string_view yaml_text, std::string_view source_name,
+                             google::protobuf::Message* out);
+
 }  // namespace zproxy::config

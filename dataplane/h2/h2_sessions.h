@@ -86,7 +86,16 @@ class H2Sessions {
   void AddTrailerLines(uint32_t ex_idx, std::string_view lines);
   // zproxy's own answer (no route, upstream failures, limits); gRPC requests get a
   // trailers-only gRPC status instead. The upstream, if any, is closed.
-  void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note);
+  // What a route's own answers add (redirect Location, direct response content type,
+  // response header changes); HEAD requests get no body.
+  static constexpr size_t kMaxLocalExtraFields = 72;
+  struct LocalExtras {
+    std::string_view content_type;
+    std::span<const http::Field> fields;
+    bool omit_body;  // no initializer: a default argument below value-initializes it
+  };
+  void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note,
+                     const LocalExtras& extras = LocalExtras{});
   // An upstream failure answered per the stream's decision (the status's gRPC mapping).
   void RespondError(uint32_t ex_idx, const stream::Decision& d, ErrorCause cause);
   // The exchange cannot complete: RST_STREAM, the upstream closed.

@@ -104,7 +104,8 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   ex.req_chunked = head.body.framing == http::Framing::kChunked;
   Worker::Refusal refusal;
   if (!w_.RouteRequest(ex_idx, head, &refusal)) {
-    LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note);
+    LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note,
+                  LocalExtras{refusal.content_type, refusal.fields, refusal.omit_body});
     return;
   }
   ex.h2_routed = true;
@@ -460,7 +461,7 @@ void H2Sessions::DropUpstream(uint32_t ex_idx) {
 }
 
 void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view body,
-                               std::string_view note) {
+                               std::string_view note, const LocalExtras& extras) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   DropUpstream(ex_idx);
   Session& s = Of(ex.client);
@@ -474,7 +475,7 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
   char len[24];
   char grpc_status[8];
   http::ResponseHead head;
-  http::Field fields[3];
+  http::Field fields[3 + kMaxLocalExtraFields];
   bool has_body = false;
   if (ex.grpc) {
     // Trailers-only (gRPC over HTTP/2): HTTP 200, the status in grpc-status.
@@ -488,10 +489,20 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
   } else {
     head.status = static_cast<uint16_t>(status);
     int n = snprintf(len, sizeof(len), "%zu", body.size());
-    fields[0] = {"content-type", "text/plain"};
-    fields[1] = {"content-length", std::string_view(len, static_cast<size_t>(n))};
-    head.fields = std::span<http::Field>(fields, 2);
-    has_body = !body.empty();
+    size_t nf = 0;
+    if (!body.empty() || !extras.content_type.empty()) {
+      fields[nf++] = {"content-type", extras.content_type.empty() ? std::string_view("text/plain")
+                                                                  : extras.content_type};
+    }
+    for (const http::Field& f : extras.fields.first(
+             std::min(extras.fields.size(), static_cast<size_t>(kMaxLocalExtraFields)))) {
+      fields[nf++] = f;
+    }
+    if (status != 204 && status != 304) {
+      fields[nf++] = {"content-length", std::string_view(len, static_cast<size_t>(n))};
+    }
+    head.fields = std::span<http::Field>(fields, nf);
+    has_body = !body.empty() && !extras.omit_body;
     if (has_body) {
       uint32_t b = w_.blocks_.Alloc(body.size());
       memcpy(w_.blocks_.Data(b), body.data(), body.size());

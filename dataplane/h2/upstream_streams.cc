@@ -228,6 +228,7 @@ void H2Upstreams::Session::OnResponseHead(uint32_t ex_idx, http::ResponseHead& h
   ex.status = head.status;
   w.RecordUpstreamResult(ex.cluster, ex.endpoint, head.status < 500);
   w.stats_.CountStatus(head.status);
+  w.ApplyResponseChanges(ex, head);
   ex.resp_started = true;
   ex.resp = end_stream ? RespState::kDone : RespState::kBody;
   if (ex.h2_stream != 0) {

@@ -36,6 +36,14 @@ const char* ErrorCauseName(ErrorCause c) {
       return "upstream_tls_name";
     case ErrorCause::kUpstreamTlsHandshake:
       return "upstream_tls_handshake";
+    case ErrorCause::kRewriteFailed:
+      return "rewrite_failed";
+    case ErrorCause::kHeaderChangesTooLarge:
+      return "header_changes_too_large";
+    case ErrorCause::kRouteTimeout:
+      return "route_timeout";
+    case ErrorCause::kPerTryTimeout:
+      return "per_try_timeout";
     case ErrorCause::kCount:
       break;
   }

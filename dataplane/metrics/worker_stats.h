@@ -31,6 +31,11 @@ enum class ErrorCause : uint8_t {
   kUpstreamTlsUntrusted,  // its certificate does not chain to the configured CA
   kUpstreamTlsName,       // its certificate is not for the configured sni / its address
   kUpstreamTlsHandshake,  // anything else (version, cipher, alert, garbage)
+  // Route policy (README "Route policy"):
+  kRewriteFailed,          // a path rewrite gave no valid path, or too long a one: 500
+  kHeaderChangesTooLarge,  // header changes did not fit: 431 (request) / sent unchanged
+  kRouteTimeout,           // the route's timeout_ms passed before the response head: 504
+  kPerTryTimeout,          // one try passed retry.per_try_timeout_ms: 504 (or a retry)
   kCount,
 };
 

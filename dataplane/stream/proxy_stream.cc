@@ -70,6 +70,8 @@ int ErrorStatus(ErrorCause cause) {
   switch (cause) {
     case ErrorCause::kConnectTimeout:
     case ErrorCause::kReadTimeout:
+    case ErrorCause::kRouteTimeout:
+    case ErrorCause::kPerTryTimeout:
       return 504;
     case ErrorCause::kNoHealthyUpstream:
       return 503;
@@ -102,6 +104,10 @@ std::string_view ErrorBody(ErrorCause cause) {
       return "zproxy: upstream TLS certificate rejected (not valid for the cluster's sni)\n";
     case ErrorCause::kUpstreamTlsHandshake:
       return "zproxy: upstream TLS handshake failed\n";
+    case ErrorCause::kRouteTimeout:
+      return "zproxy: route timeout\n";
+    case ErrorCause::kPerTryTimeout:
+      return "zproxy: upstream per-try timeout\n";
     default:
       return "zproxy: upstream error\n";
   }

@@ -232,6 +232,12 @@ void Session::CloseNotify() {
 
 const char* Session::version() const { return ssl_ != nullptr ? SSL_get_version(ssl_) : ""; }
 
+const char* Session::server_name() const {
+  const char* name =
+      ssl_ != nullptr ? SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name) : nullptr;
+  return name != nullptr ? name : "";
+}
+
 const char* Session::cipher() const {
   const SSL_CIPHER* c = ssl_ != nullptr ? SSL_get_current_cipher(ssl_) : nullptr;
   return c != nullptr ? SSL_CIPHER_standard_name(c) : "";

@@ -100,6 +100,8 @@ class Session {
   // After the handshake: "TLSv1.3", "TLS_AES_128_GCM_SHA256", whether a ticket resumed it.
   const char* version() const;
   const char* cipher() const;
+  // The name the client asked for (SNI), "" when none.
+  const char* server_name() const;
   // The protocol ALPN selected ("http/1.1", "h2"; empty: none was negotiated). Points into
   // BoringSSL's state: valid until Reset().
   std::string_view alpn() const;

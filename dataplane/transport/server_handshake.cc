@@ -1,6 +1,9 @@
 // TLS listeners: the server handshake of a client connection. The handshake timeout runs
 // from accept until the handshake is done, then the listener's header timeout; a failed
 // handshake is counted by reason and closes the connection after BoringSSL's alert.
+#include <algorithm>
+#include <cstring>
+
 #include "dataplane/tls/kernel_offload.h"
 #include "dataplane/tls/server_context.h"
 #include "dataplane/transport/tls_layer.h"
@@ -30,6 +33,9 @@ void TlsLayer::HandshakeDone(uint32_t conn_idx) {
   w_.stats_.tls_handshakes[t.session.resumed() ? 1 : 0].Add();
   t.version = t.session.version();
   t.cipher = t.session.cipher();
+  std::string_view sni = t.session.server_name();
+  t.sni_len = static_cast<uint8_t>(std::min<size_t>(sni.size(), sizeof(t.sni) - 1));
+  memcpy(t.sni, sni.data(), t.sni_len);
   t.app_protocol = AppProtocolOf(t.session.alpn());
   // From here on the ordinary request head timeout applies.
   w_.timers_.Arm(w_.t_client_header_[c.owner], conn_idx, w_.NowMs());

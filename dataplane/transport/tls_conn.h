@@ -48,6 +48,9 @@ struct TlsConn final : tls::WireSink {
   // here because the session is freed when kTLS takes over).
   const char* version = "";
   const char* cipher = "";
+  // The client's SNI (route header variable ${tls_sni}); copied for the same reason.
+  char sni[256];
+  uint8_t sni_len = 0;
   // What ALPN selected, set with version and cipher when the handshake completes: the
   // codec the connection needs (the session's copy is gone after kTLS takes over).
   AppProtocol app_protocol = AppProtocol::kNone;

@@ -34,6 +34,16 @@ std::string_view TlsLayer::LogField(const Conn& c, char* buf, size_t cap) const 
   return std::string_view(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), cap - 1));
 }
 
+std::string_view TlsLayer::Version(const Conn& c) const {
+  return c.tls == kNil ? std::string_view() : std::string_view(tls_.Get(c.tls).version);
+}
+
+std::string_view TlsLayer::ServerName(const Conn& c) const {
+  if (c.tls == kNil) return {};
+  const TlsConn& t = tls_.Get(c.tls);
+  return std::string_view(t.sni, t.sni_len);
+}
+
 bool TlsLayer::OnRecvError(uint32_t conn_idx, int res, bool recv_ended) {
   const Conn& c = conns_.Get(conn_idx);
   if (res != -EIO || c.tls == kNil || Userspace(conn_idx)) return false;

@@ -117,6 +117,9 @@ class TlsLayer {
   }
   // "TLSv1.3/TLS_AES_128_GCM_SHA256" for the access log ("" for plaintext connections).
   std::string_view LogField(const Conn& c, char* buf, size_t cap) const;
+  // The negotiated version ("TLSv1.3") and the client's SNI; "" for plaintext.
+  std::string_view Version(const Conn& c) const;
+  std::string_view ServerName(const Conn& c) const;
 
  private:
   // True while the session owns the connection's bytes (userspace TLS); false for

@@ -10,7 +10,13 @@
 //   by zproxy itself), and a note ("-", or why the response is zproxy's or incomplete:
 //   connect_refused, read_timeout, aborted, bad_request, ...).
 //   On TLS listeners one more field follows: the protocol and cipher suite the client
-//   negotiated, e.g. TLSv1.3/TLS_AES_128_GCM_SHA256.
+//   negotiated, e.g. TLSv1.3/TLS_AES_128_GCM_SHA256. Then, always, the request ID
+//   (X-Request-Id, README "Route policy") and the W3C traceparent, "-" when none.
+//
+// access_log_format: json writes the same fields as one JSON object per line:
+//   {"time":"...","client":"...","request":"GET / HTTP/1.1","status":200,"bytes":1234,
+//    "duration_s":0.000512,"upstream":"127.0.0.1:3000","note":"","tls":"",
+//    "request_id":"...","traceparent":""}
 #pragma once
 
 #include <cstddef>
@@ -19,23 +25,37 @@
 
 namespace zproxy::dataplane {
 
+struct AccessEntry {
+  std::string_view client;
+  std::string_view request_line;
+  int status = 0;
+  uint64_t bytes = 0;
+  uint64_t duration_us = 0;
+  std::string_view upstream;  // "" when answered by zproxy
+  std::string_view note;
+  std::string_view tls;
+  std::string_view request_id;
+  std::string_view traceparent;
+};
+
 class AccessLog {
  public:
-  explicit AccessLog(int fd) : fd_(fd) {}
+  explicit AccessLog(int fd, bool json = false) : fd_(fd), json_(json) {}
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
   ~AccessLog() { Flush(); }
 
   bool enabled() const { return fd_ >= 0; }
-  void Append(std::string_view client, std::string_view request_line, int status, uint64_t bytes,
-              uint64_t duration_us, std::string_view upstream, std::string_view note,
-              std::string_view tls = {});
+  void Append(const AccessEntry& e);
   void Flush();
 
  private:
   static constexpr size_t kBufSize = 64 * 1024;
-  static constexpr size_t kMaxLine = 1024;
+  static constexpr size_t kMaxLine = 2048;
+  void AppendText(const AccessEntry& e, long millis);
+  void AppendJson(const AccessEntry& e, long millis);
   int fd_;
+  bool json_;
   size_t len_ = 0;
   int64_t cached_sec_ = -1;
   char cached_ts_[24] = {0};  // "YYYY-MM-DDTHH:MM:SS"

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "dataplane/codec/http2/request_block.h"
+#include "dataplane/proxy/path_rewrite.h"
 #include "dataplane/worker/worker.h"
 
 namespace zproxy::dataplane {
@@ -133,22 +134,51 @@ std::string_view Worker::ClientIp(Conn& c, char* buf, size_t cap) {
 
 void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
                                std::string_view request_line, std::string_view note) {
+  Refusal r;
+  r.status = status;
+  r.body = body;
+  r.note = note;
+  SendLocalResponse(conn_idx, r, close, request_line);
+}
+
+void Worker::SendLocalResponse(uint32_t conn_idx, const Refusal& r, bool close,
+                               std::string_view request_line) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
+  const int status = r.status;
+  const std::string_view note = r.note;
+  codec::http1::LocalResponse response;
+  response.status = r.status;
+  response.body = r.body;
+  response.content_type = r.content_type;
+  response.fields = r.fields;
+  response.close = close;
+  response.omit_body = r.omit_body;
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
-      [&](char* out, size_t cap) {
-        return codec::http1::EncodeLocalResponse(status, body, close, out, cap);
-      },
+      [&](char* out, size_t cap) { return codec::http1::EncodeLocalResponse(response, out, cap); },
       &len);
+  if (b == kNil) {  // a route's answer too large for a block: validation bounds it, but
+    SendLocalResponse(conn_idx, 500, "zproxy: response too large\n", true, request_line,
+                      "local_response_too_large");
+    return;
+  }
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
   stats_.CountStatus(status);
   if (access_log_.enabled() && !note.empty()) {
     // zproxy's own answer to a request that never reached an upstream.
     char ip[INET6_ADDRSTRLEN];
     char tls[96];
-    access_log_.Append(ClientIp(c, ip, sizeof(ip)), request_line, status, len, 0, {}, note,
-                       tls_.LogField(c, tls, sizeof(tls)));
+    AccessEntry e;
+    e.client = ClientIp(c, ip, sizeof(ip));
+    e.request_line = request_line;
+    e.status = status;
+    e.bytes = len;
+    e.note = note;
+    e.tls = tls_.LogField(c, tls, sizeof(tls));
+    e.request_id = r.request_id;
+    e.traceparent = r.traceparent;
+    access_log_.Append(e);
   }
   if (close) {
     // Nothing after this response will be read: drop input, stop reading, close once
@@ -274,6 +304,13 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
     std::string_view rl = RequestLine(req, ex.req_line, sizeof(ex.req_line));
     ex.req_line_len = static_cast<uint8_t>(rl.size());
     ex.start_us = NowUs();
+    for (const http::Field& f : req.fields) {
+      if (http1::EqualsIgnoreCase(f.name, "traceparent")) {  // W3C trace context, logged
+        ex.traceparent_len = static_cast<uint8_t>(std::min(f.value.size(), sizeof(ex.traceparent)));
+        memcpy(ex.traceparent, f.value.data(), ex.traceparent_len);
+        break;
+      }
+    }
   }
   if (req.body.framing == http::Framing::kLength && listener.max_body_bytes != 0 &&
       req.body.length > listener.max_body_bytes) {
@@ -282,11 +319,25 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
     return false;
   }
   // A server-wide OPTIONS * (asterisk-form) is routed as the listener's root.
-  const routing::RouteEntry* route = snap_->routes->Match(
-      c.owner, req.authority, req.path == "*" ? std::string_view("/") : req.path, req.method);
+  routing::RequestView view{req.authority,
+                            req.path == "*" ? std::string_view("/") : req.path,
+                            req.method,
+                            {},
+                            req.fields};
+  if (size_t q = req.path_and_query.find('?'); q != std::string_view::npos) {
+    view.query = req.path_and_query.substr(q + 1);
+  }
+  const routing::RouteEntry* route = snap_->routes->Match(c.owner, view);
   if (route == nullptr) {
     stats_.CountError(ErrorCause::kNoRoute);
     *refusal = {404, "zproxy: no route\n", "no_route"};
+    refusal->keep_alive = true;
+    return false;
+  }
+  const routing::RoutePolicy* rp = route->policy.get();
+  const bool new_request_id = TakeRequestId(ex, listener, req);
+  if (route->action() != routing::RouteAction::kForward) {
+    AnswerFromRoute(*route, req, ex, refusal);
     return false;
   }
   // The upstream request, written now: the head's views point into the input (or the
@@ -314,11 +365,38 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
       ex.grpc = true;  // zproxy's own errors become gRPC statuses; TE: trailers upstream
     }
   }
+  // Path rewrites (prefix, then regex), before anything is written.
+  if (rp != nullptr && req.path != "*") {
+    std::string_view target;
+    proxy::RewriteResult rewritten =
+        proxy::RewritePath(*rp, req.path, req.path_and_query, rewrite_buf_, &target);
+    if (rewritten == proxy::RewriteResult::kRewritten) {
+      req.path_and_query = target;
+    } else if (rewritten != proxy::RewriteResult::kUnchanged) {
+      stats_.CountError(ErrorCause::kRewriteFailed);
+      *refusal = {500, "zproxy: the route's path rewrite failed\n", "rewrite_failed"};
+      return false;
+    }
+  }
   ex.up_h2 = cluster.http2;
   ex.h2_req_body = req.body.present();
   size_t head_len = 0;
   uint32_t block = kNil;
-  if (proxy::ApplyRequestPolicy(policy, policy_fields_, policy_scratch_, &req)) {
+  bool fits = proxy::ApplyRequestPolicy(policy, policy_fields_, policy_scratch_, &req);
+  // Header changes: X-Request-Id first, then the route's, then the cluster's, so an
+  // operator's rule has the last word.
+  const routing::HeaderChanges* layers[] = {new_request_id ? &request_id_change_ : nullptr,
+                                            rp != nullptr ? &rp->request_headers : nullptr,
+                                            &cluster.request_headers};
+  if (fits && (layers[0] != nullptr || (layers[1] != nullptr && !layers[1]->empty()) ||
+               !layers[2]->empty())) {
+    proxy::ScratchWriter w(change_scratch_);
+    std::span<http::Field> fields = req.fields;
+    fits = proxy::ApplyHeaderChanges(layers, VariablesOf(ex, ip, sizeof(ip)), &fields,
+                                     change_fields_, &w);
+    req.fields = fields;
+  }
+  if (fits) {
     // HTTP/1 upstream: the head's bytes; HTTP/2: a request block, framed when sent.
     block = WriteIntoBlock(
         [&](char* out, size_t cap) {
@@ -336,6 +414,8 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
   ex.up.Begin(req.method_id, !req.upgrade.empty());
   ex.cluster = clusters_.ForCluster(route->cluster_index);
   RefCluster(ex.cluster);
+  ex.route = route;
+  ex.snap_hold = HoldSnapshot();
   ex.max_body = listener.max_body_bytes;
   ex.req_head_block = block;
   ex.req_head_len = static_cast<uint32_t>(head_len);
@@ -356,13 +436,18 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
   ex.client = conn_idx;
   Refusal refusal;
   if (!RouteRequest(ex_idx, req, &refusal)) {
+    // The IDs for the log line, out of the exchange before it is freed.
+    char ids[sizeof(Exchange::request_id) + sizeof(Exchange::traceparent)];
+    memcpy(ids, ex.request_id, ex.request_id_len);
+    memcpy(ids + ex.request_id_len, ex.traceparent, ex.traceparent_len);
+    refusal.request_id = std::string_view(ids, ex.request_id_len);
+    refusal.traceparent = std::string_view(ids + ex.request_id_len, ex.traceparent_len);
     exchanges_.Free(ex_idx);
     // Without a body the connection stays usable; with one, we would have to read and
     // discard it, so close instead.
-    bool close = refusal.status != 404 || req.body.present() || !ev.keep_alive || draining_;
+    bool close = !refusal.keep_alive || req.body.present() || !ev.keep_alive || draining_;
     size_t head_bytes = ev.consumed;
-    SendLocalResponse(conn_idx, refusal.status, refusal.body, close,
-                      RequestLine(req, line, sizeof(line)), refusal.note);
+    SendLocalResponse(conn_idx, refusal, close, RequestLine(req, line, sizeof(line)));
     if (!close) {
       ConsumeIn(conn_idx, head_bytes);
       timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());

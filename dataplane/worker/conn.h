@@ -15,6 +15,7 @@
 #include "dataplane/codec/http1/client_stream.h"
 #include "dataplane/codec/http1/server_stream.h"
 #include "dataplane/dns/resolver.h"
+#include "dataplane/routing/route_table.h"
 #include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tunnel/tunnel_state.h"
 #include "dataplane/upstream/connection_pool.h"
@@ -241,7 +242,7 @@ struct Exchange {
 
   // Response
   RespState resp = RespState::kWaitHead;
-  uint8_t interims = 0;  // 1xx responses so far (bounded: kMaxInterimResponses)
+  uint8_t interims = 0;       // 1xx responses so far (bounded: kMaxInterimResponses)
   bool resp_started = false;  // a byte of the final response was queued to the client
   uint16_t status = 0;
 
@@ -251,7 +252,17 @@ struct Exchange {
   uint64_t start_us = 0;
   uint64_t resp_bytes = 0;  // bytes of the response queued to the client
 
-  char req_line[160];  // last member: Reset() does not clear it
+  // The route's policy (response header changes, retries), valid while the worker holds
+  // the snapshot it came from (snap_hold, Worker::HoldSnapshot); null until routed.
+  const routing::RouteEntry* route = nullptr;
+  uint16_t snap_hold = 0;
+  uint8_t request_id_len = 0;   // X-Request-Id sent upstream (or the client's), request_id
+  uint8_t traceparent_len = 0;  // the client's W3C traceparent, for the access log
+
+  // Not cleared by Reset() (read only up to their lengths):
+  char req_line[160];
+  char request_id[64];
+  char traceparent[56];
 
   void Reset() {
     // req_line is left uninitialized on purpose: it is only read up to req_line_len.

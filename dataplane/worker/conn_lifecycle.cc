@@ -198,9 +198,18 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
   std::string_view upstream;
   if (ex.endpoint != kNil) upstream = Cs(ex.cluster).cfg->endpoint_names[ex.endpoint];
   char tls[96];
-  access_log_.Append(client, std::string_view(ex.req_line, ex.req_line_len), status, ex.resp_bytes,
-                     NowUs() - ex.start_us, upstream, note,
-                     tls_.LogField(conns_.Get(ex.client), tls, sizeof(tls)));
+  AccessEntry e;
+  e.client = client;
+  e.request_line = std::string_view(ex.req_line, ex.req_line_len);
+  e.status = status;
+  e.bytes = ex.resp_bytes;
+  e.duration_us = NowUs() - ex.start_us;
+  e.upstream = upstream;
+  e.note = note;
+  e.tls = tls_.LogField(conns_.Get(ex.client), tls, sizeof(tls));
+  e.request_id = std::string_view(ex.request_id, ex.request_id_len);
+  e.traceparent = std::string_view(ex.traceparent, ex.traceparent_len);
+  access_log_.Append(e);
 }
 
 void Worker::FreeExchange(uint32_t ex_idx) {
@@ -213,6 +222,7 @@ void Worker::FreeExchange(uint32_t ex_idx) {
   if (ex.lb_counted) Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
   if (ex.target != kNil) connect_.FreeConnectTarget(ex);
   UnrefCluster(ex.cluster);
+  if (ex.route != nullptr) ReleaseSnapshot(ex.snap_hold);
   exchanges_.Free(ex_idx);
 }
 

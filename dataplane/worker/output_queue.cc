@@ -505,8 +505,7 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
       PumpRequestBody(c.exchange);
     } else if (ex.resp == RespState::kBody && ex.upstream != kNil) {
       PumpResponseBody(c.exchange);
-    } else if (ex.resp == RespState::kWaitHead && ex.upstream != kNil &&
-               InBytes(ex.upstream) > 0) {
+    } else if (ex.resp == RespState::kWaitHead && ex.upstream != kNil && InBytes(ex.upstream) > 0) {
       ProcessUpstreamInput(ex.upstream);  // heads (1xx) waited for room in this queue
     }
   }

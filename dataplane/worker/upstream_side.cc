@@ -346,7 +346,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     *consumed = 0;
     return true;
   }
-  const http::ResponseHead& resp = ev.head;
+  http::ResponseHead& resp = ev.head;
   if (resp.status == 101) {
     // Switching Protocols (WebSocket): forward the 101, then both connections carry opaque
     // bytes. The tunnel starts in ProcessUpstreamInput once the head is consumed.
@@ -402,6 +402,7 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
   }
   ex.status = resp.status;
   RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
+  ApplyResponseChanges(ex, resp);
   if (ex.h2_stream != 0) {
     // HTTP/2 frames the body itself: chunked bodies are decoded to their data.
     ex.up.StartResponseBody(ev, true);

@@ -35,12 +35,21 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const Snapshot> snapshot,
     : options_(options),
       snap_(std::move(snapshot)),
       sockets_(std::move(sockets)),
-      access_log_(options.access_log_fd),
+      access_log_(options.access_log_fd, options.access_log_json),
       blocks_(MaxBlockSize(*snap_)),
       // A merged X-Forwarded-For is bounded by the head, which fits in a large block.
       policy_scratch_(blocks_.large_size()),
+      // Header change values and redirect Locations are bounded by the head as well; the
+      // rewritten target gets twice that (prefix rewrite and regex rewrite steps).
+      change_scratch_(blocks_.large_size()),
+      rewrite_buf_(2 * static_cast<size_t>(blocks_.large_size())),
+      resp_scratch_(blocks_.large_size()),
+      local_scratch_(blocks_.large_size()),
       timers_(TimerLinkOf{&conns_}),
-      clusters_(options.index, &stats_, &timers_, &conns_) {}
+      clusters_(options.index, &stats_, &timers_, &conns_) {
+  request_id_change_.set.push_back(routing::HeaderOp{"X-Request-Id", "${request_id}", true});
+  snap_holds_.push_back(SnapshotHold{snap_, 0});
+}
 
 Worker::~Worker() {
   connect_.CloseInbox();  // before its eventfd closes
@@ -385,6 +394,7 @@ void Worker::SetupListenerTimers() {
 void Worker::ApplySnapshot(std::shared_ptr<const Snapshot> snap) {
   clusters_.Apply(snap, [this](uint32_t idle) { CloseConn(idle); });  // CloseConn unpools it
   snap_ = std::move(snap);
+  current_hold_ = NewSnapshotHold(snap_);
   SetupListenerTimers();
   applied_version_.store(snap_->version);
   applied_generation_.store(snap_->generation);

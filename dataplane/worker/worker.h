@@ -33,8 +33,10 @@
 #include "dataplane/io/ring.h"
 #include "dataplane/io/user_data.h"
 #include "dataplane/metrics/worker_stats.h"
+#include "dataplane/proxy/header_changes.h"
 #include "dataplane/proxy/header_policy.h"
 #include "dataplane/proxy/passthrough_mode.h"
+#include "dataplane/proxy/request_id.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/stream/proxy_stream.h"
 #include "dataplane/tls/session_cache.h"
@@ -62,7 +64,8 @@ struct WorkerOptions {
   io::RingOptions ring;
   uint32_t buf_count = 1024;
   uint32_t buf_size = 32768;
-  int access_log_fd = -1;  // shared by all workers; -1 = no access log
+  int access_log_fd = -1;        // shared by all workers; -1 = no access log
+  bool access_log_json = false;  // access_log_format: json
   // Map fds for sockmap pass-through (shared, owned by main); splice is and-ed with the
   // ring's own probe.
   PassthroughCaps passthrough;
@@ -128,8 +131,28 @@ class Worker {
     int status = 0;
     std::string_view body;
     std::string_view note;
+    // A route's own answers (redirect, direct response) say more than an error does.
+    std::string_view content_type;        // "" = text/plain
+    std::span<const http::Field> fields;  // Location, response header changes
+    bool keep_alive = false;              // the client's connection may carry another request
+    bool omit_body = false;               // a HEAD request
+    std::string_view request_id, traceparent;  // for the access log line
   };
   bool RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal);
+  // HTTP/1: a refusal (or a route's own answer) as the response, then per `close`.
+  void SendLocalResponse(uint32_t conn_idx, const Refusal& r, bool close,
+                         std::string_view request_line);
+  // A route that answers itself (redirect, direct response), as a refusal to send.
+  void AnswerFromRoute(const routing::RouteEntry& route, const http::RequestHead& req, Exchange& ex,
+                       Refusal* refusal);
+  // The request's X-Request-Id (the client's, or a new one) into ex.request_id; true when
+  // a new one must be set on the upstream request.
+  bool TakeRequestId(Exchange& ex, const ListenerRuntime& listener, const http::RequestHead& req);
+  // What header values' ${variables} stand for in this exchange (ip: room for an address).
+  proxy::Variables VariablesOf(const Exchange& ex, char* ip, size_t ip_cap);
+  // The route's and cluster's response header changes on a response head going to the
+  // client (fields rewritten into resp_fields_). Leaves the head alone if they do not fit.
+  void ApplyResponseChanges(const Exchange& ex, http::ResponseHead& resp);
   bool StartsHttp2(uint32_t conn_idx);
   void RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line = {});
   void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
@@ -226,6 +249,12 @@ class Worker {
   bool QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data);
   size_t InBytes(uint32_t conn_idx);
 
+  // --- snapshot_holds.cc: exchanges keep the snapshot of their route (its policy) alive
+  // across config changes; the current snapshot's hold is shared by every new exchange.
+  uint16_t HoldSnapshot();
+  void ReleaseSnapshot(uint16_t hold);
+  uint16_t NewSnapshotHold(std::shared_ptr<const Snapshot> snap);
+
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);
   void CloseConn(uint32_t conn_idx);
@@ -266,6 +295,24 @@ class Worker {
   http::Field header_storage_[128];
   http::Field policy_fields_[128 + proxy::kPolicyExtraFields];
   std::vector<char> policy_scratch_;
+  // Route policy: the request after header changes (+ X-Request-Id), expanded values, the
+  // rewritten target; a response head's fields after its changes; a route's own answer.
+  static constexpr size_t kMaxChangedFields = 128 + proxy::kPolicyExtraFields + 72;
+  http::Field change_fields_[kMaxChangedFields];
+  std::vector<char> change_scratch_;
+  std::vector<char> rewrite_buf_;
+  http::Field resp_fields_[kMaxChangedFields];
+  std::vector<char> resp_scratch_;
+  http::Field local_fields_[H2Sessions::kMaxLocalExtraFields];
+  std::vector<char> local_scratch_;
+  proxy::RequestIdGenerator request_ids_;
+  routing::HeaderChanges request_id_change_;  // set X-Request-Id: ${request_id}
+  struct SnapshotHold {
+    std::shared_ptr<const Snapshot> snap;
+    uint32_t exchanges = 0;
+  };
+  std::vector<SnapshotHold> snap_holds_;
+  uint16_t current_hold_ = 0;
 
   ConnTimers timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).

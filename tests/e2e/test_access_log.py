@@ -1,5 +1,6 @@
 """access_log: one line per response, including zproxy's own answers and aborted ones."""
 
+import re
 import time
 
 import httpraw
@@ -32,8 +33,12 @@ def test_access_log_lines(make_proxy, backends, tmp_path):
     f = ok.split(" ")
     assert f[1] == "127.0.0.1"
     assert '"GET /bytes/1000?x=1 HTTP/1.1"' in ok
-    assert f[-5] == "200" and int(f[-4]) > 1000  # status, bytes incl. head
-    assert f[-2] == backends["a"].addr and f[-1] == "-"
-    assert '"GET /dead/x HTTP/1.1" 502' in dead_line and dead_line.endswith(dead + " connect_refused")
-    assert int(dead_line.split(" ")[-4]) > 50  # the 502 response's size
-    assert " 400 " in bad and bad.endswith("missing_host")
+    # ... status bytes seconds upstream note request_id traceparent
+    assert f[-7] == "200" and int(f[-6]) > 1000  # status, bytes incl. head
+    assert f[-4] == backends["a"].addr and f[-3] == "-"
+    assert re.fullmatch(r"[0-9a-f-]{36}", f[-2]) and f[-1] == "-"  # generated X-Request-Id
+    assert '"GET /dead/x HTTP/1.1" 502' in dead_line
+    assert dead_line.split(" ")[-4:-2] == [dead, "connect_refused"]
+    assert int(dead_line.split(" ")[-6]) > 50  # the 502 response's size
+    # A request refused before routing has no request ID yet.
+    assert " 400 " in bad and bad.split(" ")[-3:] == ["missing_host", "-", "-"]

@@ -317,7 +317,8 @@ def test_access_log_names_protocol_and_cipher(backends, certs, make_proxy, tmp_p
         return [l for l in log.read_text().splitlines() if "__zproxy_e2e_ready" not in l] \
             if log.exists() else []
     got = wait_until(lambda: len(lines()) >= 2 and lines(), 5)
-    assert got and got[-1].split(" ")[-1].startswith("TLSv1.2/TLS_ECDHE_"), got
+    # ... note tls request_id traceparent
+    assert got and got[-1].split(" ")[-3].startswith("TLSv1.2/TLS_ECDHE_"), got
     # One line per request, each with the protocol the client spoke and the bytes it got.
     for line, proto in zip(got[-2:], ("HTTP/1.1", "HTTP/2.0")):
         assert '"GET /echo %s" 200 ' % proto in line, got

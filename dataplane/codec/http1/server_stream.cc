@@ -111,6 +111,32 @@ const char* StatusReason(int status) {
       return "Switching Protocols";
     case 200:
       return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 401:
+      return "Unauthorized";
+    case 405:
+      return "Method Not Allowed";
+    case 410:
+      return "Gone";
+    case 429:
+      return "Too Many Requests";
     case 400:
       return "Bad Request";
     case 403:
@@ -138,20 +164,45 @@ const char* StatusReason(int status) {
     case 505:
       return "HTTP Version Not Supported";
   }
-  return "Error";
+  return status < 400 ? "Status" : "Error";
+}
+
+size_t EncodeLocalResponse(const LocalResponse& r, char* out, size_t cap) {
+  Writer w(out, cap);
+  w.Put("HTTP/1.1 ");
+  w.PutUint(static_cast<uint64_t>(r.status));
+  w.Put(" ");
+  w.Put(StatusReason(r.status));
+  w.Put("\r\n");
+  if (!r.body.empty() || !r.content_type.empty()) {
+    w.Put("Content-Type: ");
+    w.Put(r.content_type.empty() ? std::string_view("text/plain") : r.content_type);
+    w.Put("\r\n");
+  }
+  for (const http::Field& f : r.fields) {
+    w.Put(f.name);
+    w.Put(": ");
+    w.Put(f.value);
+    w.Put("\r\n");
+  }
+  // 204 and 304 carry no Content-Length worth sending (RFC 9110 §8.6).
+  if (r.status != 204 && r.status != 304) {
+    w.Put("Content-Length: ");
+    w.PutUint(r.body.size());
+    w.Put("\r\n");
+  }
+  w.Put(r.close ? "Connection: close\r\n\r\n" : "\r\n");
+  if (!r.omit_body) w.Put(r.body);
+  return w.Result();
 }
 
 size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap) {
-  Writer w(out, cap);
-  w.Put("HTTP/1.1 ");
-  w.PutUint(static_cast<uint64_t>(status));
-  w.Put(" ");
-  w.Put(StatusReason(status));
-  w.Put("\r\nContent-Type: text/plain\r\nContent-Length: ");
-  w.PutUint(body.size());
-  w.Put(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
-  w.Put(body);
-  return w.Result();
+  LocalResponse r;
+  r.status = status;
+  r.body = body;
+  r.content_type = "text/plain";
+  r.close = close;
+  return EncodeLocalResponse(r, out, cap);
 }
 
 }  // namespace zproxy::codec::http1

@@ -78,6 +78,18 @@ class ServerStream {
 // A complete response of the proxy's own (errors, 404): a short plain-text body naming
 // the cause. 0 if it did not fit.
 size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap);
+
+// One of zproxy's own answers with more to say: a route's redirect (Location) or direct
+// response (its content type), Retry-After, response header changes.
+struct LocalResponse {
+  int status = 0;
+  std::string_view body;
+  std::string_view content_type;        // "" = text/plain when there is a body
+  std::span<const http::Field> fields;  // more fields, written as given
+  bool close = false;
+  bool omit_body = false;  // HEAD: Content-Length says the body's size, none follows
+};
+size_t EncodeLocalResponse(const LocalResponse& r, char* out, size_t cap);
 const char* StatusReason(int status);
 
 }  // namespace zproxy::codec::http1
