@@ -110,6 +110,8 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   }
   ex.h2_routed = true;
   ex.req_done = end_stream;
+  w_.StartRouteTimers(ex_idx);
+  w_.StartTry(ex_idx);
   if (!w_.AssignUpstream(ex_idx)) w_.RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
 }
 

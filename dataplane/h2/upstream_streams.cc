@@ -225,9 +225,11 @@ void H2Upstreams::Session::OnResponseHead(uint32_t ex_idx, http::ResponseHead& h
     }
     return;
   }
-  ex.status = head.status;
   w.RecordUpstreamResult(ex.cluster, ex.endpoint, head.status < 500);
+  if (w.RetryOnStatus(ex_idx, head.status)) return;  // this stream was reset
+  ex.status = head.status;
   w.stats_.CountStatus(head.status);
+  w.EndRouteTimers(ex_idx);
   w.ApplyResponseChanges(ex, head);
   ex.resp_started = true;
   ex.resp = end_stream ? RespState::kDone : RespState::kBody;

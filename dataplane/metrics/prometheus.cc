@@ -104,6 +104,19 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
   per_worker("zproxy_upstream_retries_total", "counter",
              "Requests retried on another endpoint or a fresh connection.",
              &WorkerStats::upstream_retries);
+  w.Family("zproxy_route_retries_total", "counter",
+           "Retries made by routes' retry policies, by what triggered them.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    static constexpr const char* kTriggers[] = {"connect_failure", "reset", "status",
+                                                "per_try_timeout"};
+    for (int t = 0; t < 4; t++) {
+      w.Sample("zproxy_route_retries_total", W(i) + ",reason=\"" + kTriggers[t] + "\"",
+               static_cast<double>(workers[i]->route_retries[t].Load()));
+    }
+  }
+  per_worker("zproxy_retry_budget_exhausted_total", "counter",
+             "Retries a cluster's retry budget refused (too many retries in flight).",
+             &WorkerStats::retry_budget_exhausted);
   per_worker("zproxy_upstream_ejections_total", "counter",
              "Endpoints ejected by passive outlier detection.", &WorkerStats::upstream_ejections);
   per_worker("zproxy_upstream_ejected", "gauge",

@@ -95,6 +95,10 @@ struct WorkerStats {
   Counter upstream_ejections;  // passive outlier detection
   Counter upstream_ejected;    // gauge: endpoints currently ejected by this worker
   Counter upstream_panic;      // picks made in panic mode (health ignored)
+  // Route retry policies: retries made by trigger (connect_failure, reset, status,
+  // per_try_timeout), and retries the cluster's retry budget refused.
+  Counter route_retries[4];
+  Counter retry_budget_exhausted;
   Counter errors[static_cast<int>(ErrorCause::kCount)];
   Counter parser_rejections[static_cast<int>(http1::Error::kCount)];
   Counter enobufs_rearms;

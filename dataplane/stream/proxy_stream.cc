@@ -1,5 +1,7 @@
 #include "dataplane/stream/proxy_stream.h"
 
+#include "common/route_policy_rules.h"
+
 namespace zproxy::stream {
 
 Decision AfterUpstreamFailure(const StreamProgress& p, ErrorCause cause, bool may_retry) {
@@ -58,6 +60,48 @@ ErrorCause TimeoutCause(bool connecting) {
 
 Decision AfterUpstreamTimeout(const StreamProgress& p, bool connecting) {
   return AfterUpstreamFailure(p, TimeoutCause(connecting), connecting);
+}
+
+bool PolicyRetries(const StreamProgress& p, const RetryPolicyView& policy,
+                   const RetryRequestView& req, RetryTrigger trigger) {
+  using route_policy::kRetry5xx;
+  using route_policy::kRetryConnectFailure;
+  using route_policy::kRetryGatewayError;
+  using route_policy::kRetryPerTryTimeout;
+  using route_policy::kRetryReset;
+  if (policy.retries_done >= policy.num_retries || !req.budget_available) return false;
+  if (p.tunnel || p.response_started || !p.head_available) return false;
+  const uint32_t on = policy.conditions;
+  // 5xx and gateway_error also cover the failures that would have been one (Envoy's rule).
+  const uint32_t failure_bits = kRetryReset | kRetry5xx | kRetryGatewayError;
+  bool wanted = false;
+  switch (trigger) {
+    case RetryTrigger::kConnectFailure:
+      wanted = on & (kRetryConnectFailure | failure_bits);
+      break;
+    case RetryTrigger::kReset:
+      wanted = on & failure_bits;
+      break;
+    case RetryTrigger::kStatus:
+      wanted = policy.status_retriable;
+      break;
+    case RetryTrigger::kPerTryTimeout:
+      wanted = on & (kRetryPerTryTimeout | failure_bits);
+      break;
+  }
+  if (!wanted) return false;
+  if (trigger == RetryTrigger::kConnectFailure && !p.head_sent) return true;  // nothing sent
+  // Something went upstream: only a request that can be sent again exactly, and that may
+  // be repeated.
+  if (req.has_body) return false;
+  return req.idempotent || policy.non_idempotent_allowed;
+}
+
+uint32_t RetryBackoffMs(uint32_t base_ms, uint32_t max_ms, uint32_t retries_done, uint64_t random) {
+  uint64_t cap = base_ms;
+  for (uint32_t i = 0; i < retries_done && cap < max_ms; ++i) cap *= 2;
+  if (cap > max_ms) cap = max_ms;
+  return cap == 0 ? 0 : static_cast<uint32_t>(random % (cap + 1));
 }
 
 bool CloseClientAfterResponse(const StreamProgress& p) { return !p.request_done || p.draining; }

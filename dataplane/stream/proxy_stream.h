@@ -78,6 +78,39 @@ Decision AfterUpstreamClosed(const StreamProgress& p, bool reset, bool body_ends
 ErrorCause TimeoutCause(bool connecting);
 Decision AfterUpstreamTimeout(const StreamProgress& p, bool connecting);
 
+// --- A route's retry policy (README "Route policy"), beyond the built-in retries above.
+enum class RetryTrigger : uint8_t {
+  kConnectFailure,  // the connect (or TLS handshake) failed or timed out: nothing was sent
+  kReset,           // closed, reset or garbled before any byte of the answer
+  kStatus,          // a final response head with this status
+  kPerTryTimeout,   // the try passed per_try_timeout_ms without a response head
+};
+
+struct RetryPolicyView {
+  uint32_t conditions = 0;        // route_policy::RetryOnBit
+  bool status_retriable = false;  // RetryConditions::RetriesStatus(the status), for kStatus
+  uint32_t num_retries = 0;
+  uint32_t retries_done = 0;
+  bool non_idempotent_allowed = false;
+};
+
+struct RetryRequestView {
+  bool idempotent = true;        // GET, HEAD, OPTIONS, TRACE, PUT, DELETE (RFC 9110 §9.2.2)
+  bool has_body = false;         // its bytes are streamed, not kept: once sent it cannot go again
+  bool budget_available = true;  // the cluster's retry budget has room
+};
+
+// Whether the route's policy retries this failure. Never once a byte of the response went
+// to the client, never without the request head at hand, never a request whose body went
+// upstream, and a non-idempotent request only before any of it reached an upstream (a
+// connect failure), unless the policy allows it.
+bool PolicyRetries(const StreamProgress& p, const RetryPolicyView& policy,
+                   const RetryRequestView& req, RetryTrigger trigger);
+
+// Full-jitter exponential backoff (AWS's "full jitter"): a time in [0, min(max, base *
+// 2^retries_done)], from a random number.
+uint32_t RetryBackoffMs(uint32_t base_ms, uint32_t max_ms, uint32_t retries_done, uint64_t random);
+
 // The final response head is about to go out: does the client's connection end after it
 // (a response before the request was read to its end, or draining)?
 bool CloseClientAfterResponse(const StreamProgress& p);

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/route_policy_rules.h"
+
 namespace zproxy::stream {
 namespace {
 
@@ -138,6 +140,95 @@ TEST(ProxyStream, ErrorReplyClosesWhenTheClientOrZproxySaysSo) {
   EXPECT_TRUE(ReplyToFailure(p, ErrorCause::kBadResponse).close_client);
   p.draining = false;
   EXPECT_FALSE(ReplyToFailure(p, ErrorCause::kBadResponse).close_client);
+}
+
+}  // namespace
+}  // namespace zproxy::stream
+
+namespace zproxy::stream {
+namespace {
+
+using route_policy::kRetry5xx;
+using route_policy::kRetryConnectFailure;
+using route_policy::kRetryPerTryTimeout;
+using route_policy::kRetryReset;
+
+StreamProgress Sent() {
+  StreamProgress p;
+  p.head_sent = true;
+  p.head_available = true;
+  p.request_done = true;
+  return p;
+}
+
+TEST(PolicyRetries, ConditionsTriesAndBudget) {
+  RetryPolicyView policy;
+  policy.conditions = kRetryReset;
+  policy.num_retries = 2;
+  RetryRequestView get;
+  EXPECT_TRUE(PolicyRetries(Sent(), policy, get, RetryTrigger::kReset));
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, get, RetryTrigger::kStatus));
+  // reset also covers a try that timed out (the upstream never answered).
+  EXPECT_TRUE(PolicyRetries(Sent(), policy, get, RetryTrigger::kPerTryTimeout));
+  policy.conditions = kRetryPerTryTimeout;
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, get, RetryTrigger::kReset));
+  policy.conditions = kRetryReset;
+  policy.retries_done = 2;
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, get, RetryTrigger::kReset));
+  policy.retries_done = 0;
+  get.budget_available = false;
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, get, RetryTrigger::kReset));
+}
+
+TEST(PolicyRetries, StatusNeedsItsCondition) {
+  RetryPolicyView policy;
+  policy.num_retries = 1;
+  RetryRequestView get;
+  policy.status_retriable = false;
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, get, RetryTrigger::kStatus));
+  policy.status_retriable = true;
+  EXPECT_TRUE(PolicyRetries(Sent(), policy, get, RetryTrigger::kStatus));
+}
+
+TEST(PolicyRetries, NonIdempotentOnlyBeforeAnythingWasSent) {
+  RetryPolicyView policy;
+  policy.conditions = kRetry5xx;
+  policy.num_retries = 3;
+  RetryRequestView post;
+  post.idempotent = false;
+  StreamProgress not_sent;
+  not_sent.head_available = true;
+  EXPECT_TRUE(PolicyRetries(not_sent, policy, post, RetryTrigger::kConnectFailure));
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, post, RetryTrigger::kReset));
+  policy.non_idempotent_allowed = true;
+  EXPECT_TRUE(PolicyRetries(Sent(), policy, post, RetryTrigger::kReset));
+  // A body that went upstream cannot go again, whatever the policy.
+  post.has_body = true;
+  EXPECT_FALSE(PolicyRetries(Sent(), policy, post, RetryTrigger::kReset));
+  EXPECT_TRUE(PolicyRetries(not_sent, policy, post, RetryTrigger::kConnectFailure));
+}
+
+TEST(PolicyRetries, NeverAfterTheResponseStartedOrWithoutTheHead) {
+  RetryPolicyView policy;
+  policy.conditions = kRetryConnectFailure | kRetryReset;
+  policy.num_retries = 1;
+  RetryRequestView get;
+  StreamProgress started = Sent();
+  started.response_started = true;
+  EXPECT_FALSE(PolicyRetries(started, policy, get, RetryTrigger::kReset));
+  StreamProgress gone = Sent();
+  gone.head_available = false;
+  EXPECT_FALSE(PolicyRetries(gone, policy, get, RetryTrigger::kReset));
+}
+
+TEST(RetryBackoff, FullJitterWithinTheDoublingCap) {
+  for (uint64_t r = 0; r < 1000; r += 7) {
+    EXPECT_LE(RetryBackoffMs(25, 250, 0, r), 25u);
+    EXPECT_LE(RetryBackoffMs(25, 250, 2, r), 100u);
+    EXPECT_LE(RetryBackoffMs(25, 250, 10, r), 250u);
+  }
+  EXPECT_EQ(RetryBackoffMs(0, 0, 3, 12345), 0u);
+  EXPECT_EQ(RetryBackoffMs(25, 250, 1, 50), 50u);
 }
 
 }  // namespace

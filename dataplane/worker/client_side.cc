@@ -416,6 +416,7 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
   RefCluster(ex.cluster);
   ex.route = route;
   ex.snap_hold = HoldSnapshot();
+  ex.method = req.method_id;
   ex.max_body = listener.max_body_bytes;
   ex.req_head_block = block;
   ex.req_head_len = static_cast<uint32_t>(head_len);
@@ -461,6 +462,8 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
   c.exchange = ex_idx;
   stats_.client_idle.Sub();
   ConsumeIn(conn_idx, ev.consumed);
+  StartRouteTimers(ex_idx);
+  StartTry(ex_idx);
   if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
 }
 

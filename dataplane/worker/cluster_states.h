@@ -53,6 +53,9 @@ struct ClusterState {
   const ConnectRuntime* connect = nullptr;    // a listener's CONNECT state: its allowlist
   uint16_t t_connect = 0, t_read = 0, t_pool = 0;
   uint32_t refs = 0;
+  // Exchanges of this worker that are retrying under a route's policy: the retry budget
+  // (ClusterRuntime::retry_budget_percent) bounds them against `refs`.
+  uint32_t retries = 0;
   bool retired = false;
 };
 

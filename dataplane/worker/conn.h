@@ -256,8 +256,18 @@ struct Exchange {
   // the snapshot it came from (snap_hold, Worker::HoldSnapshot); null until routed.
   const routing::RouteEntry* route = nullptr;
   uint16_t snap_hold = 0;
-  uint8_t request_id_len = 0;   // X-Request-Id sent upstream (or the client's), request_id
-  uint8_t traceparent_len = 0;  // the client's W3C traceparent, for the access log
+  // Route timeouts and retries (route_retries.cc): deadlines in worker ms (0 = none), on
+  // the worker's deadline list while any is set; checked on its 50 ms tick.
+  uint32_t route_deadline_ms = 0;  // timeout_ms: until the response head, over all tries
+  uint32_t try_deadline_ms = 0;    // retry.per_try_timeout_ms: this try's
+  uint32_t retry_at_ms = 0;        // waiting for a retry's backoff to pass
+  uint32_t dl_prev = kNil, dl_next = kNil;
+  bool on_deadline_list = false;
+  uint8_t policy_retries = 0;                  // retries of the route's policy so far
+  http::Method method = http::Method::kOther;  // idempotent or not (retries)
+  bool counts_as_retry = false;  // in the cluster's retry budget (ClusterState::retries)
+  uint8_t request_id_len = 0;    // X-Request-Id sent upstream (or the client's), request_id
+  uint8_t traceparent_len = 0;   // the client's W3C traceparent, for the access log
 
   // Not cleared by Reset() (read only up to their lengths):
   char req_line[160];

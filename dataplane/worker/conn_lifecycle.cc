@@ -221,6 +221,8 @@ void Worker::FreeExchange(uint32_t ex_idx) {
   if (ex.req_head_block != kNil) blocks_.Free(ex.req_head_block);
   if (ex.lb_counted) Cs(ex.cluster).lb->OnConnectionClosed(ex.endpoint);
   if (ex.target != kNil) connect_.FreeConnectTarget(ex);
+  UnlinkDeadline(ex_idx);
+  if (ex.counts_as_retry) Cs(ex.cluster).retries--;  // before the state may go
   UnrefCluster(ex.cluster);
   if (ex.route != nullptr) ReleaseSnapshot(ex.snap_hold);
   exchanges_.Free(ex_idx);

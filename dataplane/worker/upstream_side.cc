@@ -37,6 +37,9 @@ bool Worker::AssignUpstream(uint32_t ex_idx) {
   upstream::EndpointSet& lb = *Cs(ex.cluster).lb;
   uint32_t endpoint =
       lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone : ex.failed_endpoint);
+  if (endpoint == upstream::EndpointSet::kNone && ex.policy_retries > 0) {
+    endpoint = lb.Pick(upstream::EndpointSet::kNone);  // a retry may go to the same one
+  }
   if (endpoint == upstream::EndpointSet::kNone) return false;
   if (lb.last_pick_panicked()) stats_.upstream_panic.Add();
   ex.endpoint = endpoint;
@@ -184,10 +187,15 @@ void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {
     return;
   }
   // Keep the head only while a retry is still possible: a reused keep-alive connection
-  // may turn out to be closed by the upstream before it reads the request.
+  // may turn out to be closed by the upstream before it reads the request, and a route's
+  // retry policy may send it again.
   bool has_body =
       ex.h2_stream != 0 ? ex.h2_req_body : ex.down.request_body().framing() != http::Framing::kNone;
-  bool keep_for_retry = (u.flags & kReused) && !has_body && !ex.retried_stale;
+  const routing::RoutePolicy* rp = ex.route != nullptr ? ex.route->policy.get() : nullptr;
+  bool policy_may_retry =
+      rp != nullptr && rp->has_retry && ex.policy_retries < rp->retry.num_retries;
+  bool keep_for_retry =
+      !has_body && (((u.flags & kReused) && !ex.retried_stale) || policy_may_retry);
   if (keep_for_retry) {
     uint32_t copy = blocks_.Alloc(ex.req_head_len);
     memcpy(blocks_.Data(copy), blocks_.Data(ex.req_head_block), ex.req_head_len);
@@ -249,6 +257,18 @@ void Worker::UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry) {
   }
   // CONNECT to a name: the next of its addresses, while there is time.
   if (may_retry && ex.target != kNil && connect_.ConnectTryNext(ex_idx, cause)) return;
+  // The route's retry policy (a read timeout is not retried: per_try_timeout_ms is how a
+  // route bounds a try).
+  if (cause != ErrorCause::kReadTimeout && !ex.connect) {
+    stream::RetryTrigger trigger = may_retry ? stream::RetryTrigger::kConnectFailure
+                                   : cause == ErrorCause::kPerTryTimeout
+                                       ? stream::RetryTrigger::kPerTryTimeout
+                                       : stream::RetryTrigger::kReset;
+    if (TryPolicyRetry(ex_idx, trigger)) {
+      stats_.CountError(cause);
+      return;
+    }
+  }
   if (stream::AfterUpstreamFailure(Progress(ex), cause, may_retry).next ==
       stream::Next::kRetryOtherEndpoint) {
     ex.attempts = 1;
@@ -400,8 +420,13 @@ bool Worker::ParseResponseHead(uint32_t ex_idx, std::string_view data, size_t* c
     *consumed = ev.consumed;
     return true;
   }
-  ex.status = resp.status;
   RecordUpstreamResult(ex.cluster, ex.endpoint, resp.status < 500);
+  if (RetryOnStatus(ex_idx, resp.status)) {
+    *consumed = 0;  // the upstream connection was closed with what it sent
+    return true;
+  }
+  ex.status = resp.status;
+  EndRouteTimers(ex_idx);
   ApplyResponseChanges(ex, resp);
   if (ex.h2_stream != 0) {
     // HTTP/2 frames the body itself: chunked bodies are decoded to their data.

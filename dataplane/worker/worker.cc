@@ -265,6 +265,7 @@ void Worker::OnTick() {
   ArmTick();
   if (!enobufs_waiters_.empty()) RearmEnobufsWaiters();
   clusters_.ExpireEjections(NowMs());
+  if (deadlines_head_ != kNil) CheckDeadlines();
   access_log_.Flush();
   tunnels_.OnTick();
   h2up_.OnTick();

@@ -132,10 +132,10 @@ class Worker {
     std::string_view body;
     std::string_view note;
     // A route's own answers (redirect, direct response) say more than an error does.
-    std::string_view content_type;        // "" = text/plain
-    std::span<const http::Field> fields;  // Location, response header changes
-    bool keep_alive = false;              // the client's connection may carry another request
-    bool omit_body = false;               // a HEAD request
+    std::string_view content_type;             // "" = text/plain
+    std::span<const http::Field> fields;       // Location, response header changes
+    bool keep_alive = false;                   // the client's connection may carry another request
+    bool omit_body = false;                    // a HEAD request
     std::string_view request_id, traceparent;  // for the access log line
   };
   bool RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal);
@@ -248,6 +248,24 @@ class Worker {
   // Queues `data` (which lies inside slice `s`) towards `to`, sharing the buffer.
   bool QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data);
   size_t InBytes(uint32_t conn_idx);
+
+  // --- route_retries.cc: a route's timeout_ms and retry policy.
+  // Arms the route's deadlines for a new exchange (after RouteRequest).
+  void StartRouteTimers(uint32_t ex_idx);
+  // A try begins on an upstream: its per-try deadline.
+  void StartTry(uint32_t ex_idx);
+  // The response head arrived: the deadlines are done with.
+  void EndRouteTimers(uint32_t ex_idx);
+  // The route's policy retries this failure: the upstream is let go and the exchange
+  // tries again after a backoff. false: not retried (the caller answers as before).
+  bool TryPolicyRetry(uint32_t ex_idx, stream::RetryTrigger trigger, uint16_t status = 0);
+  // Whether a response head with this status is retried (then it was, and the caller
+  // drops the response).
+  bool RetryOnStatus(uint32_t ex_idx, uint16_t status);
+  void CheckDeadlines();
+  void LinkDeadline(uint32_t ex_idx);
+  void UnlinkDeadline(uint32_t ex_idx);
+  uint32_t deadlines_head_ = kNil;
 
   // --- snapshot_holds.cc: exchanges keep the snapshot of their route (its policy) alive
   // across config changes; the current snapshot's hold is shared by every new exchange.
