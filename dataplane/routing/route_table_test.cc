@@ -383,5 +383,83 @@ TEST(RouteTableTest, MatchDoesNotAllocate) {
   EXPECT_EQ(g_allocations.load(), before);
 }
 
+// --- Route policy matches: regex path, header and query conditions.
+
+std::string RouteWith(const RouteTable& t, std::string_view path, std::string_view query,
+                      const std::vector<http::Field>& fields) {
+  RequestView v{"h", path, "GET", query, fields};
+  const RouteEntry* e = t.Match(0, v);
+  return e == nullptr ? "404" : e->cluster_name;
+}
+
+TEST(RouteTableTest, RegexHeaderAndQueryConditions) {
+  auto t = MustBuild(std::string(kClusters) + R"(
+    listeners {
+      routes { match { regex: "^/v[0-9]+/items$" } cluster: "api" }
+      routes { match { prefix: "/h" headers { name: "x-canary" exact: "1" } } cluster: "static" }
+      routes { match { prefix: "/h" headers { name: "User-Agent" regex: "bot.*" invert: true } }
+               cluster: "api" }
+      routes { match { prefix: "/q" query_params { name: "v" exact: "2" }
+                       query_params { name: "debug" present: true } } cluster: "static" }
+      routes { match { prefix: "/q" query_params { name: "v" present: false } } cluster: "api" }
+      routes { match { prefix: "/" } cluster: "app" }
+    })");
+  EXPECT_EQ(RouteWith(*t, "/v2/items", "", {}), "api");
+  EXPECT_EQ(RouteWith(*t, "/v2/items/x", "", {}), "app");  // whole path
+  EXPECT_EQ(RouteWith(*t, "/h", "", {{"X-Canary", "1"}}), "static");
+  EXPECT_EQ(RouteWith(*t, "/h", "", {{"X-Canary", "2"}, {"user-agent", "curl"}}), "api");
+  EXPECT_EQ(RouteWith(*t, "/h", "", {{"User-Agent", "bot/1"}}), "app");
+  EXPECT_EQ(RouteWith(*t, "/h", "", {}), "api");  // inverted regex on an absent field holds
+  EXPECT_EQ(RouteWith(*t, "/q", "a=1&v=2&debug", {}), "static");
+  EXPECT_EQ(RouteWith(*t, "/q", "v=2", {}), "app");  // debug missing, and v is present
+  EXPECT_EQ(RouteWith(*t, "/q", "x=1", {}), "api");
+  EXPECT_EQ(RouteWith(*t, "/q", "vv=1", {}), "api");  // names compare whole
+}
+
+TEST(RouteTableTest, PolicyMatchesAllocateNothing) {
+  auto t = MustBuild(std::string(kClusters) + R"(
+    listeners {
+      routes { match { regex: "^/v[0-9]+/items$" headers { name: "x-a" prefix: "b" } }
+               cluster: "api" }
+      routes { match { prefix: "/" query_params { name: "k" regex: "[a-z]+" } } cluster: "app" }
+    })");
+  std::vector<http::Field> fields = {{"X-A", "bcd"}};
+  RouteWith(*t, "/v1/items", "k=abc", fields);  // warm RE2's caches
+  RouteWith(*t, "/x", "k=abc", fields);
+  long before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(RouteWith(*t, "/v1/items", "k=abc", fields), "api");
+    EXPECT_EQ(RouteWith(*t, "/x", "k=abc", fields), "app");
+  }
+  EXPECT_EQ(g_allocations.load(), before);
+}
+
+TEST(RouteTableTest, RoutesThatAnswerNeedNoClusterAndCarryTheirPolicy) {
+  auto t = MustBuild(std::string(kClusters) + R"(
+    listeners {
+      routes { match { prefix: "/old" } redirect { path: "/new" code: 308 } }
+      routes { match { prefix: "/ping" } direct_response { status: 200 body: "pong" } }
+      routes { match { prefix: "/" } cluster: "app" rate_limit { requests_per_second: 5 } }
+    })");
+  const RouteEntry* e = t->Match(0, "h", "/old/x", "GET");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->action(), RouteAction::kRedirect);
+  EXPECT_EQ(e->policy->redirect.code, 308);
+  e = t->Match(0, "h", "/ping", "GET");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->action(), RouteAction::kDirectResponse);
+  EXPECT_EQ(e->policy->direct.content_type, "text/plain");
+  e = t->Match(0, "h", "/", "GET");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->action(), RouteAction::kForward);
+  EXPECT_TRUE(e->policy->has_rate_limit);
+  EXPECT_EQ(t->rate_limit_count(), 1u);
+  EXPECT_NE(BuildError(std::string(kClusters) +
+                       R"(listeners { routes { match { prefix: "/" } cluster: "app"
+                            request_headers { set { key: "Host" value: "x" } } } })")
+                .find("listeners[0].routes[0].request_headers.set[\"Host\"]"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace zproxy::routing
