@@ -85,8 +85,10 @@ class H2Sessions {
   // gathered, and sent as the stream's trailers (HEADERS) after its last DATA.
   void AddTrailerLines(uint32_t ex_idx, std::string_view lines);
   // zproxy's own answer (no route, upstream failures, limits); gRPC requests get a
-  // trailers-only gRPC status instead. The upstream, if any, is closed.
-  void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note);
+  // trailers-only gRPC status instead. The upstream, if any, is closed. retry_after_s != 0:
+  // with Retry-After (429 rate limited).
+  void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note,
+                     uint32_t retry_after_s = 0);
   // An upstream failure answered per the stream's decision (the status's gRPC mapping).
   void RespondError(uint32_t ex_idx, const stream::Decision& d, ErrorCause cause);
   // The exchange cannot complete: RST_STREAM, the upstream closed.

@@ -104,7 +104,7 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   ex.req_chunked = head.body.framing == http::Framing::kChunked;
   Worker::Refusal refusal;
   if (!w_.RouteRequest(ex_idx, head, &refusal)) {
-    LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note);
+    LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note, refusal.retry_after_s);
     return;
   }
   ex.h2_routed = true;
@@ -460,7 +460,7 @@ void H2Sessions::DropUpstream(uint32_t ex_idx) {
 }
 
 void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view body,
-                               std::string_view note) {
+                               std::string_view note, uint32_t retry_after_s) {
   Exchange& ex = w_.exchanges_.Get(ex_idx);
   DropUpstream(ex_idx);
   Session& s = Of(ex.client);
@@ -473,6 +473,7 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
   w_.stats_.CountStatus(status);
   char len[24];
   char grpc_status[8];
+  char retry_after[12];
   http::ResponseHead head;
   http::Field fields[3];
   bool has_body = false;
@@ -490,7 +491,12 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
     int n = snprintf(len, sizeof(len), "%zu", body.size());
     fields[0] = {"content-type", "text/plain"};
     fields[1] = {"content-length", std::string_view(len, static_cast<size_t>(n))};
-    head.fields = std::span<http::Field>(fields, 2);
+    size_t count = 2;
+    if (retry_after_s != 0) {
+      int r = snprintf(retry_after, sizeof(retry_after), "%u", retry_after_s);
+      fields[count++] = {"retry-after", std::string_view(retry_after, static_cast<size_t>(r))};
+    }
+    head.fields = std::span<http::Field>(fields, count);
     has_body = !body.empty();
     if (has_body) {
       uint32_t b = w_.blocks_.Alloc(body.size());

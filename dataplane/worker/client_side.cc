@@ -51,6 +51,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   bool fixed = io::UserData::Unpack(cqe->user_data).bid == 0;
   int fd = cqe->res;
   uint16_t listener = sockets_[socket_index].listener;
+  if (!AdmitConnection(listener, fd, fixed)) return;  // max_connections (limits.cc)
   uint32_t idx = NewConn(ConnKind::kClient, fd, listener);
   Conn& c = conns_.Get(idx);
   if (fixed) c.flags |= kFixedFile;
@@ -58,7 +59,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   stats_.client_idle.Add();
   // A connection accepted while draining (completions already queued when the accept was
   // cancelled) is still ours to serve: its first response says Connection: close.
-  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) &&
+  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled() ||
+       snap_->listeners[listener].rate_limit_by_address) &&
       snap_->listeners[listener].tcp_cluster < 0) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
@@ -132,13 +134,14 @@ std::string_view Worker::ClientIp(Conn& c, char* buf, size_t cap) {
 }
 
 void Worker::SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
-                               std::string_view request_line, std::string_view note) {
+                               std::string_view request_line, std::string_view note,
+                               uint32_t retry_after_s) {
   Conn& c = conns_.Get(conn_idx);
   if (c.flags & kClosing) return;
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
       [&](char* out, size_t cap) {
-        return codec::http1::EncodeLocalResponse(status, body, close, out, cap);
+        return codec::http1::EncodeLocalResponse(status, body, close, out, cap, retry_after_s);
       },
       &len);
   QueueOut(conn_idx, blocks_.Data(b), static_cast<uint32_t>(len), ItemOwner::kBlock, b);
@@ -289,6 +292,9 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
     *refusal = {404, "zproxy: no route\n", "no_route"};
     return false;
   }
+  if (route->policy && route->policy->has_rate_limit && !AllowRate(*route, c, req, refusal)) {
+    return false;  // 429 with Retry-After (limits.cc)
+  }
   // The upstream request, written now: the head's views point into the input (or the
   // HTTP/2 codec's header block), which is released right after.
   const ClusterRuntime& cluster = snap_->clusters[route->cluster_index];
@@ -359,10 +365,11 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
     exchanges_.Free(ex_idx);
     // Without a body the connection stays usable; with one, we would have to read and
     // discard it, so close instead.
-    bool close = refusal.status != 404 || req.body.present() || !ev.keep_alive || draining_;
+    bool close = (refusal.status != 404 && refusal.status != 429) || req.body.present() ||
+                 !ev.keep_alive || draining_;
     size_t head_bytes = ev.consumed;
     SendLocalResponse(conn_idx, refusal.status, refusal.body, close,
-                      RequestLine(req, line, sizeof(line)), refusal.note);
+                      RequestLine(req, line, sizeof(line)), refusal.note, refusal.retry_after_s);
     if (!close) {
       ConsumeIn(conn_idx, head_bytes);
       timers_.Arm(t_client_idle_[c.owner], conn_idx, NowMs());

@@ -128,12 +128,14 @@ class Worker {
     int status = 0;
     std::string_view body;
     std::string_view note;
+    uint32_t retry_after_s = 0;  // Retry-After (seconds) when non-zero (429 rate limited)
   };
   bool RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal);
   bool StartsHttp2(uint32_t conn_idx);
   void RejectRequest(uint32_t conn_idx, http1::Error error, std::string_view request_line = {});
   void SendLocalResponse(uint32_t conn_idx, int status, std::string_view body, bool close,
-                         std::string_view request_line = {}, std::string_view note = {});
+                         std::string_view request_line = {}, std::string_view note = {},
+                         uint32_t retry_after_s = 0);
   // Access log lines for an exchange (upstream answer or error) and for zproxy's own
   // answers to requests that never became an exchange.
   void LogExchange(Exchange& ex, int status, std::string_view note);
@@ -225,6 +227,17 @@ class Worker {
   // Queues `data` (which lies inside slice `s`) towards `to`, sharing the buffer.
   bool QueueFromSlice(uint32_t to, const InSlice& s, std::string_view data);
   size_t InBytes(uint32_t conn_idx);
+
+  // --- limits.cc: Route.rate_limit and Listener.max_connections (dataplane/ratelimit/)
+  // The route's rate limit (route.policy->has_rate_limit): true = allowed; false = answer
+  // `refusal` (429 with Retry-After).
+  bool AllowRate(const routing::RouteEntry& route, Conn& c, const http::RequestHead& req,
+                 Refusal* refusal);
+  // A client connection just accepted on `listener`: counted (true), or over the
+  // listener's max_connections: closed and counted as refused (false).
+  bool AdmitConnection(uint16_t listener, int fd, bool fixed);
+  // A counted client connection has closed (CloseConn, once per connection).
+  void ReleaseConnection(uint16_t listener);
 
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);

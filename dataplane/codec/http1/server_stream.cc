@@ -123,6 +123,8 @@ const char* StatusReason(int status) {
       return "Content Too Large";
     case 414:
       return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
@@ -141,7 +143,8 @@ const char* StatusReason(int status) {
   return "Error";
 }
 
-size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap) {
+size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap,
+                           uint32_t retry_after_s) {
   Writer w(out, cap);
   w.Put("HTTP/1.1 ");
   w.PutUint(static_cast<uint64_t>(status));
@@ -149,6 +152,10 @@ size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* 
   w.Put(StatusReason(status));
   w.Put("\r\nContent-Type: text/plain\r\nContent-Length: ");
   w.PutUint(body.size());
+  if (retry_after_s != 0) {
+    w.Put("\r\nRetry-After: ");
+    w.PutUint(retry_after_s);
+  }
   w.Put(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
   w.Put(body);
   return w.Result();

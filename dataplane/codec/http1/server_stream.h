@@ -76,8 +76,9 @@ class ServerStream {
 };
 
 // A complete response of the proxy's own (errors, 404): a short plain-text body naming
-// the cause. 0 if it did not fit.
-size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap);
+// the cause, with Retry-After when retry_after_s != 0. 0 if it did not fit.
+size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap,
+                           uint32_t retry_after_s = 0);
 const char* StatusReason(int status);
 
 }  // namespace zproxy::codec::http1
