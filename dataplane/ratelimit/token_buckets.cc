@@ -88,6 +88,7 @@ uint64_t KeyHash(std::string_view key) {
 KeyedBuckets::KeyedBuckets() {
   // Anonymous memory reads as zeros (never-used slots holding full buckets) and costs
   // nothing until a slot is written, so a route's table grows with its active keys.
+  static_assert(sizeof(Slot) * kWays == 64, "a group is one cache line");
   void* mem = mmap(nullptr, kSlots * sizeof(Slot), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::bad_alloc();
@@ -97,27 +98,30 @@ KeyedBuckets::KeyedBuckets() {
 KeyedBuckets::~KeyedBuckets() { munmap(slots_, kSlots * sizeof(Slot)); }
 
 uint64_t KeyedBuckets::TryTake(uint64_t hash, const BucketParams& p, uint64_t now, bool* collided) {
-  constexpr uint64_t kMask = kSlots - 1;
-  size_t first = static_cast<size_t>(hash & kMask);
-  size_t second = static_cast<size_t>((hash >> 32) & kMask);
-  if (second == first) second ^= 1;
-  const size_t cand[2] = {first, second};
+  constexpr uint64_t kMask = kGroups - 1;
+  Slot* groups[2] = {slots_ + (hash & kMask) * kWays, slots_ + ((hash >> 32) & kMask) * kWays};
+  if (groups[1] == groups[0]) groups[1] = slots_ + (((hash & kMask) ^ 1) * kWays);
   *collided = false;
-  for (size_t c : cand) {
-    if (slots_[c].key.load(std::memory_order_relaxed) == hash) {
-      return Bucket::TryTake(slots_[c].e, p, now);
+  for (Slot* g : groups) {
+    for (size_t i = 0; i < kWays; i++) {
+      if (g[i].key.load(std::memory_order_relaxed) == hash) {
+        return Bucket::TryTake(g[i].e, p, now);
+      }
     }
   }
-  for (size_t c : cand) {
-    Slot& s = slots_[c];
-    uint64_t owner = s.key.load(std::memory_order_relaxed);
-    if (!Bucket::Full(s.e.load(std::memory_order_relaxed), p, now)) continue;
-    if (s.key.compare_exchange_strong(owner, hash, std::memory_order_relaxed) || owner == hash) {
-      return Bucket::TryTake(s.e, p, now);
+  for (Slot* g : groups) {
+    for (size_t i = 0; i < kWays; i++) {
+      Slot& s = g[i];
+      uint64_t owner = s.key.load(std::memory_order_relaxed);
+      if (!Bucket::Full(s.e.load(std::memory_order_relaxed), p, now)) continue;
+      if (s.key.compare_exchange_strong(owner, hash, std::memory_order_relaxed) || owner == hash) {
+        return Bucket::TryTake(s.e, p, now);
+      }
     }
   }
+  // All eight hold keys still refilling: share one of them, picked by the key.
   *collided = true;
-  return Bucket::TryTake(slots_[cand[0]].e, p, now);
+  return Bucket::TryTake(groups[0][(hash >> 24) % kWays].e, p, now);
 }
 
 }  // namespace zproxy::ratelimit

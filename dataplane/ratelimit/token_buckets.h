@@ -69,21 +69,25 @@ class Bucket {
 uint64_t KeyHash(std::string_view key);
 
 // A fixed table of per-key buckets for one route. Each slot holds a key's 64-bit hash and
-// its bucket word. A key may live in two slots (two hash choices):
-//  - found in either: its own bucket;
-//  - else a candidate slot whose bucket is full is taken over: a full bucket is the same
-//    as a fresh one, so evicting it loses nothing (keys idle for burst/rate seconds are
-//    forgotten without any sweeping);
-//  - else both candidates hold other keys that are still refilling: the key shares the
-//    first one's bucket (counted as a collision). Sharing is conservative: no key ever
-//    gets more than its configured rate, but a key may be limited early because another
-//    key spent tokens of the same bucket. With kKeyedSlots slots this happens only when
-//    thousands of keys are active within burst/rate seconds of each other.
+// its bucket word; slots come in groups of four (one cache line), and a key may live in
+// any slot of two groups picked by its hash (eight candidate slots):
+//  - found in one: its own bucket;
+//  - else the first candidate whose bucket is full is taken over: a full bucket is the
+//    same as a fresh one, so evicting it loses nothing (keys idle for burst/rate seconds
+//    are forgotten without any sweeping);
+//  - else all eight hold other keys that are still refilling: the key shares one of their
+//    buckets (counted as a collision). Sharing is conservative: no key ever gets more
+//    than its configured rate, but a key may be limited early because another key spent
+//    tokens of the same bucket. With 16384 slots, 2000 keys active within burst/rate
+//    seconds of each other practically never collide; beyond the table's size (say 20000
+//    at once) keys increasingly share.
 // A slot changing owner while its old owner takes a token concurrently can charge that
 // token to the new owner (one token, conservative as well).
 class KeyedBuckets {
  public:
   static constexpr size_t kSlots = 16384;  // 16 bytes each: 256 KiB, zero pages until used
+  static constexpr size_t kWays = 4;       // slots per group (one cache line)
+  static constexpr size_t kGroups = kSlots / kWays;
 
   KeyedBuckets();
   ~KeyedBuckets();
@@ -91,7 +95,7 @@ class KeyedBuckets {
   KeyedBuckets& operator=(const KeyedBuckets&) = delete;
 
   // As Bucket::TryTake, for the key whose KeyHash is `hash`. *collided: the key shares a
-  // bucket with another key (both its slots were busy).
+  // bucket with another key (all its candidate slots were busy).
   uint64_t TryTake(uint64_t hash, const BucketParams& p, uint64_t now, bool* collided);
 
  private:
@@ -99,7 +103,7 @@ class KeyedBuckets {
     std::atomic<uint64_t> key;
     std::atomic<uint64_t> e;
   };
-  Slot* slots_;  // kSlots, mmap'ed (pages stay shared zero pages until written)
+  Slot* slots_;  // kSlots, mmap'ed (page aligned; pages stay zero pages until written)
 };
 
 }  // namespace zproxy::ratelimit

@@ -184,39 +184,69 @@ TEST(KeyedBuckets, FullBucketsAreTakenOverBusyOnesShared) {
   KeyedBuckets table;
   BucketParams p = BucketParams::Of(1, 1);
   bool collided = false;
-  // Three keys with the same two candidate slots (5 and 7).
-  const uint64_t k1 = Hash(5, 7), k2 = Hash(7, 5), k3 = Hash(5, 7, 1);
-  EXPECT_EQ(table.TryTake(k1, p, kT0, &collided), 0u);  // slot 5
-  EXPECT_EQ(table.TryTake(k2, p, kT0, &collided), 0u);  // slot 7 (5 is busy)
-  EXPECT_FALSE(collided);
-  // Both slots hold refilling buckets of other keys: k3 shares k1's (empty) bucket.
-  EXPECT_NE(table.TryTake(k3, p, kT0, &collided), 0u);
+  // Nine keys with the same two candidate groups (5 and 7): eight slots for them.
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; i < 9; i++) keys.push_back(Hash(i % 2 ? 7 : 5, i % 2 ? 5 : 7, i));
+  for (size_t i = 0; i < 8; i++) {
+    EXPECT_EQ(table.TryTake(keys[i], p, kT0, &collided), 0u) << i;
+    EXPECT_FALSE(collided) << i;
+    EXPECT_NE(table.TryTake(keys[i], p, kT0, &collided), 0u) << i;  // its own, now empty
+    EXPECT_FALSE(collided) << i;
+  }
+  // Every candidate holds a bucket of another key that is still refilling: the ninth key
+  // shares one (empty) bucket, limited early rather than let through.
+  EXPECT_NE(table.TryTake(keys[8], p, kT0, &collided), 0u);
   EXPECT_TRUE(collided);
-  // A second later k1's bucket is full again: k3 takes the slot over, with a full bucket.
-  EXPECT_EQ(table.TryTake(k3, p, kT0 + kSecond, &collided), 0u);
+  // A second later the buckets are full again: the ninth takes a slot over, with a full
+  // bucket, and keeps it.
+  EXPECT_EQ(table.TryTake(keys[8], p, kT0 + kSecond, &collided), 0u);
   EXPECT_FALSE(collided);
-  EXPECT_NE(table.TryTake(k3, p, kT0 + kSecond, &collided), 0u);
+  EXPECT_NE(table.TryTake(keys[8], p, kT0 + kSecond, &collided), 0u);
   EXPECT_FALSE(collided);
-  // k1 lost its slot; k2's is full by now too: k1 gets it, a full bucket (what it had).
-  EXPECT_EQ(table.TryTake(k1, p, kT0 + 2 * kSecond, &collided), 0u);
-  EXPECT_FALSE(collided);
+  // The key that lost its slot takes over another full one, and so on down the line:
+  // nine keys for eight slots, so the last one shares an empty bucket (early, never late).
+  int allowed = 0, collisions = 0;
+  for (size_t i = 0; i < 8; i++) {
+    allowed += table.TryTake(keys[i], p, kT0 + kSecond, &collided) == 0;
+    collisions += collided;
+  }
+  EXPECT_EQ(allowed, 7);
+  EXPECT_EQ(collisions, 1);
 }
 
 TEST(KeyedBuckets, ManyKeysStayIndependent) {
   KeyedBuckets table;
   BucketParams p = BucketParams::Of(1, 1);
   bool collided = false;
-  int collisions = 0;
+  int refused = 0, collisions = 0;
   // 2000 clients within one second, each spending its single token, in a 16384-slot table.
   for (int i = 0; i < 2000; i++) {
     uint64_t h = KeyHash("10.0.0." + std::to_string(i));
-    if (table.TryTake(h, p, kT0, &collided) != 0) collisions++;
+    if (table.TryTake(h, p, kT0, &collided) != 0) refused++;
+    collisions += collided;
   }
+  EXPECT_EQ(refused, 0);
   EXPECT_EQ(collisions, 0);
   for (int i = 0; i < 2000; i++) {
     uint64_t h = KeyHash("10.0.0." + std::to_string(i));
     EXPECT_NE(table.TryTake(h, p, kT0, &collided), 0u) << i;
   }
+}
+
+TEST(KeyedBuckets, AnOverfullTableNeverLetsAKeyPastItsLimit) {
+  KeyedBuckets table;
+  BucketParams p = BucketParams::Of(1, 2);
+  bool collided = false;
+  int collisions = 0;
+  // 40000 keys at once (more than the slots): keys share, but each gets at most its burst.
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 40000; i++) {
+      uint64_t wait = table.TryTake(KeyHash("k" + std::to_string(i)), p, kT0, &collided);
+      collisions += collided;
+      if (round == 2) EXPECT_NE(wait, 0u) << i;
+    }
+  }
+  EXPECT_GT(collisions, 0);
 }
 
 TEST(ListenerConnections, LimitRefusesAndCloseMakesRoom) {
