@@ -371,6 +371,14 @@ TEST(ServerCodecResponse, LocalResponse) {
   EXPECT_EQ(EncodeLocalResponse(404, "zproxy: no route\n", false, out, 10), 0u);
 }
 
+TEST(ServerCodecResponse, LocalResponseWithRetryAfter) {
+  char out[256];
+  size_t n = EncodeLocalResponse(429, "zproxy: rate limited\n", false, out, sizeof(out), 3);
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+            "Retry-After: 3\r\n\r\nzproxy: rate limited\n");
+}
+
 // --- client side: requests out
 
 TEST(ClientCodec, RequestHeadFromNeutralHead) {
