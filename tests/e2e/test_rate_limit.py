@@ -272,7 +272,7 @@ def _open_conns(z, name):
     return metric(z, "zproxy_listener_connections_open", listener=name)
 
 
-def test_max_connections_closes_the_extra_connection(make_proxy, backends):
+def test_max_connections_closes_the_extra_connection(make_proxy, backends, tmp_path):
     z = proxy(make_proxy, backends, [free()], workers=2, listener_extra={"max_connections": 3},
               top={"bpf": {"steering": "hash"}})
     assert wait_until(lambda: _open_conns(z, "web") == 0, 5)
@@ -292,6 +292,18 @@ def test_max_connections_closes_the_extra_connection(make_proxy, backends):
         conns.append(_connect_and_request(z.port))
         assert _closed_at_once(z.port)
         assert metric(z, "zproxy_listener_connections_refused_total", listener="web") == 3
+        # A live change of the limit: the count of open connections carries over.
+        cfg = copy.deepcopy(z.config)
+        cfg["listeners"][0]["max_connections"] = 4
+        path = tmp_path / "max4.yaml"
+        path.write_text(yamlgen.dump(cfg))
+        v = version(z)
+        ok(z, "config", "apply", str(path))
+        assert wait_until(lambda: metric(z, "zproxy_config_version") == v + 1, 10)
+        assert _open_conns(z, "web") == 3
+        conns.append(_connect_and_request(z.port))
+        assert _closed_at_once(z.port)
+        assert metric(z, "zproxy_listener_connections_refused_total", listener="web") == 4
     finally:
         for c in conns:
             c.close()
