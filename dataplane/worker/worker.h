@@ -10,6 +10,8 @@
 //                      bodies, failures (decided by dataplane/stream/proxy_stream.h)
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
+//   limits.cc          Route.rate_limit and Listener.max_connections, checked against
+//                      the process's shared buckets and counters (dataplane/ratelimit/)
 // Per-cluster state (balancer, pool, outlier detection) is ClusterStates (clusters_).
 // TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
 // dataplane/transport/tls_layer.h). HTTP CONNECT up to its 200 is ConnectRequests
