@@ -97,8 +97,8 @@ ConfigApplier::Result ConfigApplier::RebindHealth(std::shared_ptr<const HealthRe
   Result result;
   const uint64_t start = NowUs();
   std::string error;
-  std::shared_ptr<Snapshot> next =
-      BuildSnapshot(current_->config, current_->version, &error, region, &slots, ticket_keys_);
+  std::shared_ptr<Snapshot> next = BuildSnapshot(current_->config, current_->version, &error,
+                                                 region, &slots, ticket_keys_, current_.get());
   if (next == nullptr) {
     result.reason = error;  // cannot happen for a config that is running; kept honest
     return result;
@@ -152,8 +152,9 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   HealthSlotTable slots;
   for (const auto& s : snapshot.health_slots()) slots.Add(s.cluster(), s.address(), s.slot());
   std::string error;
-  std::shared_ptr<Snapshot> next = BuildSnapshot(snapshot.config(), snapshot.version(), &error,
-                                                 health_region_, &slots, ticket_keys_);
+  std::shared_ptr<Snapshot> next =
+      BuildSnapshot(snapshot.config(), snapshot.version(), &error, health_region_, &slots,
+                    ticket_keys_, current_.get());
   if (next == nullptr) {
     result.reason = error;
     return result;

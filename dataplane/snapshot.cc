@@ -17,7 +17,8 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
                                         std::string* error,
                                         std::shared_ptr<const HealthRegion> health_region,
                                         const HealthSlotTable* health_slots,
-                                        tls::TicketKeyStore* ticket_keys) {
+                                        tls::TicketKeyStore* ticket_keys,
+                                        const Snapshot* previous) {
   if (health_region != nullptr && !health_region->valid()) health_region = nullptr;
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
@@ -39,6 +40,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.request_id = !h.request_id_disable();
     lr.request_id_ignore_client = h.request_id_ignore_client();
     lr.tunnel_mode = l.tunnel_mode();
+    lr.max_connections = l.max_connections();
     if (l.has_tcp_proxy()) {
       lr.pass_mode = l.tcp_proxy().mode();
       lr.idle_timeout_ms = OrDefault(l.tcp_proxy().idle_timeout_ms(), 60000u);
@@ -141,6 +143,23 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
   if (snap->routes == nullptr) {
     *error = err;
     return nullptr;
+  }
+  snap->rate_limits = ratelimit::RateLimits::Build(
+      config, *snap->routes, previous != nullptr ? previous->rate_limits.get() : nullptr);
+  for (size_t li = 0; li < snap->listeners.size(); li++) {
+    for (int ri = 0; ri < config.listeners(static_cast<int>(li)).routes_size(); ri++) {
+      const routing::RouteEntry* e = snap->routes->Entry(li, static_cast<size_t>(ri));
+      if (e != nullptr && e->policy != nullptr && e->policy->has_rate_limit &&
+          e->policy->rate_limit.key == route_policy::RateKeyKind::kClientAddress) {
+        snap->listeners[li].rate_limit_by_address = true;
+      }
+    }
+  }
+  if (previous != nullptr && previous->connections != nullptr &&
+      previous->connections->size() == snap->listeners.size()) {
+    snap->connections = previous->connections;
+  } else {
+    snap->connections = std::make_shared<ratelimit::ListenerConnections>(snap->listeners.size());
   }
   return snap;
 }

@@ -12,6 +12,8 @@
 #include "common/connect_allow.h"
 #include "common/health_region.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/ratelimit/connection_limits.h"
+#include "dataplane/ratelimit/rate_limits.h"
 #include "dataplane/routing/route_table.h"
 #include "dataplane/upstream/lb.h"
 #include "zproxy/v1/config.pb.h"
@@ -89,6 +91,10 @@ struct ListenerRuntime {
   zproxy::v1::PassthroughMode tunnel_mode = zproxy::v1::AUTO;
   // HTTP CONNECT (null = refused with 403).
   std::shared_ptr<const ConnectRuntime> connect;
+  // Open client connections at once over all workers (0 = no limit; Snapshot::connections).
+  uint32_t max_connections = 0;
+  // A route keys its rate limit by client address: the address is needed (SO_PEERNAME).
+  bool rate_limit_by_address = false;
 };
 
 struct Snapshot {
@@ -105,16 +111,25 @@ struct Snapshot {
   // The mapping ClusterRuntime::health points into: held so it outlives every snapshot
   // (and every in-flight request) that reads it, even after a newer region replaced it.
   std::shared_ptr<const HealthRegion> health_region;
+  // Route.rate_limit: the token buckets every worker shares, indexed by
+  // RoutePolicy::rate_limit_index (unchanged routes keep theirs across snapshots).
+  std::shared_ptr<const ratelimit::RateLimits> rate_limits;
+  // Open client connections per listener (Listener.max_connections): the process's
+  // counters, handed from each snapshot to the next since connections outlive snapshots.
+  std::shared_ptr<ratelimit::ListenerConnections> connections;
 };
 
 // Builds a snapshot; on error returns nullptr with *error naming the field. With a health
 // region and zproxyd's slot table, each endpoint that has a slot gets its health byte.
 // TLS listeners load their certificates here; with a ticket key store, their session
 // ticket keys carry over from earlier snapshots (tickets stay valid across changes).
+// `previous` (the snapshot being replaced, if any) hands over the connection counters and
+// the rate limiters of unchanged routes.
 std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
                                         std::string* error,
                                         std::shared_ptr<const HealthRegion> health_region = nullptr,
                                         const HealthSlotTable* health_slots = nullptr,
-                                        tls::TicketKeyStore* ticket_keys = nullptr);
+                                        tls::TicketKeyStore* ticket_keys = nullptr,
+                                        const Snapshot* previous = nullptr);
 
 }  // namespace zproxy::dataplane

@@ -86,13 +86,14 @@ class H2Sessions {
   void AddTrailerLines(uint32_t ex_idx, std::string_view lines);
   // zproxy's own answer (no route, upstream failures, limits); gRPC requests get a
   // trailers-only gRPC status instead. The upstream, if any, is closed.
-  // What a route's own answers add (redirect Location, direct response content type,
+  // `extras`: what a route's own answers add (redirect Location, direct response content type,
   // response header changes); HEAD requests get no body.
   static constexpr size_t kMaxLocalExtraFields = 72;
   struct LocalExtras {
     std::string_view content_type;
     std::span<const http::Field> fields;
-    bool omit_body;  // no initializer: a default argument below value-initializes it
+    bool omit_body;          // no initializer: a default argument below value-initializes it
+    uint32_t retry_after_s;  // != 0: Retry-After (429 rate limited)
   };
   void LocalResponse(uint32_t ex_idx, int status, std::string_view body, std::string_view note,
                      const LocalExtras& extras = LocalExtras{});

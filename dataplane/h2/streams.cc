@@ -105,7 +105,8 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   Worker::Refusal refusal;
   if (!w_.RouteRequest(ex_idx, head, &refusal)) {
     LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note,
-                  LocalExtras{refusal.content_type, refusal.fields, refusal.omit_body});
+                  LocalExtras{refusal.content_type, refusal.fields, refusal.omit_body,
+                              refusal.retry_after_s});
     return;
   }
   ex.h2_routed = true;
@@ -476,8 +477,9 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
   w_.stats_.CountStatus(status);
   char len[24];
   char grpc_status[8];
+  char retry_after[12];
   http::ResponseHead head;
-  http::Field fields[3 + kMaxLocalExtraFields];
+  http::Field fields[4 + kMaxLocalExtraFields];
   bool has_body = false;
   if (ex.grpc) {
     // Trailers-only (gRPC over HTTP/2): HTTP 200, the status in grpc-status.
@@ -502,6 +504,10 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
     }
     if (status != 204 && status != 304) {
       fields[nf++] = {"content-length", std::string_view(len, static_cast<size_t>(n))};
+    }
+    if (extras.retry_after_s != 0) {
+      int r = snprintf(retry_after, sizeof(retry_after), "%u", extras.retry_after_s);
+      fields[nf++] = {"retry-after", std::string_view(retry_after, static_cast<size_t>(r))};
     }
     head.fields = std::span<http::Field>(fields, nf);
     has_body = !body.empty() && !extras.omit_body;

@@ -372,6 +372,34 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
         "cluster=\"" + LabelValue(h.cluster) + "\",endpoint=\"" + LabelValue(h.endpoint) + "\"",
         healthy ? 1 : 0);
   }
+  w.Family("zproxy_listener_connections_open", "gauge",
+           "Open client connections per listener, over all workers (Listener.max_connections).");
+  for (const auto& l : info.listener_connections) {
+    w.Sample("zproxy_listener_connections_open", "listener=\"" + LabelValue(l.listener) + "\"",
+             static_cast<double>(l.open));
+  }
+  w.Family("zproxy_listener_connections_refused_total", "counter",
+           "Client connections closed right after accept: the listener had max_connections "
+           "open.");
+  for (const auto& l : info.listener_connections) {
+    w.Sample("zproxy_listener_connections_refused_total",
+             "listener=\"" + LabelValue(l.listener) + "\"", static_cast<double>(l.refused));
+  }
+  w.Family("zproxy_rate_limited_total", "counter",
+           "Requests answered 429 by a route's rate limit (Route.rate_limit).");
+  for (const auto& r : info.rate_limited_routes) {
+    w.Sample("zproxy_rate_limited_total",
+             "listener=\"" + LabelValue(r.listener) + "\",route=\"" + LabelValue(r.route) + "\"",
+             static_cast<double>(r.limited));
+  }
+  w.Family("zproxy_rate_limit_collisions_total", "counter",
+           "Keyed rate limits: requests whose key had to share another key's bucket (both of "
+           "its slots in the route's table held keys still refilling).");
+  for (const auto& r : info.rate_limited_routes) {
+    w.Sample("zproxy_rate_limit_collisions_total",
+             "listener=\"" + LabelValue(r.listener) + "\",route=\"" + LabelValue(r.route) + "\"",
+             static_cast<double>(r.collisions));
+  }
   w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
   w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));
   w.Family("zproxy_workers", "gauge", "Number of data plane workers.");

@@ -45,6 +45,24 @@ struct DataplaneInfo {
     const uint8_t* byte = nullptr;  // health region byte; nullptr = not checked (always 1)
   };
   std::vector<UpstreamHealth> upstream_health;
+
+  // Listener.max_connections: open client connections over all workers, and connections
+  // closed right after accept for being over the limit (every listener).
+  struct ListenerConnections {
+    std::string listener;
+    int64_t open = 0;
+    uint64_t refused = 0;
+  };
+  std::vector<ListenerConnections> listener_connections;
+  // Route.rate_limit, per rate-limited route: requests answered 429, and keyed requests
+  // that had to share a bucket with another key (the route's table was busy).
+  struct RateLimitedRoute {
+    std::string listener;
+    std::string route;  // its name, or routes[N]
+    uint64_t limited = 0;
+    uint64_t collisions = 0;
+  };
+  std::vector<RateLimitedRoute> rate_limited_routes;
 };
 
 std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,

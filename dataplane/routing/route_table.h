@@ -88,6 +88,14 @@ class RouteTable {
   size_t route_count() const { return route_count_; }
   // Routes with a rate limit (RoutePolicy::rate_limit_index is below this).
   size_t rate_limit_count() const { return rate_limit_count_; }
+  // Route `route` (its position in the config) of listener `listener`; nullptr when out
+  // of range. For what is built beside the table per route (the shared rate limiters).
+  const RouteEntry* Entry(size_t listener, size_t route) const {
+    if (listener >= listeners_.size() || route >= listeners_[listener].routes.size()) {
+      return nullptr;
+    }
+    return &listeners_[listener].routes[route].entry;
+  }
 
   RouteTable(const RouteTable&) = delete;
   RouteTable& operator=(const RouteTable&) = delete;

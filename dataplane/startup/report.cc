@@ -106,6 +106,18 @@ std::string RenderMetrics(const DataplaneInfo& base, const PassthroughCaps& caps
       info.upstream_health.push_back({c.name, c.endpoint_names[i], c.health[i]});
     }
   }
+  if (live.connections != nullptr) {
+    for (size_t i = 0; i < live.listeners.size() && i < live.connections->size(); i++) {
+      info.listener_connections.push_back(
+          {live.listeners[i].name, live.connections->open(i), live.connections->refused(i)});
+    }
+  }
+  if (live.rate_limits != nullptr) {
+    for (const auto& r : live.rate_limits->routes()) {
+      info.rate_limited_routes.push_back({r.listener, r.route, r.limiter->counters().limited.load(),
+                                          r.limiter->counters().collisions.load()});
+    }
+  }
   return RenderPrometheus(stats, info);
 }
 

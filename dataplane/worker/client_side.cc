@@ -52,6 +52,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   bool fixed = io::UserData::Unpack(cqe->user_data).bid == 0;
   int fd = cqe->res;
   uint16_t listener = sockets_[socket_index].listener;
+  if (!AdmitConnection(listener, fd, fixed)) return;  // max_connections (limits.cc)
   uint32_t idx = NewConn(ConnKind::kClient, fd, listener);
   Conn& c = conns_.Get(idx);
   if (fixed) c.flags |= kFixedFile;
@@ -59,7 +60,8 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   stats_.client_idle.Add();
   // A connection accepted while draining (completions already queued when the accept was
   // cancelled) is still ours to serve: its first response says Connection: close.
-  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled()) &&
+  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled() ||
+       snap_->listeners[listener].rate_limit_by_address) &&
       snap_->listeners[listener].tcp_cluster < 0) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
@@ -154,6 +156,7 @@ void Worker::SendLocalResponse(uint32_t conn_idx, const Refusal& r, bool close,
   response.fields = r.fields;
   response.close = close;
   response.omit_body = r.omit_body;
+  response.retry_after_s = r.retry_after_s;
   size_t len = 0;
   uint32_t b = WriteIntoBlock(
       [&](char* out, size_t cap) { return codec::http1::EncodeLocalResponse(response, out, cap); },
@@ -335,6 +338,11 @@ bool Worker::RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refu
     return false;
   }
   const routing::RoutePolicy* rp = route->policy.get();
+  // Rate limits apply to every route, answering ones too (a /ping is a request like another).
+  if (rp != nullptr && rp->has_rate_limit && !AllowRate(*route, c, req, refusal)) {
+    refusal->keep_alive = true;  // 429 with Retry-After (limits.cc); no body to skip
+    return false;
+  }
   const bool new_request_id = TakeRequestId(ex, listener, req);
   if (route->action() != routing::RouteAction::kForward) {
     AnswerFromRoute(*route, req, ex, refusal);

@@ -54,6 +54,7 @@ void Worker::CloseConn(uint32_t conn_idx) {
   }
   if (c.kind == ConnKind::kClient) {
     stats_.client_open.Sub();
+    ReleaseConnection(c.owner);  // Listener.max_connections (limits.cc)
     if (c.exchange == kNil) stats_.client_idle.Sub();
   } else {
     stats_.upstream_open.Sub();

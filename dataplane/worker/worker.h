@@ -10,6 +10,8 @@
 //                      bodies, failures (decided by dataplane/stream/proxy_stream.h)
 //   output_queue.cc    per-socket output queues, send/SEND_ZC, backpressure
 //   conn_lifecycle.cc  closing connections and releasing what they hold
+//   limits.cc          Route.rate_limit and Listener.max_connections, checked against
+//                      the process's shared buckets and counters (dataplane/ratelimit/)
 // Per-cluster state (balancer, pool, outlier detection) is ClusterStates (clusters_).
 // TLS is a layer of its own between the byte layer and the codecs (tls_, a friend:
 // dataplane/transport/tls_layer.h). HTTP CONNECT up to its 200 is ConnectRequests
@@ -137,6 +139,7 @@ class Worker {
     bool keep_alive = false;                   // the client's connection may carry another request
     bool omit_body = false;                    // a HEAD request
     std::string_view request_id, traceparent;  // for the access log line
+    uint32_t retry_after_s = 0;  // Retry-After (seconds) when non-zero (429 rate limited)
   };
   bool RouteRequest(uint32_t ex_idx, http::RequestHead& req, Refusal* refusal);
   // HTTP/1: a refusal (or a route's own answer) as the response, then per `close`.
@@ -272,6 +275,16 @@ class Worker {
   uint16_t HoldSnapshot();
   void ReleaseSnapshot(uint16_t hold);
   uint16_t NewSnapshotHold(std::shared_ptr<const Snapshot> snap);
+  // --- limits.cc: Route.rate_limit and Listener.max_connections (dataplane/ratelimit/)
+  // The route's rate limit (route.policy->has_rate_limit): true = allowed; false = answer
+  // `refusal` (429 with Retry-After).
+  bool AllowRate(const routing::RouteEntry& route, Conn& c, const http::RequestHead& req,
+                 Refusal* refusal);
+  // A client connection just accepted on `listener`: counted (true), or over the
+  // listener's max_connections: closed and counted as refused (false).
+  bool AdmitConnection(uint16_t listener, int fd, bool fixed);
+  // A counted client connection has closed (CloseConn, once per connection).
+  void ReleaseConnection(uint16_t listener);
 
   // --- conn_lifecycle.cc
   uint32_t NewConn(ConnKind kind, int fd, uint16_t owner);

@@ -371,6 +371,36 @@ TEST(ServerCodecResponse, LocalResponse) {
   EXPECT_EQ(EncodeLocalResponse(404, "zproxy: no route\n", false, out, 10), 0u);
 }
 
+TEST(ServerCodecResponse, LocalResponseWithRetryAfter) {
+  char out[256];
+  size_t n = EncodeLocalResponse(429, "zproxy: rate limited\n", false, out, sizeof(out), 3);
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nRetry-After: 3\r\n"
+            "Content-Length: 21\r\n\r\nzproxy: rate limited\n");
+}
+
+TEST(ServerCodecResponse, LocalResponseOfARoute) {
+  char out[256];
+  http::Field location[] = {{"Location", "https://a.example/x?y"}};
+  LocalResponse r;
+  r.status = 308;
+  r.fields = location;
+  size_t n = EncodeLocalResponse(r, out, sizeof(out));
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://a.example/x?y\r\n"
+            "Content-Length: 0\r\n\r\n");
+  LocalResponse head;
+  head.status = 200;
+  head.body = "pong\n";
+  head.content_type = "text/x-pong";
+  head.omit_body = true;
+  head.close = true;
+  n = EncodeLocalResponse(head, out, sizeof(out));
+  EXPECT_EQ(std::string(out, n),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/x-pong\r\nContent-Length: 5\r\n"
+            "Connection: close\r\n\r\n");
+}
+
 // --- client side: requests out
 
 TEST(ClientCodec, RequestHeadFromNeutralHead) {

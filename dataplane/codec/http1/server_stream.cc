@@ -185,6 +185,11 @@ size_t EncodeLocalResponse(const LocalResponse& r, char* out, size_t cap) {
     w.Put(f.value);
     w.Put("\r\n");
   }
+  if (r.retry_after_s != 0) {
+    w.Put("Retry-After: ");
+    w.PutUint(r.retry_after_s);
+    w.Put("\r\n");
+  }
   // 204 and 304 carry no Content-Length worth sending (RFC 9110 §8.6).
   if (r.status != 204 && r.status != 304) {
     w.Put("Content-Length: ");
@@ -196,8 +201,10 @@ size_t EncodeLocalResponse(const LocalResponse& r, char* out, size_t cap) {
   return w.Result();
 }
 
-size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap) {
+size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap,
+                           uint32_t retry_after_s) {
   LocalResponse r;
+  r.retry_after_s = retry_after_s;
   r.status = status;
   r.body = body;
   r.content_type = "text/plain";

@@ -76,8 +76,9 @@ class ServerStream {
 };
 
 // A complete response of the proxy's own (errors, 404): a short plain-text body naming
-// the cause. 0 if it did not fit.
-size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap);
+// the cause, with Retry-After when retry_after_s != 0. 0 if it did not fit.
+size_t EncodeLocalResponse(int status, std::string_view body, bool close, char* out, size_t cap,
+                           uint32_t retry_after_s = 0);
 
 // One of zproxy's own answers with more to say: a route's redirect (Location) or direct
 // response (its content type), Retry-After, response header changes.
@@ -87,7 +88,8 @@ struct LocalResponse {
   std::string_view content_type;        // "" = text/plain when there is a body
   std::span<const http::Field> fields;  // more fields, written as given
   bool close = false;
-  bool omit_body = false;  // HEAD: Content-Length says the body's size, none follows
+  bool omit_body = false;      // HEAD: Content-Length says the body's size, none follows
+  uint32_t retry_after_s = 0;  // != 0: Retry-After (429 rate limited)
 };
 size_t EncodeLocalResponse(const LocalResponse& r, char* out, size_t cap);
 const char* StatusReason(int status);
