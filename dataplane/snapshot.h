@@ -13,6 +13,7 @@
 #include "common/health_region.h"
 #include "dataplane/http1/http1.h"
 #include "dataplane/routing/route_table.h"
+#include "dataplane/tunnel/sni_listener.h"
 #include "dataplane/upstream/lb.h"
 #include "zproxy/v1/config.pb.h"
 
@@ -75,6 +76,8 @@ struct ListenerRuntime {
   std::shared_ptr<const tls::ServerContext> tls;
   uint32_t handshake_timeout_ms = 10000;
   zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
+  // tcp_proxy with sni_routes: the ClientHello picks the cluster (null = tcp_cluster).
+  std::shared_ptr<const SniListener> sni;
   // HTTP listener: the mode WebSocket and CONNECT tunnels ask for (Listener.tunnel_mode).
   zproxy::v1::PassthroughMode tunnel_mode = zproxy::v1::AUTO;
   // HTTP CONNECT (null = refused with 403).

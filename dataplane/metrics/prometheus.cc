@@ -359,6 +359,22 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
         "cluster=\"" + LabelValue(h.cluster) + "\",endpoint=\"" + LabelValue(h.endpoint) + "\"",
         healthy ? 1 : 0);
   }
+  w.Family("zproxy_tcp_sni_routed_total", "counter",
+           "tcp_proxy connections routed by their ClientHello (sni_routes), by listener and "
+           "cluster (the default cluster included).");
+  for (const auto& s : info.sni_routed) {
+    w.Sample("zproxy_tcp_sni_routed_total",
+             "listener=\"" + LabelValue(s.listener) + "\",cluster=\"" + LabelValue(s.label) + "\"",
+             static_cast<double>(s.value));
+  }
+  w.Family("zproxy_tcp_client_hello_failures_total", "counter",
+           "tcp_proxy connections with sni_routes closed without a ClientHello: none in time "
+           "(timeout), not one (malformed), or the client left first (closed).");
+  for (const auto& s : info.client_hello_failures) {
+    w.Sample("zproxy_tcp_client_hello_failures_total",
+             "listener=\"" + LabelValue(s.listener) + "\",reason=\"" + s.label + "\"",
+             static_cast<double>(s.value));
+  }
   w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
   w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));
   w.Family("zproxy_workers", "gauge", "Number of data plane workers.");

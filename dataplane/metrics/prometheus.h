@@ -45,6 +45,15 @@ struct DataplaneInfo {
     const uint8_t* byte = nullptr;  // health region byte; nullptr = not checked (always 1)
   };
   std::vector<UpstreamHealth> upstream_health;
+
+  // tcp_proxy listeners with sni_routes (dataplane/metrics/sni_counters.h): connections per
+  // (listener, cluster), ClientHello refusals per (listener, reason).
+  struct ListenerCount {
+    std::string listener, label;
+    uint64_t value = 0;
+  };
+  std::vector<ListenerCount> sni_routed;
+  std::vector<ListenerCount> client_hello_failures;
 };
 
 std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
