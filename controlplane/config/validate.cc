@@ -223,7 +223,8 @@ class Validator {
         std::string name = r.server_names(k);
         for (char& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
         std::string why;
-        bool ip = name.find_first_not_of("0123456789.") == std::string::npos ||
+        bool ip = (name.find_first_not_of("0123456789.") == std::string::npos &&
+                   name.find_first_of("0123456789") != std::string::npos) ||
                   name.find_first_of("[]:") != std::string::npos;
         if (ip) {
           Error(field, "invalid server name " + Quote(r.server_names(k)) +
