@@ -10,6 +10,7 @@ Re-running it is idempotent.   Usage: fuzz/make-seeds.py
 """
 import os
 import re
+import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -259,6 +260,40 @@ def main():
         "deep": "a.b.example.net\n*.example.net\n*.b.example.net\n@http/1.1\n#h2",
         "bad": "x\n*\n**.x\na*.x\n*.\n*.*.x\n@\n#",
         "none": "\n\n@h2\n#acme-tls/1",
+    }.items():
+        seed(t, "seed-" + k, v)
+
+    # --- client_hello_fuzz: the first bytes of a connection to an SNI-routed tcp_proxy
+    # listener. Built here byte by byte (deterministic, unlike a real client's random and key
+    # shares): ClientHellos with SNI and ALPN, without either, fragmented across records, and
+    # things that are not one.
+    t = "client_hello_fuzz"
+    u16 = lambda n: struct.pack("!H", n)
+    ext = lambda typ, data: u16(typ) + u16(len(data)) + data
+
+    def sni(name):
+        entry = b"\0" + u16(len(name)) + name
+        return ext(0, u16(len(entry)) + entry)
+
+    def alpn(*protos):
+        lst = b"".join(bytes([len(p)]) + p for p in protos)
+        return ext(16, u16(len(lst)) + lst)
+
+    def hello(exts, records=None):
+        body = (b"\x03\x03" + bytes(range(32)) + b"\x20" + bytes(32) + u16(6) +
+                b"\x13\x01\x13\x02\xc0\x2b" + b"\x01\x00" + u16(len(exts)) + exts)
+        msg = b"\x01" + struct.pack("!I", len(body))[1:] + body
+        cuts = [0] + (records or []) + [len(msg)]
+        return b"".join(b"\x16\x03\x01" + u16(b - a) + msg[a:b] for a, b in zip(cuts, cuts[1:]))
+
+    versions = ext(43, b"\x04\x03\x04\x03\x03")
+    for k, v in {
+        "sni-alpn": hello(versions + sni(b"a.example.com") + alpn(b"h2", b"http/1.1")),
+        "no-sni": hello(versions + ext(21, bytes(64))),
+        "wildcard": hello(sni(b"X.B.Example.COM.") + alpn(b"h2")),
+        "fragmented": hello(versions + sni(b"frag.example.com") + alpn(b"h2"), [2, 50, 90]),
+        "http": b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n",
+        "alert": b"\x15\x03\x01\x00\x02\x02\x28",
     }.items():
         seed(t, "seed-" + k, v)
 

@@ -23,6 +23,7 @@ import pytest
 
 import ctl
 import machine
+import tunnel_modes
 import yamlgen
 from procs import base_config, run_check, wait_until
 from test_metrics import scrape
@@ -279,6 +280,22 @@ def test_server_name_picks_the_backend(make_proxy, certs, backends, mode):
     for reason in ("timeout", "malformed", "closed"):
         assert failures(z, reason) == 0
     assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+
+
+def test_sockmap_pairs_are_gone_after_many_connections(make_proxy, certs, backends):
+    """Connections routed to three clusters by name, in sockmap mode: each pair leaves the
+    SOCKHASH when it ends, whatever cluster the ClientHello chose."""
+    z = make_proxy(sni_config(backends, "sockmap"))
+    require_mode(z, "sockmap")
+    names = [("a.example.com", "A "), ("x.b.example.com", "A "), (None, "D "),
+             ("h2.example.com", "D ")]
+    for i in range(60):
+        name, who = names[i % len(names)]
+        assert greeting(z, certs, name, verify_name=False).startswith(who)
+    assert routed(z, "a-tls") == 30 and routed(z, "default-tls") == 30
+    assert scrape(z)["zproxy_passthrough_connections_total"].value(mode="sockmap") == 60
+    assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 5)
+    tunnel_modes.assert_no_pairs(z)
 
 
 def test_alpn_narrows_an_entry(make_proxy, certs, backends):
