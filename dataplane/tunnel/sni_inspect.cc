@@ -70,7 +70,9 @@ void Tunnels::InspectHello(uint32_t ex_idx, bool eof) {
       HelloFailed(ex_idx, static_cast<int>(HelloFailure::kClosed));
       return;
     }
-    if (r.need > 1) {
+    // Nothing yet: wake on the first byte, so that garbage is refused at once. Then on
+    // the bytes the parser needs next.
+    if (n > 0 && r.need > 1) {
       int lowat = static_cast<int>(r.need);
       setsockopt(c.fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
       ex.tunnel.hello_lowat = true;

@@ -357,13 +357,14 @@ def test_garbage_is_closed_at_once_and_counted(make_proxy, backends):
     for junk in (b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n",
                  b"SSH-2.0-OpenSSH_9.2\r\n",
                  b"\x15\x03\x01\x00\x02\x02\x28",            # a TLS alert record
-                 b"\x16\x03\x01\x00\x30\x02" + b"\0" * 47):  # a ServerHello
+                 b"\x16\x03\x01\x00\x30\x02" + b"\0" * 47,  # a ServerHello
+                 b"x"):  # one byte, then nothing
         s = socket.create_connection(("127.0.0.1", z.port), timeout=5)
         s.sendall(junk)
         # Refused on the first wrong byte, not after the ClientHello timeout.
         with s:
             expect_closed(s, HELLO_TIMEOUT_MS / 1000 / 2)
-    assert wait_until(lambda: failures(z, "malformed") == 4, 3)
+    assert wait_until(lambda: failures(z, "malformed") == 5, 3)
     assert failures(z, "timeout") == 0
     assert sum(b.accepted for b in backends.values()) == accepted  # nothing connected
     assert wait_until(lambda: scrape(z)["zproxy_connections_open"].value() == 0, 3)
