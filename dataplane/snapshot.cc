@@ -52,6 +52,13 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
                  "].tcp_proxy.cluster: " + "unknown cluster \"" + l.tcp_proxy().cluster() + "\"";
         return nullptr;
       }
+      std::string sni_err;
+      lr.sni = BuildSniListener(
+          config, l, "listeners[" + std::to_string(snap->listeners.size()) + "]", &sni_err);
+      if (!sni_err.empty()) {
+        *error = sni_err;
+        return nullptr;
+      }
     }
     if (l.has_connect()) {
       auto cr = std::make_shared<ConnectRuntime>();

@@ -15,6 +15,7 @@
 #include "dataplane/ratelimit/connection_limits.h"
 #include "dataplane/ratelimit/rate_limits.h"
 #include "dataplane/routing/route_table.h"
+#include "dataplane/tunnel/sni_listener.h"
 #include "dataplane/upstream/lb.h"
 #include "zproxy/v1/config.pb.h"
 
@@ -87,6 +88,8 @@ struct ListenerRuntime {
   std::shared_ptr<const tls::ServerContext> tls;
   uint32_t handshake_timeout_ms = 10000;
   zproxy::v1::PassthroughMode pass_mode = zproxy::v1::AUTO;
+  // tcp_proxy with sni_routes: the ClientHello picks the cluster (null = tcp_cluster).
+  std::shared_ptr<const SniListener> sni;
   // HTTP listener: the mode WebSocket and CONNECT tunnels ask for (Listener.tunnel_mode).
   zproxy::v1::PassthroughMode tunnel_mode = zproxy::v1::AUTO;
   // HTTP CONNECT (null = refused with 403).

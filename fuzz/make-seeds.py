@@ -10,6 +10,7 @@ Re-running it is idempotent.   Usage: fuzz/make-seeds.py
 """
 import os
 import re
+import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -242,6 +243,7 @@ def main():
         "minimal": "listeners:\n  - name: web\n    address: 127.0.0.1:8080\n    routes: [ { match: { prefix: / }, cluster: app } ]\nclusters:\n  - name: app\n    endpoints: [ 127.0.0.1:3000 ]\n",
         "tls": "listeners:\n  - name: s\n    address: '[::1]:8443'\n    routes: [ { match: { prefix: / }, cluster: app } ]\n    tls:\n      certificates: [ { cert: /fuzz-ok/c.pem, key: /fuzz-ok/k.pem } ]\n      alpn: [h2, http/1.1]\n      min_version: TLS1_3\nclusters:\n  - name: app\n    endpoints: [ { address: 'localhost:443', weight: 2 } ]\n    protocol: http2\n    tls: { sni: up.example, ca: /fuzz-ok/ca.pem }\n    health_check: { interval_ms: 1000, grpc_service: '' }\n",
         "tcp-connect": "listeners:\n  - name: l4\n    address: 0.0.0.0:9000\n    tcp_proxy: { cluster: db }\n  - name: fwd\n    address: 0.0.0.0:3128\n    connect: { allow: ['10.0.0.0/8:22', '*.svc:443'] }\n    routes: [ { match: { path: /x, hosts: ['*.a.b', '1.2.3.4'], methods: [GET] }, cluster: db, host_rewrite: x } ]\nclusters:\n  - { name: db, endpoints: ['10.1.1.1:5432'], lb: least_connections }\nworkers: 2\nio_uring: { sq_depth: 4096, buf_count: 1024, buf_size: 16384 }\n",
+        "sni-routes": "listeners:\n  - name: tls-pass\n    address: 0.0.0.0:8443\n    tcp_proxy:\n      cluster: d\n      client_hello_timeout_ms: 500\n      sni_routes:\n        - { server_names: [ a.example.com, '*.b.example.com' ], cluster: a }\n        - { server_names: [ A.example.com ], alpn: [ h2, '' ], cluster: x }\n        - { alpn: [ h2 ], cluster: a }\n        - { server_names: [ '127.0.0.1', '*' ], cluster: a }\nclusters:\n  - { name: d, endpoints: ['10.1.1.1:443'] }\n  - { name: a, endpoints: ['10.1.1.2:443'] }\n",
         "errors": "listeners:\n  - name: web\n    adress: x\n    routes: [ { match: { prefx: / } } ]\nclusters: {}\nworkers: -1\n",
         "anchors": "x: &a { name: c, endpoints: [1.2.3.4:1] }\nclusters: [ *a, *a ]\n",
         "scalar": "42\n",
@@ -259,6 +261,40 @@ def main():
         "deep": "a.b.example.net\n*.example.net\n*.b.example.net\n@http/1.1\n#h2",
         "bad": "x\n*\n**.x\na*.x\n*.\n*.*.x\n@\n#",
         "none": "\n\n@h2\n#acme-tls/1",
+    }.items():
+        seed(t, "seed-" + k, v)
+
+    # --- client_hello_fuzz: the first bytes of a connection to an SNI-routed tcp_proxy
+    # listener. Built here byte by byte (deterministic, unlike a real client's random and key
+    # shares): ClientHellos with SNI and ALPN, without either, fragmented across records, and
+    # things that are not one.
+    t = "client_hello_fuzz"
+    u16 = lambda n: struct.pack("!H", n)
+    ext = lambda typ, data: u16(typ) + u16(len(data)) + data
+
+    def sni(name):
+        entry = b"\0" + u16(len(name)) + name
+        return ext(0, u16(len(entry)) + entry)
+
+    def alpn(*protos):
+        lst = b"".join(bytes([len(p)]) + p for p in protos)
+        return ext(16, u16(len(lst)) + lst)
+
+    def hello(exts, records=None):
+        body = (b"\x03\x03" + bytes(range(32)) + b"\x20" + bytes(32) + u16(6) +
+                b"\x13\x01\x13\x02\xc0\x2b" + b"\x01\x00" + u16(len(exts)) + exts)
+        msg = b"\x01" + struct.pack("!I", len(body))[1:] + body
+        cuts = [0] + (records or []) + [len(msg)]
+        return b"".join(b"\x16\x03\x01" + u16(b - a) + msg[a:b] for a, b in zip(cuts, cuts[1:]))
+
+    versions = ext(43, b"\x04\x03\x04\x03\x03")
+    for k, v in {
+        "sni-alpn": hello(versions + sni(b"a.example.com") + alpn(b"h2", b"http/1.1")),
+        "no-sni": hello(versions + ext(21, bytes(64))),
+        "wildcard": hello(sni(b"X.B.Example.COM.") + alpn(b"h2")),
+        "fragmented": hello(versions + sni(b"frag.example.com") + alpn(b"h2"), [2, 50, 90]),
+        "http": b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n",
+        "alert": b"\x15\x03\x01\x00\x02\x02\x28",
     }.items():
         seed(t, "seed-" + k, v)
 

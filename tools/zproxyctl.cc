@@ -135,6 +135,12 @@ void PrintRoutes(const v1::Config& c, const std::string& only) {
     if (!only.empty() && l.name() != only) continue;
     if (l.has_tcp_proxy()) {
       t.Add({l.name(), "-", "-", "tcp_proxy", "-", "-", l.tcp_proxy().cluster()});
+      // SNI routes: HOSTS are the server names, MATCH says sni (with its alpn, if any).
+      for (int i = 0; i < l.tcp_proxy().sni_routes_size(); ++i) {
+        const auto& r = l.tcp_proxy().sni_routes(i);
+        std::string match = r.alpn_size() == 0 ? "sni" : "sni alpn " + Join(r.alpn());
+        t.Add({l.name(), std::to_string(i), "-", match, Join(r.server_names()), "-", r.cluster()});
+      }
     }
     for (int i = 0; i < l.routes_size(); ++i) {
       const auto& r = l.routes(i);

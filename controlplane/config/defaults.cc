@@ -38,6 +38,9 @@ void ApplyDefaults(zproxy::v1::TcpProxy* t) {
   if (t->mode() == zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED)
     t->set_mode(Defaults::kPassthroughMode);
   if (t->idle_timeout_ms() == 0) t->set_idle_timeout_ms(Defaults::kTcpProxyIdleTimeoutMs);
+  if (t->sni_routes_size() > 0 && t->client_hello_timeout_ms() == 0) {
+    t->set_client_hello_timeout_ms(Defaults::kClientHelloTimeoutMs);
+  }
 }
 
 void ApplyDefaults(zproxy::v1::ConnectProxy* c) {

@@ -69,6 +69,9 @@ struct Defaults {
   // tcp_proxy (L4 pass-through) listeners.
   static constexpr uint32_t kTcpProxyIdleTimeoutMs = 60000;
   static constexpr zproxy::v1::PassthroughMode kPassthroughMode = zproxy::v1::AUTO;
+  // tcp_proxy with sni_routes: the ClientHello must be complete within this (as the TLS
+  // listeners' handshake timeout).
+  static constexpr uint32_t kClientHelloTimeoutMs = 10000;
 
   // CONNECT (only when an HTTP listener has a connect block).
   static constexpr uint32_t kConnectProxyTimeoutMs = 5000;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <pwd.h>
 
+#include <cctype>
 #include <map>
 #include <set>
 #include <string>
@@ -195,6 +196,62 @@ class Validator {
     }
   }
 
+  // tcp_proxy.sni_routes (TLS pass-through routed by SNI): known clusters, server names a
+  // client can send (host names or "*." wildcards: SNI never carries an IP address, RFC
+  // 6066), ALPN protocol names, and no (server name, alpn) pair twice: the second entry
+  // could never be chosen.
+  void CheckSniRoutes(const std::string& tcp_path, const zproxy::v1::TcpProxy& t) {
+    std::map<std::string, std::string> seen;  // server name + alpn set -> first field path
+    for (int i = 0; i < t.sni_routes_size(); ++i) {
+      const auto& r = t.sni_routes(i);
+      std::string path = Index(tcp_path + ".sni_routes", i);
+      CheckClusterRef(path + ".cluster", r.cluster());
+      if (r.server_names_size() == 0 && r.alpn_size() == 0) {
+        Error(path + ".server_names",
+              "at least one server name is required (or alpn, to match any name)");
+      }
+      std::set<std::string> alpn;
+      for (int k = 0; k < r.alpn_size(); ++k) {
+        const std::string& p = r.alpn(k);
+        if (p.empty() || p.size() > 255) {
+          Error(Index(path + ".alpn", k), "protocol names are 1..255 bytes");
+        } else if (!alpn.insert(p).second) {
+          Error(Index(path + ".alpn", k), "duplicate protocol " + Quote(p));
+        }
+      }
+      std::string alpn_key;
+      for (const std::string& p : alpn) alpn_key += "\n" + p;
+      auto claim = [&](const std::string& name, const std::string& field) {
+        auto [it, fresh] = seen.emplace(name + alpn_key, field);
+        if (fresh) return;
+        std::string what =
+            name.empty() ? "an entry without server_names" : "server name " + Quote(name);
+        Error(field, "duplicate " + what + (alpn.empty() ? "" : " with the same alpn") +
+                         " (already in " + it->second + ")");
+      };
+      if (r.server_names_size() == 0 && !alpn.empty()) claim("", path + ".alpn");
+      for (int k = 0; k < r.server_names_size(); ++k) {
+        std::string field = Index(path + ".server_names", k);
+        std::string name = r.server_names(k);
+        for (char& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+        std::string why;
+        bool ip = (name.find_first_not_of("0123456789.") == std::string::npos &&
+                   name.find_first_of("0123456789") != std::string::npos) ||
+                  name.find_first_of("[]:") != std::string::npos;
+        if (ip) {
+          Error(field, "invalid server name " + Quote(r.server_names(k)) +
+                           ": SNI carries host names, never IP addresses");
+        } else if (name == "*") {
+          Error(field, "invalid server name \"*\": leave it to tcp_proxy.cluster (the default)");
+        } else if (!ValidateHostPattern(name, &why)) {
+          Error(field, "invalid server name " + Quote(r.server_names(k)) + ": " + why);
+        } else {
+          claim(name, field);
+        }
+      }
+    }
+  }
+
   void CheckListenerTls(const std::string& listener_path, const Listener& l) {
     std::string path = listener_path + ".tls";
     const auto& t = l.tls();
@@ -272,6 +329,7 @@ class Validator {
         Error(path, "needs routes (HTTP) or tcp_proxy (L4)");
       }
       if (l.has_tcp_proxy()) CheckClusterRef(path + ".tcp_proxy.cluster", l.tcp_proxy().cluster());
+      if (l.has_tcp_proxy()) CheckSniRoutes(path + ".tcp_proxy", l.tcp_proxy());
       // AUTO is also what defaults give an HTTP listener later turned into a tcp_proxy one.
       if (l.has_tcp_proxy() && l.tunnel_mode() != zproxy::v1::PASSTHROUGH_MODE_UNSPECIFIED &&
           l.tunnel_mode() != zproxy::v1::AUTO) {

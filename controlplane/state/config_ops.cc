@@ -128,6 +128,11 @@ OpStatus DeleteCluster(Config* config, const std::string& name) {
     if (l.has_tcp_proxy() && l.tcp_proxy().cluster() == name) {
       users += (users.empty() ? "" : ", ") + base + ".tcp_proxy (listener " + Quote(l.name()) + ")";
     }
+    for (int j = 0; l.has_tcp_proxy() && j < l.tcp_proxy().sni_routes_size(); ++j) {
+      if (l.tcp_proxy().sni_routes(j).cluster() != name) continue;
+      users += (users.empty() ? "" : ", ") + base + ".tcp_proxy.sni_routes[" + std::to_string(j) +
+               "] (listener " + Quote(l.name()) + ")";
+    }
     for (int j = 0; j < l.routes_size(); ++j) {
       if (l.routes(j).cluster() != name) continue;
       const Route& r = l.routes(j);

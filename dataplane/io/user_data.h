@@ -27,6 +27,7 @@ enum class Op : uint8_t {
   kSpliceIn,    // splice socket -> pipe (slot = the source connection)
   kSpliceOut,   // splice pipe -> socket (slot = the destination connection)
   kFdInstall,   // IORING_OP_FIXED_FD_INSTALL: a client's direct descriptor -> regular fd
+  kHelloPoll,   // POLL_ADD waiting for more of a ClientHello (tcp_proxy with sni_routes)
 };
 
 struct UserData {

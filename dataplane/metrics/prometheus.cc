@@ -393,12 +393,28 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
              static_cast<double>(r.limited));
   }
   w.Family("zproxy_rate_limit_collisions_total", "counter",
-           "Keyed rate limits: requests whose key had to share another key's bucket (both of "
-           "its slots in the route's table held keys still refilling).");
+           "Keyed rate limits: requests whose key had to share another key's bucket (all eight of "
+           "its candidate slots in the route's table held keys still refilling).");
   for (const auto& r : info.rate_limited_routes) {
     w.Sample("zproxy_rate_limit_collisions_total",
              "listener=\"" + LabelValue(r.listener) + "\",route=\"" + LabelValue(r.route) + "\"",
              static_cast<double>(r.collisions));
+  }
+  w.Family("zproxy_tcp_sni_routed_total", "counter",
+           "tcp_proxy connections routed by their ClientHello (sni_routes), by listener and "
+           "cluster (the default cluster included).");
+  for (const auto& s : info.sni_routed) {
+    w.Sample("zproxy_tcp_sni_routed_total",
+             "listener=\"" + LabelValue(s.listener) + "\",cluster=\"" + LabelValue(s.label) + "\"",
+             static_cast<double>(s.value));
+  }
+  w.Family("zproxy_tcp_client_hello_failures_total", "counter",
+           "tcp_proxy connections with sni_routes closed without a ClientHello: none in time "
+           "(timeout), not one (malformed), or the client left first (closed).");
+  for (const auto& s : info.client_hello_failures) {
+    w.Sample("zproxy_tcp_client_hello_failures_total",
+             "listener=\"" + LabelValue(s.listener) + "\",reason=\"" + s.label + "\"",
+             static_cast<double>(s.value));
   }
   w.Family("zproxy_config_version", "gauge", "Version of the config snapshot in use.");
   w.Sample("zproxy_config_version", "", static_cast<double>(info.config_version));

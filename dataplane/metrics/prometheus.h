@@ -63,6 +63,14 @@ struct DataplaneInfo {
     uint64_t collisions = 0;
   };
   std::vector<RateLimitedRoute> rate_limited_routes;
+  // tcp_proxy listeners with sni_routes (dataplane/metrics/sni_counters.h): connections per
+  // (listener, cluster), ClientHello refusals per (listener, reason).
+  struct ListenerCount {
+    std::string listener, label;
+    uint64_t value = 0;
+  };
+  std::vector<ListenerCount> sni_routed;
+  std::vector<ListenerCount> client_hello_failures;
 };
 
 std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/splice_pairs.h"
 #include "dataplane/http1/http1.h"
+#include "dataplane/metrics/sni_counters.h"
 #include "dataplane/tls/kernel_offload.h"
 
 namespace zproxy::dataplane::startup {
@@ -100,6 +101,13 @@ std::string RenderMetrics(const DataplaneInfo& base, const PassthroughCaps& caps
   info.tunnel_listeners = DescribePassthrough(live, caps, true, false);
   if (caps.counters_fd >= 0) {
     info.has_splice_counters = ReadSpliceCounters(caps.counters_fd, &info.splice_counters);
+  }
+  std::vector<SniCounters::Sample> routed, failures;
+  SniCounters::Process().Collect(&routed, &failures);
+  for (auto& s : routed)
+    info.sni_routed.push_back({std::move(s.listener), std::move(s.label), s.value});
+  for (auto& s : failures) {
+    info.client_hello_failures.push_back({std::move(s.listener), std::move(s.label), s.value});
   }
   for (const auto& c : live.clusters) {
     for (size_t i = 0; i < c.endpoint_names.size(); i++) {

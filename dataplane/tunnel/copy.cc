@@ -25,6 +25,19 @@ void Tunnels::StartTcpProxy(uint32_t conn_idx) {
   ex.req_done = true;  // no HTTP request framing to track
   ex.tunnel.pass_mode = static_cast<uint8_t>(TcpProxyMode(c.owner));
   c.exchange = ex_idx;
+  w_.stats_.client_idle.Sub();
+  w_.stats_.tcp_proxy_connections.Add();
+  if (listener.sni != nullptr) {
+    StartHello(ex_idx);  // the default cluster holds the place until the ClientHello says
+    return;
+  }
+  ConnectTcpProxy(ex_idx);
+}
+
+void Tunnels::ConnectTcpProxy(uint32_t ex_idx) {
+  Exchange& ex = w_.exchanges_.Get(ex_idx);
+  uint32_t conn_idx = ex.client;
+  Conn& c = w_.conns_.Get(conn_idx);
   if (ex.tunnel.pass_mode == static_cast<uint8_t>(PassMode::kCopy)) {
     w_.stats_.passthrough_mode[static_cast<int>(PassMode::kCopy)].Add();
     w_.ArmRecv(conn_idx);
@@ -33,8 +46,6 @@ void Tunnels::StartTcpProxy(uint32_t conn_idx) {
     // (passthrough.cc says why).
     c.flags |= kPassthrough;
   }
-  w_.stats_.client_idle.Sub();
-  w_.stats_.tcp_proxy_connections.Add();
   w_.timers_.Arm(w_.t_client_idle_[c.owner], conn_idx, w_.NowMs());
   if (!w_.AssignUpstream(ex_idx)) {
     w_.stats_.CountError(ErrorCause::kNoHealthyUpstream);

@@ -39,6 +39,10 @@ struct TunnelState {
   // before the pairing (upgraded.cc); installing: FIXED_FD_INSTALL in flight.
   bool handover : 1 = false;
   bool installing : 1 = false;
+  // tcp_proxy with sni_routes (sni_inspect.cc): no cluster chosen yet, the ClientHello is
+  // being peeked at; hello_lowat: SO_RCVLOWAT was raised to wait for the rest of it.
+  bool hello : 1 = false;
+  bool hello_lowat : 1 = false;
   zproxy_sock_key client_key{}, upstream_key{};
   // sockmap: per-socket byte counts at pairing (TcpCounters), so "everything received on
   // one side has been written into the other" can be told from tcp_info later, and the

@@ -6,6 +6,7 @@
 //   upgraded.cc     WebSocket/CONNECT: which mode, and the hand-over of what userspace
 //                   read before the tunnel to sockmap/splice
 //   passthrough.cc  what sockmap and splice share: the choice, fallbacks, timeouts, end
+//   sni_inspect.cc  tcp_proxy with sni_routes: the ClientHello, peeked, picks the cluster
 //   sockmap.cc      sockmap: the kernel's verdict program redirects; FINs by tcp_info
 //   splice.cc       splice: socket -> pipe -> socket, per direction
 //
@@ -18,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +39,8 @@ class Tunnels {
 
   // --- copy.cc: the userspace copy (tcp_proxy in copy mode, WebSocket and CONNECT in
   // copy mode, and the hand-over of the others).
-  // A tcp_proxy listener accepted conn_idx: the exchange, its mode, an upstream.
+  // A tcp_proxy listener accepted conn_idx: the exchange, its mode, then (with sni_routes,
+  // once the ClientHello chose the cluster) an upstream.
   void StartTcpProxy(uint32_t conn_idx);
   // Moves what `from` sent into its peer's output queue, as far as there is room.
   void Pump(uint32_t ex_idx, bool from_client);
@@ -73,6 +76,10 @@ class Tunnels {
   }
   void ForgetSplicedPairs();  // at exit: map entries of tunnels still open
 
+  // --- sni_inspect.cc: the ClientHello of a tcp_proxy connection with sni_routes.
+  void OnHelloPoll(uint32_t conn_idx, int res);
+  void OnHelloTimeout(uint32_t conn_idx);
+
   // --- sockmap.cc / splice.cc: completions of their ops.
   void OnWatch(uint32_t conn_idx, int res);
   void OnSpliceIn(uint32_t conn_idx, int res);
@@ -82,6 +89,15 @@ class Tunnels {
   // --- copy.cc
   // The idle timer list of a tunnel's client (CONNECT tunnels have their own timeout).
   uint16_t IdleList(const Exchange& ex);
+  // The tcp_proxy exchange's cluster is known: its mode's first step, then the upstream.
+  void ConnectTcpProxy(uint32_t ex_idx);
+  // --- sni_inspect.cc
+  void StartHello(uint32_t ex_idx);
+  // Peeks at what the client sent: routes, waits for more (eof: no more will come) or
+  // refuses.
+  void InspectHello(uint32_t ex_idx, bool eof);
+  void RouteByHello(uint32_t ex_idx, int cluster_entry);
+  void HelloFailed(uint32_t ex_idx, int reason);  // a HelloFailure
   // --- upgraded.cc
   PassMode UpgradedMode(uint32_t ex_idx);  // counts the fallback when it is copy
   // Why sockmap cannot take this tunnel now (a FIN went by: the SOCKHASH takes ESTABLISHED
@@ -116,6 +132,9 @@ class Tunnels {
   bool fd_install_warned_ = false;
   // Scratch for ResolvePassMode's reason, reused per tunnel so its buffer is allocated once.
   std::string mode_why_;
+  // sni_inspect.cc: the peeked ClientHello and its reassembly scratch, allocated on the
+  // first such connection (2 x tunnel::kMaxClientHelloBytes), then reused.
+  std::unique_ptr<char[]> hello_buf_;
 };
 
 }  // namespace zproxy::dataplane

@@ -256,6 +256,9 @@ void Worker::Dispatch(io_uring_cqe* cqe) {
     case io::Op::kFdInstall:
       tunnels_.OnFdInstall(ud.slot, cqe->res);
       break;
+    case io::Op::kHelloPoll:
+      tunnels_.OnHelloPoll(ud.slot, cqe->res);
+      break;
     default:
       break;
   }
@@ -335,6 +338,10 @@ void Worker::OnTimeout(uint32_t conn_idx, uint16_t list) {
     }
     if (c.exchange != kNil) {
       const Exchange& ex = exchanges_.Get(c.exchange);
+      if (ex.tunnel.hello) {
+        tunnels_.OnHelloTimeout(conn_idx);  // no ClientHello in time
+        return;
+      }
       if (connect_.Resolving(ex)) {
         connect_.OnConnectResolveTimeout(c.exchange);  // the name did not resolve in time
         return;
@@ -383,7 +390,10 @@ void Worker::SetupListenerTimers() {
   t_client_header_.clear();
   t_tls_handshake_.clear();
   t_connect_idle_.clear();
+  t_client_hello_.clear();
   for (const auto& l : snap_->listeners) {
+    t_client_hello_.push_back(
+        timers_.ListFor(l.sni != nullptr ? l.sni->hello_timeout_ms : l.idle_timeout_ms));
     t_client_idle_.push_back(timers_.ListFor(l.idle_timeout_ms));
     t_client_header_.push_back(timers_.ListFor(l.header_timeout_ms));
     t_tls_handshake_.push_back(timers_.ListFor(l.handshake_timeout_ms));

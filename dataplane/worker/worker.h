@@ -348,6 +348,7 @@ class Worker {
   ConnTimers timers_;
   // Timer list ids: per listener (idle, header) and per cluster (connect, read, pool).
   std::vector<uint16_t> t_client_idle_, t_client_header_, t_tls_handshake_, t_connect_idle_;
+  std::vector<uint16_t> t_client_hello_;  // tcp_proxy with sni_routes: client_hello_timeout_ms
   uint16_t t_linger_ = 0;
   uint16_t t_drain_idle_ = 0;
 
