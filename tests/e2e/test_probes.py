@@ -37,6 +37,9 @@ def test_live_ready_metrics_and_unknown_paths(make_proxy, backends):
     assert httpraw.request(z.port, target="/count-me").status == 200
     live = _get(z, "/live")
     assert live.status == 200 and live.body == b"live\n"
+    # The listener answers a moment before the data plane's sync stream (what /ready waits
+    # for) is up.
+    assert wait_until(lambda: _status(z, "/ready")[0] == 200, 5), _status(z, "/ready")
     ready = _get(z, "/ready")
     assert ready.status == 200, ready.body
     assert ready.body == b"ready: data plane pid %d serves config version 1\n" % _pid(z)
@@ -54,6 +57,7 @@ def test_live_ready_metrics_and_unknown_paths(make_proxy, backends):
 def test_ready_is_503_without_a_data_plane_then_200_again(make_proxy, backends):
     z = make_proxy(_cfg(backends["a"]), allow_stderr=(dataplane_restarted(SIGKILLED),))
     dp = _pid(z)
+    assert wait_until(lambda: _status(z, "/ready")[0] == 200, 5), _status(z, "/ready")
     seen = []
     stop = threading.Event()
 
