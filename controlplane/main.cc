@@ -342,8 +342,9 @@ class Zproxyd {
     return probes::EvaluateReadiness(in);
   }
 
-  // /live and the systemd watchdog: the supervisor's state can be read (its lock is not
-  // stuck) and it has not finished.
+  // /live and the systemd watchdog: answered only if the supervisor's state can be read,
+  // so a zproxyd stuck holding that lock stops answering (the probe times out, the
+  // watchdog is not pinged) instead of saying it is fine.
   bool Live(std::string* why) const {
     (void)supervisor_->GetStatus();
     (void)why;

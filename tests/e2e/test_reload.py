@@ -74,7 +74,10 @@ def test_sighup_hands_over_what_the_data_plane_cannot_take_in_place(make_proxy, 
                 if r.status != 200:
                     failures.append(r.status)
             except Exception as e:  # collected: the assertion below shows them
-                failures.append(repr(e))
+                # Where the connection is stuck (whose socket, which queue), for the report.
+                ss = subprocess.run(["ss", "-tanpi", "sport = :%d or dport = :%d" % (z.port, z.port)],
+                                    capture_output=True, text=True).stdout
+                failures.append("%r; sockets of port %d:\n%s" % (e, z.port, ss))
 
     t = threading.Thread(target=load)
     t.start()
