@@ -16,7 +16,6 @@ import time
 import pytest
 
 import httpraw
-import yamlgen
 from conftest import catch_all, cluster, listener
 from procs import base_config, free_port, wait_until
 
