@@ -160,6 +160,7 @@ void DataplaneSupervisor::PublishStatus() {
   status_.handovers = handovers_;
   status_.version = running_version_;
   status_.adopted = pid_ > 0 && adopted_pidfd_.valid();
+  status_.stopping = stopping_;
 }
 
 void DataplaneSupervisor::OnWake() {
@@ -305,7 +306,13 @@ void DataplaneSupervisor::OnSignal(int signo) {
       Reap();
       return;
     case SIGHUP:
-      ZLOG_WARN("SIGHUP ignored: reload via the Admin API is a later issue");
+      if (stopping_) {
+        ZLOG_INFO("SIGHUP ignored: zproxyd is stopping");
+      } else if (options_.on_sighup) {
+        options_.on_sighup();
+      } else {
+        ZLOG_WARN("SIGHUP ignored: no reload handler");
+      }
       return;
     case SIGTERM:
     case SIGINT:
@@ -315,6 +322,8 @@ void DataplaneSupervisor::OnSignal(int signo) {
       }
       stopping_ = true;
       restart_pending_ = false;
+      PublishStatus();  // /ready answers 503 from now on
+      if (options_.on_stopping) options_.on_stopping();
       if (new_pid_ > 0) kill(new_pid_, SIGTERM);  // its handover fails when it exits
       if (pid_ <= 0 && new_pid_ <= 0 && draining_.empty()) {
         ZLOG_INFO("%s: no data plane running, exiting", strsignal(signo));

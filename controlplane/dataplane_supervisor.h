@@ -58,6 +58,11 @@ class DataplaneSupervisor {
     std::function<void(zproxy::v1::DataplaneBootstrap*, std::vector<int>* fds)> extend_bootstrap;
     // A handover's new data plane must report readiness within this long.
     Ms ready_timeout{10000};
+    // SIGHUP, on the supervisor thread: must not block (a reload may need a handover,
+    // which this thread carries out). Unset: SIGHUP is logged and ignored.
+    std::function<void()> on_sighup;
+    // SIGTERM/SIGINT, once, as the drain starts (systemd STOPPING=1). Must not block.
+    std::function<void()> on_stopping;
   };
 
   struct Status {
@@ -66,7 +71,8 @@ class DataplaneSupervisor {
     int restarts = 0;   // after crashes
     int handovers = 0;  // graceful
     uint64_t version = 0;
-    bool adopted = false;  // pid is not our child (Adopt)
+    bool adopted = false;   // pid is not our child (Adopt)
+    bool stopping = false;  // SIGTERM/SIGINT seen: draining, then exiting
   };
 
   DataplaneSupervisor(Options options, const ConfigStore& store,

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "controlplane/admin/admin_server.h"
+#include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/bpf/bpf_runtime.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
@@ -25,11 +26,17 @@
 #include "controlplane/flags.h"
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
+#include "controlplane/notify/sd_notify.h"
+#include "controlplane/notify/service_notifier.h"
 #include "controlplane/orphan_startup.h"
+#include "controlplane/probes/probe_server.h"
+#include "controlplane/probes/readiness.h"
+#include "controlplane/reload/reloader.h"
 #include "controlplane/startup/health_start.h"
 #include "controlplane/startup/sync_start.h"
 #include "controlplane/state/config_manager.h"
 #include "controlplane/state/config_ops.h"
+#include "controlplane/state/dataplane_metrics.h"
 #include "controlplane/state/state_file.h"
 #include "controlplane/sync/config_push.h"
 #include "controlplane/sync/orphan.h"
@@ -86,8 +93,12 @@ bool LoadConfig(const std::string& path, config::LoadResult* loaded) {
 // unpins, near the end).
 class Zproxyd {
  public:
-  Zproxyd(Clock::time_point process_start, Flags flags, zproxy::v1::Config config)
-      : process_start_(process_start), flags_(std::move(flags)), config_(std::move(config)) {}
+  Zproxyd(Clock::time_point process_start, Flags flags, zproxy::v1::Config config,
+          notify::SdNotify sd)
+      : process_start_(process_start),
+        flags_(std::move(flags)),
+        config_(std::move(config)),
+        sd_(std::move(sd)) {}
 
   // Returns the process's exit status: the supervisor's, or 1 when start-up fails.
   int Run() {
@@ -105,17 +116,17 @@ class Zproxyd {
     if (!OpenListenSockets()) return 1;
     LogListeners();
     StartBpf();
-    if (!config_.metrics_address().empty()) {
-      ZLOG_INFO("metrics on %s (served by the data plane)", config_.metrics_address().c_str());
-    }
     PublishConfig();
     CreateSupervisor();
+    if (!StartProbes()) return 1;
     CompleteAdoption(&orphan_, health_, state::DataplaneView(*store_.Current().config),
                      store_.Current().version, *supervisor_, MsSince(process_start_));
     CreateConfigManager();
     if (sync_server_ != nullptr) PushConfigChangesOverSync();
     StartAdminApi();
+    StartReloader();
     RetireOrphans();
+    notifier_->Start();
     int code = supervisor_->Run();
     Shutdown();
     ZLOG_INFO("exiting with status %d", code);
@@ -202,6 +213,10 @@ class Zproxyd {
     options.extend_bootstrap = [this](zproxy::v1::DataplaneBootstrap* boot, std::vector<int>* fds) {
       ExtendBootstrap(boot, fds);
     };
+    // Both run on the supervisor thread: they only post or send one datagram. reloader_
+    // and notifier_ exist before Run() reads any signal.
+    options.on_sighup = [this] { reloader_->Post(); };
+    options.on_stopping = [this] { notifier_->Stopping(); };
     supervisor_ = std::make_unique<DataplaneSupervisor>(options, store_, sockets_);
   }
 
@@ -312,6 +327,68 @@ class Zproxyd {
     }
   }
 
+  // The readiness rule's inputs, as they are now (probes/readiness.h).
+  probes::Readiness Readiness() const {
+    DataplaneSupervisor::Status s = supervisor_->GetStatus();
+    probes::ReadinessInputs in;
+    in.stopping = s.stopping;
+    in.pid = s.pid;
+    in.started_with = s.version;
+    in.current = store_.Current().version;
+    in.have_sync = sync_server_ != nullptr;
+    if (in.have_sync && s.pid > 0) {
+      in.connected = sync_server_->sessions().ServingVersion(s.pid, &in.serving);
+    }
+    return probes::EvaluateReadiness(in);
+  }
+
+  // /live and the systemd watchdog: answered only if the supervisor's state can be read,
+  // so a zproxyd stuck holding that lock stops answering (the probe times out, the
+  // watchdog is not pinged) instead of saying it is fine.
+  bool Live(std::string* why) const {
+    (void)supervisor_->GetStatus();
+    (void)why;
+    return true;
+  }
+
+  // zproxyd serves metrics_address itself (/metrics forwarded to the data plane's private
+  // address, /ready, /live): before the data plane starts, so /ready says 503 until it
+  // serves. The systemd notifier shares the readiness rule.
+  bool StartProbes() {
+    auto ready = [this] { return Readiness(); };
+    auto live = [this](std::string* why) { return Live(why); };
+    notifier_ = std::make_unique<notify::ServiceNotifier>(std::move(sd_), ready, live);
+    const std::string& address = store_.Current().config->metrics_address();
+    if (address.empty()) return true;
+    const std::string private_address = state::DataplaneMetricsAddress(address);
+    probes::ProbeServer::Handlers h;
+    h.ready = ready;
+    h.live = live;
+    h.metrics = [private_address](std::string* body, std::string* error) {
+      return admin::ScrapeMetrics(private_address, 3000, body, error);
+    };
+    probe_server_ = probes::ProbeServer::Start(address, std::move(h), {}, &error_);
+    if (probe_server_ == nullptr) {
+      ZLOG_ERROR("%s", error_.c_str());
+      return false;
+    }
+    ZLOG_INFO("metrics, /ready and /live on %s (the data plane's /metrics behind it on %s)",
+              address.c_str(), private_address.c_str());
+    return true;
+  }
+
+  // SIGHUP re-reads the config file through the Admin API's ApplyConfig path
+  // (reload/reload_file.h); systemd hears RELOADING=1, then READY=1.
+  void StartReloader() {
+    reload::Reloader::Hooks hooks;
+    hooks.before = [this] { notifier_->Reloading(); };
+    hooks.after = [this](const reload::ReloadOutcome& o) {
+      notifier_->Reloaded(std::string(o.ok() ? "reloaded" : "reload failed") + ": config version " +
+                          std::to_string(o.version));
+    };
+    reloader_ = std::make_unique<reload::Reloader>(manager_.get(), flags_.config_path, hooks);
+  }
+
   // Data planes taken over (not adopted) drain once ours serves.
   void RetireOrphans() {
     if (orphan_.to_drain.empty()) return;
@@ -321,6 +398,9 @@ class Zproxyd {
   }
 
   void Shutdown() {
+    if (reloader_ != nullptr) reloader_->Stop();
+    notifier_->Stop();
+    if (probe_server_ != nullptr) probe_server_->Stop();
     if (sync_server_ != nullptr) sync_server_->sessions().SetHelloObserver(nullptr);
     if (resyncer_ != nullptr) resyncer_->Stop();
     if (admin_server_ != nullptr) admin_server_->Shutdown();
@@ -356,6 +436,10 @@ class Zproxyd {
   std::unique_ptr<sync::Resyncer> resyncer_;
   std::unique_ptr<admin::AdminServer> admin_server_;
   std::unique_ptr<sync::OrphanRetirer> retire_orphans_;
+  notify::SdNotify sd_;  // moved into notifier_ by StartProbes
+  std::unique_ptr<notify::ServiceNotifier> notifier_;
+  std::unique_ptr<probes::ProbeServer> probe_server_;
+  std::unique_ptr<reload::Reloader> reloader_;
 };
 
 int Main(int argc, char** argv) {
@@ -369,9 +453,12 @@ int Main(int argc, char** argv) {
     std::printf("configuration %s is ok\n", flags.config_path.c_str());
     return 0;
   }
+  // Reads and unsets systemd's variables: no thread exists yet (unsetenv is not
+  // thread-safe) and the data plane must not inherit them.
+  notify::SdNotify sd = notify::SdNotify::FromEnvironment();
   // Before any child or thread exists, so every thread inherits the mask.
   BlockSupervisorSignals();
-  return Zproxyd(process_start, std::move(flags), std::move(loaded.config)).Run();
+  return Zproxyd(process_start, std::move(flags), std::move(loaded.config), std::move(sd)).Run();
 }
 
 }  // namespace

@@ -13,6 +13,40 @@ T OrDefault(T value, T fallback) {
 }
 }  // namespace
 
+namespace {
+
+bool ChangesUseClientAddress(const routing::HeaderChanges& c) {
+  for (const auto* ops : {&c.set, &c.add}) {
+    for (const routing::HeaderOp& op : *ops) {
+      if (op.value.find("${client_address}") != std::string::npos) return true;
+    }
+  }
+  return false;
+}
+
+// A route that keys its rate limit by client address, or puts ${client_address} in a
+// header (its own changes or its cluster's): the listener must learn each client's address
+// even when X-Forwarded-For and the access log do not need it.
+bool RouteUsesClientAddress(const routing::RouteEntry& e, const Snapshot& snap) {
+  const routing::RoutePolicy* p = e.policy.get();
+  if (p != nullptr) {
+    if (p->has_rate_limit && p->rate_limit.key == route_policy::RateKeyKind::kClientAddress) {
+      return true;
+    }
+    if (ChangesUseClientAddress(p->request_headers) ||
+        ChangesUseClientAddress(p->response_headers)) {
+      return true;
+    }
+  }
+  if (e.action() != routing::RouteAction::kForward || e.cluster_index >= snap.clusters.size()) {
+    return false;
+  }
+  const ClusterRuntime& c = snap.clusters[e.cluster_index];
+  return ChangesUseClientAddress(c.request_headers) || ChangesUseClientAddress(c.response_headers);
+}
+
+}  // namespace
+
 std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64_t version,
                                         std::string* error,
                                         std::shared_ptr<const HealthRegion> health_region,
@@ -156,9 +190,8 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
   for (size_t li = 0; li < snap->listeners.size(); li++) {
     for (int ri = 0; ri < config.listeners(static_cast<int>(li)).routes_size(); ri++) {
       const routing::RouteEntry* e = snap->routes->Entry(li, static_cast<size_t>(ri));
-      if (e != nullptr && e->policy != nullptr && e->policy->has_rate_limit &&
-          e->policy->rate_limit.key == route_policy::RateKeyKind::kClientAddress) {
-        snap->listeners[li].rate_limit_by_address = true;
+      if (e != nullptr && RouteUsesClientAddress(*e, *snap)) {
+        snap->listeners[li].needs_client_address = true;
       }
     }
   }

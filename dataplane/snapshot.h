@@ -96,8 +96,9 @@ struct ListenerRuntime {
   std::shared_ptr<const ConnectRuntime> connect;
   // Open client connections at once over all workers (0 = no limit; Snapshot::connections).
   uint32_t max_connections = 0;
-  // A route keys its rate limit by client address: the address is needed (SO_PEERNAME).
-  bool rate_limit_by_address = false;
+  // A route keys its rate limit by client address or puts ${client_address} in a header:
+  // the address is needed (SO_PEERNAME) even without X-Forwarded-For or an access log.
+  bool needs_client_address = false;
 };
 
 struct Snapshot {

@@ -83,6 +83,43 @@ ConfigManager::ConfigManager(controlplane::ConfigStore* store, std::string file_
 OpStatus ConfigManager::Mutate(uint64_t expected_version, const EditFn& edit,
                                controlplane::ConfigStore::Snapshot* out) {
   std::lock_guard<std::mutex> lock(mu_);
+  return MutateLocked(expected_version, edit, file_sha256_, out);
+}
+
+OpStatus ConfigManager::ReplaceFromFile(const zproxy::v1::Config& file_config,
+                                        const std::string& file_sha256,
+                                        controlplane::ConfigStore::Snapshot* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto replace = [&](zproxy::v1::Config* c) {
+    *c = file_config;
+    return OpStatus::Ok();
+  };
+  const uint64_t before = store_->Current().version;
+  OpStatus st = MutateLocked(0, replace, file_sha256, out);
+  if (!st.ok() || file_sha256 == file_sha256_) return st;
+  file_sha256_ = file_sha256;
+  if (out->version != before) return st;  // saved with the new hash already
+  // Same config from an edited file (comments, order): no new version, but the state must
+  // name the new file's hash or the next start would call the file changed.
+  const zproxy::v1::Config& config = *out->config;
+  std::string error;
+  if (!SaveState(config.state_dir(), MakeState(config, out->version, file_path_, file_sha256),
+                 &error)) {
+    return OpStatus::Error(OpStatus::kUnavailable,
+                           "config version " + std::to_string(out->version) +
+                               " serves, but saving the state failed: " + error);
+  }
+  return st;
+}
+
+std::string ConfigManager::file_sha256() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return file_sha256_;
+}
+
+OpStatus ConfigManager::MutateLocked(uint64_t expected_version, const EditFn& edit,
+                                     const std::string& sha,
+                                     controlplane::ConfigStore::Snapshot* out) {
   controlplane::ConfigStore::Snapshot current = store_->Current();
   if (expected_version != 0 && expected_version != current.version) {
     return OpStatus::Error(OpStatus::kFailedPrecondition,
@@ -103,7 +140,7 @@ OpStatus ConfigManager::Mutate(uint64_t expected_version, const EditFn& edit,
   const uint64_t version = current.version + 1;
   const std::string& dir = candidate.state_dir();
   std::string error;
-  if (!SaveState(dir, MakeState(candidate, version, file_path_, file_sha256_), &error)) {
+  if (!SaveState(dir, MakeState(candidate, version, file_path_, sha), &error)) {
     return OpStatus::Error(OpStatus::kUnavailable, "cannot persist config version " +
                                                        std::to_string(version) + ": " + error +
                                                        "; nothing changed");

@@ -49,6 +49,14 @@ class ConfigManager {
   OpStatus Mutate(uint64_t expected_version, const EditFn& edit,
                   controlplane::ConfigStore::Snapshot* out);
 
+  // SIGHUP: the config file was re-read and parsed (`file_config`, defaults applied) and
+  // replaces the current config on the same path as ApplyConfig (validate, persist, apply
+  // live or hand over, publish). The persisted state then records `file_sha256`, so a
+  // restart with the same file keeps it. Restart-only fields that differ are refused like
+  // any Admin API change (the message names each field).
+  OpStatus ReplaceFromFile(const zproxy::v1::Config& file_config, const std::string& file_sha256,
+                           controlplane::ConfigStore::Snapshot* out);
+
   // Mutations go through `apply` instead of the handover (which RestartDataplane keeps
   // using). Call before the first mutation.
   void SetApply(ApplyFn apply) { apply_ = std::move(apply); }
@@ -65,13 +73,18 @@ class ConfigManager {
   OpStatus Resync(uint64_t dataplane_version);
 
   controlplane::ConfigStore::Snapshot Current() const { return store_->Current(); }
+  std::string file_sha256() const;
   const std::string& file_path() const { return file_path_; }
 
  private:
-  std::mutex mu_;  // one mutation at a time, end to end
+  // Mutate's body, under mu_; the persisted state records `sha`.
+  OpStatus MutateLocked(uint64_t expected_version, const EditFn& edit, const std::string& sha,
+                        controlplane::ConfigStore::Snapshot* out);
+
+  mutable std::mutex mu_;  // one mutation at a time, end to end
   controlplane::ConfigStore* store_;
   const std::string file_path_;
-  const std::string file_sha256_;
+  std::string file_sha256_;  // under mu_: changed by ReplaceFromFile
   HandoverFn handover_;
   ApplyFn apply_;
   ResyncFn resync_;

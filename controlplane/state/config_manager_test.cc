@@ -114,5 +114,50 @@ TEST(ConfigManager, ApplyErrorKeepsItsCodeAndRestoresTheState) {
   EXPECT_EQ(handovers, 1);
 }
 
+TEST(ConfigManager, ReplaceFromFileAppliesRefusesAndRecordsTheNewFile) {
+  const std::string dir = TempDir();
+  StartupConfig start = ChooseStartupConfig(Base(dir), "f.yaml", "text-1");
+  controlplane::ConfigStore store;
+  store.Publish(start.config, start.version);
+  ConfigManager m(&store, "f.yaml", Sha256Hex("text-1"),
+                  [](const Config&, uint64_t, std::string*) { return true; });
+  int pushes = 0;
+  m.SetApply([&](const Config&, uint64_t) {
+    ++pushes;
+    return OpStatus::Ok();
+  });
+  controlplane::ConfigStore::Snapshot snap;
+
+  // A restart-only field: refused with the field named, nothing changes.
+  Config moved = Base(dir);
+  moved.set_workers(7);
+  OpStatus st = m.ReplaceFromFile(moved, Sha256Hex("text-2"), &snap);
+  EXPECT_EQ(st.code, OpStatus::kInvalidArgument);
+  EXPECT_NE(st.message.find("workers: cannot change at run time"), std::string::npos) << st.message;
+  EXPECT_EQ(store.Current().version, 1u);
+  EXPECT_EQ(m.file_sha256(), Sha256Hex("text-1"));
+
+  // A live change: applied like ApplyConfig, persisted with the new file's hash.
+  Config edited = Base(dir);
+  edited.set_drain_timeout_ms(4321);
+  ASSERT_TRUE(m.ReplaceFromFile(edited, Sha256Hex("text-3"), &snap).ok());
+  EXPECT_EQ(snap.version, 2u);
+  EXPECT_EQ(pushes, 1);
+  EXPECT_EQ(m.file_sha256(), Sha256Hex("text-3"));
+  StartupConfig after = ChooseStartupConfig(Base(dir), "f.yaml", "text-3");
+  EXPECT_EQ(after.source, "state");
+  EXPECT_EQ(after.config.drain_timeout_ms(), 4321u);
+
+  // The same config from a file edited only in form: no new version, no push, new hash.
+  ASSERT_TRUE(m.ReplaceFromFile(edited, Sha256Hex("text-4"), &snap).ok());
+  EXPECT_EQ(snap.version, 2u);
+  EXPECT_EQ(pushes, 1);
+  zproxy::v1::PersistedState saved;
+  std::string error;
+  ASSERT_EQ(LoadState(dir, &saved, &error), LoadStatus::kOk) << error;
+  EXPECT_EQ(saved.file_sha256(), Sha256Hex("text-4"));
+  EXPECT_EQ(saved.version(), 2u);
+}
+
 }  // namespace
 }  // namespace zproxy::state

@@ -6,6 +6,7 @@
 
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/validate.h"
+#include "controlplane/state/dataplane_metrics.h"
 #include "controlplane/state/inline_tls_files.h"
 
 namespace zproxy::state {
@@ -218,6 +219,8 @@ config::ConfigErrors CandidateErrors(const Config& current, const Config& candid
   };
   fixed("workers", candidate.workers() == current.workers());
   fixed("admin_address", candidate.admin_address() == current.admin_address());
+  // zproxyd's own listener (/metrics, /ready, /live), bound once at start.
+  fixed("metrics_address", candidate.metrics_address() == current.metrics_address());
   // The sync socket belongs to the data plane's user (set up when zproxyd starts).
   fixed("dataplane_user", candidate.dataplane_user() == current.dataplane_user());
   fixed("dataplane_keep_privileges",
@@ -241,6 +244,7 @@ OpStatus CheckCandidate(const Config& current, const Config& candidate) {
 Config DataplaneView(const Config& config) {
   Config view = config;
   InlineTlsFiles(&view);
+  view.set_metrics_address(DataplaneMetricsAddress(config.metrics_address()));
   for (auto& c : *view.mutable_clusters()) {
     auto* eps = c.mutable_endpoints();
     for (int i = eps->size() - 1; i >= 0; --i) {

@@ -54,7 +54,8 @@ config::ConfigErrors CandidateErrors(const zproxy::v1::Config& current,
                                      const zproxy::v1::Config& candidate);
 
 // What the data plane is given: the config without draining endpoints, with the contents
-// of its TLS files inlined (the data plane opens no files after its privilege drop).
+// of its TLS files inlined (the data plane opens no files after its privilege drop), and
+// its private metrics address (dataplane_metrics.h) instead of metrics_address.
 zproxy::v1::Config DataplaneView(const zproxy::v1::Config& config);
 
 }  // namespace zproxy::state

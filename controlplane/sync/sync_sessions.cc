@@ -9,6 +9,7 @@ using Clock = std::chrono::steady_clock;
 struct SessionRegistry::Session {
   pid_t pid = -1;
   uint64_t hello_version = 0;
+  uint64_t serving_version = 0;  // hello_version, then the version of each ACK
   zproxy::v1::Hello hello;
   WriteFn write;
   bool gone = false;
@@ -44,6 +45,7 @@ std::shared_ptr<SessionRegistry::Session> SessionRegistry::Add(const zproxy::v1:
   auto s = std::make_shared<Session>();
   s->pid = static_cast<pid_t>(hello.pid());
   s->hello_version = hello.config_version();
+  s->serving_version = hello.config_version();
   s->hello = hello;
   s->write = std::move(write);
   std::function<void(pid_t, uint64_t)> observer;
@@ -93,6 +95,7 @@ void SessionRegistry::OnMessage(const std::shared_ptr<Session>& s,
       if (s->awaiting != 0 && m.ack().version() == s->awaiting) {
         s->outcome.kind = PushOutcome::kAck;
         s->outcome.apply_us = m.ack().apply_us();
+        s->serving_version = m.ack().version();
         s->answered = true;
       }
       break;
@@ -161,6 +164,14 @@ PushOutcome SessionRegistry::Push(pid_t pid, const zproxy::v1::ConfigSnapshot& s
   }
   out.reason = "data plane pid " + std::to_string(pid) + " disconnected before answering";
   return out;
+}
+
+bool SessionRegistry::ServingVersion(pid_t pid, uint64_t* version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<Session> s = FindLocked(pid);
+  if (s == nullptr) return false;
+  *version = s->serving_version;
+  return true;
 }
 
 bool SessionRegistry::LatestStats(pid_t pid, Ms max_age, std::string* prometheus_text,

@@ -62,6 +62,10 @@ class SessionRegistry {
   PushOutcome Push(pid_t pid, const zproxy::v1::ConfigSnapshot& snapshot, Ms connect_wait,
                    Ms ack_timeout);
 
+  // The config version data plane `pid` serves as far as its newest stream told us: its
+  // Hello's, then each ACKed push's. False if it is not connected. (/ready and READY=1.)
+  bool ServingVersion(pid_t pid, uint64_t* version) const;
+
   // The newest stats frame of data plane `pid` if it is at most `max_age` old.
   bool LatestStats(pid_t pid, Ms max_age, std::string* prometheus_text, uint64_t* version) const;
 

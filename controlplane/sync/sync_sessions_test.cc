@@ -43,9 +43,15 @@ TEST(SessionRegistry, AckCommits) {
     m.mutable_ack()->set_apply_us(7);
     return m;
   };
+  uint64_t serving = 0;
+  ASSERT_TRUE(reg.ServingVersion(42, &serving));
+  EXPECT_EQ(serving, 1u);  // its Hello's
   PushOutcome o = reg.Push(42, Snap(5), Ms(100), Ms(1000));
   EXPECT_EQ(o.kind, PushOutcome::kAck);
   EXPECT_EQ(o.apply_us, 7u);
+  ASSERT_TRUE(reg.ServingVersion(42, &serving));
+  EXPECT_EQ(serving, 5u);  // the ACKed push's
+  EXPECT_FALSE(reg.ServingVersion(43, &serving));
 }
 
 TEST(SessionRegistry, NackCarriesReasonAndRestartFlag) {
@@ -65,6 +71,9 @@ TEST(SessionRegistry, NackCarriesReasonAndRestartFlag) {
   restart = true;
   o = reg.Push(42, Snap(6), Ms(100), Ms(1000));
   EXPECT_EQ(o.kind, PushOutcome::kNeedsRestart);
+  uint64_t serving = 0;
+  ASSERT_TRUE(reg.ServingVersion(42, &serving));
+  EXPECT_EQ(serving, 1u);  // a NACK changes nothing
 }
 
 TEST(SessionRegistry, NoStreamTimeoutAndDisconnect) {

@@ -49,7 +49,9 @@ std::string DescribeRingSetupError(int err) {
     msg +=
         "A seccomp filter blocks io_uring (Docker since 2023 and containerd 2.0 do by "
         "default); run the container with a seccomp profile that allows io_uring_setup, "
-        "io_uring_enter and io_uring_register.";
+        "io_uring_enter and io_uring_register: zproxy ships one, deploy/seccomp/zproxy.json "
+        "(the runtime default plus exactly these three; e.g. podman/docker run "
+        "--security-opt seccomp=zproxy.json, or Kubernetes seccompProfile type Localhost).";
   } else if (err == ENOSYS) {
     msg +=
         "The kernel was built without io_uring (CONFIG_IO_URING); use a kernel >= 6.1 "

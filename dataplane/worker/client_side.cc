@@ -61,7 +61,7 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   // A connection accepted while draining (completions already queued when the accept was
   // cancelled) is still ours to serve: its first response says Connection: close.
   if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled() ||
-       snap_->listeners[listener].rate_limit_by_address) &&
+       snap_->listeners[listener].needs_client_address) &&
       snap_->listeners[listener].tcp_cluster < 0) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an

@@ -320,7 +320,7 @@ class Zproxy:
             # when the data plane serves.
             if name in tcp:
                 if self.metrics_port and not wait_until(
-                        lambda: self._ready(self.metrics_port), timeout, 0.05):
+                        lambda: self._metrics_ready(), timeout, 0.05):
                     self.kill()
                     raise RuntimeError("zproxyd metrics not ready within %.0fs; stderr:\n%s"
                                        % (timeout, self.stderr()))
@@ -330,6 +330,19 @@ class Zproxy:
                 self.kill()
                 raise RuntimeError("zproxyd listener %s (port %d) not ready within %.0fs; "
                                    "stderr:\n%s" % (name, port, timeout, self.stderr()))
+
+    def _metrics_ready(self):
+        """zproxyd's GET /ready on the metrics port says 200 (a data plane serves every
+        listener on the current config); the nginx stand-in: any response."""
+        if STANDIN == "nginx":
+            return self._ready(self.metrics_port)
+        if self.proc.poll() is not None:
+            raise RuntimeError("zproxyd exited with %s during startup; stderr:\n%s"
+                               % (self.proc.returncode, self.stderr()))
+        try:
+            return httpraw.request(self.metrics_port, target="/ready", timeout=1).status == 200
+        except (OSError, httpraw.ConnectionClosed, ValueError):
+            return False
 
     def _ready(self, port, tls=False, host="127.0.0.1"):
         """Ready = an HTTP response (any status) on the listener (over TLS on TLS ones)."""

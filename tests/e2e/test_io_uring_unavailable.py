@@ -45,3 +45,4 @@ def test_seccomp_blocked_io_uring_is_named(tmp_path, errno_name):
     assert "io_uring_setup failed" in r.stderr, r.stderr
     assert "seccomp" in r.stderr, r.stderr
     assert "io_uring_setup, io_uring_enter and io_uring_register" in r.stderr, r.stderr
+    assert "deploy/seccomp/zproxy.json" in r.stderr, r.stderr

@@ -282,3 +282,14 @@ def test_live_route_policy_through_zproxyctl(make_proxy, backends, tmp_path):
            "--cluster", "a", "--route", "{prefix_rewrite: /rewritten/}")
     j, _, _ = echo(z.port, "/m/echo")
     assert j["target"] == "/rewritten/echo"
+
+
+def test_client_address_variable_without_forwarded_headers_or_log(make_proxy, backends):
+    """${client_address} needs the peer address even when nothing else asks for it."""
+    route = {"match": {"prefix": "/"}, "cluster": "a",
+             "request_headers": {"set": {"X-Real-IP": "${client_address}"}}}
+    z = make_proxy(base_config([listener("web", [route], xff_disable=True)],
+                               [cluster("a", backends["a"].addr)]))
+    _, seen, _ = echo(z.port, "/echo")
+    assert seen["x-real-ip"] == ["127.0.0.1"]
+    assert "x-forwarded-for" not in seen
