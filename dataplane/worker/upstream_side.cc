@@ -70,6 +70,7 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
       ZLOG_WARN("worker %u: socket(): %s (%u more since the last line)", options_.index,
                 strerror(err), more_since);
     }
+    stats_.CountConnectErrno(err);
     UpstreamFailed(ex_idx, ErrorCause::kConnectError, true);
     return;
   }
@@ -119,6 +120,7 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
     return;
   }
   timers_.Disarm(conn_idx);
+  if (res < 0) NoteConnectFailure(conn_idx, -res);
   if (u.up_h2 != 0) {
     if (res >= 0 && Cs(u.owner).cfg->tls != nullptr) {
       ArmRecv(conn_idx);
@@ -159,6 +161,21 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   }
   u.exchange = kNil;  // AttachUpstream links both ways
   AttachUpstream(ex_idx, conn_idx);
+}
+
+void Worker::NoteConnectFailure(uint32_t conn_idx, int err) {
+  stats_.CountConnectErrno(err);
+  uint32_t more_since = 0;
+  if (!connect_log_.Allow(NowMs(), &more_since)) return;
+  const Conn& u = conns_.Get(conn_idx);
+  const ClusterRuntime& cluster = *Cs(u.owner).cfg;
+  // A CONNECT's state has no endpoints (the target came with the request).
+  const char* endpoint = u.endpoint < cluster.endpoint_names.size()
+                             ? cluster.endpoint_names[u.endpoint].c_str()
+                             : "its target";
+  ZLOG_WARN("worker %u: connect to %s (cluster %s): %s (%s; %u more since the last line)",
+            options_.index, endpoint, cluster.name.c_str(), strerror(err),
+            ConnectErrnoName(ConnectErrnoOf(err)), more_since);
 }
 
 void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {

@@ -159,6 +159,9 @@ class Worker {
   void ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr,
                  uint32_t deadline_ms = 0);
   void OnConnect(uint32_t conn_idx, int res);
+  // A connect the kernel failed with `err` (positive errno): counted by errno and logged,
+  // one line a second at most (a dead endpoint fails every connect).
+  void NoteConnectFailure(uint32_t conn_idx, int err);
   void AttachUpstream(uint32_t ex_idx, uint32_t up_idx);
   void UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry);
   void ProcessUpstreamInput(uint32_t conn_idx);
@@ -303,7 +306,7 @@ class Worker {
   bool running_ = true;
   bool peername_warned_ = false;
   // Out of descriptors, every accept or connect fails: one line a second each.
-  LogLimiter accept_log_, fd_table_log_, socket_log_;
+  LogLimiter accept_log_, fd_table_log_, socket_log_, connect_log_;
   // SEND_ZC refusals (ENOMEM, ENOBUFS, EOPNOTSUPP) so far; zc_off_ once there were enough
   // to call them the rule here rather than a passing shortage.
   static constexpr uint32_t kZcRefusalsBeforeOff = 4;
