@@ -347,7 +347,10 @@ bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
 // An idle connection keeps no queue memory: that is most of the memory per connection.
 void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
-  if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing))) return;
+  // A connect in flight: the kernel may still read the address kept in its ConnIo.
+  if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing | kConnecting))) {
+    return;
+  }
   if (tls_.Unsent(c) != 0) return;
   ConnIo& io = ios_.Get(c.io);
   if (io.out_count != 0 || io.in_count != 0) return;
@@ -505,8 +508,7 @@ void Worker::OnSend(uint32_t conn_idx, int res, bool zc) {
       PumpRequestBody(c.exchange);
     } else if (ex.resp == RespState::kBody && ex.upstream != kNil) {
       PumpResponseBody(c.exchange);
-    } else if (ex.resp == RespState::kWaitHead && ex.upstream != kNil &&
-               InBytes(ex.upstream) > 0) {
+    } else if (ex.resp == RespState::kWaitHead && ex.upstream != kNil && InBytes(ex.upstream) > 0) {
       ProcessUpstreamInput(ex.upstream);  // heads (1xx) waited for room in this queue
     }
   }
