@@ -358,6 +358,17 @@ void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
   c.io = kNil;
 }
 
+// A completed connect's ConnIo, which held its address (ConnIo::connect_to), goes back to
+// the pool unless bytes were queued meanwhile: a pass-through tunnel keeps none.
+void Worker::ReleaseConnectIo(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil || (c.flags & kSendInflight) || tls_.Unsent(c) != 0) return;
+  ConnIo& io = ios_.Get(c.io);
+  if (io.out_count != 0 || io.in_count != 0) return;
+  ios_.Free(c.io);
+  c.io = kNil;
+}
+
 bool Worker::QueueOut(uint32_t conn_idx, const char* data, uint32_t len, ItemOwner owner,
                       uint32_t ref) {
   ConnIo& io = Io(conn_idx);

@@ -142,7 +142,8 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
     return;
   }
   timers_.Disarm(conn_idx);
-  if (res < 0) NoteConnectFailure(conn_idx, -res);
+  if (res < 0) NoteConnectFailure(conn_idx, -res);  // reads the address kept in the ConnIo
+  ReleaseConnectIo(conn_idx);
   if (u.up_h2 != 0) {
     if (res >= 0 && Cs(u.owner).cfg->tls != nullptr) {
       ArmRecv(conn_idx);

@@ -197,6 +197,7 @@ class Worker {
   void InPopFront(ConnIo& io);  // does not release the slice's memory
   void DropInput(uint32_t conn_idx);
   void ReleaseIoIfIdle(uint32_t conn_idx);
+  void ReleaseConnectIo(uint32_t conn_idx);
   // Merges the input slices into one block so an incomplete head is parsed from
   // contiguous memory and holds at most one receive buffer.
   void CoalesceInput(uint32_t conn_idx);
