@@ -97,6 +97,7 @@ class Dataplane {
     ReportPaths();
     StartConfigApplier();
     ServeMetrics();
+    PrepareSync();
     // Workers serve only once /metrics is bound, so "answers requests" implies "answers
     // scrapes" (tests and the handover rely on it).
     threads_.Release();
@@ -268,8 +269,10 @@ class Dataplane {
   }
 
   // The stream from zproxyd (config snapshots in, ACK/NACK and stats out). Without it the
-  // data plane serves the bootstrap config until a handover replaces it.
-  void StartSync() {
+  // data plane serves the bootstrap config until a handover replaces it. Its gRPC event
+  // engine is made before the workers serve, while descriptors are surely free
+  // (SyncClient::Prepare); gRPC's threads start here, after the privilege drop.
+  void PrepareSync() {
     if (boot_.sync_address().empty()) return;
     SyncClient::Options so;
     so.address = boot_.sync_address();
@@ -286,7 +289,11 @@ class Dataplane {
       }
     };
     sync_ = std::make_unique<SyncClient>(std::move(so), applier_.get());
-    sync_->Start();
+    sync_->Prepare();
+  }
+
+  void StartSync() {
+    if (sync_ != nullptr) sync_->Start();
   }
 
   // Readiness for zproxyd's graceful handover: workers are accepting (and /metrics is up),

@@ -141,6 +141,15 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
                static_cast<double>(workers[i]->errors[c].Load()));
     }
   }
+  w.Family("zproxy_upstream_connect_errors_total", "counter",
+           "Upstream connects the kernel failed (socket() or connect), by errno.");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int e = 0; e < static_cast<int>(ConnectErrno::kCount); e++) {
+      w.Sample("zproxy_upstream_connect_errors_total",
+               W(i) + ",errno=\"" + ConnectErrnoName(static_cast<ConnectErrno>(e)) + "\"",
+               static_cast<double>(workers[i]->upstream_connect_errors[e].Load()));
+    }
+  }
   w.Family("zproxy_parser_rejections_total", "counter",
            "Requests rejected by the HTTP/1.1 parser, by reason.");
   for (size_t i = 0; i < workers.size(); i++) {

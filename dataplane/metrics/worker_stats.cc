@@ -1,5 +1,7 @@
 #include "dataplane/metrics/worker_stats.h"
 
+#include <cerrno>
+
 namespace zproxy::dataplane {
 
 const char* ErrorCauseName(ErrorCause c) {
@@ -96,6 +98,82 @@ const char* ConnectDnsResultName(ConnectDnsResult r) {
       break;
   }
   return "unknown";
+}
+
+ConnectErrno ConnectErrnoOf(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return ConnectErrno::kConnRefused;
+    case ETIMEDOUT:
+      return ConnectErrno::kTimedOut;
+    case EADDRNOTAVAIL:
+      return ConnectErrno::kAddrNotAvail;
+    case EADDRINUSE:
+      return ConnectErrno::kAddrInUse;
+    case ENETUNREACH:
+      return ConnectErrno::kNetUnreach;
+    case EHOSTUNREACH:
+      return ConnectErrno::kHostUnreach;
+    case ECONNRESET:
+      return ConnectErrno::kConnReset;
+    case EAFNOSUPPORT:
+      return ConnectErrno::kAfNoSupport;
+    case EINVAL:
+      return ConnectErrno::kInval;
+    case EMFILE:
+      return ConnectErrno::kMfile;
+    case ENFILE:
+      return ConnectErrno::kNfile;
+    case ENOBUFS:
+      return ConnectErrno::kNoBufs;
+    case ENOMEM:
+      return ConnectErrno::kNoMem;
+    case EACCES:
+      return ConnectErrno::kAcces;
+    case EPERM:
+      return ConnectErrno::kPerm;
+    default:
+      return ConnectErrno::kOther;
+  }
+}
+
+const char* ConnectErrnoName(ConnectErrno e) {
+  switch (e) {
+    case ConnectErrno::kConnRefused:
+      return "ECONNREFUSED";
+    case ConnectErrno::kTimedOut:
+      return "ETIMEDOUT";
+    case ConnectErrno::kAddrNotAvail:
+      return "EADDRNOTAVAIL";
+    case ConnectErrno::kAddrInUse:
+      return "EADDRINUSE";
+    case ConnectErrno::kNetUnreach:
+      return "ENETUNREACH";
+    case ConnectErrno::kHostUnreach:
+      return "EHOSTUNREACH";
+    case ConnectErrno::kConnReset:
+      return "ECONNRESET";
+    case ConnectErrno::kAfNoSupport:
+      return "EAFNOSUPPORT";
+    case ConnectErrno::kInval:
+      return "EINVAL";
+    case ConnectErrno::kMfile:
+      return "EMFILE";
+    case ConnectErrno::kNfile:
+      return "ENFILE";
+    case ConnectErrno::kNoBufs:
+      return "ENOBUFS";
+    case ConnectErrno::kNoMem:
+      return "ENOMEM";
+    case ConnectErrno::kAcces:
+      return "EACCES";
+    case ConnectErrno::kPerm:
+      return "EPERM";
+    case ConnectErrno::kOther:
+    case ConnectErrno::kCount:
+      break;
+  }
+  return "other";
 }
 
 }  // namespace zproxy::dataplane

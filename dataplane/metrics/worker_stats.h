@@ -71,6 +71,33 @@ enum class ConnectDnsResult : uint8_t {
 
 const char* ConnectDnsResultName(ConnectDnsResult r);
 
+// Why the kernel failed an upstream connect (socket() or the connect itself), by errno
+// (zproxy_upstream_connect_errors_total{errno}): zproxy_errors_total says refused, timeout
+// or "connect_error"; this says which error (EADDRNOTAVAIL: no local port left, EMFILE:
+// no descriptor, ...). A fixed set, so counting is an array index.
+enum class ConnectErrno : uint8_t {
+  kConnRefused,
+  kTimedOut,
+  kAddrNotAvail,
+  kAddrInUse,
+  kNetUnreach,
+  kHostUnreach,
+  kConnReset,
+  kAfNoSupport,
+  kInval,
+  kMfile,
+  kNfile,
+  kNoBufs,
+  kNoMem,
+  kAcces,
+  kPerm,
+  kOther,
+  kCount,
+};
+
+ConnectErrno ConnectErrnoOf(int err);          // err: a positive errno value
+const char* ConnectErrnoName(ConnectErrno e);  // "ECONNREFUSED", ..., "other"
+
 struct Counter {
   std::atomic<uint64_t> v{0};
   void Add(uint64_t n = 1) {
@@ -132,6 +159,7 @@ struct WorkerStats {
   Counter tunnel_fallbacks[static_cast<int>(TunnelFallback::kCount)];
   Counter connect_requests[static_cast<int>(ConnectOutcome::kCount)];
   Counter connect_dns[static_cast<int>(ConnectDnsResult::kCount)];
+  Counter upstream_connect_errors[static_cast<int>(ConnectErrno::kCount)];
   // TLS listeners.
   Counter tls_handshakes[2];  // [0] full, [1] resumed (session ticket)
   Counter tls_handshake_failures[static_cast<int>(tls::HandshakeFailure::kCount)];
@@ -144,6 +172,9 @@ struct WorkerStats {
     requests_by_class[(cls >= 1 && cls <= 5) ? cls : 0].Add();
   }
   void CountError(ErrorCause c) { errors[static_cast<int>(c)].Add(); }
+  void CountConnectErrno(int err) {
+    upstream_connect_errors[static_cast<int>(ConnectErrnoOf(err))].Add();
+  }
 };
 
 }  // namespace zproxy::dataplane

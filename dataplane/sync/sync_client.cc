@@ -43,7 +43,12 @@ SyncClient::SyncClient(Options options, ConfigApplier* applier)
 
 SyncClient::~SyncClient() { Stop(); }
 
+void SyncClient::Prepare() {
+  if (engine_anchor_ == nullptr) engine_anchor_ = Dial(options_.address, options_.max_backoff);
+}
+
 void SyncClient::Start() {
+  Prepare();
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "zp-sync");
     Loop();
@@ -58,6 +63,7 @@ void SyncClient::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  engine_anchor_.reset();
 }
 
 bool SyncClient::SleepUnlessStopped(Ms d) {

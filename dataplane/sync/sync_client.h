@@ -41,6 +41,15 @@ class SyncClient {
   SyncClient(Options options, ConfigApplier* applier);
   ~SyncClient();
 
+  // Makes gRPC's event engine (its poller: an epoll fd, eventfds) and keeps it for the
+  // client's life. Call before the workers serve: gRPC 1.51 builds it on the first channel
+  // and aborts the process if that needs a descriptor and none is free ("No event engine
+  // could be initialized", StatusOr::value() on "eventfd: Too many open files"), and it
+  // builds it again after the last channel is gone. Upstream sockets can use up the
+  // descriptor table; with the engine made beforehand, a dial only needs its socket, and
+  // EMFILE there is an ordinary failed attempt (retried with backoff). Start() calls it
+  // if it was not called.
+  void Prepare();
   void Start();
   // Closes the stream and joins the threads. Idempotent.
   void Stop();
@@ -66,6 +75,8 @@ class SyncClient {
   std::condition_variable cv_;
   bool stopping_ = false;
   Stream* stream_ = nullptr;  // under mu_, for Stop() to cancel
+  // A gRPC channel that never connects (Prepare): it holds the event engine.
+  std::shared_ptr<void> engine_anchor_;
 };
 
 }  // namespace zproxy::dataplane

@@ -131,6 +131,16 @@ struct ConnIo {
   bool last_recv_full = false;
   iovec iov[kMaxIov];
   msghdr msg{};
+  // An upstream connect's destination, from ConnectTo until its completion: the kernel
+  // reads the sockaddr when the SQE is submitted (the loop's next submit), not when it is
+  // prepared, and a CONNECT target's address is the caller's temporary. Without this copy
+  // the kernel read a reused stack slot: EAFNOSUPPORT, or an AF_UNSPEC "connect" that
+  // succeeds on an unconnected socket (bench/RESULTS.md, soak).
+  union {
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } connect_to{};
+  using ConnectAddress = decltype(connect_to);
 
   void Reset() {
     out_head = out_count = 0;

@@ -347,8 +347,22 @@ bool Worker::ForwardFront(uint32_t from, uint32_t to, size_t n) {
 // An idle connection keeps no queue memory: that is most of the memory per connection.
 void Worker::ReleaseIoIfIdle(uint32_t conn_idx) {
   Conn& c = conns_.Get(conn_idx);
-  if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing))) return;
+  // A connect in flight: the kernel may still read the address kept in its ConnIo.
+  if (c.io == kNil || c.exchange != kNil || (c.flags & (kSendInflight | kClosing | kConnecting))) {
+    return;
+  }
   if (tls_.Unsent(c) != 0) return;
+  ConnIo& io = ios_.Get(c.io);
+  if (io.out_count != 0 || io.in_count != 0) return;
+  ios_.Free(c.io);
+  c.io = kNil;
+}
+
+// A completed connect's ConnIo, which held its address (ConnIo::connect_to), goes back to
+// the pool unless bytes were queued meanwhile: a pass-through tunnel keeps none.
+void Worker::ReleaseConnectIo(uint32_t conn_idx) {
+  Conn& c = conns_.Get(conn_idx);
+  if (c.io == kNil || (c.flags & kSendInflight) || tls_.Unsent(c) != 0) return;
   ConnIo& io = ios_.Get(c.io);
   if (io.out_count != 0 || io.in_count != 0) return;
   ios_.Free(c.io);

@@ -1,10 +1,12 @@
 // Upstream side of the data path: endpoint selection, connecting (with one retry on
 // another endpoint), the per-worker keep-alive pool, and response parsing/streaming.
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "common/log.h"
@@ -15,6 +17,21 @@ namespace zproxy::dataplane {
 #ifndef TCP_FASTOPEN_CONNECT
 #define TCP_FASTOPEN_CONNECT 30
 #endif
+
+namespace {
+
+// "1.2.3.4:80" / "[::1]:80" into buf, for a log line (no allocation on the error path).
+void FormatAddress(const ConnIo::ConnectAddress& a, char* buf, size_t cap) {
+  char ip[INET6_ADDRSTRLEN];
+  if (a.v4.sin_family == AF_INET && inet_ntop(AF_INET, &a.v4.sin_addr, ip, sizeof(ip)) != nullptr) {
+    snprintf(buf, cap, "%s:%u", ip, ntohs(a.v4.sin_port));
+  } else if (a.v6.sin6_family == AF_INET6 &&
+             inet_ntop(AF_INET6, &a.v6.sin6_addr, ip, sizeof(ip)) != nullptr) {
+    snprintf(buf, cap, "[%s]:%u", ip, ntohs(a.v6.sin6_port));
+  }
+}
+
+}  // namespace
 
 stream::StreamProgress Worker::Progress(const Exchange& ex) const {
   stream::StreamProgress p;
@@ -65,14 +82,17 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
                        uint32_t deadline_ms) {
   Exchange& ex = exchanges_.Get(ex_idx);
   const ClusterRuntime& cluster = *Cs(ex.cluster).cfg;
-  int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  // Only IPv4 and IPv6 fit the connection's copy of the address (ConnIo::connect_to).
+  bool fits = addr.len <= sizeof(ConnIo::connect_to);
+  int fd = fits ? socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
   if (fd < 0) {
-    int err = errno;
+    int err = fits ? errno : EAFNOSUPPORT;
     uint32_t more_since = 0;
     if (socket_log_.Allow(NowMs(), &more_since)) {
       ZLOG_WARN("worker %u: socket(): %s (%u more since the last line)", options_.index,
                 strerror(err), more_since);
     }
+    stats_.CountConnectErrno(err);
     UpstreamFailed(ex_idx, ErrorCause::kConnectError, true);
     return;
   }
@@ -102,8 +122,11 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   u.flags |= kConnecting;
   ex.upstream = up;
   stats_.upstream_connects.Add();
+  // The kernel reads the address at submit time: it must outlive `addr` (see connect_to).
+  ConnIo& up_io = Io(up);
+  memcpy(&up_io.connect_to, addr.sa(), addr.len);
   io_uring_sqe* sqe = ring_.Sqe();
-  io_uring_prep_connect(sqe, fd, addr.sa(), addr.len);
+  io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&up_io.connect_to), addr.len);
   io_uring_sqe_set_data64(sqe, Ud(io::Op::kConnect, up));
   u.inflight++;
   if (deadline_ms != 0) {
@@ -122,6 +145,8 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
     return;
   }
   timers_.Disarm(conn_idx);
+  if (res < 0) NoteConnectFailure(conn_idx, -res);  // reads the address kept in the ConnIo
+  ReleaseConnectIo(conn_idx);
   if (u.up_h2 != 0) {
     if (res >= 0 && Cs(u.owner).cfg->tls != nullptr) {
       ArmRecv(conn_idx);
@@ -162,6 +187,19 @@ void Worker::OnConnect(uint32_t conn_idx, int res) {
   }
   u.exchange = kNil;  // AttachUpstream links both ways
   AttachUpstream(ex_idx, conn_idx);
+}
+
+void Worker::NoteConnectFailure(uint32_t conn_idx, int err) {
+  stats_.CountConnectErrno(err);
+  uint32_t more_since = 0;
+  if (!connect_log_.Allow(NowMs(), &more_since)) return;
+  const Conn& u = conns_.Get(conn_idx);
+  // The address the connect was submitted with (a CONNECT's target is in no config).
+  char where[INET6_ADDRSTRLEN + 8] = "?";
+  if (u.io != kNil) FormatAddress(ios_.Get(u.io).connect_to, where, sizeof(where));
+  ZLOG_WARN("worker %u: connect to %s (cluster %s): %s (%s; %u more since the last line)",
+            options_.index, where, Cs(u.owner).cfg->name.c_str(), strerror(err),
+            ConnectErrnoName(ConnectErrnoOf(err)), more_since);
 }
 
 void Worker::AttachUpstream(uint32_t ex_idx, uint32_t up_idx) {

@@ -185,6 +185,9 @@ class Worker {
   void ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& addr,
                  uint32_t deadline_ms = 0);
   void OnConnect(uint32_t conn_idx, int res);
+  // A connect the kernel failed with `err` (positive errno): counted by errno and logged,
+  // one line a second at most (a dead endpoint fails every connect).
+  void NoteConnectFailure(uint32_t conn_idx, int err);
   void AttachUpstream(uint32_t ex_idx, uint32_t up_idx);
   void UpstreamFailed(uint32_t ex_idx, ErrorCause cause, bool may_retry);
   void ProcessUpstreamInput(uint32_t conn_idx);
@@ -220,6 +223,7 @@ class Worker {
   void InPopFront(ConnIo& io);  // does not release the slice's memory
   void DropInput(uint32_t conn_idx);
   void ReleaseIoIfIdle(uint32_t conn_idx);
+  void ReleaseConnectIo(uint32_t conn_idx);
   // Merges the input slices into one block so an incomplete head is parsed from
   // contiguous memory and holds at most one receive buffer.
   void CoalesceInput(uint32_t conn_idx);
@@ -382,7 +386,7 @@ class Worker {
   bool running_ = true;
   bool peername_warned_ = false;
   // Out of descriptors, every accept or connect fails: one line a second each.
-  LogLimiter accept_log_, fd_table_log_, socket_log_;
+  LogLimiter accept_log_, fd_table_log_, socket_log_, connect_log_;
   // SEND_ZC refusals (ENOMEM, ENOBUFS, EOPNOTSUPP) so far; zc_off_ once there were enough
   // to call them the rule here rather than a passing shortage.
   static constexpr uint32_t kZcRefusalsBeforeOff = 4;

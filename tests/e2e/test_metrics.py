@@ -12,6 +12,7 @@ FAMILIES = {
     "zproxy_upstream_reused_total": ("counter", {"worker"}),
     "zproxy_errors_total": ("counter", {"worker", "cause"}),
     "zproxy_connect_requests_total": ("counter", {"worker", "outcome"}),
+    "zproxy_upstream_connect_errors_total": ("counter", {"worker", "errno"}),
     "zproxy_parser_rejections_total": ("counter", {"worker", "reason"}),
     "zproxy_recv_enobufs_total": ("counter", {"worker"}),
     "zproxy_send_zc_total": ("counter", {"worker"}),
