@@ -84,7 +84,7 @@ void AccessLog::AppendJson(const AccessEntry& e, long millis) {
   // of kMaxLine, so a line is bounded whatever the client sent.
   auto raw = [&](std::string_view s) {
     size_t k = std::min(s.size(), kMaxLine - 1 - n);
-    memcpy(out + n, s.data(), k);
+    if (k != 0) memcpy(out + n, s.data(), k);  // an empty view may hold a null pointer
     n += k;
   };
   auto str = [&](std::string_view key, std::string_view value, size_t cap) {

@@ -34,7 +34,8 @@ bool Worker::TakeRequestId(Exchange& ex, const ListenerRuntime& listener,
   }
   auto keep = [&](std::string_view id) {
     ex.request_id_len = static_cast<uint8_t>(std::min(id.size(), sizeof(ex.request_id)));
-    memcpy(ex.request_id, id.data(), ex.request_id_len);
+    // An absent ID is a null view: memcpy must not see its null pointer.
+    if (ex.request_id_len != 0) memcpy(ex.request_id, id.data(), ex.request_id_len);
   };
   // Off: a client's ID still goes through as sent, and is logged.
   if (!listener.request_id) {
