@@ -65,6 +65,7 @@ void Discovery::Stop() {
 void Discovery::OnChange(ChangedFn changed) {
   std::lock_guard<std::mutex> lock(mu_);
   changed_ = std::move(changed);
+  notify_cv_.notify_all();
 }
 
 int64_t Discovery::NowMs() const {
@@ -123,26 +124,31 @@ std::string Discovery::PrometheusText() const {
   for (const auto& [key, s] : table_.entries()) {
     const std::string labels =
         "cluster=\"" + Label(key.first) + "\",name=\"" + Label(key.second) + "\"";
-    addresses += "zproxy_dns_addresses{" + labels + "} " + std::to_string(s.ips.size()) + "\n";
-    stale += "zproxy_dns_stale{" + labels + "} " +
+    addresses +=
+        "zproxy_upstream_dns_addresses{" + labels + "} " + std::to_string(s.ips.size()) + "\n";
+    stale += "zproxy_upstream_dns_stale{" + labels + "} " +
              std::string(s.failing_since_ms >= 0 && !s.ips.empty() ? "1" : "0") + "\n";
-    lookups += "zproxy_dns_lookups_total{" + labels + ",result=\"ok\"} " +
+    lookups += "zproxy_upstream_dns_lookups_total{" + labels + ",result=\"ok\"} " +
                std::to_string(s.lookups_ok) + "\n";
-    lookups += "zproxy_dns_lookups_total{" + labels + ",result=\"failed\"} " +
+    lookups += "zproxy_upstream_dns_lookups_total{" + labels + ",result=\"failed\"} " +
                std::to_string(s.lookups_failed) + "\n";
-    changes += "zproxy_dns_changes_total{" + labels + "} " + std::to_string(s.changes) + "\n";
+    changes +=
+        "zproxy_upstream_dns_changes_total{" + labels + "} " + std::to_string(s.changes) + "\n";
   }
-  return "# HELP zproxy_dns_addresses Addresses a host-name endpoint resolves to now (stale "
-         "ones included).\n# TYPE zproxy_dns_addresses gauge\n" +
+  return "# HELP zproxy_upstream_dns_addresses Addresses a host-name endpoint resolves to now "
+         "(stale "
+         "ones included).\n# TYPE zproxy_upstream_dns_addresses gauge\n" +
          addresses +
-         "# HELP zproxy_dns_stale 1 while a name that stopped resolving is served from its "
-         "last addresses.\n# TYPE zproxy_dns_stale gauge\n" +
+         "# HELP zproxy_upstream_dns_stale 1 while a name that stopped resolving is served from "
+         "its "
+         "last addresses.\n# TYPE zproxy_upstream_dns_stale gauge\n" +
          stale +
-         "# HELP zproxy_dns_lookups_total Lookups of host-name endpoints by zproxyd, by "
-         "result.\n# TYPE zproxy_dns_lookups_total counter\n" +
+         "# HELP zproxy_upstream_dns_lookups_total Lookups of host-name endpoints by zproxyd, by "
+         "result.\n# TYPE zproxy_upstream_dns_lookups_total counter\n" +
          lookups +
-         "# HELP zproxy_dns_changes_total Times a host-name endpoint's address set changed.\n"
-         "# TYPE zproxy_dns_changes_total counter\n" +
+         "# HELP zproxy_upstream_dns_changes_total Times a host-name endpoint's address set "
+         "changed.\n"
+         "# TYPE zproxy_upstream_dns_changes_total counter\n" +
          changes;
 }
 
@@ -210,7 +216,10 @@ void Discovery::OnLookupDone(const NameKey& key, const LookupOutcome& o) {
 void Discovery::NotifyLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_.load()) {
-    notify_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_.load() || dirty_; });
+    // Without a `changed` yet (start-up) there is nobody to tell: the first data plane is
+    // built from the table as it is then.
+    notify_cv_.wait_for(lock, std::chrono::seconds(1),
+                        [this] { return stop_.load() || (dirty_ && changed_); });
     if (stop_.load()) break;
     if (!dirty_ || !changed_) continue;
     dirty_ = false;

@@ -54,7 +54,7 @@ class Discovery {
   };
   std::vector<NameInfo> Names() const;
 
-  // zproxy_dns_* lines for /metrics.
+  // zproxy_upstream_dns_* lines for /metrics.
   std::string PrometheusText() const;
 
  private:

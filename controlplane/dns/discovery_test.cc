@@ -35,8 +35,9 @@ TEST(DiscoveryTest, HostsFileNameIsLookedUpBeforeTheViewIsBuilt) {
     v4 |= e.address() == "127.0.0.1:8080";
   }
   EXPECT_TRUE(v4) << view.clusters(0).DebugString();
-  EXPECT_NE(d->PrometheusText().find("zproxy_dns_lookups_total{cluster=\"app\",name=\"localhost\","
-                                     "result=\"ok\"} 1"),
+  EXPECT_NE(d->PrometheusText().find(
+                "zproxy_upstream_dns_lookups_total{cluster=\"app\",name=\"localhost\","
+                "result=\"ok\"} 1"),
             std::string::npos)
       << d->PrometheusText();
 }
