@@ -138,7 +138,7 @@ class Zproxyd {
   }
 
  private:
-  // File vs. persisted Admin API state (README: "file vs. API precedence").
+  // File vs. persisted Admin API state (docs/admin-api.md: "File vs. API precedence").
   void ChooseStartupConfig() {
     {
       std::ifstream in(flags_.config_path, std::ios::binary);

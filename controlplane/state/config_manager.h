@@ -14,7 +14,8 @@
 
 namespace zproxy::state {
 
-// Where the config zproxyd starts with came from (README: "file vs. API precedence").
+// Where the config zproxyd starts with came from (docs/admin-api.md: "File vs. API
+// precedence").
 struct StartupConfig {
   zproxy::v1::Config config;
   uint64_t version = 1;
