@@ -68,7 +68,11 @@ class Validator {
       } else if (!cluster_names_.insert(c.name()).second) {
         Error(path + ".name", "duplicate cluster name " + Quote(c.name()));
       }
-      if (c.endpoints_size() == 0) Error(path + ".endpoints", "at least one endpoint is required");
+      if (c.type() == zproxy::v1::CLUSTER_TYPE_ORIGINAL_DESTINATION) {
+        CheckOriginalDestinationCluster(path, c);
+      } else if (c.endpoints_size() == 0) {
+        Error(path + ".endpoints", "at least one endpoint is required");
+      }
       for (int j = 0; j < c.endpoints_size(); ++j) {
         const auto& e = c.endpoints(j);
         std::string ep = Index(path + ".endpoints", j);
@@ -99,6 +103,28 @@ class Validator {
                 "must be an HTTP status 100..599, got " + std::to_string(s));
         }
       }
+    }
+  }
+
+  // type original_destination: the address comes from each connection, so nothing that
+  // names or probes endpoints applies (docs/sidecar.md).
+  void CheckOriginalDestinationCluster(const std::string& path, const Cluster& c) {
+    original_dst_clusters_.insert(c.name());
+    const std::string why = " (type original_destination forwards to each client's dialled address)";
+    if (c.endpoints_size() > 0) Error(path + ".endpoints", "must be empty" + why);
+    if (c.has_health_check()) Error(path + ".health_check", "not supported" + why);
+    if (c.has_tls()) Error(path + ".tls", "not supported" + why);
+    if (c.protocol() == zproxy::v1::HTTP2) Error(path + ".protocol", "http2 is not supported" + why);
+  }
+
+  // A cluster of type original_destination only makes sense where the listener recovers
+  // the client's original destination.
+  void CheckOriginalDestinationRef(const std::string& path, const Listener& l,
+                                   const std::string& cluster) {
+    if (!l.original_destination() && original_dst_clusters_.count(cluster) != 0) {
+      Error(path, "cluster " + Quote(cluster) +
+                      " is of type original_destination: the listener needs "
+                      "original_destination: true");
     }
   }
 
@@ -338,6 +364,16 @@ class Validator {
               "sets tcp_proxy.mode");
       }
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
+      for (int j = 0; j < l.routes_size(); ++j) {
+        CheckOriginalDestinationRef(Index(path + ".routes", j) + ".cluster", l, l.routes(j).cluster());
+      }
+      if (l.has_tcp_proxy()) {
+        CheckOriginalDestinationRef(path + ".tcp_proxy.cluster", l, l.tcp_proxy().cluster());
+        for (int j = 0; j < l.tcp_proxy().sni_routes_size(); ++j) {
+          CheckOriginalDestinationRef(Index(path + ".tcp_proxy.sni_routes", j) + ".cluster", l,
+                                      l.tcp_proxy().sni_routes(j).cluster());
+        }
+      }
       if (l.has_tls()) CheckListenerTls(path, l);
       if (l.has_connect()) CheckConnect(path, l);
       if (l.has_http()) {
@@ -440,6 +476,7 @@ class Validator {
 
   const Config& config_;
   std::set<std::string> cluster_names_;
+  std::set<std::string> original_dst_clusters_;
   std::map<std::string, std::string> listener_addresses_;
   ConfigErrors errors_;
 };
