@@ -110,11 +110,13 @@ class Validator {
   // names or probes endpoints applies (docs/sidecar.md).
   void CheckOriginalDestinationCluster(const std::string& path, const Cluster& c) {
     original_dst_clusters_.insert(c.name());
-    const std::string why = " (type original_destination forwards to each client's dialled address)";
+    const std::string why =
+        " (type original_destination forwards to each client's dialled address)";
     if (c.endpoints_size() > 0) Error(path + ".endpoints", "must be empty" + why);
     if (c.has_health_check()) Error(path + ".health_check", "not supported" + why);
     if (c.has_tls()) Error(path + ".tls", "not supported" + why);
-    if (c.protocol() == zproxy::v1::HTTP2) Error(path + ".protocol", "http2 is not supported" + why);
+    if (c.protocol() == zproxy::v1::HTTP2)
+      Error(path + ".protocol", "http2 is not supported" + why);
   }
 
   // A cluster of type original_destination only makes sense where the listener recovers
@@ -365,7 +367,8 @@ class Validator {
       }
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
       for (int j = 0; j < l.routes_size(); ++j) {
-        CheckOriginalDestinationRef(Index(path + ".routes", j) + ".cluster", l, l.routes(j).cluster());
+        CheckOriginalDestinationRef(Index(path + ".routes", j) + ".cluster", l,
+                                    l.routes(j).cluster());
       }
       if (l.has_tcp_proxy()) {
         CheckOriginalDestinationRef(path + ".tcp_proxy.cluster", l, l.tcp_proxy().cluster());
