@@ -34,6 +34,7 @@ class Validator {
   ConfigErrors Run() {
     CheckClusters();
     CheckListeners();
+    if (config_.has_sidecar()) CheckSidecar();
     CheckProcess();
     CheckIoUring();
     return std::move(errors_);
@@ -396,6 +397,56 @@ class Validator {
       }
     }
     listener_addresses_ = std::move(addresses);
+  }
+
+  // sidecar (docs/sidecar.md): where the programs attach and where they send connections.
+  void CheckSidecar() {
+    const auto& s = config_.sidecar();
+    if (s.cgroup().empty() || s.cgroup()[0] != '/') {
+      Error("sidecar.cgroup",
+            "must be an absolute path of a cgroup v2 directory, got " + Quote(s.cgroup()));
+    }
+    const Listener* out = nullptr;
+    for (const auto& l : config_.listeners()) {
+      if (l.name() == s.outbound_listener()) out = &l;
+    }
+    if (s.outbound_listener().empty()) {
+      Error("sidecar.outbound_listener",
+            "is required (the listener intercepted connections go to)");
+    } else if (out == nullptr) {
+      Error("sidecar.outbound_listener", "unknown listener " + Quote(s.outbound_listener()));
+    } else if (!out->original_destination()) {
+      Error("sidecar.outbound_listener",
+            "listener " + Quote(s.outbound_listener()) + " needs original_destination: true");
+    }
+    for (int i = 0; i < s.exclude_ports_size(); ++i) {
+      if (s.exclude_ports(i) < 1 || s.exclude_ports(i) > 65535) {
+        Error(Index("sidecar.exclude_ports", i),
+              "must be a port 1..65535, got " + std::to_string(s.exclude_ports(i)));
+      }
+    }
+    for (int i = 0; i < s.exclude_cidrs_size(); ++i) {
+      if (!IsCidr(s.exclude_cidrs(i))) {
+        Error(Index("sidecar.exclude_cidrs", i),
+              "invalid CIDR " + Quote(s.exclude_cidrs(i)) + " (e.g. 10.0.0.0/8, fd00::/8)");
+      }
+    }
+  }
+
+  static bool IsCidr(const std::string& text) {
+    size_t slash = text.find('/');
+    std::string ip = text.substr(0, slash);
+    unsigned char buf[16];
+    int max = inet_pton(AF_INET, ip.c_str(), buf) == 1    ? 32
+              : inet_pton(AF_INET6, ip.c_str(), buf) == 1 ? 128
+                                                          : -1;
+    if (max < 0) return false;
+    if (slash == std::string::npos) return true;
+    std::string len = text.substr(slash + 1);
+    if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    return std::stoi(len) <= max;
   }
 
   void CheckProcess() {

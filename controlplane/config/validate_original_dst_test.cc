@@ -88,5 +88,38 @@ clusters:
               "clusters[0].endpoints: at least one endpoint is required");
 }
 
+TEST(ValidateOriginalDst, SidecarContractKeysFromYaml) {
+  LoadResult r = LoadConfigYaml(std::string(kContract) + R"(sidecar:
+  cgroup: /sys/fs/cgroup/unified/app
+  outbound_listener: outbound
+  inbound_listener: inbound
+  inbound_ports: [8000]
+  exclude_ports: [22]
+  exclude_cidrs: [ 10.0.0.0/8, "fd00::/8" ]
+  sk_msg: true
+)",
+                                "c.yaml");
+  ASSERT_TRUE(r.ok()) << Joined(r.errors);
+  const auto& s = r.config.sidecar();
+  EXPECT_EQ(s.cgroup(), "/sys/fs/cgroup/unified/app");
+  EXPECT_EQ(s.outbound_listener(), "outbound");
+  EXPECT_EQ(s.exclude_ports(0), 22u);
+  EXPECT_EQ(s.exclude_cidrs(1), "fd00::/8");
+  EXPECT_TRUE(s.sk_msg());
+}
+
+TEST(ValidateOriginalDst, SidecarErrorsNameTheField) {
+  ExpectError(std::string(kContract) + "sidecar: { cgroup: app, outbound_listener: outbound }\n",
+              "sidecar.cgroup: must be an absolute path");
+  ExpectError(std::string(kContract) + "sidecar: { cgroup: /a, outbound_listener: nope }\n",
+              "sidecar.outbound_listener: unknown listener \"nope\"");
+  ExpectError(std::string(kContract) +
+                  "sidecar: { cgroup: /a, outbound_listener: outbound, exclude_ports: [0] }\n",
+              "sidecar.exclude_ports[0]: must be a port");
+  ExpectError(std::string(kContract) +
+                  "sidecar: { cgroup: /a, outbound_listener: outbound, exclude_cidrs: [10/8] }\n",
+              "sidecar.exclude_cidrs[0]: invalid CIDR");
+}
+
 }  // namespace
 }  // namespace zproxy::config

@@ -27,7 +27,7 @@ void Worker::LearnOriginalDst(uint32_t conn_idx, bool fixed) {
     }
     sidecar::SockAddr peer{};
     memcpy(&peer, &c.peer, sizeof(c.peer));
-    source = sidecar::Recover(c.fd, peer, options_.orig_by_peer_fd, &dst);
+    source = sidecar::Recover(c.fd, peer, options_.passthrough.orig_by_peer_fd, &dst);
   }
   stats_.original_dst[static_cast<int>(source)].Add();
   bool usable =

@@ -75,9 +75,6 @@ struct WorkerOptions {
   // The process's resolver for CONNECTs to host names (owned by main; null = names get
   // 502 "cannot resolve").
   dns::Resolver* resolver = nullptr;
-  // The sidecar's zproxy_orig_by_peer map (bpf/sidecar.bpf.c; owned by main): original
-  // destinations by client address. -1 = none (SO_ORIGINAL_DST only).
-  int orig_by_peer_fd = -1;
 };
 
 class Worker {
