@@ -2,7 +2,7 @@
 // Shared by zproxyd (config validation names the bad pattern) and the data plane (which
 // checks each CONNECT on its hot path: no allocation).
 //
-// Two kinds of pattern (README "CONNECT"):
+// Two kinds of pattern (docs/websocket-connect.md, "CONNECT"):
 //   IP literal or CIDR: "10.0.0.5:22" "127.0.0.1:*" "192.168.1.0/24:443" "[::1]:8080"
 //                       "[2001:db8::/32]:*"  -- checked against IP targets and against the
 //                       addresses a host-name target resolves to;

@@ -30,7 +30,8 @@ std::string NetAddress::ToString() const {
   return "?";
 }
 
-bool ParseNetAddress(std::string_view text, NetAddress* out, std::string* error) {
+bool SplitHostPort(std::string_view text, std::string* host_out, uint16_t* port_out,
+                   std::string* error) {
   std::string host;
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
@@ -65,6 +66,52 @@ bool ParseNetAddress(std::string_view text, NetAddress* out, std::string* error)
     *error = "missing host";
     return false;
   }
+  *host_out = std::move(host);
+  *port_out = static_cast<uint16_t>(port);
+  return true;
+}
+
+bool IsIpLiteral(const std::string& host) {
+  in6_addr a6;
+  in_addr a4;
+  return inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+}
+
+bool IsDnsName(std::string_view host, std::string* why) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > 253) {
+    *why = "a host name has 1..253 characters";
+    return false;
+  }
+  size_t label = 0;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      if (label == 0 || label > 63) {
+        *why = "each label of a host name has 1..63 characters";
+        return false;
+      }
+      if (host[i - 1] == '-') {
+        *why = "a label of a host name cannot end with '-'";
+        return false;
+      }
+      label = 0;
+      continue;
+    }
+    const char c = host[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && !((c == '-' || c == '_') && label > 0) && !(c == '_' && label == 0)) {
+      *why = std::string("invalid character '") + c + "' in a host name";
+      return false;
+    }
+    ++label;
+  }
+  return true;
+}
+
+bool ParseNetAddress(std::string_view text, NetAddress* out, std::string* error) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(text, &host, &port, error)) return false;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;

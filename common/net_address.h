@@ -23,4 +23,14 @@ struct NetAddress {
 // suitable for a config error ("missing port", "port out of range", ...).
 bool ParseNetAddress(std::string_view text, NetAddress* out, std::string* error);
 
+// Splits "host:port" or "[v6]:port" without resolving anything (same errors as above).
+bool SplitHostPort(std::string_view text, std::string* host, uint16_t* port, std::string* error);
+
+// True for an IPv4 or IPv6 literal (no brackets).
+bool IsIpLiteral(const std::string& host);
+
+// A host name DNS can answer for (RFC 1123 labels: letters, digits, '-' and '_' inside,
+// 1..63 bytes each, 253 in all, an optional final dot). False with *why otherwise.
+bool IsDnsName(std::string_view host, std::string* why);
+
 }  // namespace zproxy

@@ -1,4 +1,4 @@
-// The rules of route policy (README "Route policy"): what a route's redirect, direct
+// The rules of route policy (docs/route-policy.md): what a route's redirect, direct
 // response, rewrites, header changes, retries and rate limit may say. One implementation
 // for zproxyd's validation (errors name the field, the config is refused) and the data
 // plane's compilation of a snapshot (which refuses the same things), so the two can never

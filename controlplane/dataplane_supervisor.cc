@@ -112,7 +112,9 @@ void DataplaneSupervisor::CheckDone() {
 bool DataplaneSupervisor::Start(std::string* error) {
   ConfigStore::Snapshot snap = store_.Current();
   started_at_ = Clock::now();
-  bool ok = Spawn(state::DataplaneView(*snap.config), snap.version, &pid_, &control_, error);
+  const zproxy::v1::Config view =
+      options_.view ? options_.view(*snap.config) : state::DataplaneView(*snap.config);
+  bool ok = Spawn(view, snap.version, &pid_, &control_, error);
   if (ok) running_version_ = snap.version;
   PublishStatus();
   return ok;

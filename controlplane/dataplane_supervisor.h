@@ -63,6 +63,9 @@ class DataplaneSupervisor {
     std::function<void()> on_sighup;
     // SIGTERM/SIGINT, once, as the drain starts (systemd STOPPING=1). Must not block.
     std::function<void()> on_stopping;
+    // What a data plane (first start, crash restart) is given for the current config.
+    // Unset: state::DataplaneView.
+    std::function<zproxy::v1::Config(const zproxy::v1::Config&)> view;
   };
 
   struct Status {

@@ -24,6 +24,8 @@
 #include "controlplane/config_store.h"
 #include "controlplane/dataplane_locator.h"
 #include "controlplane/dataplane_supervisor.h"
+#include "controlplane/dns/discovery.h"
+#include "controlplane/dns/dns_settings.h"
 #include "controlplane/flags.h"
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
@@ -113,6 +115,7 @@ class Zproxyd {
     }
     workers_ = ResolveWorkers(config_.workers(), AffinityCpuCount(), &workers_note_);
     ChooseStartupConfig();
+    if (!StartDnsDiscovery()) return 1;
     sync_server_ = startup::StartSyncServer(config_);
     if (!OpenListenSockets()) return 1;
     LogListeners();
@@ -121,10 +124,11 @@ class Zproxyd {
     PublishConfig();
     CreateSupervisor();
     if (!StartProbes()) return 1;
-    CompleteAdoption(&orphan_, health_, state::DataplaneView(*store_.Current().config),
-                     store_.Current().version, *supervisor_, MsSince(process_start_));
+    CompleteAdoption(&orphan_, health_, View(*store_.Current().config), store_.Current().version,
+                     *supervisor_, MsSince(process_start_));
     CreateConfigManager();
     if (sync_server_ != nullptr) PushConfigChangesOverSync();
+    RefreshEndpointsOnDnsChanges();
     StartAdminApi();
     StartReloader();
     RetireOrphans();
@@ -136,7 +140,7 @@ class Zproxyd {
   }
 
  private:
-  // File vs. persisted Admin API state (README: "file vs. API precedence").
+  // File vs. persisted Admin API state (docs/admin-api.md: "File vs. API precedence").
   void ChooseStartupConfig() {
     {
       std::ifstream in(flags_.config_path, std::ios::binary);
@@ -151,6 +155,58 @@ class Zproxyd {
       ZLOG_INFO("%s", startup_.note.c_str());
     }
     config_ = std::move(startup_.config);
+  }
+
+  // Host-name endpoints ("api.internal:8080"): zproxyd looks them up (c-ares) before the
+  // first data plane starts and keeps them fresh; the data plane only sees addresses.
+  bool StartDnsDiscovery() {
+    std::string error;
+    discovery_ = dns::Discovery::Start(
+        config_, [this] { return store_.Current().config; }, &error);
+    if (discovery_ == nullptr) {
+      if (!dns::NamesOf(config_).empty()) {
+        ZLOG_ERROR("dns: %s (the config has host-name endpoints)", error.c_str());
+        return false;
+      }
+      ZLOG_WARN("dns: %s: host-name endpoints cannot be used", error.c_str());
+      return true;
+    }
+    discovery_->EnsureLookedUp(config_);
+    return true;
+  }
+
+  // What a data plane is given for `config`: DataplaneView, host names expanded to the
+  // addresses they resolve to now (names new to discovery are looked up first).
+  zproxy::v1::Config View(const zproxy::v1::Config& config) {
+    zproxy::v1::Config view = state::DataplaneView(config);
+    if (discovery_ != nullptr) {
+      discovery_->EnsureLookedUp(config);
+      discovery_->Expand(&view);
+    }
+    return view;
+  }
+
+  // New addresses go to the running data plane as an endpoints refresh of the current
+  // version (serialized with Admin API changes); without the sync stream, as a handover.
+  void RefreshEndpointsOnDnsChanges() {
+    if (discovery_ == nullptr) return;
+    if (sync_server_ != nullptr) {
+      manager_->SetRefresh([this](const zproxy::v1::Config& config, uint64_t version) {
+        auto fill = [this](const zproxy::v1::Config& c, zproxy::v1::ConfigSnapshot* snap) {
+          FillSnapshot(c, snap);
+        };
+        return sync::RefreshEndpoints(sync_server_->sessions(), supervisor_->GetStatus().pid,
+                                      config, version, fill);
+      });
+    } else {
+      manager_->SetRefresh([this](const zproxy::v1::Config& config, uint64_t version) {
+        std::string error;
+        if (Handover(config, version, &error)) return state::OpStatus::Ok();
+        ZLOG_WARN("dns: handover for new endpoint addresses failed: %s; retrying", error.c_str());
+        return state::OpStatus::Error(state::OpStatus::kUnavailable, error);
+      });
+    }
+    discovery_->OnChange([this] { return manager_->RefreshEndpoints().ok(); });
   }
 
   // A data plane left serving by a zproxyd that died (it holds the ports and redials the
@@ -261,6 +317,7 @@ class Zproxyd {
     // and notifier_ exist before Run() reads any signal.
     options.on_sighup = [this] { reloader_->Post(); };
     options.on_stopping = [this] { notifier_->Stopping(); };
+    options.view = [this](const zproxy::v1::Config& config) { return View(config); };
     supervisor_ = std::make_unique<DataplaneSupervisor>(options, store_, sockets_);
   }
 
@@ -297,6 +354,7 @@ class Zproxyd {
         [this](const zproxy::v1::Config& config, uint64_t version, std::string* err) {
           return Handover(config, version, err);
         });
+    manager_->SetView([this](const zproxy::v1::Config& config) { return View(config); });
   }
 
   // A snapshot carries the health slots of its endpoints (the checker follows its config).
@@ -322,7 +380,7 @@ class Zproxyd {
       state::OpStatus st = sync::ApplyConfig(sync_server_->sessions(), supervisor_->GetStatus().pid,
                                              config, version, fill_snapshot, handover);
       // The checker followed the snapshot; a rejected one leaves the old config serving.
-      if (!st.ok()) health_.Apply(state::DataplaneView(*store_.Current().config));
+      if (!st.ok()) health_.Apply(View(*store_.Current().config));
       return st;
     });
     // Resync on Hello: the data plane serving now reports another version than ours (it
@@ -332,11 +390,15 @@ class Zproxyd {
       state::OpStatus st =
           sync::ResyncConfig(sync_server_->sessions(), supervisor_->GetStatus().pid, had, config,
                              version, fill_snapshot, handover);
-      if (!st.ok()) health_.Apply(state::DataplaneView(*store_.Current().config));
+      if (!st.ok()) health_.Apply(View(*store_.Current().config));
       return st;
     });
     resyncer_ = std::make_unique<sync::Resyncer>([this](pid_t pid, uint64_t version) {
-      if (pid == supervisor_->GetStatus().pid) manager_->Resync(version);
+      if (pid != supervisor_->GetStatus().pid) return;
+      manager_->Resync(version);
+      // A data plane that (re)connects may have missed an endpoints refresh of this very
+      // version: it gets the current addresses again (a no-op when they are the same).
+      if (discovery_ != nullptr && discovery_->HasNames()) manager_->RefreshEndpoints();
     });
     sync_server_->sessions().SetHelloObserver(
         [this](pid_t pid, uint64_t version) { resyncer_->Post(pid, version); });
@@ -358,6 +420,15 @@ class Zproxyd {
     context.workers = workers_;
     context.health_events = &health_.events();
     context.health_states = [this] { return health_.States(); };
+    if (discovery_ != nullptr) {
+      context.dns_names = [this] {
+        admin::ResolvedNames names;
+        for (const dns::Discovery::NameInfo& n : discovery_->Names()) {
+          names[{n.cluster, n.host}] = admin::ResolvedName{n.ips, n.state};
+        }
+        return names;
+      };
+    }
     if (sync_server_ != nullptr) {
       context.latest_stats = [this](std::string* text) {
         return sync_server_->sessions().LatestStats(supervisor_->GetStatus().pid,
@@ -412,8 +483,10 @@ class Zproxyd {
     probes::ProbeServer::Handlers h;
     h.ready = ready;
     h.live = live;
-    h.metrics = [private_address](std::string* body, std::string* error) {
-      return admin::ScrapeMetrics(private_address, 3000, body, error);
+    h.metrics = [this, private_address](std::string* body, std::string* error) {
+      if (!admin::ScrapeMetrics(private_address, 3000, body, error)) return false;
+      if (discovery_ != nullptr) *body += discovery_->PrometheusText();  // zproxyd's own
+      return true;
     };
     probe_server_ = probes::ProbeServer::Start(address, std::move(h), {}, &error_);
     if (probe_server_ == nullptr) {
@@ -446,6 +519,8 @@ class Zproxyd {
   }
 
   void Shutdown() {
+    // First: its notifier thread pushes through manager_ and the supervisor.
+    if (discovery_ != nullptr) discovery_->Stop();
     if (reloader_ != nullptr) reloader_->Stop();
     notifier_->Stop();
     if (probe_server_ != nullptr) probe_server_->Stop();
@@ -481,6 +556,7 @@ class Zproxyd {
   std::string state_path_;
   zproxy::v1::AdminTls admin_tls_;
   ConfigStore store_;
+  std::unique_ptr<dns::Discovery> discovery_;  // reads store_; supervisor_ and manager_ use it
   std::unique_ptr<DataplaneSupervisor> supervisor_;
   std::unique_ptr<state::ConfigManager> manager_;
   std::unique_ptr<sync::Resyncer> resyncer_;

@@ -1,6 +1,6 @@
 // zproxyd starting while its ports are held by a data plane its predecessor left serving
-// (README: "zproxyd restarts: the data plane is adopted"): which orphan to keep, adoption
-// or takeover, and the listen sockets either way. main.cc runs the two steps in order.
+// (docs/admin-api.md: "zproxyd restarts: the data plane is adopted"): which orphan to keep,
+// adoption or takeover, and the listen sockets either way. main.cc runs the two steps in order.
 #pragma once
 
 #include <sys/types.h>

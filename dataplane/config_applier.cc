@@ -134,11 +134,19 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   std::lock_guard<std::mutex> lock(mu_);
   Result result;
   uint64_t start = NowUs();
-  if (snapshot.resync() && snapshot.version() == current_->version) {
+  // New addresses of DNS-named endpoints: the same config version, so only for the
+  // version running now (a refresh built for an older one must not roll it back).
+  const bool refresh = snapshot.endpoints_refresh();
+  if (refresh && snapshot.version() != current_->version) {
+    result.reason = "endpoints refresh for version " + std::to_string(snapshot.version()) +
+                    ", but version " + std::to_string(current_->version) + " is running";
+    return result;
+  }
+  if (!refresh && snapshot.resync() && snapshot.version() == current_->version) {
     result.ok = true;  // already serving it
     return result;
   }
-  if (!snapshot.resync() && snapshot.version() <= current_->version) {
+  if (!refresh && !snapshot.resync() && snapshot.version() <= current_->version) {
     result.reason = "version " + std::to_string(snapshot.version()) +
                     " is not newer than the running version " + std::to_string(current_->version);
     return result;
@@ -165,8 +173,9 @@ ConfigApplier::Result ConfigApplier::Apply(const zproxy::v1::ConfigSnapshot& sna
   health_slots_ = std::move(slots);
   result.ok = true;
   result.apply_us = NowUs() - start;
-  ZLOG_INFO("config version %lu live on %zu worker(s) in %lu us",
-            static_cast<unsigned long>(next->version), workers_.size(),
+  ZLOG_INFO("config version %lu%s live on %zu worker(s) in %lu us",
+            static_cast<unsigned long>(next->version),
+            refresh ? " (new addresses of DNS-named endpoints)" : "", workers_.size(),
             static_cast<unsigned long>(result.apply_us));
   return result;
 }

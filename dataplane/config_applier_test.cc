@@ -165,6 +165,27 @@ TEST(ConfigApplier, SwitchesRoutesLiveAndLetsInFlightRequestsFinish) {
   inflight.join();
   EXPECT_EQ(slow_answer, "slow");
 
+  // DNS discovery found other addresses for cluster b: the same version, as an endpoints
+  // refresh (accepted only for the running version).
+  zproxy::v1::ConfigSnapshot refresh = next;
+  refresh.set_endpoints_refresh(true);
+  refresh.mutable_config()->mutable_clusters(2)->mutable_endpoints(0)->set_address(
+      "127.0.0.1:" + std::to_string(a.port()));
+  r = applier.Apply(refresh);
+  ASSERT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(applier.version(), 2u);
+  EXPECT_EQ(Get(port, "/x"), "a");  // cluster b's endpoint is now a's address
+  refresh.set_version(1);
+  ConfigApplier::Result old_refresh = applier.Apply(refresh);
+  EXPECT_FALSE(old_refresh.ok);
+  EXPECT_NE(old_refresh.reason.find("version 2 is running"), std::string::npos)
+      << old_refresh.reason;
+  refresh.set_version(2);
+  refresh.mutable_config()->mutable_clusters(2)->mutable_endpoints(0)->set_address(
+      "127.0.0.1:" + std::to_string(b.port()));
+  ASSERT_TRUE(applier.Apply(refresh).ok);
+  EXPECT_EQ(Get(port, "/x"), "b");
+
   // Stale versions and changes that need new sockets are refused; the old config stays.
   ConfigApplier::Result stale = applier.Apply(next);
   EXPECT_FALSE(stale.ok);

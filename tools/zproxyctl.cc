@@ -152,13 +152,24 @@ void PrintRoutes(const v1::Config& c, const std::string& only) {
 }
 
 // `health`: the GetHealth summary per cluster ("?" when the server could not say).
-void PrintClusters(const v1::Config& c, const std::map<std::string, std::string>& health) {
+// A host-name endpoint is followed by the addresses it resolves to now ("=> -" for none),
+// from GetHealth.
+void PrintClusters(const v1::Config& c, const std::map<std::string, std::string>& health,
+                   const v1::HealthResponse& report) {
+  std::map<std::pair<std::string, std::string>, std::string> resolved;
+  for (const auto& e : report.endpoints()) {
+    if (e.hostname().empty()) continue;
+    std::string& list = resolved[{e.cluster(), e.hostname()}];
+    if (e.address() != e.hostname()) list += (list.empty() ? "" : ",") + e.address();
+  }
   Table t({"CLUSTER", "LB", "ENDPOINTS", "HEALTH"});
   for (const auto& cl : c.clusters()) {
     std::string eps;
     for (const auto& e : cl.endpoints()) {
       eps += (eps.empty() ? "" : " ") + e.address() + "(w=" + std::to_string(e.weight()) +
              (e.draining() ? ",draining" : "") + ")";
+      auto r = resolved.find({cl.name(), e.address()});
+      if (r != resolved.end()) eps += "=>" + (r->second.empty() ? "-" : r->second);
     }
     std::string lb = v1::LbPolicy_Name(cl.lb());
     for (auto& ch : lb) ch = static_cast<char>(std::tolower(ch));
@@ -404,7 +415,7 @@ class Commands {
     } else {
       std::map<std::string, std::string> summary;
       for (const auto& s : health.clusters()) summary[s.cluster()] = HealthSummaryText(s);
-      PrintClusters(r.config(), summary);
+      PrintClusters(r.config(), summary, health);
     }
     return kOk;
   }

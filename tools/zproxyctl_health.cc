@@ -1,6 +1,7 @@
 #include "tools/zproxyctl_health.h"
 
 #include <cstdio>
+#include <map>
 
 #include "tools/zproxyctl_table.h"
 
@@ -65,9 +66,18 @@ std::string RenderHealthTable(const v1::HealthResponse& r) {
   Table t({"CLUSTER", "ENDPOINT", "STATE", "SINCE", "LAST-CHECK", "REASON"});
   const int64_t now = r.unix_time_ms();
   for (const auto& e : r.endpoints()) {
-    t.Add({e.cluster(), e.address(), State(e), Since(e, now), LastCheck(e, now), Reason(e)});
+    // A host-name endpoint: the address it resolved to, and the name.
+    const std::string endpoint = e.hostname().empty() || e.hostname() == e.address()
+                                     ? e.address() + (e.hostname().empty() ? "" : " (no address)")
+                                     : e.address() + " (" + e.hostname() + ")";
+    t.Add({e.cluster(), endpoint, State(e), Since(e, now), LastCheck(e, now), Reason(e)});
   }
   std::string out = t.Render();
+  std::map<std::string, std::string> dns;  // host-name endpoint -> its DNS state
+  for (const auto& e : r.endpoints()) {
+    if (!e.hostname().empty()) dns[e.cluster() + " " + e.hostname()] = e.dns();
+  }
+  for (const auto& [name, state] : dns) out += "dns: " + name + ": " + state + "\n";
   if (r.has_outlier_ejected() && r.outlier_ejected() > 0) {
     out += "note: " + std::to_string(r.outlier_ejected()) +
            " endpoint ejection(s) by passive outlier detection in the data plane's workers "

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/admin/health_report.h"
 #include "controlplane/health/endpoint_health.h"
 #include "controlplane/health/health_events.h"
 #include "controlplane/state/config_manager.h"
@@ -42,6 +43,8 @@ struct AdminContext {
   // GetStats: the /metrics text the data plane last streamed (controlplane/sync); false
   // when there is none recent, then GetStats scrapes metrics_address.
   std::function<bool(std::string* prometheus_text)> latest_stats;
+  // GetHealth: what DNS discovery knows of host-name endpoints (null: none).
+  std::function<ResolvedNames()> dns_names;
 };
 
 class AdminServer {

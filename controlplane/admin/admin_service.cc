@@ -210,8 +210,10 @@ grpc::Status AdminService::GetHealth(grpc::ServerContext*, const v1::GetHealthRe
   std::vector<health::EndpointHealth> states;
   if (ctx_.health_states) states = ctx_.health_states();
   std::string error;
+  ResolvedNames names;
+  if (ctx_.dns_names) names = ctx_.dns_names();
   if (!BuildHealthReport(*snap.config, states, req->cluster(), std::chrono::system_clock::now(),
-                         out, &error)) {
+                         out, &error, &names)) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, error);
   }
   out->set_config_version(snap.version);

@@ -3,6 +3,8 @@
 #include <map>
 #include <utility>
 
+#include "common/net_address.h"
+
 namespace zproxy::admin {
 
 int64_t UnixMs(std::chrono::system_clock::time_point t) {
@@ -25,7 +27,7 @@ std::string CheckDescription(const v1::Cluster& cluster) {
 
 bool BuildHealthReport(const v1::Config& config, const std::vector<health::EndpointHealth>& states,
                        const std::string& only_cluster, std::chrono::system_clock::time_point now,
-                       v1::HealthResponse* out, std::string* error) {
+                       v1::HealthResponse* out, std::string* error, const ResolvedNames* names) {
   if (!only_cluster.empty()) {
     bool found = false;
     for (const auto& c : config.clusters()) found = found || c.name() == only_cluster;
@@ -42,10 +44,10 @@ bool BuildHealthReport(const v1::Config& config, const std::vector<health::Endpo
     const std::string check = CheckDescription(c);
     v1::ClusterHealthSummary* summary = out->add_clusters();
     summary->set_cluster(c.name());
-    for (const auto& e : c.endpoints()) {
+    auto add_row = [&](const v1::Endpoint& e, const std::string& address) {
       v1::EndpointHealthStatus* h = out->add_endpoints();
       h->set_cluster(c.name());
-      h->set_address(e.address());
+      h->set_address(address);
       h->set_draining(e.draining());
       h->set_weight(e.weight());
       h->set_check(check);
@@ -56,7 +58,7 @@ bool BuildHealthReport(const v1::Config& config, const std::vector<health::Endpo
         h->set_source(v1::HEALTH_SOURCE_ACTIVE_CHECK);
         // Absent only in the milliseconds before the checker applies a new config (or when
         // the health region has no slot left): it starts, or stays, healthy.
-        auto it = by_key.find({c.name(), e.address()});
+        auto it = by_key.find({c.name(), address});
         if (it != by_key.end()) {
           const health::EndpointHealth& s = *it->second;
           h->set_healthy(s.healthy);
@@ -72,6 +74,36 @@ bool BuildHealthReport(const v1::Config& config, const std::vector<health::Endpo
       summary->set_endpoints(summary->endpoints() + 1);
       if (h->healthy()) summary->set_healthy(summary->healthy() + 1);
       if (h->draining()) summary->set_draining(summary->draining() + 1);
+      return h;
+    };
+    for (const auto& e : c.endpoints()) {
+      std::string host, why;
+      uint16_t port = 0;
+      const bool named = SplitHostPort(e.address(), &host, &port, &why) && !IsIpLiteral(host);
+      auto found = named && names != nullptr ? names->find({c.name(), host})
+                                             : ResolvedNames::const_iterator();
+      if (!named || names == nullptr || found == names->end()) {
+        add_row(e, e.address());
+        continue;
+      }
+      const ResolvedName& r = found->second;
+      for (const std::string& ip : r.ips) {
+        const std::string address = ip.find(':') != std::string::npos
+                                        ? "[" + ip + "]:" + std::to_string(port)
+                                        : ip + ":" + std::to_string(port);
+        v1::EndpointHealthStatus* h = add_row(e, address);
+        h->set_hostname(e.address());
+        h->set_dns(r.state);
+      }
+      if (r.ips.empty()) {
+        // No address: it takes no traffic, whatever a check would say.
+        v1::EndpointHealthStatus* h = add_row(e, e.address());
+        h->set_hostname(e.address());
+        h->set_dns(r.state);
+        h->set_healthy(false);
+        h->set_last_check_reason("no addresses: " + r.state);
+        summary->set_healthy(summary->healthy() - 1);
+      }
     }
   }
   out->set_unix_time_ms(UnixMs(now));

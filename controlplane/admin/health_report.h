@@ -4,7 +4,9 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controlplane/health/endpoint_health.h"
@@ -12,12 +14,23 @@
 
 namespace zproxy::admin {
 
-// Fills `out` (endpoints and per-cluster summaries, config order). `only_cluster` empty =
+// What DNS discovery knows of a host-name endpoint's host in a cluster (dns/discovery.h).
+struct ResolvedName {
+  std::vector<std::string> ips;  // literals, no port
+  std::string state;             // "2 addresses, TTL 30 s, next lookup in 12 s", ...
+};
+using ResolvedNames =
+    std::map<std::pair<std::string, std::string>, ResolvedName>;  // (cluster, host)
+
+// Fills `out` (endpoints and per-cluster summaries, config order). A host-name endpoint
+// found in `names` gives one row per address (`hostname` naming it, `dns` its state), or
+// one unhealthy row with the name as address while it has none. `only_cluster` empty =
 // every cluster; else that cluster only, and false with `*error` naming it when the config
 // has no such cluster. `now` is the report's timestamp.
 bool BuildHealthReport(const v1::Config& config, const std::vector<health::EndpointHealth>& states,
                        const std::string& only_cluster, std::chrono::system_clock::time_point now,
-                       v1::HealthResponse* out, std::string* error);
+                       v1::HealthResponse* out, std::string* error,
+                       const ResolvedNames* names = nullptr);
 
 // "http GET /healthz", "https GET /healthz" (a TLS cluster), "tcp connect",
 // "grpc Health/Check app.Svc" ("grpcs ..." over TLS; `""` for the server's overall health).

@@ -143,5 +143,36 @@ TEST(HealthReport, CheckDescriptionGrpc) {
   EXPECT_EQ(CheckDescription(c), "grpcs Health/Check \"\"");
 }
 
+// A host-name endpoint: one row per address with the name and its DNS state, health
+// from the checker by address; a name without addresses is one unhealthy row.
+TEST(HealthReport, HostNameEndpointsShowTheirAddresses) {
+  v1::Config c;
+  auto* web = c.add_clusters();
+  web->set_name("web");
+  web->mutable_health_check()->set_http_path("/healthz");
+  web->add_endpoints()->set_address("api.internal:8080");
+  web->add_endpoints()->set_address("gone.internal:8080");
+  ResolvedNames names;
+  names[{"web", "api.internal"}] = ResolvedName{{"10.0.0.1", "fd00::1"}, "2 addresses, TTL 30 s"};
+  names[{"web", "gone.internal"}] = ResolvedName{{}, "NXDOMAIN since 3 s ago; no addresses"};
+  v1::HealthResponse r;
+  std::string error;
+  ASSERT_TRUE(BuildHealthReport(c, {Down("10.0.0.1:8080")}, "", AtMs(6000), &r, &error, &names))
+      << error;
+  ASSERT_EQ(r.endpoints_size(), 3);
+  EXPECT_EQ(r.endpoints(0).address(), "10.0.0.1:8080");
+  EXPECT_EQ(r.endpoints(0).hostname(), "api.internal:8080");
+  EXPECT_EQ(r.endpoints(0).dns(), "2 addresses, TTL 30 s");
+  EXPECT_FALSE(r.endpoints(0).healthy());  // the checker's verdict for that address
+  EXPECT_EQ(r.endpoints(1).address(), "[fd00::1]:8080");
+  EXPECT_TRUE(r.endpoints(1).healthy());
+  EXPECT_EQ(r.endpoints(2).address(), "gone.internal:8080");
+  EXPECT_FALSE(r.endpoints(2).healthy());
+  EXPECT_NE(r.endpoints(2).last_check_reason().find("no addresses: NXDOMAIN"), std::string::npos);
+  ASSERT_EQ(r.clusters_size(), 1);
+  EXPECT_EQ(r.clusters(0).endpoints(), 3u);
+  EXPECT_EQ(r.clusters(0).healthy(), 1u);
+}
+
 }  // namespace
 }  // namespace zproxy::admin

@@ -35,6 +35,15 @@ struct Defaults {
   static constexpr uint32_t kEndpointWeight = 1;
   static constexpr zproxy::v1::LbPolicy kLbPolicy = zproxy::v1::ROUND_ROBIN;
 
+  // Host-name endpoints (DnsDiscovery): TTL clamp, retry after a failure, how long the
+  // last addresses outlive failed lookups, one lookup's budget.
+  static constexpr uint32_t kDnsMinRefreshMs = 1000;
+  static constexpr uint32_t kDnsMaxRefreshMs = 300000;
+  static constexpr uint32_t kDnsFailureRefreshMs = 2000;
+  static constexpr uint32_t kDnsStaleMs = 300000;
+  static constexpr uint32_t kDnsTimeoutMs = 2000;
+  static constexpr const char* kDnsFamily = "any";
+
   // Passive outlier detection in the data plane.
   static constexpr uint32_t kOutlierFailures = 5;
   static constexpr uint32_t kOutlierBaseEjectionMs = 10000;

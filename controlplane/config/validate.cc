@@ -12,6 +12,7 @@
 #include "common/net_address.h"
 #include "common/route_policy_rules.h"
 #include "controlplane/config/tls_files.h"
+#include "controlplane/dns/dns_settings.h"
 
 namespace zproxy::config {
 namespace {
@@ -60,7 +61,58 @@ class Validator {
     return addr.ToString();
   }
 
+  // An IP literal or a host name zproxyd resolves (DNS discovery): never looked up here,
+  // since a name may not resolve yet when the config is written.
+  void CheckEndpointAddress(const std::string& path, const std::string& text) {
+    if (text.empty()) {
+      Error(path, "address is required (\"host:port\")");
+      return;
+    }
+    std::string host, why;
+    uint16_t port = 0;
+    if (!SplitHostPort(text, &host, &port, &why)) {
+      Error(path, "invalid address " + Quote(text) + ": " + why);
+    } else if (!IsIpLiteral(host) && !IsDnsName(host, &why)) {
+      Error(path, "invalid address " + Quote(text) + ": not an IP address, and " + why);
+    }
+  }
+
+  void CheckDns(const std::string& path, const zproxy::v1::DnsDiscovery& d, bool top_level) {
+    if (!top_level && d.resolvers_size() > 0) {
+      Error(path + ".resolvers", "can only be set in the top-level dns block");
+    }
+    if (!top_level && d.timeout_ms() != 0) {
+      Error(path + ".timeout_ms", "can only be set in the top-level dns block");
+    }
+    for (int i = 0; i < d.resolvers_size(); ++i) {
+      const std::string& r = d.resolvers(i);
+      std::string host = r, why;
+      uint16_t port = 53;
+      const bool has_port = r.find("]:") != std::string::npos ||
+                            (r.find(':') != std::string::npos && r.find(':') == r.rfind(':'));
+      if (has_port && !SplitHostPort(r, &host, &port, &why)) {
+        Error(Index(path + ".resolvers", i), "invalid resolver " + Quote(r) + ": " + why);
+      } else if (!IsIpLiteral(host)) {
+        Error(Index(path + ".resolvers", i),
+              "a resolver is an IP address with an optional port, got " + Quote(r));
+      } else if (port == 0) {
+        Error(Index(path + ".resolvers", i), "port must be 1-65535, got 0");
+      }
+    }
+    dns::Family family;
+    if (!dns::ParseFamily(d.family(), &family)) {
+      Error(path + ".family", "must be any, v4 or v6, got " + Quote(d.family()));
+    }
+    if (d.min_refresh_ms() != 0 && d.max_refresh_ms() != 0 &&
+        d.min_refresh_ms() > d.max_refresh_ms()) {
+      Error(path + ".min_refresh_ms", "must not exceed max_refresh_ms (" +
+                                          std::to_string(d.min_refresh_ms()) + " > " +
+                                          std::to_string(d.max_refresh_ms()) + ")");
+    }
+  }
+
   void CheckClusters() {
+    if (config_.has_dns()) CheckDns("dns", config_.dns(), /*top_level=*/true);
     for (int i = 0; i < config_.clusters_size(); ++i) {
       const Cluster& c = config_.clusters(i);
       std::string path = Index("clusters", i);
@@ -77,13 +129,17 @@ class Validator {
       for (int j = 0; j < c.endpoints_size(); ++j) {
         const auto& e = c.endpoints(j);
         std::string ep = Index(path + ".endpoints", j);
-        CheckAddress(ep + ".address", e.address());
+        CheckEndpointAddress(ep + ".address", e.address());
+        if (!e.resolved_from().empty()) {
+          Error(ep + ".resolved_from", "is set by zproxyd for the data plane, not in a config");
+        }
         if (e.weight() < 1 || e.weight() > Limits::kMaxEndpointWeight) {
           Error(ep + ".weight", "weight must be 1.." + std::to_string(Limits::kMaxEndpointWeight) +
                                     ", got " + std::to_string(e.weight()));
         }
       }
       if (c.has_tls()) CheckClusterTls(path, c);
+      if (c.has_dns()) CheckDns(path + ".dns", c.dns(), /*top_level=*/false);
       route_policy::PolicyErrors policy_errors;
       route_policy::CheckClusterPolicy(c, path, &policy_errors);
       AddPolicyErrors(policy_errors);

@@ -322,7 +322,8 @@ TEST(Validate, ClusterTlsTakesHttpHealthChecks) {
   EXPECT_TRUE(ValidateConfig(c).empty()) << Joined(ValidateConfig(c));
 }
 
-// A gRPC check on an http2 cluster, as the README documents it (with defaults applied).
+// A gRPC check on an http2 cluster, as docs/health-checks.md documents it (with defaults
+// applied).
 Config GrpcChecked() {
   Config c = Base();
   c.mutable_clusters(0)->set_protocol(zproxy::v1::HTTP2);

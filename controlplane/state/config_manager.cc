@@ -147,8 +147,8 @@ OpStatus ConfigManager::MutateLocked(uint64_t expected_version, const EditFn& ed
   }
   OpStatus applied = OpStatus::Ok();
   if (apply_) {
-    applied = apply_(DataplaneView(candidate), version);
-  } else if (!handover_(DataplaneView(candidate), version, &error)) {
+    applied = apply_(View(candidate), version);
+  } else if (!handover_(View(candidate), version, &error)) {
     applied = OpStatus::Error(OpStatus::kUnavailable, error);
   }
   if (!applied.ok()) {
@@ -172,7 +172,7 @@ OpStatus ConfigManager::RestartDataplane() {
   std::lock_guard<std::mutex> lock(mu_);
   controlplane::ConfigStore::Snapshot current = store_->Current();
   std::string error;
-  if (!handover_(DataplaneView(*current.config), current.version, &error)) {
+  if (!handover_(View(*current.config), current.version, &error)) {
     return OpStatus::Error(OpStatus::kUnavailable, "data plane restart failed: " + error +
                                                        "; the previous data plane keeps serving");
   }
@@ -183,7 +183,18 @@ OpStatus ConfigManager::Resync(uint64_t dataplane_version) {
   std::lock_guard<std::mutex> lock(mu_);
   controlplane::ConfigStore::Snapshot current = store_->Current();
   if (current.version == dataplane_version || !resync_) return OpStatus::Ok();
-  return resync_(DataplaneView(*current.config), current.version, dataplane_version);
+  return resync_(View(*current.config), current.version, dataplane_version);
+}
+
+zproxy::v1::Config ConfigManager::View(const zproxy::v1::Config& config) const {
+  return view_ ? view_(config) : DataplaneView(config);
+}
+
+OpStatus ConfigManager::RefreshEndpoints() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!refresh_) return OpStatus::Ok();
+  controlplane::ConfigStore::Snapshot current = store_->Current();
+  return refresh_(View(*current.config), current.version);
 }
 
 }  // namespace zproxy::state

@@ -14,7 +14,8 @@
 
 namespace zproxy::state {
 
-// Where the config zproxyd starts with came from (README: "file vs. API precedence").
+// Where the config zproxyd starts with came from (docs/admin-api.md: "File vs. API
+// precedence").
 struct StartupConfig {
   zproxy::v1::Config config;
   uint64_t version = 1;
@@ -72,6 +73,20 @@ class ConfigManager {
   void SetResync(ResyncFn resync) { resync_ = std::move(resync); }
   OpStatus Resync(uint64_t dataplane_version);
 
+  // What the data plane is given for a config: DataplaneView, and (set by zproxyd with
+  // DNS discovery) host-name endpoints expanded to their addresses. Call before the first
+  // mutation.
+  using ViewFn = std::function<zproxy::v1::Config(const zproxy::v1::Config& config)>;
+  void SetView(ViewFn view) { view_ = std::move(view); }
+
+  // DNS discovery found new addresses: the current config's view goes to the data plane
+  // again under the same version (`refresh`), serialized with mutations so it never
+  // overtakes a newer config.
+  using RefreshFn =
+      std::function<OpStatus(const zproxy::v1::Config& dataplane_config, uint64_t version)>;
+  void SetRefresh(RefreshFn refresh) { refresh_ = std::move(refresh); }
+  OpStatus RefreshEndpoints();
+
   controlplane::ConfigStore::Snapshot Current() const { return store_->Current(); }
   std::string file_sha256() const;
   const std::string& file_path() const { return file_path_; }
@@ -81,6 +96,8 @@ class ConfigManager {
   OpStatus MutateLocked(uint64_t expected_version, const EditFn& edit, const std::string& sha,
                         controlplane::ConfigStore::Snapshot* out);
 
+  zproxy::v1::Config View(const zproxy::v1::Config& config) const;
+
   mutable std::mutex mu_;  // one mutation at a time, end to end
   controlplane::ConfigStore* store_;
   const std::string file_path_;
@@ -88,6 +105,8 @@ class ConfigManager {
   HandoverFn handover_;
   ApplyFn apply_;
   ResyncFn resync_;
+  ViewFn view_;
+  RefreshFn refresh_;
 };
 
 }  // namespace zproxy::state

@@ -93,4 +93,29 @@ state::OpStatus ResyncConfig(SessionRegistry& sessions, pid_t pid, uint64_t data
   return state::OpStatus::Error(state::OpStatus::kUnavailable, o.reason);
 }
 
+state::OpStatus RefreshEndpoints(SessionRegistry& sessions, pid_t pid,
+                                 const zproxy::v1::Config& config, uint64_t version,
+                                 const FillSnapshotFn& fill, PushTimeouts timeouts) {
+  const unsigned long long v = version;
+  if (pid <= 0) return state::OpStatus::Error(state::OpStatus::kUnavailable, "no data plane");
+  zproxy::v1::ConfigSnapshot snapshot;
+  snapshot.set_version(version);
+  snapshot.set_endpoints_refresh(true);
+  *snapshot.mutable_config() = config;
+  if (fill) fill(config, &snapshot);
+  PushOutcome o = sessions.Push(pid, snapshot, timeouts.connect_wait, timeouts.ack);
+  if (o.kind == PushOutcome::kAck) {
+    ZLOG_INFO(
+        "dns: new endpoint addresses live in data plane pid %d (config version %llu, "
+        "applied in %llu us)",
+        pid, v, static_cast<unsigned long long>(o.apply_us));
+    return state::OpStatus::Ok();
+  }
+  ZLOG_WARN(
+      "dns: new endpoint addresses not taken by data plane pid %d (config version %llu): "
+      "%s; retrying",
+      pid, v, o.reason.c_str());
+  return state::OpStatus::Error(state::OpStatus::kUnavailable, o.reason);
+}
+
 }  // namespace zproxy::sync

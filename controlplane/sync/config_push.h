@@ -54,4 +54,15 @@ state::OpStatus ResyncConfig(SessionRegistry& sessions, pid_t pid, uint64_t data
                              const FillSnapshotFn& fill, const HandoverFn& handover,
                              PushTimeouts timeouts = {});
 
+// DNS discovery changed the addresses of host-name endpoints: `config` (the current
+// version's view with the new addresses) is pushed as an endpoints refresh of `version`.
+//   ACK                        -> done
+//   NACK (any), no stream,
+//   no answer                  -> error, logged; discovery retries, and a data plane that
+//                                 reconnects gets a refresh after its Hello
+// Never a handover: the addresses alone never need new sockets.
+state::OpStatus RefreshEndpoints(SessionRegistry& sessions, pid_t pid,
+                                 const zproxy::v1::Config& config, uint64_t version,
+                                 const FillSnapshotFn& fill, PushTimeouts timeouts = {});
+
 }  // namespace zproxy::sync

@@ -1,7 +1,7 @@
-// CONNECT to a host name (README "CONNECT"). The name is checked against the listener's
-// name patterns, then resolved without blocking the loop: the process's Resolver answers
-// from its cache at once, or queues the name for its thread and posts the answer to this
-// worker's inbox (the wake eventfd brings it here). Allowed by a name pattern, every
+// CONNECT to a host name (docs/websocket-connect.md). The name is checked against the
+// listener's name patterns, then resolved without blocking the loop: the process's Resolver
+// answers from its cache at once, or queues the name for its thread and posts the answer to
+// this worker's inbox (the wake eventfd brings it here). Allowed by a name pattern, every
 // address is tried; allowed only through IP patterns, just the addresses they allow. The
 // addresses are tried in the resolver's order until one connects, all within
 // connect_timeout_ms counted from the CONNECT (resolution included). Answers for a CONNECT

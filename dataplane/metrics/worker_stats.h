@@ -32,7 +32,7 @@ enum class ErrorCause : uint8_t {
   kUpstreamTlsUntrusted,  // its certificate does not chain to the configured CA
   kUpstreamTlsName,       // its certificate is not for the configured sni / its address
   kUpstreamTlsHandshake,  // anything else (version, cipher, alert, garbage)
-  // Route policy (README "Route policy"):
+  // Route policy (docs/route-policy.md):
   kRewriteFailed,          // a path rewrite gave no valid path, or too long a one: 500
   kHeaderChangesTooLarge,  // header changes did not fit: 431 (request) / sent unchanged
   kRouteTimeout,           // the route's timeout_ms passed before the response head: 504
@@ -45,7 +45,7 @@ enum class ErrorCause : uint8_t {
 
 const char* ErrorCauseName(ErrorCause c);
 
-// HTTP CONNECT requests on HTTP listeners, by how they ended (README: CONNECT).
+// HTTP CONNECT requests on HTTP listeners, by how they ended (docs/websocket-connect.md).
 enum class ConnectOutcome : uint8_t {
   kEstablished,   // target connected: 200, tunnel
   kNotEnabled,    // the listener has no connect block: 403, nothing forwarded

@@ -1,4 +1,4 @@
-// Route and cluster header changes (RoutePolicy, README "Route policy") carried out on a
+// Route and cluster header changes (RoutePolicy, docs/route-policy.md) carried out on a
 // protocol-neutral message's fields: remove, set (replace), add (append), values with
 // ${variables} expanded. No allocation: fields go into a caller's array, expanded values
 // into its scratch memory.

@@ -78,7 +78,7 @@ Decision AfterUpstreamClosed(const StreamProgress& p, bool reset, bool body_ends
 ErrorCause TimeoutCause(bool connecting);
 Decision AfterUpstreamTimeout(const StreamProgress& p, bool connecting);
 
-// --- A route's retry policy (README "Route policy"), beyond the built-in retries above.
+// --- A route's retry policy (docs/route-policy.md), beyond the built-in retries above.
 enum class RetryTrigger : uint8_t {
   kConnectFailure,  // the connect (or TLS handshake) failed or timed out: nothing was sent
   kReset,           // closed, reset or garbled before any byte of the answer

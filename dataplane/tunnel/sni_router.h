@@ -2,9 +2,9 @@
 // compiled once per config snapshot, and a lookup that allocates nothing. Pure logic (no
 // sockets), unit tested in sni_router_test.cc.
 //
-// Precedence (README "TLS pass-through routed by SNI"): the most specific server name wins
-// (an exact name, then the longest "*." suffix, then an entry without server_names); at
-// equal specificity an entry whose alpn matched beats one without alpn, then the first in
+// Precedence (docs/tcp-proxy.md, "TLS pass-through routed by SNI"): the most specific server
+// name wins (an exact name, then the longest "*." suffix, then an entry without server_names);
+// at equal specificity an entry whose alpn matched beats one without alpn, then the first in
 // order. No entry matching, or no SNI and no name-less entry: the listener's default.
 #pragma once
 

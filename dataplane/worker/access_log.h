@@ -11,7 +11,7 @@
 //   connect_refused, read_timeout, aborted, bad_request, ...).
 //   On TLS listeners one more field follows: the protocol and cipher suite the client
 //   negotiated, e.g. TLSv1.3/TLS_AES_128_GCM_SHA256. Then, always, the request ID
-//   (X-Request-Id, README "Route policy") and the W3C traceparent, "-" when none.
+//   (X-Request-Id, docs/route-policy.md) and the W3C traceparent, "-" when none.
 //
 // access_log_format: json writes the same fields as one JSON object per line:
 //   {"time":"...","client":"...","request":"GET / HTTP/1.1","status":200,"bytes":1234,

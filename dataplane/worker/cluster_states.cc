@@ -1,6 +1,7 @@
 #include "dataplane/worker/cluster_states.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/log.h"
 
@@ -121,6 +122,12 @@ std::vector<uint16_t> ClusterStates::Remap(const std::shared_ptr<const Snapshot>
       mapping[i] = NewState(snap, i);
       if (mapping[i] >= kept.size()) kept.resize(mapping[i] + 1u, false);
       kept[mapping[i]] = true;
+      for (uint16_t old : by_cluster_) {
+        if (!kept[old] && Get(old).cfg->name == snap->clusters[i].name) {
+          InheritOutliers(Get(old), Get(mapping[i]));
+          break;
+        }
+      }
     }
   }
   std::vector<uint16_t> unused;
@@ -129,6 +136,27 @@ std::vector<uint16_t> ClusterStates::Remap(const std::shared_ptr<const Snapshot>
   }
   by_cluster_ = std::move(mapping);
   return unused;
+}
+
+// A changed cluster (an endpoint added or removed, e.g. a DNS name that resolves to other
+// addresses now) starts a new state; endpoints at the same address keep this worker's
+// outlier verdict, so an ejected backend is not handed traffic again by a config push.
+void ClusterStates::InheritOutliers(ClusterState& old, ClusterState& fresh) {
+  const auto& from = old.cfg->lb.endpoints;
+  const auto& to = fresh.cfg->lb.endpoints;
+  for (uint32_t e = 0; e < to.size() && e < fresh.outliers.size(); e++) {
+    for (uint32_t o = 0; o < from.size() && o < old.outliers.size(); o++) {
+      const NetAddress& a = to[e].address;
+      const NetAddress& b = from[o].address;
+      if (a.len != b.len || memcmp(&a.storage, &b.storage, a.len) != 0) continue;
+      fresh.outliers[e] = old.outliers[o];
+      if (fresh.outliers[e].ejected) {
+        fresh.lb->SetEjected(e, true);
+        old.outliers[o].ejected = false;  // the ejected gauge moves with it (counted once)
+      }
+      break;
+    }
+  }
 }
 
 void ClusterStates::RecordResult(uint16_t id, uint32_t endpoint, bool ok, uint32_t now_ms) {

@@ -97,6 +97,7 @@ class ClusterStates {
   // ids no longer used.
   std::vector<uint16_t> Remap(const std::shared_ptr<const Snapshot>& snap);
   void Retire(uint16_t id);
+  void InheritOutliers(ClusterState& old, ClusterState& fresh);
 
   uint32_t worker_index_;
   WorkerStats* stats_;

@@ -1,4 +1,4 @@
-// A route's timeout_ms and retry policy (README "Route policy") in the worker. The rules
+// A route's timeout_ms and retry policy (docs/route-policy.md) in the worker. The rules
 // (what is retried, when it is safe, the backoff) are the proxy stream's
 // (stream::PolicyRetries); this file carries them out: deadlines, letting go of the
 // upstream, the retry budget, the backoff wait.

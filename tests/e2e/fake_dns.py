@@ -29,8 +29,16 @@ class FakeDns:
         self._stop = False
         threading.Thread(target=self._serve, daemon=True).start()
 
-    def add(self, name, a=(), aaaa=(), delay=0.0):
-        self.records[name.lower()] = {"A": list(a), "AAAA": list(aaaa), "delay": delay}
+    def add(self, name, a=(), aaaa=(), delay=0.0, ttl=60):
+        """Sets (or replaces) a name's records; `ttl` is what every answer record carries."""
+        self.records[name.lower()] = {"A": list(a), "AAAA": list(aaaa), "delay": delay, "ttl": ttl}
+
+    def remove(self, name):
+        """The name is gone: NXDOMAIN from now on."""
+        self.records.pop(name.lower(), None)
+
+    # While True, queries are read and counted but never answered (a dead server).
+    silent = False
 
     def count(self, name, qtype="A"):
         with self.lock:
@@ -71,6 +79,8 @@ class FakeDns:
         kind = {1: "A", 28: "AAAA"}.get(qtype)
         with self.lock:
             self.queries[(name, kind)] = self.queries.get((name, kind), 0) + 1
+        if self.silent:
+            return
         rec = self.records.get(name)
         if rec and rec["delay"]:
             time.sleep(rec["delay"])
@@ -81,7 +91,8 @@ class FakeDns:
             rcode = 0
             for addr in rec.get(kind, []) if kind else []:
                 rdata = socket.inet_pton(socket.AF_INET if kind == "A" else socket.AF_INET6, addr)
-                answers += struct.pack("!HHHIH", 0xC00C, qtype, 1, 60, len(rdata)) + rdata
+                answers += struct.pack("!HHHIH", 0xC00C, qtype, 1, rec.get("ttl", 60),
+                                       len(rdata)) + rdata
                 count += 1
         head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, count, 0, 0)
         try:

@@ -187,8 +187,9 @@ def test_down_endpoint_stays_down_across_adoption(make_proxy, tmp_path):
 
 
 def test_config_changed_while_zproxyd_was_down_is_resynced(make_proxy, backends, tmp_path):
-    """The file changed while zproxyd was down: the file wins (README precedence) with a new
-    version; the adopted data plane reports the old one in its Hello and is resynced."""
+    """The file changed while zproxyd was down: the file wins (docs/admin-api.md, precedence)
+    with a new version; the adopted data plane reports the old one in its Hello and is
+    resynced."""
     a, b = backends["a"], backends["b"]
     z = make_proxy(_cfg(tmp_path, cluster("a", a.addr)))
     dp = _pid(z)

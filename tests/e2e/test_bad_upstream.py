@@ -4,7 +4,7 @@ mid-head and mid-body (Content-Length and chunked), a response before the reques
 read, a flood of 1xx, an oversized response head and a 1 byte/s drip of the head.
 
 For each case:
-- the client gets a clear 502/504 (README "HTTP behaviour": short bodies naming the cause),
+- the client gets a clear 502/504 (docs/http.md: short bodies naming the cause),
   or, where response bytes were already sent, a cut connection: a Content-Length body is not
   completed, a chunked one lacks its last chunk;
 - nothing is desynchronised: the next request (on the same client connection where it
@@ -159,7 +159,7 @@ def test_content_length_list_conflicting_is_502(bad_upstream):
 
 def test_content_length_plus_transfer_encoding(bad_upstream):
     """RFC 9112 6.3: CL + TE "ought to be handled as an error"; an intermediary that forwards
-    it anyway must drop Content-Length first. zproxy's strict parser (README) refuses it:
+    it anyway must drop Content-Length first. zproxy's strict parser (docs/http.md) refuses it:
     502, the same as it answers a client's CL + TE with a 400."""
     b = bad_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
                      b"\r\n5\r\nhello\r\n0\r\n\r\n")
@@ -370,11 +370,11 @@ def test_drip_slower_than_read_timeout_is_504(bad_upstream):
 
 
 def test_drip_faster_than_read_timeout_counts_as_activity(bad_upstream):
-    """read_timeout_ms is "no response bytes for this long" (README), like nginx's
-    proxy_read_timeout (between two successive reads, not for the whole response): a head
-    dripped at one byte per 100 ms with read_timeout_ms 500 is slow but alive, and the
-    client gets the 200 after ~4 s. (A total bound on the response head, such as the
-    client side's request_header_timeout_ms, does not exist for upstreams.)"""
+    """read_timeout_ms is "no response bytes for this long" (docs/configuration.md), like
+    nginx's proxy_read_timeout (between two successive reads, not for the whole response): a
+    head dripped at one byte per 100 ms with read_timeout_ms 500 is slow but alive, and the
+    client gets the 200 after ~4 s. (A total bound on the response head, such as the client
+    side's request_header_timeout_ms, does not exist for upstreams.)"""
     head = b"HTTP/1.1 200 OK\r\nContent-Length:2\r\n\r\nok"
     b = bad_upstream(Script(_drip(head, 0.1)), read_timeout_ms=500)
     c, up_conn = b.open_pooled()

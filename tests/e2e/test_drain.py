@@ -1,6 +1,6 @@
-"""Drain with idle keep-alive connections open (README: "drain_timeout_ms: SIGTERM/SIGINT:
-stop accepting, finish in-flight requests"). SIGTERM to zproxyd with three idle keep-alive
-clients and one in-flight slow request:
+"""Drain with idle keep-alive connections open (docs/configuration.md: "drain_timeout_ms:
+SIGTERM/SIGINT: stop accepting, finish in-flight requests"). SIGTERM to zproxyd with three idle
+keep-alive clients and one in-flight slow request:
 - the in-flight request completes (200, full body), with Connection: close;
 - an idle client that sends a request during the short grace the data plane gives idle
   connections gets its answer with Connection: close, then the close;

@@ -494,7 +494,7 @@ def test_preface_server_first_frame_is_settings(raw):
 def test_preface_invalid_closes_the_connection(raw):
     # RFC 9113 §3.4: an invalid preface is a connection error PROTOCOL_ERROR; h2spec accepts
     # GOAWAY PROTOCOL_ERROR or the connection closed. On the h2c port bytes that are not the
-    # preface are HTTP/1.1 (README: same port): an HTTP/1.1 error answer then close.
+    # preface are HTTP/1.1 (docs/http2-grpc.md: same port): an HTTP/1.1 error answer then close.
     raw.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + settings())
     got = b""
     deadline = time.monotonic() + 5

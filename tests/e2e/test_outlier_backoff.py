@@ -1,7 +1,7 @@
-"""Outlier ejection periods double per ejection up to `max_ejection_ms` (README, clusters:
-"ejection period, doubling per ejection" / "cap"). An endpoint that keeps failing (nothing
-listens: connect refused, each request retried on the live endpoint) is ejected for base,
-2 x base, 4 x base capped at max, then max again. Checked twice: the period zproxy logs
+"""Outlier ejection periods double per ejection up to `max_ejection_ms` (docs/configuration.md,
+clusters: "ejection period, doubling per ejection" / "cap"). An endpoint that keeps failing
+(nothing listens: connect refused, each request retried on the live endpoint) is ejected for
+base, 2 x base, 4 x base capped at max, then max again. Checked twice: the period zproxy logs
 ("ejecting app endpoint E for N ms"), and the period observed from outside as the time the
 `zproxy_upstream_ejected` gauge stays 1 (the data plane ends ejections on its 50 ms tick).
 """

@@ -1,4 +1,4 @@
-"""The per-worker upstream keep-alive pool (README, clusters):
+"""The per-worker upstream keep-alive pool (docs/configuration.md, clusters):
 
 - `idle_timeout_ms`: a pooled connection is closed after it (seen at the backend: its socket
   leaves ESTABLISHED), not before, and the next request opens a new connection.

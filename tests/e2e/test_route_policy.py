@@ -1,4 +1,4 @@
-"""Route policy (README "Route policy"): redirects, direct responses, path rewrites (prefix and
+"""Route policy (docs/route-policy.md): redirects, direct responses, path rewrites (prefix and
 RE2), request and response header changes with variables, X-Request-Id, header / query / regex
 matches, for HTTP/1.1 and HTTP/2 clients; validation errors naming the field; live changes
 through zproxyctl."""

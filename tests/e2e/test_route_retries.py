@@ -1,4 +1,4 @@
-"""Route timeouts and retry policies (README "Route policy"): retry_on reset / status /
+"""Route timeouts and retry policies (docs/route-policy.md): retry_on reset / status /
 connect_failure / per_try_timeout, num_retries, never a POST once its bytes went upstream,
 the cluster's retry budget, timeout_ms; for HTTP/1.1 and HTTP/2 clients."""
 

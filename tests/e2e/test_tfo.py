@@ -1,10 +1,10 @@
-"""`tcp_fast_open: true` on a cluster (README: "TCP_FASTOPEN_CONNECT towards the endpoints"),
-observed on the wire from the upstream's side: the upstream listens with TCP_FASTOPEN and
-answers each request with Connection: close, so every request opens a new connection; once
-the kernel holds a cookie for the endpoint, zproxy's request head rides in the SYN, which
-the accepted socket's tcp_info reports (TCPI_OPT_SYN_DATA: data in the SYN was accepted),
-and the kernel's TcpExtTCPFastOpenActive/Passive counters grow. Without the option the same
-upstream never sees data in a SYN (the control that makes the check meaningful).
+"""`tcp_fast_open: true` on a cluster (docs/configuration.md: "TCP_FASTOPEN_CONNECT towards the
+endpoints"), observed on the wire from the upstream's side: the upstream listens with
+TCP_FASTOPEN and answers each request with Connection: close, so every request opens a new
+connection; once the kernel holds a cookie for the endpoint, zproxy's request head rides in the
+SYN, which the accepted socket's tcp_info reports (TCPI_OPT_SYN_DATA: data in the SYN was
+accepted), and the kernel's TcpExtTCPFastOpenActive/Passive counters grow. Without the option
+the same upstream never sees data in a SYN (the control that makes the check meaningful).
 
 The kernel must allow TFO clients and servers (net.ipv4.tcp_fastopen bits 1 and 2); if it
 does not, the test sets them and restores the old value afterwards.

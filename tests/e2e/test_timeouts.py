@@ -1,4 +1,4 @@
-"""Client-side timeouts of an HTTP listener (README, `http:`):
+"""Client-side timeouts of an HTTP listener (docs/configuration.md, `http:`):
 
 - `request_header_timeout_ms`: a request head that does not complete in time gets
   `408 zproxy: request header timeout` and the connection is closed; nothing reaches the

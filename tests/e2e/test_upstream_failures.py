@@ -66,8 +66,8 @@ def syn_blackhole():
 
 
 def test_connect_timeout_is_504(make_proxy, syn_blackhole):
-    """README: a cluster's connect timeout is a 504 with a body naming it (a connect
-    failure is a 502)."""
+    """docs/configuration.md: a cluster's connect timeout is a 504 with a body naming it (a
+    connect failure is a 502)."""
     z = _proxy(make_proxy, [syn_blackhole], connect_timeout_ms=300)
     t0 = time.monotonic()
     r = httpraw.request(z.port, timeout=10)

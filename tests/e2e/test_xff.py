@@ -1,6 +1,7 @@
-"""`http.xff_disable` (README: "true: do not add X-Forwarded-For/-Proto/-Host"): on such a
-listener the upstream gets the client's head without any X-Forwarded-* zproxy would add; a
-listener with the default on the same proxy still adds them (so the check is not vacuous)."""
+"""`http.xff_disable` (docs/configuration.md: "true: do not add X-Forwarded-For/-Proto/-Host"):
+on such a listener the upstream gets the client's head without any X-Forwarded-* zproxy would
+add; a listener with the default on the same proxy still adds them (so the check is not
+vacuous)."""
 
 import json
 
