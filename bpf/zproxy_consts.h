@@ -22,4 +22,9 @@
 /* zproxy_health_names: bytes per name field, NUL included (longer names are cut). */
 #define ZPROXY_HEALTH_NAME_LEN 64
 
+/* Sidecar interception: connections in flight per map (LRU: a full map forgets the
+ * oldest, never refuses), exclusions. */
+#define ZPROXY_SIDECAR_MAX_CONNS 65536
+#define ZPROXY_SIDECAR_MAX_EXCLUDES 256
+
 #endif /* ZPROXY_BPF_CONSTS_H_ */

@@ -92,5 +92,66 @@ struct {
 } zproxy_health_names SEC(".maps");
 #endif /* ZPROXY_HEALTH_MAPS */
 
+#ifdef ZPROXY_SIDECAR_MAPS
+/* zproxy_sidecar_cfg[0]: the outbound listener's address per family (the loader fills it). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_sidecar_config);
+} zproxy_sidecar_cfg SEC(".maps");
+
+/* Socket cookie of an intercepted application socket -> the address it dialled. Written by
+ * connect4/6, read by getpeername4/6 and by sockops when the connection is established;
+ * sockops deletes it when the socket closes (LRU: a full map forgets, never refuses). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, ZPROXY_SIDECAR_MAX_CONNS);
+  __type(key, __u64);
+  __type(value, struct zproxy_sidecar_addr);
+} zproxy_orig_dst SEC(".maps");
+
+/* The application socket's own address and port (the peer zproxy's listener sees) -> the
+ * address it dialled. The data plane looks it up once per accepted connection. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, ZPROXY_SIDECAR_MAX_CONNS);
+  __type(key, struct zproxy_sidecar_addr);
+  __type(value, struct zproxy_sidecar_addr);
+} zproxy_orig_by_peer SEC(".maps");
+
+/* sidecar.exclude_ports (host byte order) -> 1. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZPROXY_SIDECAR_MAX_EXCLUDES);
+  __type(key, __u16);
+  __type(value, __u8);
+} zproxy_excl_ports SEC(".maps");
+
+/* sidecar.exclude_cidrs, one trie per family. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ZPROXY_SIDECAR_MAX_EXCLUDES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct zproxy_lpm_v4);
+  __type(value, __u8);
+} zproxy_excl_v4 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ZPROXY_SIDECAR_MAX_EXCLUDES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct zproxy_lpm_v6);
+  __type(value, __u8);
+} zproxy_excl_v6 SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_sidecar_counters);
+} zproxy_sidecar_stats SEC(".maps");
+#endif /* ZPROXY_SIDECAR_MAPS */
+
 #endif /* __bpf__ */
 #endif /* ZPROXY_BPF_MAPS_H_ */

@@ -61,4 +61,42 @@ struct zproxy_health_slot_name {
   char address[ZPROXY_HEALTH_NAME_LEN]; /* Endpoint.address as configured */
 };
 
+/* Sidecar interception (bpf/sidecar.bpf.c, docs/sidecar.md): an IPv4 or IPv6 address and
+ * port. Value of zproxy_orig_dst (socket cookie -> where the application dialled) and both
+ * key (the application's own address and port, i.e. the peer zproxy's listener sees) and
+ * value of zproxy_orig_by_peer. */
+struct zproxy_sidecar_addr {
+  __u16 family; /* AF_INET or AF_INET6 */
+  __u16 port;   /* network byte order */
+  __u32 addr[4]; /* IPv4 in addr[0] (network byte order), the rest 0; IPv6: all 16 bytes */
+};
+
+/* zproxy_sidecar_cfg[0]: where intercepted connections go (the outbound listener). */
+struct zproxy_sidecar_config {
+  __u32 v4_addr;    /* network byte order; 0 = no IPv4 target (connect4 intercepts nothing) */
+  __u16 v4_port;    /* network byte order */
+  __u16 v6_port;    /* network byte order; 0 = no IPv6 target */
+  __u32 v6_addr[4];
+};
+
+/* zproxy_sidecar_stats[0] (per CPU): what the sidecar programs did. */
+struct zproxy_sidecar_counters {
+  __u64 redirected;     /* connect4/6 rewrote the destination to the outbound listener */
+  __u64 excluded;       /* exclude_ports / exclude_cidrs / the listener itself: untouched */
+  __u64 no_target;      /* no listener of that family configured: untouched */
+  __u64 peer_restored;  /* getpeername showed the dialled address */
+  __u64 established;    /* sockops: recorded for zproxy by the application's address */
+  __u64 record_failed;  /* a map update failed (full): the connection goes un-recorded */
+};
+
+/* zproxy_sidecar_excl_v4 / _v6 keys: LPM tries of exclude_cidrs. */
+struct zproxy_lpm_v4 {
+  __u32 prefixlen;
+  __u32 addr;
+};
+struct zproxy_lpm_v6 {
+  __u32 prefixlen;
+  __u32 addr[4];
+};
+
 #endif /* ZPROXY_BPF_STRUCTS_H_ */

@@ -18,6 +18,7 @@
 #include "controlplane/admin/admin_server.h"
 #include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/bpf/bpf_runtime.h"
+#include "controlplane/bpf/sidecar.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
 #include "controlplane/config_store.h"
@@ -119,6 +120,7 @@ class Zproxyd {
     if (!OpenListenSockets()) return 1;
     LogListeners();
     StartBpf();
+    if (!StartSidecar()) return 1;
     PublishConfig();
     CreateSupervisor();
     if (!StartProbes()) return 1;
@@ -248,6 +250,48 @@ class Zproxyd {
     bpf_runtime_.Start(config_.bpffs_path(), groups, bpf::WorkerCpus(workers_), bpf_options_);
   }
 
+  // sidecar: the cgroup programs (docs/sidecar.md). false = refused (the root cgroup,
+  // zproxyd's own): zproxyd exits. Anything missing is one warning naming it and the
+  // nftables rules that do the same job (the data plane honours SO_ORIGINAL_DST).
+  bool StartSidecar() {
+    if (!config_.has_sidecar()) return true;
+    const auto& sc = config_.sidecar();
+    if (!sc.inbound_listener().empty() || sc.inbound_ports_size() > 0 || sc.has_sk_msg()) {
+      ZLOG_WARN(
+          "sidecar: inbound interception (inbound_listener, inbound_ports) and sk_msg "
+          "are not implemented yet; ignored");
+    }
+    std::string address;
+    for (const auto& l : config_.listeners()) {
+      if (l.name() == sc.outbound_listener()) address = l.address();
+    }
+    bpf::BpfOptions options = bpf_options_;
+    options.pin_dir = config_.bpffs_path();
+    std::string why;
+    switch (sidecar_.Attach(sc, address, options, &why)) {
+      case bpf::SidecarInterception::Outcome::kAttached:
+        ZLOG_INFO(
+            "sidecar: connect4/6, getpeername4/6 and sockops attached to %s: outbound "
+            "connections go to listener \"%s\" (%s)",
+            sidecar_.cgroup().c_str(), sc.outbound_listener().c_str(), address.c_str());
+        return true;
+      case bpf::SidecarInterception::Outcome::kRefused:
+        ZLOG_ERROR("sidecar: %s", why.c_str());
+        return false;
+      case bpf::SidecarInterception::Outcome::kUnavailable:
+        break;
+    }
+    std::string port = address.substr(address.rfind(':') + 1);
+    ZLOG_WARN(
+        "sidecar: cgroup interception unavailable (%s); nothing is intercepted by "
+        "zproxy. Use REDIRECT rules instead (SO_ORIGINAL_DST works), e.g.: nft add "
+        "table inet zproxy_sidecar; nft add chain inet zproxy_sidecar out '{ type nat "
+        "hook output priority -100; }'; nft add rule inet zproxy_sidecar out socket "
+        "cgroupv2 level 1 \"<app cgroup>\" meta l4proto tcp redirect to :%s",
+        why.c_str(), port.c_str());
+    return true;
+  }
+
   // The config becomes the store's first snapshot; what the later steps need from it is
   // kept aside first.
   void PublishConfig() {
@@ -293,6 +337,10 @@ class Zproxyd {
       boot->set_splice_pairs_fd_index(add(splice->pairs_fd()));
       boot->set_splice_peer_fd_index(add(splice->peer_fd()));
       boot->set_splice_counters_fd_index(add(splice->counters_fd()));
+    }
+    if (!sidecar_.cgroup().empty()) {
+      fds->push_back(sidecar_.orig_by_peer_fd());
+      boot->set_sidecar_orig_by_peer_fd_index(static_cast<uint32_t>(fds->size() - 1));
     }
   }
 
@@ -493,6 +541,8 @@ class Zproxyd {
   // Lives until exit: its destructor unpins.
   bpf::BpfRuntime bpf_runtime_;
   bpf::BpfOptions bpf_options_;
+  // Detached on destruction (a clean exit), before bpf_runtime_ unpins.
+  bpf::SidecarInterception sidecar_;
   health::HealthService health_;
   std::string workers_note_;
   uint32_t workers_ = 0;

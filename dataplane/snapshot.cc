@@ -75,6 +75,7 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     lr.request_id_ignore_client = h.request_id_ignore_client();
     lr.tunnel_mode = l.tunnel_mode();
     lr.max_connections = l.max_connections();
+    lr.original_destination = l.original_destination();
     if (l.has_tcp_proxy()) {
       lr.pass_mode = l.tcp_proxy().mode();
       lr.idle_timeout_ms = OrDefault(l.tcp_proxy().idle_timeout_ms(), 60000u);
@@ -163,6 +164,8 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.retry_budget_percent = c.retry_budget_percent() != 0 ? c.retry_budget_percent() : 20;
     cr.min_retry_concurrency = c.min_retry_concurrency() != 0 ? c.min_retry_concurrency() : 3;
     cr.http2 = c.protocol() == zproxy::v1::HTTP2;
+    cr.original_destination = c.type() == zproxy::v1::CLUSTER_TYPE_ORIGINAL_DESTINATION;
+    if (cr.original_destination) cr.pool_size = 0;  // one destination per client: no reuse
     if (c.has_tls()) {
       std::string tls_err;
       auto ctx = tls::ClientContext::Create(c.tls(), &tls_err, c.protocol() == zproxy::v1::HTTP2);

@@ -37,6 +37,9 @@ struct ClusterRuntime {
   uint32_t idle_timeout_ms = 60000;
   bool tcp_fast_open = false;
   bool http2 = false;  // protocol: http2 (one connection, many streams)
+  // type original_destination: no endpoints; each exchange connects to its client's
+  // original destination (Worker::ConnectOriginalDst), never pooled.
+  bool original_destination = false;
   // Passive outlier detection (0 failures = disabled).
   uint32_t outlier_failures = 5;
   uint32_t outlier_base_ms = 10000;
@@ -99,6 +102,9 @@ struct ListenerRuntime {
   // A route keys its rate limit by client address or puts ${client_address} in a header:
   // the address is needed (SO_PEERNAME) even without X-Forwarded-For or an access log.
   bool needs_client_address = false;
+  // Listener.original_destination: each accepted connection's original destination is
+  // recovered (dataplane/sidecar/original_dst.h); accepts give regular descriptors.
+  bool original_destination = false;
 };
 
 struct Snapshot {

@@ -35,6 +35,7 @@ class Validator {
   ConfigErrors Run() {
     CheckClusters();
     CheckListeners();
+    if (config_.has_sidecar()) CheckSidecar();
     CheckProcess();
     CheckIoUring();
     return std::move(errors_);
@@ -120,7 +121,11 @@ class Validator {
       } else if (!cluster_names_.insert(c.name()).second) {
         Error(path + ".name", "duplicate cluster name " + Quote(c.name()));
       }
-      if (c.endpoints_size() == 0) Error(path + ".endpoints", "at least one endpoint is required");
+      if (c.type() == zproxy::v1::CLUSTER_TYPE_ORIGINAL_DESTINATION) {
+        CheckOriginalDestinationCluster(path, c);
+      } else if (c.endpoints_size() == 0) {
+        Error(path + ".endpoints", "at least one endpoint is required");
+      }
       for (int j = 0; j < c.endpoints_size(); ++j) {
         const auto& e = c.endpoints(j);
         std::string ep = Index(path + ".endpoints", j);
@@ -155,6 +160,30 @@ class Validator {
                 "must be an HTTP status 100..599, got " + std::to_string(s));
         }
       }
+    }
+  }
+
+  // type original_destination: the address comes from each connection, so nothing that
+  // names or probes endpoints applies (docs/sidecar.md).
+  void CheckOriginalDestinationCluster(const std::string& path, const Cluster& c) {
+    original_dst_clusters_.insert(c.name());
+    const std::string why =
+        " (type original_destination forwards to each client's dialled address)";
+    if (c.endpoints_size() > 0) Error(path + ".endpoints", "must be empty" + why);
+    if (c.has_health_check()) Error(path + ".health_check", "not supported" + why);
+    if (c.has_tls()) Error(path + ".tls", "not supported" + why);
+    if (c.protocol() == zproxy::v1::HTTP2)
+      Error(path + ".protocol", "http2 is not supported" + why);
+  }
+
+  // A cluster of type original_destination only makes sense where the listener recovers
+  // the client's original destination.
+  void CheckOriginalDestinationRef(const std::string& path, const Listener& l,
+                                   const std::string& cluster) {
+    if (!l.original_destination() && original_dst_clusters_.count(cluster) != 0) {
+      Error(path, "cluster " + Quote(cluster) +
+                      " is of type original_destination: the listener needs "
+                      "original_destination: true");
     }
   }
 
@@ -394,6 +423,17 @@ class Validator {
               "sets tcp_proxy.mode");
       }
       for (int j = 0; j < l.routes_size(); ++j) CheckRoute(Index(path + ".routes", j), l.routes(j));
+      for (int j = 0; j < l.routes_size(); ++j) {
+        CheckOriginalDestinationRef(Index(path + ".routes", j) + ".cluster", l,
+                                    l.routes(j).cluster());
+      }
+      if (l.has_tcp_proxy()) {
+        CheckOriginalDestinationRef(path + ".tcp_proxy.cluster", l, l.tcp_proxy().cluster());
+        for (int j = 0; j < l.tcp_proxy().sni_routes_size(); ++j) {
+          CheckOriginalDestinationRef(Index(path + ".tcp_proxy.sni_routes", j) + ".cluster", l,
+                                      l.tcp_proxy().sni_routes(j).cluster());
+        }
+      }
       if (l.has_tls()) CheckListenerTls(path, l);
       if (l.has_connect()) CheckConnect(path, l);
       if (l.has_http()) {
@@ -413,6 +453,56 @@ class Validator {
       }
     }
     listener_addresses_ = std::move(addresses);
+  }
+
+  // sidecar (docs/sidecar.md): where the programs attach and where they send connections.
+  void CheckSidecar() {
+    const auto& s = config_.sidecar();
+    if (s.cgroup().empty() || s.cgroup()[0] != '/') {
+      Error("sidecar.cgroup",
+            "must be an absolute path of a cgroup v2 directory, got " + Quote(s.cgroup()));
+    }
+    const Listener* out = nullptr;
+    for (const auto& l : config_.listeners()) {
+      if (l.name() == s.outbound_listener()) out = &l;
+    }
+    if (s.outbound_listener().empty()) {
+      Error("sidecar.outbound_listener",
+            "is required (the listener intercepted connections go to)");
+    } else if (out == nullptr) {
+      Error("sidecar.outbound_listener", "unknown listener " + Quote(s.outbound_listener()));
+    } else if (!out->original_destination()) {
+      Error("sidecar.outbound_listener",
+            "listener " + Quote(s.outbound_listener()) + " needs original_destination: true");
+    }
+    for (int i = 0; i < s.exclude_ports_size(); ++i) {
+      if (s.exclude_ports(i) < 1 || s.exclude_ports(i) > 65535) {
+        Error(Index("sidecar.exclude_ports", i),
+              "must be a port 1..65535, got " + std::to_string(s.exclude_ports(i)));
+      }
+    }
+    for (int i = 0; i < s.exclude_cidrs_size(); ++i) {
+      if (!IsCidr(s.exclude_cidrs(i))) {
+        Error(Index("sidecar.exclude_cidrs", i),
+              "invalid CIDR " + Quote(s.exclude_cidrs(i)) + " (e.g. 10.0.0.0/8, fd00::/8)");
+      }
+    }
+  }
+
+  static bool IsCidr(const std::string& text) {
+    size_t slash = text.find('/');
+    std::string ip = text.substr(0, slash);
+    unsigned char buf[16];
+    int max = inet_pton(AF_INET, ip.c_str(), buf) == 1    ? 32
+              : inet_pton(AF_INET6, ip.c_str(), buf) == 1 ? 128
+                                                          : -1;
+    if (max < 0) return false;
+    if (slash == std::string::npos) return true;
+    std::string len = text.substr(slash + 1);
+    if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    return std::stoi(len) <= max;
   }
 
   void CheckProcess() {
@@ -496,6 +586,7 @@ class Validator {
 
   const Config& config_;
   std::set<std::string> cluster_names_;
+  std::set<std::string> original_dst_clusters_;
   std::map<std::string, std::string> listener_addresses_;
   ConfigErrors errors_;
 };

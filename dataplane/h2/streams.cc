@@ -113,7 +113,7 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   ex.req_done = end_stream;
   w_.StartRouteTimers(ex_idx);
   w_.StartTry(ex_idx);
-  if (!w_.AssignUpstream(ex_idx)) w_.RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
+  if (!w_.AssignUpstream(ex_idx)) w_.RespondUpstreamError(ex_idx, w_.NoUpstreamCause(ex_idx));
 }
 
 void H2Sessions::PushSlice(SliceList& list, const InSlice& s) {

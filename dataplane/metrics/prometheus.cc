@@ -284,6 +284,18 @@ std::string RenderPrometheus(const std::vector<const WorkerStats*>& workers,
         "zproxy_sockmap_redirect_errors_total", "",
         static_cast<double>(info.splice_counters.redirect_errors + info.splice_counters.no_peer));
   }
+  w.Family("zproxy_original_destination_total", "counter",
+           "Connections accepted by listeners with original_destination, by where their "
+           "original destination came from (bpf_map, so_original_dst) or why there is none "
+           "(not_redirected: dialled the listener itself, refused to avoid a loop; unknown).");
+  for (size_t i = 0; i < workers.size(); i++) {
+    for (int s = 0; s < static_cast<int>(sidecar::DstSource::kCount); s++) {
+      w.Sample("zproxy_original_destination_total",
+               W(i) + ",source=\"" + sidecar::DstSourceName(static_cast<sidecar::DstSource>(s)) +
+                   "\"",
+               static_cast<double>(workers[i]->original_dst[s].Load()));
+    }
+  }
   per_worker("zproxy_peername_failures_total", "counter",
              "Connections whose client address could not be read (no X-Forwarded-For).",
              &WorkerStats::peername_failures);

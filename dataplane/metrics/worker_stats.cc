@@ -46,6 +46,8 @@ const char* ErrorCauseName(ErrorCause c) {
       return "route_timeout";
     case ErrorCause::kPerTryTimeout:
       return "per_try_timeout";
+    case ErrorCause::kNoOriginalDestination:
+      return "no_original_destination";
     case ErrorCause::kCount:
       break;
   }

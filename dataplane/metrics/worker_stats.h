@@ -8,6 +8,7 @@
 
 #include "dataplane/http1/http1.h"
 #include "dataplane/proxy/passthrough_mode.h"
+#include "dataplane/sidecar/original_dst.h"
 #include "dataplane/tls/handshake_failure.h"
 
 namespace zproxy::dataplane {
@@ -36,6 +37,9 @@ enum class ErrorCause : uint8_t {
   kHeaderChangesTooLarge,  // header changes did not fit: 431 (request) / sent unchanged
   kRouteTimeout,           // the route's timeout_ms passed before the response head: 504
   kPerTryTimeout,          // one try passed retry.per_try_timeout_ms: 504 (or a retry)
+  // A cluster of type original_destination, for a connection without one (not redirected:
+  // forwarding it would loop back to the listener; or the destination is unknown): 502.
+  kNoOriginalDestination,
   kCount,
 };
 
@@ -137,6 +141,9 @@ struct WorkerStats {
   Counter bytes_from_clients;
   Counter bytes_to_clients;
   Counter peername_failures;
+  // Listeners with original_destination: accepted connections by how their original
+  // destination was learned, or why not (sidecar::DstSource).
+  Counter original_dst[static_cast<int>(sidecar::DstSource::kCount)];
   Counter tcp_proxy_connections;  // tcp_proxy listeners: connections accepted
   Counter tcp_proxy_bytes;        // bytes moved in either direction (every mode)
   Counter passthrough_mode[3];    // tcp_proxy connections by PassMode (copy, splice, sockmap)

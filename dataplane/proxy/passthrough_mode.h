@@ -21,6 +21,9 @@ struct PassthroughCaps {
   int pairs_fd = -1;
   int peer_fd = -1;
   int counters_fd = -1;
+  // Not a pass-through map but handed over with them: the sidecar's zproxy_orig_by_peer
+  // (client address -> original destination, docs/sidecar.md); -1 = no sidecar programs.
+  int orig_by_peer_fd = -1;
   bool splice = true;  // IORING_OP_SPLICE supported by the ring
   // IORING_OP_FIXED_FD_INSTALL (6.8+): a regular fd for an HTTP listener's direct
   // descriptor, which WebSocket/CONNECT tunnels need for sockmap and splice.

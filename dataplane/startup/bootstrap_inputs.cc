@@ -70,7 +70,9 @@ bool TakeSpliceMaps(const zproxy::v1::DataplaneBootstrap& boot, std::vector<Uniq
   if (!take(boot.has_splice_pairs_fd_index(), boot.splice_pairs_fd_index(), &caps->pairs_fd) ||
       !take(boot.has_splice_peer_fd_index(), boot.splice_peer_fd_index(), &caps->peer_fd) ||
       !take(boot.has_splice_counters_fd_index(), boot.splice_counters_fd_index(),
-            &caps->counters_fd)) {
+            &caps->counters_fd) ||
+      !take(boot.has_sidecar_orig_by_peer_fd_index(), boot.sidecar_orig_by_peer_fd_index(),
+            &caps->orig_by_peer_fd)) {
     ZLOG_ERROR("bootstrap: a splice map fd index is out of range");
     return false;
   }

@@ -35,7 +35,8 @@ bool MapHealthRegion(const zproxy::v1::DataplaneBootstrap& boot, std::vector<Uni
                      HealthRegion* region, HealthSlotTable* slots);
 
 // Moves the kernel splicing map fds (SOCKHASH, peer table, counters; absent without BPF)
-// out of *fds into *caps. They stay open for the process's life; workers only update and
+// and the sidecar's zproxy_orig_by_peer (absent without sidecar interception) out of *fds
+// into *caps. They stay open for the process's life; workers only update and
 // read the maps.
 bool TakeSpliceMaps(const zproxy::v1::DataplaneBootstrap& boot, std::vector<UniqueFd>* fds,
                     PassthroughCaps* caps);

@@ -152,6 +152,9 @@ std::string_view ErrorBody(ErrorCause cause) {
       return "zproxy: route timeout\n";
     case ErrorCause::kPerTryTimeout:
       return "zproxy: upstream per-try timeout\n";
+    case ErrorCause::kNoOriginalDestination:
+      return "zproxy: no original destination (the connection was not redirected to this "
+             "listener; forwarding it would loop)\n";
     default:
       return "zproxy: upstream error\n";
   }

@@ -48,7 +48,7 @@ void Tunnels::ConnectTcpProxy(uint32_t ex_idx) {
   }
   w_.timers_.Arm(w_.t_client_idle_[c.owner], conn_idx, w_.NowMs());
   if (!w_.AssignUpstream(ex_idx)) {
-    w_.stats_.CountError(ErrorCause::kNoHealthyUpstream);
+    w_.stats_.CountError(w_.NoUpstreamCause(ex_idx));
     w_.AbortExchange(ex_idx, true);
   }
 }

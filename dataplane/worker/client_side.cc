@@ -60,9 +60,11 @@ void Worker::OnAccept(uint32_t socket_index, io_uring_cqe* cqe) {
   stats_.client_idle.Add();
   // A connection accepted while draining (completions already queued when the accept was
   // cancelled) is still ours to serve: its first response says Connection: close.
-  if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled() ||
-       snap_->listeners[listener].needs_client_address) &&
-      snap_->listeners[listener].tcp_cluster < 0) {
+  if (snap_->listeners[listener].original_destination) {
+    LearnOriginalDst(idx, fixed);  // the client address too
+  } else if ((snap_->listeners[listener].add_forwarded_headers || access_log_.enabled() ||
+              snap_->listeners[listener].needs_client_address) &&
+             snap_->listeners[listener].tcp_cluster < 0) {
     // The client address for X-Forwarded-For. Multishot accept shares one address buffer
     // across completions, so ask the socket instead: getsockopt(SO_PEERNAME) as an
     // io_uring command on the direct descriptor, no extra syscall. Queued before the
@@ -472,7 +474,7 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
   ConsumeIn(conn_idx, ev.consumed);
   StartRouteTimers(ex_idx);
   StartTry(ex_idx);
-  if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
+  if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, NoUpstreamCause(ex_idx));
 }
 
 void Worker::PumpRequestBody(uint32_t ex_idx) {

@@ -33,8 +33,11 @@ uint16_t ClusterStates::NewState(const std::shared_ptr<const Snapshot>& snap, si
   for (uint32_t k = 0; st->lb->size() != 0 && k < worker_index_ % st->lb->size(); k++) {
     st->lb->Pick();
   }
-  st->pool.Init(PoolLinkOf{conns_}, c.lb.endpoints.size());
-  st->outliers.resize(c.lb.endpoints.size());
+  // type original_destination has no endpoints: one pool slot, never used (like CONNECT's
+  // states), so the pool's endpoint lookup stays valid.
+  size_t slots = c.original_destination ? 1 : c.lb.endpoints.size();
+  st->pool.Init(PoolLinkOf{conns_}, slots);
+  st->outliers.resize(slots);
   if (c.tls != nullptr) st->tls_sessions.Resize(c.endpoint_names.size());
   st->t_connect = timers_->ListFor(c.connect_timeout_ms);
   st->t_read = timers_->ListFor(c.read_timeout_ms);

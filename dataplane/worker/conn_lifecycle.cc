@@ -197,7 +197,12 @@ void Worker::LogExchange(Exchange& ex, int status, std::string_view note) {
   char ip[INET6_ADDRSTRLEN];
   std::string_view client = ClientIp(conns_.Get(ex.client), ip, sizeof(ip));
   std::string_view upstream;
-  if (ex.endpoint != kNil) upstream = Cs(ex.cluster).cfg->endpoint_names[ex.endpoint];
+  char dst[INET6_ADDRSTRLEN + 8];
+  if (ex.endpoint != kNil) {
+    upstream = Cs(ex.cluster).cfg->endpoint_names[ex.endpoint];
+  } else if (Cs(ex.cluster).cfg->original_destination) {
+    upstream = OriginalDstText(ex, dst, sizeof(dst));
+  }
   char tls[96];
   AccessEntry e;
   e.client = client;

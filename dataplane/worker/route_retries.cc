@@ -142,7 +142,7 @@ bool Worker::TryPolicyRetry(uint32_t ex_idx, stream::RetryTrigger trigger, uint1
                                          ex.policy_retries - 1, request_ids_.NextRandom());
   if (wait == 0) {
     StartTry(ex_idx);
-    if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
+    if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, NoUpstreamCause(ex_idx));
     return true;
   }
   ex.retry_at_ms = After(NowMs(), wait);
@@ -182,7 +182,7 @@ void Worker::CheckDeadlines() {
       ex.retry_at_ms = 0;
       if (ex.route_deadline_ms == 0) UnlinkDeadline(ex_idx);
       StartTry(ex_idx);
-      if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, ErrorCause::kNoHealthyUpstream);
+      if (!AssignUpstream(ex_idx)) RespondUpstreamError(ex_idx, NoUpstreamCause(ex_idx));
       continue;
     }
     if (Passed(ex.try_deadline_ms, now) && ex.upstream != kNil) {

@@ -51,6 +51,7 @@ stream::StreamProgress Worker::Progress(const Exchange& ex) const {
 
 bool Worker::AssignUpstream(uint32_t ex_idx) {
   Exchange& ex = exchanges_.Get(ex_idx);
+  if (Cs(ex.cluster).cfg->original_destination) return ConnectOriginalDst(ex_idx);
   upstream::EndpointSet& lb = *Cs(ex.cluster).lb;
   uint32_t endpoint =
       lb.Pick(ex.failed_endpoint == kNil ? upstream::EndpointSet::kNone : ex.failed_endpoint);
@@ -614,7 +615,9 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   timers_.Disarm(up);
   ClusterState& cs = Cs(u.owner);
   // A paused receive means unread bytes behind the response: the framing is not intact.
-  bool keep = reusable && !draining_ && !cs.retired && !(u.flags & kRecvPaused);
+  // An original-destination connection belongs to its client's destination: never pooled.
+  bool keep = reusable && !draining_ && !cs.retired && !(u.flags & kRecvPaused) &&
+              !cs.cfg->original_destination;
   switch (cs.pool.Release(up, u.endpoint, keep, cs.cfg->pool_size)) {
     case upstream::Released::kClose:
       CloseConn(up);

@@ -110,8 +110,9 @@ void Worker::ArmTick() {
 }
 
 bool Worker::RegularAccept(uint32_t socket_index) const {
-  return snap_->listeners[sockets_[socket_index].listener].tls != nullptr ||
-         accept_plain_[socket_index];
+  const ListenerRuntime& l = snap_->listeners[sockets_[socket_index].listener];
+  // original_destination: getsockopt(SO_ORIGINAL_DST) has no io_uring command.
+  return l.tls != nullptr || l.original_destination || accept_plain_[socket_index];
 }
 
 uint64_t Worker::AcceptUd(uint32_t socket_index) const {

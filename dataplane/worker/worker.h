@@ -50,6 +50,7 @@
 #include "dataplane/worker/cluster_states.h"
 #include "dataplane/worker/conn.h"
 #include "dataplane/worker/log_limiter.h"
+#include "dataplane/worker/original_dsts.h"
 #include "dataplane/worker/slab.h"
 #include "dataplane/worker/timer_list.h"
 
@@ -116,6 +117,18 @@ class Worker {
   uint32_t NowMs() const { return now_ms_; }
   void UpdateNow();
   void OnTimeout(uint32_t conn_idx, uint16_t list);
+
+  // --- original_dst.cc: listeners with original_destination, clusters of that type
+  // Recovers the client's original destination right after accept (regular fd): its
+  // address too, synchronously (the by-peer map needs it).
+  void LearnOriginalDst(uint32_t conn_idx, bool fixed);
+  // Connects the exchange to its client's original destination; false when there is none
+  // (not redirected, or unknown): the caller answers NoUpstreamCause.
+  bool ConnectOriginalDst(uint32_t ex_idx);
+  // Why AssignUpstream found no upstream for the exchange.
+  ErrorCause NoUpstreamCause(uint32_t ex_idx);
+  // The access log's upstream field of an exchange to an original destination.
+  std::string_view OriginalDstText(const Exchange& ex, char* buf, size_t cap);
 
   // --- client_side.cc
   void OnAccept(uint32_t socket_index, io_uring_cqe* cqe);
@@ -385,6 +398,7 @@ class Worker {
   uint32_t drain_deadline_ms_ = 0;
   bool running_ = true;
   bool peername_warned_ = false;
+  OriginalDsts orig_dsts_;  // client connections of original_destination listeners
   // Out of descriptors, every accept or connect fails: one line a second each.
   LogLimiter accept_log_, fd_table_log_, socket_log_, connect_log_;
   // SEND_ZC refusals (ENOMEM, ENOBUFS, EOPNOTSUPP) so far; zc_off_ once there were enough
