@@ -21,14 +21,15 @@ struct PassthroughCaps {
   int pairs_fd = -1;
   int peer_fd = -1;
   int counters_fd = -1;
-  // Not a pass-through map but handed over with them: the sidecar's zproxy_orig_by_peer
-  // (client address -> original destination, docs/sidecar.md); -1 = no sidecar programs.
-  int orig_by_peer_fd = -1;
   bool splice = true;  // IORING_OP_SPLICE supported by the ring
   // IORING_OP_FIXED_FD_INSTALL (6.8+): a regular fd for an HTTP listener's direct
   // descriptor, which WebSocket/CONNECT tunnels need for sockmap and splice.
   bool fd_install = true;
   bool sockmap() const { return pairs_fd >= 0 && peer_fd >= 0; }
+  // Last, so that positional initializers of the fields above keep their meaning.
+  // Not a pass-through map but handed over with them: the sidecar's zproxy_orig_by_peer
+  // (client address -> original destination, docs/sidecar.md); -1 = no sidecar programs.
+  int orig_by_peer_fd = -1;
 };
 
 // What `auto` means: the fastest modes measured on the development kernel (6.18) with

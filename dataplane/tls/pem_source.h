@@ -12,7 +12,7 @@ namespace zproxy::tls {
 
 inline constexpr char kPrivilegeDropNote[] =
     " (the data plane has dropped its privileges: zproxyd sends it the contents of "
-    "the files it can read; see README \"Security\")";
+    "the files it can read; see docs/security.md)";
 
 // A PEM source over `inline_pem` (when set) or `path`; both must outlive its use.
 inline tlsctx::PemSource PemFrom(const std::string& inline_pem, const std::string& path) {
