@@ -103,15 +103,30 @@ bool EtcdClient::Check(const grpc::Status& st, const Member& m, const char* what
   return false;
 }
 
+template <typename Fn>
+bool EtcdClient::Call(const char* what, std::string* error, Fn fn) {
+  // A member that refuses the connection is skipped at once: the call goes to the next
+  // one instead of failing (the request never left, so nothing runs twice).
+  for (size_t tries = 0; tries < members_.size(); ++tries) {
+    Member& m = Pick();
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    grpc::Status st = fn(m, &ctx);
+    if (Check(st, m, what, error)) return true;
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  }
+  return false;
+}
+
 bool EtcdClient::Get(const std::string& key, mvccpb::KeyValue* kv, bool* found,
                      int64_t* header_revision, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::RangeRequest req;
   req.set_key(key);
   etcdserverpb::RangeResponse resp;
-  if (!Check(m.kv->Range(&ctx, req, &resp), m, "range", error)) return false;
+  if (!Call("range", error,
+            [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Range(ctx, req, &resp); })) {
+    return false;
+  }
   *found = resp.kvs_size() > 0;
   if (*found) *kv = resp.kvs(0);
   *header_revision = resp.header().revision();
@@ -120,14 +135,14 @@ bool EtcdClient::Get(const std::string& key, mvccpb::KeyValue* kv, bool* found,
 
 bool EtcdClient::GetPrefix(const std::string& prefix, std::vector<mvccpb::KeyValue>* kvs,
                            int64_t* header_revision, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::RangeRequest req;
   req.set_key(prefix);
   req.set_range_end(PrefixRangeEnd(prefix));
   etcdserverpb::RangeResponse resp;
-  if (!Check(m.kv->Range(&ctx, req, &resp), m, "range", error)) return false;
+  if (!Call("range", error,
+            [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Range(ctx, req, &resp); })) {
+    return false;
+  }
   kvs->assign(resp.kvs().begin(), resp.kvs().end());
   *header_revision = resp.header().revision();
   return true;
@@ -135,9 +150,6 @@ bool EtcdClient::GetPrefix(const std::string& prefix, std::vector<mvccpb::KeyVal
 
 bool EtcdClient::PutIf(const std::string& key, const std::string& value, int64_t mod_revision,
                        TxnOutcome* out, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::TxnRequest req;
   etcdserverpb::Compare* cmp = req.add_compare();
   cmp->set_key(key);
@@ -154,7 +166,10 @@ bool EtcdClient::PutIf(const std::string& key, const std::string& value, int64_t
   put->set_value(value);
   req.add_failure()->mutable_request_range()->set_key(key);
   etcdserverpb::TxnResponse resp;
-  if (!Check(m.kv->Txn(&ctx, req, &resp), m, "txn", error)) return false;
+  if (!Call("txn", error,
+            [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Txn(ctx, req, &resp); })) {
+    return false;
+  }
   out->succeeded = resp.succeeded();
   out->revision = resp.header().revision();
   out->found = false;
@@ -168,37 +183,35 @@ bool EtcdClient::PutIf(const std::string& key, const std::string& value, int64_t
 
 bool EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease,
                      std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::PutRequest req;
   req.set_key(key);
   req.set_value(value);
   req.set_lease(lease);
   etcdserverpb::PutResponse resp;
-  return Check(m.kv->Put(&ctx, req, &resp), m, "put", error);
+  return Call("put", error,
+              [&](Member& m, grpc::ClientContext* ctx) { return m.kv->Put(ctx, req, &resp); });
 }
 
 bool EtcdClient::Delete(const std::string& key, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::DeleteRangeRequest req;
   req.set_key(key);
   etcdserverpb::DeleteRangeResponse resp;
-  return Check(m.kv->DeleteRange(&ctx, req, &resp), m, "delete", error);
+  return Call("delete", error, [&](Member& m, grpc::ClientContext* ctx) {
+    return m.kv->DeleteRange(ctx, req, &resp);
+  });
 }
 
 bool EtcdClient::LeaseGrant(int64_t ttl_s, int64_t* id, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::LeaseGrantRequest req;
   req.set_ttl(ttl_s);
   etcdserverpb::LeaseGrantResponse resp;
-  if (!Check(m.lease->LeaseGrant(&ctx, req, &resp), m, "lease grant", error)) return false;
+  if (!Call("lease grant", error, [&](Member& m, grpc::ClientContext* ctx) {
+        return m.lease->LeaseGrant(ctx, req, &resp);
+      })) {
+    return false;
+  }
   if (!resp.error().empty()) {
-    *error = "etcd lease grant at " + m.endpoint + ": " + resp.error();
+    *error = "etcd lease grant at " + endpoint() + ": " + resp.error();
     return false;
   }
   *id = resp.id();
@@ -225,13 +238,12 @@ bool EtcdClient::LeaseKeepAlive(int64_t id, int64_t* ttl_s, std::string* error) 
 }
 
 bool EtcdClient::LeaseRevoke(int64_t id, std::string* error) {
-  Member& m = Pick();
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   etcdserverpb::LeaseRevokeRequest req;
   req.set_id(id);
   etcdserverpb::LeaseRevokeResponse resp;
-  return Check(m.lease->LeaseRevoke(&ctx, req, &resp), m, "lease revoke", error);
+  return Call("lease revoke", error, [&](Member& m, grpc::ClientContext* ctx) {
+    return m.lease->LeaseRevoke(ctx, req, &resp);
+  });
 }
 
 std::unique_ptr<EtcdClient::Watch> EtcdClient::WatchKey(const std::string& key,

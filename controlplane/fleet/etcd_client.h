@@ -93,6 +93,10 @@ class EtcdClient {
   // looks unreachable.
   bool Check(const grpc::Status& st, const Member& m, const char* what, std::string* error);
 
+  // fn(member, context) -> status, on each member in turn while they refuse connections.
+  template <typename Fn>
+  bool Call(const char* what, std::string* error, Fn fn);
+
   std::vector<std::unique_ptr<Member>> members_;
   std::atomic<size_t> current_{0};
   uint32_t timeout_ms_ = 2000;

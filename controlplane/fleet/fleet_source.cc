@@ -59,6 +59,13 @@ bool FleetSource::Sleep(int64_t ms) {
   return !stop_;
 }
 
+bool FleetSource::SleepUnlessPublish(int64_t ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stop_ || publish_now_; });
+  publish_now_ = false;
+  return !stop_;
+}
+
 void FleetSource::SetConnected(bool connected, const std::string& error) {
   const int64_t applied = manager_->etcd_revision();  // not under mu_: no lock order to keep
   std::lock_guard<std::mutex> lock(mu_);
@@ -83,7 +90,9 @@ void FleetSource::Refuse(int64_t revision, const std::string& why) {
     if (refused_revision_ == revision && refused_error_ == why) return;  // logged already
     refused_revision_ = revision;
     refused_error_ = why;
+    publish_now_ = true;
   }
+  cv_.notify_all();
   ZLOG_ERROR("fleet: refusing revision %lld of %s: %s; still serving revision %lld", Ll(revision),
              config_key_.c_str(), why.c_str(), Ll(manager_->etcd_revision()));
 }
@@ -111,7 +120,9 @@ void FleetSource::Apply(const mvccpb::KeyValue& kv, bool follow_store) {
     std::lock_guard<std::mutex> lock(mu_);
     refused_revision_ = 0;
     refused_error_.clear();
+    publish_now_ = true;  // fleet status shows the new revision without waiting a tick
   }
+  cv_.notify_all();
   if (snap.version != version_before) {
     ZLOG_INFO("fleet: revision %lld applied (config version %llu)", Ll(revision),
               static_cast<unsigned long long>(snap.version));
@@ -224,7 +235,7 @@ void FleetSource::PublishLoop() {
   int64_t lease = 0;
   std::string published;
   auto last_keepalive = std::chrono::steady_clock::now();
-  while (Sleep(lease == 0 ? 200 : 500)) {
+  while (SleepUnlessPublish(lease == 0 ? 200 : 500)) {
     std::string error;
     if (lease == 0) {
       if (!client_->LeaseGrant(ttl, &lease, &error)) {

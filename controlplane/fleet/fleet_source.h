@@ -61,6 +61,8 @@ class FleetSource {
   void SetConnected(bool connected, const std::string& error);
   // Waits up to `ms` unless stopping; returns false when stopping.
   bool Sleep(int64_t ms);
+  // The same, but also returns (true) when Apply or Refuse asks for a publish.
+  bool SleepUnlessPublish(int64_t ms);
   std::string NodeValue();
 
   const std::unique_ptr<EtcdClient> client_;
@@ -74,6 +76,7 @@ class FleetSource {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool publish_now_ = false;
   bool connected_ = false;
   bool ever_connected_ = false;
   std::string last_error_;

@@ -1,0 +1,276 @@
+"""Fleet mode end to end (docs/fleet.md): three zproxyd nodes share their listeners and
+clusters through a real 3-member etcd cluster on loopback. A change made through any node's
+Admin API is served by every node; racing writes get one winner; an invalid config written
+with etcdctl is refused by every node; etcd lost, compacted or losing its leader never
+interrupts traffic."""
+
+import json
+import re
+import signal
+import statistics
+import subprocess
+import threading
+import time
+
+import pytest
+
+import httpraw
+from conftest import HTTP_LIMITS, catch_all, cluster
+from ctl import jsonout, ok, run
+from etcd_cluster import EtcdCluster
+from procs import base_config, free_port, wait_until
+
+PREFIX = "/zproxy/e2e/"
+
+
+def _node_cfg(name, endpoints, a, port, **etcd):
+    source = {"endpoints": list(endpoints), "prefix": PREFIX, "dial_timeout_ms": 1000,
+              "node_ttl_s": 2}
+    source.update(etcd)
+    web = {"name": "web", "address": "127.0.0.1:%d" % port, "routes": catch_all("a"),
+           "http": dict(HTTP_LIMITS)}
+    return base_config([web], [cluster("a", a.addr)], config_source={"etcd": source},
+                       node={"name": name, "listener_addresses": {"web": "127.0.0.1:%d" % port}})
+
+
+class Fleet:
+    def __init__(self, etcd, nodes, cfgs):
+        self.etcd = etcd
+        self.nodes = nodes
+        self.cfgs = cfgs
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    c = EtcdCluster(str(tmp_path / "etcd"))
+    yield c
+    c.stop()
+
+
+def _start_fleet(etcd, make_proxy, a, endpoints_of=None, allow_stderr=()):
+    nodes, cfgs = [], []
+    for name in ("a", "b", "c"):
+        endpoints = endpoints_of(name) if endpoints_of else etcd.endpoints
+        cfg = _node_cfg(name, endpoints, a, free_port())
+        cfgs.append(cfg)
+        nodes.append(make_proxy(cfg, name="node-" + name, expect_rc=None,
+                                allow_stderr=allow_stderr))
+    return Fleet(etcd, nodes, cfgs)
+
+
+@pytest.fixture
+def fleet(etcd, make_proxy, backends):
+    return _start_fleet(etcd, make_proxy, backends["a"])
+
+
+def _served_by(port, target, name):
+    try:
+        r = httpraw.request(port, target=target, timeout=0.5)
+    except (OSError, httpraw.ConnectionClosed):
+        return False
+    return r.status == 200 and ("from %s" % name).encode() in r.body
+
+
+def _fleet_status(z):
+    return jsonout(z, "status")["fleet"]
+
+
+def _rev(z):
+    return int(_fleet_status(z).get("applied_revision", 0))
+
+
+def _converged(f, rev):
+    return all(_rev(z) == rev for z in f.nodes)
+
+
+def _etcd_rev_of_config(etcd):
+    r = etcd.ctl("get", PREFIX + "config", "-w", "json")
+    return int(json.loads(r.stdout)["kvs"][0]["mod_revision"])
+
+
+def test_change_through_one_node_is_served_by_all(fleet, backends):
+    """A route added through node a's Admin API is served by b and c within 1 s; the p50/p99
+    of 50 such changes are printed (write on a -> served on b and c)."""
+    a_node, b_node, c_node = fleet.nodes
+    b = backends["b"]
+    seeded = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, seeded), 5), [_fleet_status(z) for z in fleet.nodes]
+    ok(a_node, "clusters", "add", "b", "--endpoint", b.addr)
+    latencies = []
+    for i in range(50):
+        target = "/p%d/x" % i
+        t0 = time.monotonic()
+        ok(a_node, "routes", "add", "--listener", "web", "--prefix", "/p%d/" % i, "--cluster", "b")
+        served = wait_until(lambda: all(_served_by(z.port, target, "b") for z in (b_node, c_node)),
+                            1.0, 0.001)
+        latencies.append(time.monotonic() - t0)
+        assert served, "change %d not served by b and c within 1 s" % i
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if len(latencies) >= 100 else \
+        latencies[-1] * 1000
+    print("fleet propagation over %d changes (zproxyctl on a -> served by b and c): "
+          "p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (len(latencies), p50, p99,
+                                                     latencies[-1] * 1000))
+    rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, rev), 3)
+    # The same version on every node, in GetConfig, the status and the metric.
+    for z in fleet.nodes:
+        assert int(jsonout(z, "config", "get")["version"]) == rev
+        m = httpraw.request(z.metrics_port, target="/metrics", timeout=2).body.decode()
+        assert "zproxy_config_etcd_revision %d" % rev in m, m[-2000:]
+        assert re.search(r"fleet revision\s+%d$" % rev, ok(z, "status").stdout, re.M)
+    # The fleet as etcd knows it: three live nodes at that revision.
+    def published():
+        nodes = jsonout(a_node, "fleet", "status")["nodes"]
+        return sorted(n["name"] for n in nodes) == ["a", "b", "c"] and \
+            all(int(n["applied_revision"]) == rev for n in nodes)
+
+    assert wait_until(published, 2, 0.1), jsonout(a_node, "fleet", "status")
+    table = ok(a_node, "fleet", "status").stdout
+    assert re.search(r"^c\s+%d\s" % rev, table, re.M), table
+    # A node that dies leaves the list when its lease (2 s) expires.
+    c_node.kill()
+    assert wait_until(lambda: sorted(n["name"] for n in jsonout(
+        a_node, "fleet", "status")["nodes"]) == ["a", "b"], 6, 0.2)
+
+
+def test_racing_writes_on_two_nodes_one_wins(fleet, backends):
+    a_node, b_node, c_node = fleet.nodes
+    rev = int(jsonout(a_node, "config", "get")["version"])
+    assert rev > 0
+    results = {}
+
+    def add(z, prefix):
+        results[prefix] = run(z, "routes", "add", "--listener", "web", "--prefix", prefix,
+                              "--cluster", "a", "--expected-version", rev)
+
+    threads = [threading.Thread(target=add, args=(a_node, "/from-a/")),
+               threading.Thread(target=add, args=(b_node, "/from-b/"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.returncode for r in results.values())
+    assert codes == [0, 1], {k: (r.returncode, r.stdout, r.stderr) for k, r in results.items()}
+    loser = next(r for r in results.values() if r.returncode == 1)
+    now = _etcd_rev_of_config(fleet.etcd)  # the winner's (node keys share the counter)
+    assert "FAILED_PRECONDITION" in loser.stderr or "stale" in loser.stderr or \
+        "concurrently" in loser.stderr, loser.stderr
+    assert "at revision %d" % now in loser.stderr, loser.stderr
+    winner = next(p for p, r in results.items() if r.returncode == 0)
+    assert wait_until(lambda: _converged(fleet, now), 3)
+    for z in fleet.nodes:
+        prefixes = [r["match"].get("prefix") for r in
+                    jsonout(z, "routes", "list")["listeners"][0]["routes"]]
+        assert winner in prefixes and len(prefixes) == 2, prefixes
+
+
+REFUSED = (r"fleet: refusing revision \d+ of /zproxy/e2e/config: "
+           r"listeners\[0\]\.routes\[0\]\.cluster: unknown cluster \"nope\"; "
+           r"still serving revision \d+")
+
+
+@pytest.mark.expect_stderr(REFUSED)
+def test_invalid_config_written_with_etcdctl_is_refused_by_every_node(fleet, backends):
+    before = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, before), 5)
+    bad = ("listeners:\n  - name: web\n    address: 127.0.0.1:1\n    routes:\n"
+           "      - match: { prefix: / }\n        cluster: nope\n"
+           "clusters:\n  - name: a\n    endpoints: [ %s ]\n" % backends["a"].addr)
+    fleet.etcd.ctl("put", PREFIX + "config", bad)
+    bad_rev = _etcd_rev_of_config(fleet.etcd)
+
+    def refused(z):
+        f = _fleet_status(z)
+        return int(f.get("refused_revision", 0)) == bad_rev and \
+            'unknown cluster "nope"' in f.get("refused_error", "")
+
+    assert wait_until(lambda: all(refused(z) for z in fleet.nodes), 3), \
+        [_fleet_status(z) for z in fleet.nodes]
+    for z in fleet.nodes:
+        assert re.search(REFUSED, z.stderr()), z.stderr()[-2000:]
+        assert _rev(z) == before
+        assert _served_by(z.port, "/x", "a")
+    # The next valid revision is applied (YAML, as an operator writes it).
+    good = bad.replace("cluster: nope", "cluster: b") + \
+        "  - name: b\n    endpoints: [ %s ]\n" % backends["b"].addr
+    fleet.etcd.ctl("put", PREFIX + "config", good)
+    good_rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, good_rev), 3)
+    for z in fleet.nodes:
+        assert wait_until(lambda: _served_by(z.port, "/x", "b"), 2)
+        assert int(_fleet_status(z).get("refused_revision", 0)) == 0
+
+
+ETCD_LOST = r"fleet: etcd unreachable \(.*\): serving fleet revision \d+, retrying"
+
+
+def test_etcd_down_node_restarts_from_snapshot_and_catches_up(fleet, backends):
+    a_node, b_node, c_node = fleet.nodes
+    ok(a_node, "clusters", "add", "b", "--endpoint", backends["b"].addr)
+    ok(a_node, "routes", "add", "--listener", "web", "--prefix", "/snap/", "--cluster", "b")
+    rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, rev), 3)
+    down = time.monotonic()
+    for m in fleet.etcd.members:
+        fleet.etcd.stop_member(m)
+    # c restarts while etcd is away: it serves the snapshot of what it last applied.
+    assert c_node.stop() == 0
+    c_node.start(timeout=10)
+    assert "serving the snapshot" in c_node.stderr(), c_node.stderr()[-3000:]
+    for z in fleet.nodes:
+        assert _served_by(z.port, "/snap/x", "b")
+        assert _served_by(z.port, "/other", "a")
+    time.sleep(max(0, 10 - (time.monotonic() - down)))
+    for m in fleet.etcd.members:
+        fleet.etcd.start_member(m)
+    fleet.etcd.wait_healthy()
+    # etcd answers again; a node's channels may still wait out their reconnect backoff (1 s).
+    assert wait_until(lambda: run(b_node, "routes", "add", "--listener", "web", "--prefix",
+                                  "/after/", "--cluster", "b").returncode == 0, 5, 0.2)
+    rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, rev), 10), [_fleet_status(z) for z in fleet.nodes]
+    assert wait_until(lambda: _served_by(c_node.port, "/after/x", "b"), 2)
+    for z in fleet.nodes:
+        assert _fleet_status(z).get("connected") is True
+
+
+def test_compaction_while_a_node_is_cut_off(etcd, make_proxy, backends):
+    """c talks only to member m2. While m2 is down the others change the config several
+    times and the history is compacted; when m2 is back, c re-reads and converges."""
+    m2 = etcd.members[2]
+    f = _start_fleet(etcd, make_proxy, backends["a"],
+                     endpoints_of=lambda n: [m2.client_url] if n == "c" else etcd.endpoints[:2])
+    a_node, b_node, c_node = f.nodes
+    etcd.stop_member(m2)
+    ok(a_node, "clusters", "add", "b", "--endpoint", backends["b"].addr)
+    for i in range(5):
+        ok(a_node, "routes", "add", "--listener", "web", "--prefix", "/c%d/" % i, "--cluster", "b")
+    rev = _etcd_rev_of_config(etcd)
+    etcd.ctl("compact", str(etcd.revision()), endpoints=etcd.endpoints[:2])
+    assert _rev(c_node) < rev
+    etcd.start_member(m2)
+    assert wait_until(lambda: _rev(c_node) == rev, 15), _fleet_status(c_node)
+    assert wait_until(lambda: _served_by(c_node.port, "/c4/x", "b"), 2)
+
+
+def test_leader_killed_under_load_fails_no_request(fleet, backends):
+    a_node, b_node, c_node = fleet.nodes
+    wrks = [subprocess.Popen(["wrk", "-t1", "-c10", "-d6s", "http://127.0.0.1:%d/" % z.port],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for z in fleet.nodes]
+    time.sleep(1.5)
+    leader = fleet.etcd.leader()
+    fleet.etcd.stop_member(leader, signal.SIGKILL)
+    # The fleet still takes changes with two members.
+    assert wait_until(lambda: run(a_node, "clusters", "add", "b", "--endpoint",
+                                  backends["b"].addr).returncode == 0, 5, 0.2)
+    rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, rev), 5), [_fleet_status(z) for z in fleet.nodes]
+    for w in wrks:
+        out = w.communicate(timeout=30)[0]
+        print(out)
+        assert "Socket errors" not in out, out
+        assert "Non-2xx" not in out, out
+        assert int(re.search(r"(\d+) requests in", out).group(1)) > 100, out
