@@ -184,6 +184,7 @@ class Zproxyd {
       ZLOG_INFO("fleet: %s", start.startup.note.c_str());
     }
     fleet_revision_ = start.revision;
+    fleet_reached_ = start.reached;
     startup_.version = start.startup.version;
     startup_.source = start.startup.source;
     config_ = std::move(start.startup.config);
@@ -207,6 +208,7 @@ class Zproxyd {
     o.node = store_.Current().config->node().name();
     o.node_ttl_s = store_.Current().config->config_source().etcd().node_ttl_s();
     if (o.node_ttl_s == 0) o.node_ttl_s = 10;
+    o.unreachable_at_start = !fleet_reached_;
     auto health = [this] {
       std::pair<uint32_t, uint32_t> counts{0, 0};
       for (const health::EndpointHealth& e : health_.States()) {
@@ -639,6 +641,7 @@ class Zproxyd {
   // manager_. fleet_metrics_ is what the /metrics thread reads (set once fleet_ runs).
   std::unique_ptr<fleet::EtcdClient> fleet_client_;
   int64_t fleet_revision_ = 0;
+  bool fleet_reached_ = false;
   std::unique_ptr<fleet::FleetSource> fleet_;
   std::atomic<const fleet::FleetSource*> fleet_metrics_{nullptr};
   std::unique_ptr<admin::AdminServer> admin_server_;

@@ -34,7 +34,9 @@ FleetSource::FleetSource(std::unique_ptr<EtcdClient> client, state::ConfigManage
       manager_(manager),
       options_(std::move(options)),
       health_(std::move(health)),
-      config_key_(ConfigKey(options_.prefix)) {}
+      config_key_(ConfigKey(options_.prefix)) {
+  ever_connected_ = options_.unreachable_at_start;
+}
 
 void FleetSource::Start() {
   watcher_ = std::thread([this] { WatchLoop(); });

@@ -25,6 +25,8 @@ class FleetSource {
     std::string prefix;  // normalized ("/zproxy/a/")
     std::string node;    // this node's name
     uint32_t node_ttl_s = 10;
+    // Start-up could not read etcd and said so: the watcher logs only the reconnect.
+    bool unreachable_at_start = false;
   };
   // Healthy and unhealthy endpoint counts of this node's checker, for its node key.
   using HealthFn = std::function<std::pair<uint32_t, uint32_t>()>;

@@ -53,11 +53,13 @@ FleetStart ChooseFleetStartupConfig(const Config& file_config, const std::string
   int64_t header = 0;
   std::string etcd_error;
   bool reached = client->Get(key, &kv, &found, &header, &etcd_error);
+  out.reached = reached;
   if (reached && !found) {
     EtcdClient::TxnOutcome txn;
     const std::string seed = SerializeFleet(FleetPart(file_config));
     if (!client->PutIf(key, seed, 0, &txn, &etcd_error)) {
       reached = false;
+      out.reached = false;
     } else if (txn.succeeded) {
       s.config = file_config;
       s.source = "etcd (seeded)";

@@ -17,6 +17,7 @@ namespace zproxy::fleet {
 struct FleetStart {
   state::StartupConfig startup;  // source: "etcd", "etcd (seeded)", "snapshot" or "file"
   int64_t revision = 0;          // the etcd revision of startup.config's fleet part (0: none)
+  bool reached = false;          // etcd answered
 };
 
 // `file_config` has defaults applied and was validated; its node.name is filled in.

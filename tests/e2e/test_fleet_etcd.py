@@ -5,6 +5,7 @@ with etcdctl is refused by every node; etcd lost, compacted or losing its leader
 interrupts traffic."""
 
 import json
+import os
 import re
 import signal
 import statistics
@@ -19,6 +20,7 @@ from conftest import HTTP_LIMITS, catch_all, cluster
 from ctl import jsonout, ok, run
 from etcd_cluster import EtcdCluster
 from procs import base_config, cpu_seconds, free_port, wait_until
+from tlscerts import _openssl
 
 PREFIX = "/zproxy/e2e/"
 
@@ -214,8 +216,6 @@ def test_invalid_config_written_with_etcdctl_is_refused_by_every_node(fleet, bac
         assert int(_fleet_status(z).get("refused_revision", 0)) == 0
 
 
-ETCD_LOST = r"fleet: etcd unreachable \(.*\): serving fleet revision \d+, retrying"
-
 
 def test_etcd_down_node_restarts_from_snapshot_and_catches_up(fleet, backends):
     a_node, b_node, c_node = fleet.nodes
@@ -285,3 +285,74 @@ def test_leader_killed_under_load_fails_no_request(fleet, backends):
         assert "Socket errors" not in out, out
         assert "Non-2xx" not in out, out
         assert int(re.search(r"(\d+) requests in", out).group(1)) > 100, out
+
+
+def test_etcd_restored_from_an_older_snapshot_is_followed(fleet, backends, tmp_path):
+    """The whole cluster restored from a snapshot older than what the nodes serve: they
+    follow the store back (the newer route disappears), then take new writes as usual."""
+    a_node, b_node, c_node = fleet.nodes
+    ok(a_node, "clusters", "add", "b", "--endpoint", backends["b"].addr)
+    ok(a_node, "routes", "add", "--listener", "web", "--prefix", "/old/", "--cluster", "b")
+    old_rev = _etcd_rev_of_config(fleet.etcd)
+    snap = str(tmp_path / "etcd.snap")
+    fleet.etcd.ctl("snapshot", "save", snap, endpoints=[fleet.etcd.members[0].client_url])
+    ok(b_node, "routes", "add", "--listener", "web", "--prefix", "/new/", "--cluster", "b")
+    new_rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, new_rev), 3)
+    assert all(_served_by(z.port, "/new/x", "b") for z in fleet.nodes)
+    fleet.etcd.restore(snap)
+    assert _etcd_rev_of_config(fleet.etcd) == old_rev
+    assert wait_until(lambda: _converged(fleet, old_rev), 10), \
+        [_fleet_status(z) for z in fleet.nodes]
+    for z in fleet.nodes:
+        assert wait_until(lambda: _served_by(z.port, "/new/x", "a"), 2)
+        assert _served_by(z.port, "/old/x", "b")
+        assert "older than the applied %d (etcd restored from an older snapshot?)" % new_rev \
+            in z.stderr(), z.stderr()[-3000:]
+    assert wait_until(lambda: run(c_node, "routes", "add", "--listener", "web", "--prefix",
+                                  "/later/", "--cluster", "b").returncode == 0, 5, 0.2)
+    rev = _etcd_rev_of_config(fleet.etcd)
+    assert wait_until(lambda: _converged(fleet, rev), 5)
+    assert all(_served_by(z.port, "/later/x", "b") for z in fleet.nodes)
+
+
+def _ip_leaf(d, name):
+    """A leaf for 127.0.0.1 (IP SAN) signed by d/ca.pem, usable as server and client."""
+    key, csr, pem, ext = ("%s/%s.%s" % (d, name, x) for x in ("key", "csr", "pem", "ext"))
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+             "-CAcreateserial", "-out", pem, "-extfile", ext, "-days", "2")
+    return pem, key
+
+
+
+def test_tls_to_etcd_with_client_certificates(tmp_path, make_proxy, backends):
+    d = str(tmp_path / "pki")
+    os.makedirs(d)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days", "2",
+             "-subj", "/CN=zproxy fleet test CA")
+    server_pem, server_key = _ip_leaf(d, "etcd")
+    client_pem, client_key = _ip_leaf(d, "zproxyd")
+    etcd = EtcdCluster(str(tmp_path / "etcd"), size=1,
+                       tls={"ca": d + "/ca.pem", "cert": server_pem, "key": server_key,
+                            "client_cert": client_pem, "client_key": client_key})
+    try:
+        a = backends["a"]
+        tls = {"ca": d + "/ca.pem", "cert": client_pem, "key": client_key}
+        z = make_proxy(_node_cfg("tls-node", etcd.endpoints, a, free_port(), tls=tls),
+                       name="node-tls")
+        assert wait_until(lambda: _fleet_status(z).get("connected") is True, 5), _fleet_status(z)
+        assert _rev(z) == _etcd_rev_of_config(etcd) > 0
+        assert "seeded it" in z.stderr()
+        # Without a client certificate etcd refuses the node: it serves its file meanwhile.
+        no_cert = make_proxy(_node_cfg("no-cert", etcd.endpoints, a, free_port(),
+                                       tls={"ca": d + "/ca.pem"}), name="node-no-cert")
+        assert _served_by(no_cert.port, "/", "a")
+        f = _fleet_status(no_cert)
+        assert f.get("connected") is not True and int(f.get("applied_revision", 0)) == 0, f
+    finally:
+        etcd.stop()
