@@ -72,6 +72,18 @@ grpc::Status AdminService::GetConfig(grpc::ServerContext*, const v1::GetConfigRe
 
 grpc::Status AdminService::ApplyConfig(grpc::ServerContext*, const v1::ApplyConfigRequest* req,
                                        v1::ConfigResponse* out) {
+  if (ctx_.fleet_mutate) {
+    // Fleet mode: ApplyConfig replaces the fleet config (listeners, clusters); the node-local
+    // fields of the request are not the fleet's and come from each node's file.
+    return Mutate(
+        req->expected_version(),
+        [&](v1::Config* c) {
+          *c->mutable_listeners() = req->config().listeners();
+          *c->mutable_clusters() = req->config().clusters();
+          return state::OpStatus::Ok();
+        },
+        out);
+  }
   return Mutate(
       req->expected_version(),
       [&](v1::Config* c) {

@@ -60,7 +60,8 @@ std::unique_ptr<EtcdClient> EtcdClient::Create(const zproxy::v1::EtcdSource& sou
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     // A watch stream idle for long is still checked: a member that vanished without a FIN
     // is noticed.
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+    // Not below etcd's --grpc-keepalive-min-time (5 s): it would answer with GOAWAY.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
@@ -261,6 +262,7 @@ std::unique_ptr<EtcdClient::Watch> EtcdClient::WatchKey(const std::string& key,
   req.mutable_create_request()->set_start_revision(start_revision);
   if (!w->stream_->Write(req)) {
     grpc::Status st = w->stream_->Finish();
+    w->finished_ = true;
     if (st.ok()) st = grpc::Status(grpc::StatusCode::UNAVAILABLE, "watch stream closed");
     Check(st, m, "watch", error);
     return nullptr;
@@ -268,9 +270,20 @@ std::unique_ptr<EtcdClient::Watch> EtcdClient::WatchKey(const std::string& key,
   return w;
 }
 
+void EtcdClient::Watch::Close() {
+  if (finished_) return;
+  context_.TryCancel();
+  etcdserverpb::WatchResponse ignored;
+  while (stream_->Read(&ignored)) {
+  }
+  (void)stream_->Finish();
+  finished_ = true;
+}
+
 bool EtcdClient::Watch::Next(etcdserverpb::WatchResponse* out, std::string* error) {
   if (stream_->Read(out)) return true;
   grpc::Status st = stream_->Finish();
+  finished_ = true;
   *error = "etcd watch at " + endpoint_ +
            " ended: " + (st.ok() ? std::string("stream closed") : st.error_message());
   return false;

@@ -59,6 +59,8 @@ class EtcdClient {
     bool Next(etcdserverpb::WatchResponse* out, std::string* error);
     // Makes a blocked Next return false (from another thread).
     void Cancel() { context_.TryCancel(); }
+    // Cancels, drains and finishes the stream (gRPC wants every call finished).
+    void Close();
 
    private:
     friend class EtcdClient;
@@ -67,6 +69,7 @@ class EtcdClient {
         grpc::ClientReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>>
         stream_;
     std::string endpoint_;
+    bool finished_ = false;
   };
   // Opens the stream and waits for etcd to confirm the watch (created), within the
   // deadline of one call; the stream itself then has no deadline.

@@ -174,7 +174,10 @@ void FleetSource::WatchLoop() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
+      if (stop_) {
+        watch->Close();
+        return;
+      }
       watch_ = watch.get();
     }
     etcdserverpb::WatchResponse resp;
@@ -185,7 +188,6 @@ void FleetSource::WatchLoop() {
                   resp.cancel_reason().empty() ? "" : ", ", resp.cancel_reason().c_str(),
                   config_key_.c_str());
         error.clear();
-        watch->Cancel();
         break;
       }
       for (const mvccpb::Event& ev : resp.events()) {
@@ -200,6 +202,10 @@ void FleetSource::WatchLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       watch_ = nullptr;
+    }
+    watch->Close();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
     if (!error.empty()) {

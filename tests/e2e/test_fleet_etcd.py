@@ -16,6 +16,7 @@ import time
 import pytest
 
 import httpraw
+import yamlgen
 from conftest import HTTP_LIMITS, catch_all, cluster
 from ctl import jsonout, ok, run
 from etcd_cluster import EtcdCluster
@@ -148,7 +149,7 @@ def test_change_through_one_node_is_served_by_all(fleet, backends):
         a_node, "fleet", "status")["nodes"]) == ["a", "b"], 6, 0.2)
 
 
-def test_racing_writes_on_two_nodes_one_wins(fleet, backends):
+def test_racing_writes_on_two_nodes_one_wins(fleet, backends, tmp_path):
     a_node, b_node, c_node = fleet.nodes
     rev = int(jsonout(a_node, "config", "get")["version"])
     assert rev > 0
@@ -177,6 +178,20 @@ def test_racing_writes_on_two_nodes_one_wins(fleet, backends):
         prefixes = [r["match"].get("prefix") for r in
                     jsonout(z, "routes", "list")["listeners"][0]["routes"]]
         assert winner in prefixes and len(prefixes) == 2, prefixes
+    # ApplyConfig through any node: the file's listeners and clusters become the fleet's
+    # (its node-local fields stay each node's own).
+    web = {"name": "web", "address": "127.0.0.1:1", "http": dict(HTTP_LIMITS),
+           "routes": [{"match": {"prefix": "/applied/"}, "cluster": "b"}] + catch_all("a")}
+    path = tmp_path / "fleet-apply.yaml"
+    path.write_text(yamlgen.dump(base_config(
+        [web], [cluster("a", backends["a"].addr), cluster("b", backends["b"].addr)])))
+    out = ok(c_node, "config", "apply", str(path), "--expected-version", now).stdout
+    applied = _etcd_rev_of_config(fleet.etcd)
+    assert "config version %d" % applied in out, out
+    assert wait_until(lambda: _converged(fleet, applied), 3)
+    for z in fleet.nodes:
+        assert wait_until(lambda: _served_by(z.port, "/applied/x", "b"), 2)
+        assert _served_by(z.port, "/x", "a")
 
 
 REFUSED = (r"fleet: refusing revision \d+ of /zproxy/e2e/config: "
