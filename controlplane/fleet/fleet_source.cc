@@ -99,13 +99,13 @@ void FleetSource::Refuse(int64_t revision, const std::string& why) {
              config_key_.c_str(), why.c_str(), Ll(manager_->etcd_revision()));
 }
 
-void FleetSource::Apply(const mvccpb::KeyValue& kv, bool follow_store) {
+bool FleetSource::Apply(const mvccpb::KeyValue& kv, bool follow_store) {
   const int64_t revision = kv.mod_revision();
   Config fleet;
   std::string error;
   if (!ParseFleet(kv.value(), &fleet, &error)) {
     Refuse(revision, error);
-    return;
+    return true;
   }
   auto edit = [&fleet](Config* c) {
     *c = MergeNode(*c, fleet);
@@ -114,9 +114,15 @@ void FleetSource::Apply(const mvccpb::KeyValue& kv, bool follow_store) {
   const uint64_t version_before = manager_->Current().version;
   controlplane::ConfigStore::Snapshot snap;
   OpStatus st = manager_->ApplyFleet(edit, revision, follow_store, &snap);
+  if (st.code == OpStatus::kUnavailable || st.code == OpStatus::kInternal) {
+    // Not the config's fault (the data plane is restarting, state_dir full): try again.
+    ZLOG_WARN("fleet: revision %lld not applied yet (%s); retrying", Ll(revision),
+              st.message.c_str());
+    return false;
+  }
   if (!st.ok()) {
     Refuse(revision, st.message);
-    return;
+    return true;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -129,6 +135,7 @@ void FleetSource::Apply(const mvccpb::KeyValue& kv, bool follow_store) {
     ZLOG_INFO("fleet: revision %lld applied (config version %llu)", Ll(revision),
               static_cast<unsigned long long>(snap.version));
   }
+  return true;
 }
 
 void FleetSource::WatchLoop() {
@@ -164,7 +171,12 @@ void FleetSource::WatchLoop() {
           "from an older snapshot?): following the store",
           config_key_.c_str(), Ll(kv.mod_revision()), Ll(applied));
     }
-    if (plan.apply) Apply(kv, plan.store_went_back);
+    if (plan.apply && !Apply(kv, plan.store_went_back)) {
+      // Read again after a pause: the key's revision is still not the applied one.
+      if (!Sleep(backoff_ms)) return;
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+      continue;
+    }
     std::unique_ptr<EtcdClient::Watch> watch =
         client_->WatchKey(config_key_, plan.watch_from, &error);
     if (watch == nullptr) {
@@ -181,7 +193,8 @@ void FleetSource::WatchLoop() {
       watch_ = watch.get();
     }
     etcdserverpb::WatchResponse resp;
-    while (watch->Next(&resp, &error)) {
+    bool retry = false;
+    while (!retry && watch->Next(&resp, &error)) {
       if (WatchNeedsReread(resp.compact_revision(), resp.canceled())) {
         ZLOG_INFO("fleet: watch %s (compacted up to %lld%s%s): re-reading %s",
                   resp.compact_revision() > 0 ? "cancelled" : "ended", Ll(resp.compact_revision()),
@@ -192,7 +205,11 @@ void FleetSource::WatchLoop() {
       }
       for (const mvccpb::Event& ev : resp.events()) {
         if (ev.type() == mvccpb::Event::PUT) {
-          Apply(ev.kv(), false);
+          // A failed apply ends the watch: the re-read that follows retries it.
+          if (!Apply(ev.kv(), false)) {
+            retry = true;
+            break;
+          }
         } else {
           ZLOG_WARN("fleet: %s deleted at revision %lld: serving revision %lld until it is written",
                     config_key_.c_str(), Ll(ev.kv().mod_revision()), Ll(manager_->etcd_revision()));
@@ -208,7 +225,10 @@ void FleetSource::WatchLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
-    if (!error.empty()) {
+    if (retry) {
+      if (!Sleep(backoff_ms)) return;
+      backoff_ms = std::min<int64_t>(backoff_ms * 2, 2000);
+    } else if (!error.empty()) {
       SetConnected(false, error);
       if (!Sleep(backoff_ms)) return;
     }

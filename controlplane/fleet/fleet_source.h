@@ -57,8 +57,10 @@ class FleetSource {
  private:
   void WatchLoop();
   void PublishLoop();
-  // Applies the fleet config in `kv` (a PUT at kv.mod_revision()), or refuses it.
-  void Apply(const mvccpb::KeyValue& kv, bool follow_store);
+  // Applies the fleet config in `kv` (a PUT at kv.mod_revision()), or refuses it (invalid,
+  // or the data plane rejected it). false: not applied for a passing reason (the data plane
+  // unreachable...): the caller reads the key again later.
+  bool Apply(const mvccpb::KeyValue& kv, bool follow_store);
   void Refuse(int64_t revision, const std::string& why);
   void SetConnected(bool connected, const std::string& error);
   // Waits up to `ms` unless stopping; returns false when stopping.
