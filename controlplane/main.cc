@@ -489,6 +489,9 @@ class Zproxyd {
       };
       context.fleet_status = [f](zproxy::v1::FleetStatus* out) { f->FillStatus(out); };
       context.fleet_nodes = [f](zproxy::v1::FleetStatusResponse* out) { return f->Nodes(out); };
+      context.fleet_candidate = [this](const zproxy::v1::Config& request) {
+        return fleet::MergeNode(*store_.Current().config, fleet::FleetPart(request));
+      };
     }
     context.state_path = state_path_;
     context.workers = workers_;

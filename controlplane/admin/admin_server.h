@@ -52,6 +52,9 @@ struct AdminContext {
       fleet_mutate;
   std::function<void(zproxy::v1::FleetStatus*)> fleet_status;
   std::function<state::OpStatus(zproxy::v1::FleetStatusResponse*)> fleet_nodes;
+  // Validate's candidate in fleet mode: this node's config with the request's listeners and
+  // clusters (and this node's listener address overrides).
+  std::function<zproxy::v1::Config(const zproxy::v1::Config& request)> fleet_candidate;
 };
 
 class AdminServer {

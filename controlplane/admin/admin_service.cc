@@ -95,7 +95,7 @@ grpc::Status AdminService::ApplyConfig(grpc::ServerContext*, const v1::ApplyConf
 
 grpc::Status AdminService::Validate(grpc::ServerContext*, const v1::ValidateRequest* req,
                                     v1::ValidateResponse* out) {
-  v1::Config candidate = req->config();
+  v1::Config candidate = ctx_.fleet_candidate ? ctx_.fleet_candidate(req->config()) : req->config();
   config::ApplyDefaults(&candidate);
   for (const auto& e : state::CandidateErrors(*ctx_.manager->Current().config, candidate)) {
     auto* v = out->add_errors();

@@ -185,6 +185,7 @@ def test_racing_writes_on_two_nodes_one_wins(fleet, backends, tmp_path):
     path = tmp_path / "fleet-apply.yaml"
     path.write_text(yamlgen.dump(base_config(
         [web], [cluster("a", backends["a"].addr), cluster("b", backends["b"].addr)])))
+    ok(b_node, "config", "validate", str(path))  # as b would serve it (its own address)
     out = ok(c_node, "config", "apply", str(path), "--expected-version", now).stdout
     applied = _etcd_rev_of_config(fleet.etcd)
     assert "config version %d" % applied in out, out
