@@ -193,6 +193,12 @@ def test_racing_writes_on_two_nodes_one_wins(fleet, backends, tmp_path):
     for z in fleet.nodes:
         assert wait_until(lambda: _served_by(z.port, "/applied/x", "b"), 2)
         assert _served_by(z.port, "/x", "a")
+    # SIGHUP re-reads b's file for its node-local settings; the fleet part stays etcd's.
+    b_node.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: re.search(r"reload: .* is (unchanged|live as config version)",
+                                        b_node.stderr()), 5), b_node.stderr()[-2000:]
+    assert _rev(b_node) == applied
+    assert _served_by(b_node.port, "/applied/x", "b")
 
 
 REFUSED = (r"fleet: refusing revision \d+ of /zproxy/e2e/config: "
