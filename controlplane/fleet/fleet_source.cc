@@ -262,6 +262,7 @@ void FleetSource::PublishLoop() {
   const int64_t ttl = std::max<uint32_t>(options_.node_ttl_s, 2);
   int64_t lease = 0;
   std::string published;
+  bool name_clash_logged = false;
   auto last_keepalive = std::chrono::steady_clock::now();
   while (SleepUnlessPublish(lease == 0 ? 200 : 500)) {
     std::string error;
@@ -269,6 +270,19 @@ void FleetSource::PublishLoop() {
       if (!client_->LeaseGrant(ttl, &lease, &error)) {
         lease = 0;
         continue;  // the watcher logs etcd's state
+      }
+      // Names must be unique in the fleet: a live key under another lease is another node,
+      // or this node's previous run that could not revoke its lease (etcd was away).
+      mvccpb::KeyValue other;
+      bool found = false;
+      int64_t header = 0;
+      if (client_->Get(key, &other, &found, &header, &error) && found && other.lease() != lease &&
+          !name_clash_logged) {
+        ZLOG_WARN(
+            "fleet: %s is held under another lease (%llx): another node with this name (node.name "
+            "must be unique in the fleet), or this node's previous run until its lease expires",
+            key.c_str(), static_cast<unsigned long long>(other.lease()));
+        name_clash_logged = true;
       }
       published.clear();
       last_keepalive = std::chrono::steady_clock::now();

@@ -338,6 +338,20 @@ def test_etcd_restored_from_an_older_snapshot_is_followed(fleet, backends, tmp_p
     assert all(_served_by(z.port, "/later/x", "b") for z in fleet.nodes)
 
 
+def test_two_nodes_with_one_name_are_reported(tmp_path, make_proxy, backends):
+    etcd = EtcdCluster(str(tmp_path / "etcd1"), size=1)
+    try:
+        a = backends["a"]
+        first = make_proxy(_node_cfg("dup", etcd.endpoints, a, free_port()), name="dup-1")
+        assert wait_until(lambda: int(jsonout(first, "fleet", "status")["revision"]) > 0 and
+                          len(jsonout(first, "fleet", "status").get("nodes", [])) == 1, 5)
+        second = make_proxy(_node_cfg("dup", etcd.endpoints, a, free_port()), name="dup-2")
+        assert wait_until(lambda: "fleet: /zproxy/e2e/nodes/dup is held under another lease"
+                          in second.stderr(), 5), second.stderr()[-2000:]
+    finally:
+        etcd.stop()
+
+
 def _ip_leaf(d, name):
     """A leaf for 127.0.0.1 (IP SAN) signed by d/ca.pem, usable as server and client."""
     key, csr, pem, ext = ("%s/%s.%s" % (d, name, x) for x in ("key", "csr", "pem", "ext"))
