@@ -1,5 +1,6 @@
 /* BPF map definitions, one block per object so each .bpf.c gets only its own maps (define
- * ZPROXY_REUSEPORT_MAPS / ZPROXY_SOCKMAP_MAPS / ZPROXY_HEALTH_MAPS before including).
+ * ZPROXY_REUSEPORT_MAPS / ZPROXY_SOCKMAP_MAPS / ZPROXY_HEALTH_MAPS / ZPROXY_SIDECAR_MAPS /
+ * ZPROXY_SK_LOOKUP_MAPS before including).
  * C++ includes it for the pin names only: zproxyd pins map X at <bpffs_path>/X. */
 #ifndef ZPROXY_BPF_MAPS_H_
 #define ZPROXY_BPF_MAPS_H_
@@ -153,5 +154,32 @@ struct {
 } zproxy_sidecar_stats SEC(".maps");
 #endif /* ZPROXY_SIDECAR_MAPS */
 
+#ifdef ZPROXY_SK_LOOKUP_MAPS
+/* ZPROXY_INBOUND_SOCK_V4 / _V6 -> the inbound listener's first SO_REUSEPORT member of that
+ * family (the kernel then picks within its reuseport group). Filled by zproxyd, which owns
+ * the listen sockets; closing them drops the entries. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, 2);
+  __type(key, __u32);
+  __type(value, __u64);
+} zproxy_inbound_socks SEC(".maps");
+
+/* sidecar.inbound_ports (host byte order) -> 1. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZPROXY_INBOUND_MAX_PORTS);
+  __type(key, __u16);
+  __type(value, __u8);
+} zproxy_inbound_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_inbound_counters);
+} zproxy_inbound_stats SEC(".maps");
+#endif /* ZPROXY_SK_LOOKUP_MAPS */
 #endif /* __bpf__ */
+
 #endif /* ZPROXY_BPF_MAPS_H_ */

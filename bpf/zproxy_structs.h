@@ -89,6 +89,14 @@ struct zproxy_sidecar_counters {
   __u64 record_failed;  /* a map update failed (full): the connection goes un-recorded */
 };
 
+/* zproxy_inbound_stats[0] (per CPU): what the sk_lookup program did (bpf/sk_lookup.bpf.c). */
+struct zproxy_inbound_counters {
+  __u64 steered;       /* assigned to zproxy's inbound listener */
+  __u64 loopback;      /* an inbound port, but to a loopback address: left to the app */
+  __u64 no_socket;     /* no inbound listener socket of that family: left to the app */
+  __u64 assign_failed; /* bpf_sk_assign refused: left to the normal lookup */
+};
+
 /* zproxy_sidecar_excl_v4 / _v6 keys: LPM tries of exclude_cidrs. */
 struct zproxy_lpm_v4 {
   __u32 prefixlen;
