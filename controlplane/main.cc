@@ -18,6 +18,7 @@
 #include "controlplane/admin/admin_server.h"
 #include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/bpf/bpf_runtime.h"
+#include "controlplane/bpf/inbound.h"
 #include "controlplane/bpf/sidecar.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
@@ -256,11 +257,10 @@ class Zproxyd {
   bool StartSidecar() {
     if (!config_.has_sidecar()) return true;
     const auto& sc = config_.sidecar();
-    if (!sc.inbound_listener().empty() || sc.inbound_ports_size() > 0 || sc.has_sk_msg()) {
-      ZLOG_WARN(
-          "sidecar: inbound interception (inbound_listener, inbound_ports) and sk_msg "
-          "are not implemented yet; ignored");
-    }
+    if (sc.has_sk_msg()) ZLOG_WARN("sidecar: sk_msg is not implemented yet; ignored");
+    StartInbound(sc);
+    // Inbound only: no cgroup, no outbound listener (validation allows that pair empty).
+    if (sc.cgroup().empty()) return true;
     std::string address;
     for (const auto& l : config_.listeners()) {
       if (l.name() == sc.outbound_listener()) address = l.address();
@@ -290,6 +290,36 @@ class Zproxyd {
         "cgroupv2 level 1 \"<app cgroup>\" meta l4proto tcp redirect to :%s",
         why.c_str(), port.c_str());
     return true;
+  }
+
+  // sidecar.inbound_listener: the sk_lookup program on zproxyd's network namespace
+  // (docs/sidecar.md). Anything missing is one warning naming it and the iptables rule
+  // that does the same job.
+  void StartInbound(const zproxy::v1::Sidecar& sc) {
+    if (sc.inbound_listener().empty()) return;
+    std::vector<int> fds;
+    std::string address;
+    for (const ListenSocket& s : sockets_) {
+      if (s.listener != sc.inbound_listener()) continue;
+      fds.push_back(s.fd.get());
+      address = s.address;
+    }
+    std::string ports;
+    for (uint32_t p : sc.inbound_ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+    std::string why;
+    if (inbound_.Attach(sc, fds, &why)) {
+      ZLOG_INFO(
+          "sidecar: sk_lookup attached to this network namespace: TCP to ports %s on "
+          "non-loopback local addresses goes to listener \"%s\" (%s)",
+          ports.c_str(), sc.inbound_listener().c_str(), address.c_str());
+      return;
+    }
+    std::string port = address.substr(address.rfind(':') + 1);
+    ZLOG_WARN(
+        "sidecar: inbound interception unavailable (%s); nothing inbound is intercepted "
+        "by zproxy. Use a REDIRECT rule instead, e.g.: iptables -t nat -A PREROUTING -p tcp "
+        "-m multiport --dports %s -j REDIRECT --to-ports %s",
+        why.c_str(), ports.c_str(), port.c_str());
   }
 
   // The config becomes the store's first snapshot; what the later steps need from it is
@@ -543,6 +573,7 @@ class Zproxyd {
   bpf::BpfOptions bpf_options_;
   // Detached on destruction (a clean exit), before bpf_runtime_ unpins.
   bpf::SidecarInterception sidecar_;
+  bpf::InboundInterception inbound_;  // detached on destruction too
   health::HealthService health_;
   std::string workers_note_;
   uint32_t workers_ = 0;
