@@ -1,0 +1,112 @@
+"""Inbound sidecar interception (issue 15 §2, docs/sidecar.md): zproxyd attaches an
+sk_lookup program to its network namespace, so TCP arriving for an application's port
+(inbound_ports) on a non-loopback local address lands on zproxy's inbound listener, which
+forwards to the application over loopback (not steered: no loop). Runs in a network
+namespace this test makes (loopback, with 10.99.0.1 added to lo; no route out),
+entered with setns so every process the test starts lives there; removed in a finally."""
+
+import ctypes
+import json
+import os
+import random
+import socket
+import subprocess
+
+import pytest
+
+import machine
+from conftest import catch_all, cluster, listener
+from procs import Backend, base_config
+
+LOCAL = "10.99.0.1"  # the namespace's "host address": what remote clients would dial
+APP_PORT = 8000
+OTHER_PORT = 9000
+CLONE_NEWNET = 0x40000000
+
+
+def setns(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns " + path)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def netns():
+    machine.skip_unless("bpf")
+    name = "zp-inbound-%08x" % random.getrandbits(32)
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        setns("/run/netns/" + name)
+        # No dummy interfaces on every kernel: the extra address goes on lo.
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["ip", "addr", "add", LOCAL + "/32", "dev", "lo"]):
+            subprocess.run(cmd, check=True, timeout=10)
+        yield name
+    finally:
+        if ctypes.CDLL(None, use_errno=True).setns(home, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(home)
+        subprocess.run(["ip", "netns", "del", name], check=True, timeout=10)
+
+
+def get(ip, port):
+    """(status, echo json or body) of GET /echo on a new connection to ip:port."""
+    with socket.create_connection((ip, port), timeout=10) as s:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    return status, (json.loads(body) if status == 200 else body)
+
+
+def xff(echo):
+    return [v for n, v in echo["headers"] if n.lower() == "x-forwarded-for"]
+
+
+def sk_lookup_links():
+    """bpftool's sk_lookup links on this network namespace."""
+    ino = os.stat("/proc/self/ns/net").st_ino
+    out = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True,
+                         timeout=10, check=True)
+    return [l for l in json.loads(out.stdout or "[]")
+            if l.get("attach_type") == "sk_lookup" and l.get("netns_ino") == ino]
+
+
+def test_inbound_port_goes_through_zproxy(netns, tmp_path, make_proxy):
+    d = str(tmp_path)
+    app = Backend("app", d, listen="0.0.0.0:%d" % APP_PORT)
+    other = Backend("other", d, listen="0.0.0.0:%d" % OTHER_PORT)
+    try:
+        # The application is reached over loopback, which the program leaves alone.
+        cfg = base_config([listener("inbound", catch_all("app"))],
+                          [cluster("app", "127.0.0.1:%d" % APP_PORT)],
+                          sidecar={"inbound_listener": "inbound", "inbound_ports": [APP_PORT]})
+        z = make_proxy(cfg)
+        assert len(sk_lookup_links()) == 1, sk_lookup_links()
+        # Through zproxy: it adds X-Forwarded-For (the client's address) on the way.
+        for _ in range(3):
+            status, echo = get(LOCAL, APP_PORT)
+            assert status == 200 and echo["name"] == "app", echo
+            assert xff(echo) == [LOCAL], echo
+        # Another port, and the inbound port on loopback, go straight to their listeners.
+        status, echo = get(LOCAL, OTHER_PORT)
+        assert status == 200 and echo["name"] == "other" and xff(echo) == [], echo
+        status, echo = get("127.0.0.1", APP_PORT)
+        assert status == 200 and echo["name"] == "app" and xff(echo) == [], echo
+        # A clean stop closes the link: nothing stays attached, the app is reached directly.
+        assert z.stop() == 0
+        assert sk_lookup_links() == []
+        status, echo = get(LOCAL, APP_PORT)
+        assert status == 200 and echo["name"] == "app" and xff(echo) == [], echo
+    finally:
+        app.stop()
+        other.stop()
