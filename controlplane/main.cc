@@ -318,7 +318,8 @@ class Zproxyd {
     ZLOG_WARN(
         "sidecar: inbound interception unavailable (%s); nothing inbound is intercepted "
         "by zproxy. Use a REDIRECT rule instead, e.g.: iptables -t nat -A PREROUTING -p tcp "
-        "-m multiport --dports %s -j REDIRECT --to-ports %s",
+        "-m multiport --dports %s -j REDIRECT --to-ports %s (the listener then needs a "
+        "wildcard address, 0.0.0.0 or [::])",
         why.c_str(), ports.c_str(), port.c_str());
   }
 

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 import machine
+import procs
 from conftest import catch_all, cluster, listener
 from procs import Backend, base_config
 
@@ -81,32 +82,59 @@ def sk_lookup_links():
             if l.get("attach_type") == "sk_lookup" and l.get("netns_ino") == ino]
 
 
-def test_inbound_port_goes_through_zproxy(netns, tmp_path, make_proxy):
-    d = str(tmp_path)
-    app = Backend("app", d, listen="0.0.0.0:%d" % APP_PORT)
-    other = Backend("other", d, listen="0.0.0.0:%d" % OTHER_PORT)
-    try:
-        # The application is reached over loopback, which the program leaves alone.
-        cfg = base_config([listener("inbound", catch_all("app"))],
-                          [cluster("app", "127.0.0.1:%d" % APP_PORT)],
-                          sidecar={"inbound_listener": "inbound", "inbound_ports": [APP_PORT]})
-        z = make_proxy(cfg)
-        assert len(sk_lookup_links()) == 1, sk_lookup_links()
-        # Through zproxy: it adds X-Forwarded-For (the client's address) on the way.
-        for _ in range(3):
-            status, echo = get(LOCAL, APP_PORT)
-            assert status == 200 and echo["name"] == "app", echo
-            assert xff(echo) == [LOCAL], echo
-        # Another port, and the inbound port on loopback, go straight to their listeners.
-        status, echo = get(LOCAL, OTHER_PORT)
-        assert status == 200 and echo["name"] == "other" and xff(echo) == [], echo
-        status, echo = get("127.0.0.1", APP_PORT)
-        assert status == 200 and echo["name"] == "app" and xff(echo) == [], echo
-        # A clean stop closes the link: nothing stays attached, the app is reached directly.
-        assert z.stop() == 0
-        assert sk_lookup_links() == []
+@pytest.fixture
+def apps(netns, tmp_path):
+    """The application on APP_PORT and another listener on OTHER_PORT, all addresses."""
+    made = [Backend("app", str(tmp_path), listen="0.0.0.0:%d" % APP_PORT),
+            Backend("other", str(tmp_path), listen="0.0.0.0:%d" % OTHER_PORT)]
+    yield made
+    for b in made:
+        b.stop()
+
+
+def inbound_config():
+    # The application is reached over loopback, which the program leaves alone: no loop.
+    return base_config([listener("inbound", catch_all("app"))],
+                       [cluster("app", "127.0.0.1:%d" % APP_PORT)],
+                       sidecar={"inbound_listener": "inbound", "inbound_ports": [APP_PORT]})
+
+
+def assert_direct(ip, port, name):
+    status, echo = get(ip, port)
+    assert status == 200 and echo["name"] == name and xff(echo) == [], echo
+
+
+def test_inbound_port_goes_through_zproxy(apps, make_proxy):
+    z = make_proxy(inbound_config())
+    assert len(sk_lookup_links()) == 1, sk_lookup_links()
+    # Through zproxy: it adds X-Forwarded-For (the client's address) on the way.
+    for _ in range(3):
         status, echo = get(LOCAL, APP_PORT)
-        assert status == 200 and echo["name"] == "app" and xff(echo) == [], echo
-    finally:
-        app.stop()
-        other.stop()
+        assert status == 200 and echo["name"] == "app", echo
+        assert xff(echo) == [LOCAL], echo
+    # Another port, and the inbound port on loopback, go straight to their listeners.
+    assert_direct(LOCAL, OTHER_PORT, "other")
+    assert_direct("127.0.0.1", APP_PORT, "app")
+    # A clean stop closes the link: nothing stays attached, the app is reached directly.
+    assert z.stop() == 0
+    assert sk_lookup_links() == []
+    assert_direct(LOCAL, APP_PORT, "app")
+
+
+def test_sigkill_fails_open(apps, make_proxy):
+    """The link is one of zproxyd's descriptors: SIGKILL closes it, so the application
+    gets its port back instead of connections going to a dead listener."""
+    z = make_proxy(inbound_config(), expect_rc=None)
+    assert len(sk_lookup_links()) == 1
+    z.kill()
+    assert procs.wait_until(lambda: sk_lookup_links() == [], 5), sk_lookup_links()
+    assert_direct(LOCAL, APP_PORT, "app")
+
+
+def test_without_bpf_warns_and_leaves_the_port_alone(apps, make_proxy):
+    z = make_proxy(inbound_config(), wrapper=procs.NO_BPF)
+    err = z.stderr()
+    assert "sidecar: inbound interception unavailable (" in err, err
+    assert "CAP_BPF" in err and "iptables -t nat -A PREROUTING" in err, err
+    assert sk_lookup_links() == []
+    assert_direct(LOCAL, APP_PORT, "app")
