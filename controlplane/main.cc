@@ -306,6 +306,13 @@ class Zproxyd {
     }
     std::string ports;
     for (uint32_t p : sc.inbound_ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+    if (fds.empty()) {
+      ZLOG_WARN(
+          "sidecar: inbound_listener \"%s\" names no listener; nothing inbound is "
+          "intercepted",
+          sc.inbound_listener().c_str());
+      return;
+    }
     std::string why;
     if (inbound_.Attach(sc, fds, &why)) {
       ZLOG_INFO(
