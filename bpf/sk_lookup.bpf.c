@@ -19,7 +19,7 @@
 
 static __always_inline struct zproxy_inbound_counters *stats(void) {
   __u32 zero = 0;
-  return bpf_map_lookup_elem(&zproxy_inbound_stats, &zero);
+  return bpf_map_lookup_elem(&zproxy_in_stats, &zero);
 }
 
 static __always_inline int loopback(struct bpf_sk_lookup *ctx) {
@@ -32,14 +32,14 @@ SEC("sk_lookup")
 int zproxy_inbound(struct bpf_sk_lookup *ctx) {
   if (ctx->protocol != IPPROTO_TCP) return SK_PASS;
   __u16 port = (__u16)ctx->local_port; /* host byte order */
-  if (!bpf_map_lookup_elem(&zproxy_inbound_ports, &port)) return SK_PASS;
+  if (!bpf_map_lookup_elem(&zproxy_in_ports, &port)) return SK_PASS;
   struct zproxy_inbound_counters *c = stats();
   if (loopback(ctx)) {
     if (c) c->loopback++;
     return SK_PASS;
   }
   __u32 key = ctx->family == AF_INET_ ? ZPROXY_INBOUND_SOCK_V4 : ZPROXY_INBOUND_SOCK_V6;
-  struct bpf_sock *sk = bpf_map_lookup_elem(&zproxy_inbound_socks, &key);
+  struct bpf_sock *sk = bpf_map_lookup_elem(&zproxy_in_socks, &key);
   if (!sk) {
     if (c) c->no_socket++;
     return SK_PASS;

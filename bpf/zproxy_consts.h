@@ -26,7 +26,7 @@
  * oldest, never refuses), exclusions. */
 #define ZPROXY_SIDECAR_MAX_CONNS 65536
 #define ZPROXY_SIDECAR_MAX_EXCLUDES 256
-/* Inbound interception: sidecar.inbound_ports entries; zproxy_inbound_socks keys. */
+/* Inbound interception: sidecar.inbound_ports entries; zproxy_in_socks keys. */
 #define ZPROXY_INBOUND_MAX_PORTS 256
 #define ZPROXY_INBOUND_SOCK_V4 0
 #define ZPROXY_INBOUND_SOCK_V6 1

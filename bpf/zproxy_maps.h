@@ -163,7 +163,7 @@ struct {
   __uint(max_entries, 2);
   __type(key, __u32);
   __type(value, __u64);
-} zproxy_inbound_socks SEC(".maps");
+} zproxy_in_socks SEC(".maps");
 
 /* sidecar.inbound_ports (host byte order) -> 1. */
 struct {
@@ -171,14 +171,14 @@ struct {
   __uint(max_entries, ZPROXY_INBOUND_MAX_PORTS);
   __type(key, __u16);
   __type(value, __u8);
-} zproxy_inbound_ports SEC(".maps");
+} zproxy_in_ports SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
   __type(value, struct zproxy_inbound_counters);
-} zproxy_inbound_stats SEC(".maps");
+} zproxy_in_stats SEC(".maps");
 #endif /* ZPROXY_SK_LOOKUP_MAPS */
 #endif /* __bpf__ */
 

@@ -89,7 +89,7 @@ struct zproxy_sidecar_counters {
   __u64 record_failed;  /* a map update failed (full): the connection goes un-recorded */
 };
 
-/* zproxy_inbound_stats[0] (per CPU): what the sk_lookup program did (bpf/sk_lookup.bpf.c). */
+/* zproxy_in_stats[0] (per CPU): what the sk_lookup program did (bpf/sk_lookup.bpf.c). */
 struct zproxy_inbound_counters {
   __u64 steered;       /* assigned to zproxy's inbound listener */
   __u64 loopback;      /* an inbound port, but to a loopback address: left to the app */

@@ -42,8 +42,8 @@ bool InboundInterception::Attach(const zproxy::v1::Sidecar& config,
   uint8_t one = 1;
   for (uint32_t p : config.inbound_ports()) {
     uint16_t port = static_cast<uint16_t>(p);
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zproxy_inbound_ports), &port, &one, BPF_ANY)) {
-      return fail("fill zproxy_inbound_ports");
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zproxy_in_ports), &port, &one, BPF_ANY)) {
+      return fail("fill zproxy_in_ports");
     }
   }
   // The first socket of each family: the kernel selects within its reuseport group.
@@ -57,8 +57,8 @@ bool InboundInterception::Attach(const zproxy::v1::Sidecar& config,
     uint32_t key = ss.ss_family == AF_INET ? ZPROXY_INBOUND_SOCK_V4 : ZPROXY_INBOUND_SOCK_V6;
     if (have[key]) continue;
     uint64_t value = static_cast<uint64_t>(fd);
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zproxy_inbound_socks), &key, &value, BPF_ANY)) {
-      return fail("put the inbound listener in zproxy_inbound_socks");
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.zproxy_in_socks), &key, &value, BPF_ANY)) {
+      return fail("put the inbound listener in zproxy_in_socks");
     }
     have[key] = true;
   }

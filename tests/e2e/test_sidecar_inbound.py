@@ -104,6 +104,18 @@ def assert_direct(ip, port, name):
     assert status == 200 and echo["name"] == name and xff(echo) == [], echo
 
 
+def counters():
+    """zproxy_in_stats summed over CPUs, as bpftool shows it (BTF names the fields)."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "name", "zproxy_in_stats"],
+                         capture_output=True, text=True, timeout=10, check=True)
+    total = {}
+    for entry in json.loads(out.stdout):
+        for per_cpu in entry["formatted"]["values"]:
+            for k, v in per_cpu["value"].items():
+                total[k] = total.get(k, 0) + v
+    return total
+
+
 def test_inbound_port_goes_through_zproxy(apps, make_proxy):
     z = make_proxy(inbound_config())
     assert len(sk_lookup_links()) == 1, sk_lookup_links()
@@ -115,6 +127,9 @@ def test_inbound_port_goes_through_zproxy(apps, make_proxy):
     # Another port, and the inbound port on loopback, go straight to their listeners.
     assert_direct(LOCAL, OTHER_PORT, "other")
     assert_direct("127.0.0.1", APP_PORT, "app")
+    # zproxy's three connections to the app and the direct one were on loopback.
+    c = counters()
+    assert c["steered"] == 3 and c["loopback"] >= 2 and c["assign_failed"] == 0, c
     # A clean stop closes the link: nothing stays attached, the app is reached directly.
     assert z.stop() == 0
     assert sk_lookup_links() == []
