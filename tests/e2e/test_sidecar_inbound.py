@@ -2,7 +2,7 @@
 sk_lookup program to its network namespace, so TCP arriving for an application's port
 (inbound_ports) on a non-loopback local address lands on zproxy's inbound listener, which
 forwards to the application over loopback (not steered: no loop). Runs in a network
-namespace this test makes (loopback, with 10.99.0.1 added to lo; no route out),
+namespace this test makes (loopback, with 10.99.0.1 and fd00:99::1 added to lo; no route out),
 entered with setns so every process the test starts lives there; removed in a finally."""
 
 import ctypes
@@ -20,6 +20,7 @@ from conftest import catch_all, cluster, listener
 from procs import Backend, base_config
 
 LOCAL = "10.99.0.1"  # the namespace's "host address": what remote clients would dial
+LOCAL6 = "fd00:99::1"
 APP_PORT = 8000
 OTHER_PORT = 9000
 CLONE_NEWNET = 0x40000000
@@ -44,7 +45,8 @@ def netns():
         setns("/run/netns/" + name)
         # No dummy interfaces on every kernel: the extra address goes on lo.
         for cmd in (["ip", "link", "set", "lo", "up"],
-                    ["ip", "addr", "add", LOCAL + "/32", "dev", "lo"]):
+                    ["ip", "addr", "add", LOCAL + "/32", "dev", "lo"],
+                    ["ip", "-6", "addr", "add", LOCAL6 + "/128", "dev", "lo", "nodad"]):
             subprocess.run(cmd, check=True, timeout=10)
         yield name
     finally:
@@ -153,3 +155,21 @@ def test_without_bpf_warns_and_leaves_the_port_alone(apps, make_proxy):
     assert "CAP_BPF" in err and "iptables -t nat -A PREROUTING" in err, err
     assert sk_lookup_links() == []
     assert_direct(LOCAL, APP_PORT, "app")
+
+
+def test_ipv6_listener_takes_ipv6(netns, tmp_path, make_proxy):
+    """The listener's family decides: an IPv6 inbound listener takes IPv6 connections, and
+    IPv4 ones to the same port go to the application."""
+    app = Backend("app", str(tmp_path), listen="[::]:%d" % APP_PORT)  # dual-stack
+    try:
+        cfg = inbound_config()
+        cfg["listeners"][0]["address"] = "[::1]:0"
+        cfg["clusters"][0]["endpoints"] = ["[::1]:%d" % APP_PORT]
+        make_proxy(cfg)
+        status, echo = get(LOCAL6, APP_PORT)
+        assert status == 200 and echo["name"] == "app" and xff(echo) == [LOCAL6], echo
+        assert_direct(LOCAL, APP_PORT, "app")
+        assert_direct("::1", APP_PORT, "app")
+        assert counters()["no_socket"] >= 1
+    finally:
+        app.stop()
