@@ -104,9 +104,11 @@ void H2Sessions::StartRequest(uint32_t ex_idx, http::RequestHead& head, bool end
   ex.req_chunked = head.body.framing == http::Framing::kChunked;
   Worker::Refusal refusal;
   if (!w_.RouteRequest(ex_idx, head, &refusal)) {
+    // A response to HEAD has no content (RFC 9110 §9.3.2), whatever the answer.
+    const bool head_request = head.method_id == http::Method::kHead;
     LocalResponse(ex_idx, refusal.status, refusal.body, refusal.note,
-                  LocalExtras{refusal.content_type, refusal.fields, refusal.omit_body,
-                              refusal.retry_after_s});
+                  LocalExtras{refusal.content_type, refusal.fields,
+                              refusal.omit_body || head_request, refusal.retry_after_s});
     return;
   }
   ex.h2_routed = true;
@@ -510,7 +512,9 @@ void H2Sessions::LocalResponse(uint32_t ex_idx, int status, std::string_view bod
       fields[nf++] = {"retry-after", std::string_view(retry_after, static_cast<size_t>(r))};
     }
     head.fields = std::span<http::Field>(fields, nf);
-    has_body = !body.empty() && !extras.omit_body;
+    // HEAD: the length of what a GET would get, no DATA (RFC 9110 §9.3.2). ex.method is
+    // set once routed; earlier refusals say it through extras.omit_body.
+    has_body = !body.empty() && !extras.omit_body && ex.method != http::Method::kHead;
     if (has_body) {
       uint32_t b = w_.blocks_.Alloc(body.size());
       memcpy(w_.blocks_.Data(b), body.data(), body.size());

@@ -458,6 +458,9 @@ void Worker::StartStream(uint32_t conn_idx, codec::http1::RequestHeadEvent& ev) 
     // discard it, so close instead.
     bool close = !refusal.keep_alive || req.body.present() || !ev.keep_alive || draining_;
     size_t head_bytes = ev.consumed;
+    // A response to HEAD has no content (RFC 9110 §9.3.2): a body here would be read by
+    // the client as the start of the next response.
+    refusal.omit_body = refusal.omit_body || req.method_id == http::Method::kHead;
     SendLocalResponse(conn_idx, refusal, close, RequestLine(req, line, sizeof(line)));
     if (!close) {
       ConsumeIn(conn_idx, head_bytes);

@@ -277,8 +277,14 @@ void Worker::RespondUpstreamError(uint32_t ex_idx, ErrorCause cause) {
     ex.resp_bytes = codec::http1::EncodeLocalResponse(d.status, body, close, tmp, sizeof(tmp));
     LogExchange(ex, d.status, ErrorCauseName(cause));
   }
+  // A response to HEAD has no content (RFC 9110 §9.3.2): a body would be read by a
+  // keep-alive client as the start of the next response.
+  Refusal r;
+  r.status = d.status;
+  r.body = body;
+  r.omit_body = ex.method == http::Method::kHead;
   AbortExchange(ex_idx, false);
-  SendLocalResponse(client, d.status, body, close);
+  SendLocalResponse(client, r, close, {});
   if (!close) {
     Conn& c = conns_.Get(client);
     timers_.Arm(t_client_idle_[c.owner], client, NowMs());
