@@ -107,4 +107,26 @@ struct zproxy_lpm_v6 {
   __u32 addr[4];
 };
 
+/* sk_msg acceleration of local hops (bpf/local_hops.bpf.c, docs/sidecar.md): a TCP socket
+ * by its 4-tuple as seen from that socket. IPv4 is stored v4-mapped (::ffff:a.b.c.d), so an
+ * IPv4 client and zproxy's dual-stack [::] listener name the same connection; the peer of
+ * a socket is the key with local and remote swapped. */
+struct zproxy_lh_key {
+  __u32 local_ip[4];  /* network byte order */
+  __u32 remote_ip[4]; /* network byte order */
+  __u32 local_port;   /* host byte order */
+  __u32 remote_port;  /* host byte order */
+};
+
+/* zproxy_lh_stats[0] (per CPU): what the local-hop programs did. */
+struct zproxy_lh_counters {
+  __u64 redirected_msgs;  /* sendmsg calls moved straight into the peer's receive queue */
+  __u64 redirected_bytes;
+  __u64 misses;           /* a socket's first send found no peer: it uses TCP for good */
+  __u64 passed_msgs;      /* sends of such sockets (and failed redirects) through TCP */
+  __u64 inserts;          /* sockops put an established loopback socket in the hash */
+  __u64 insert_failed;    /* the hash refused one (full, or in a conflicting map) */
+  __u64 removals;         /* an inserted socket closed (the kernel drops it from the hash) */
+};
+
 #endif /* ZPROXY_BPF_STRUCTS_H_ */

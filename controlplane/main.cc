@@ -19,6 +19,7 @@
 #include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/bpf/bpf_runtime.h"
 #include "controlplane/bpf/inbound.h"
+#include "controlplane/bpf/local_hops.h"
 #include "controlplane/bpf/sidecar.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
@@ -256,11 +257,14 @@ class Zproxyd {
   // nftables rules that do the same job (the data plane honours SO_ORIGINAL_DST).
   bool StartSidecar() {
     if (!config_.has_sidecar()) return true;
+    sidecar_configured_ = true;
     const auto& sc = config_.sidecar();
-    if (sc.has_sk_msg()) ZLOG_WARN("sidecar: sk_msg is not implemented yet; ignored");
     StartInbound(sc);
     // Inbound only: no cgroup, no outbound listener (validation allows that pair empty).
-    if (sc.cgroup().empty()) return true;
+    if (sc.cgroup().empty()) {
+      StartLocalHops(sc, "needs sidecar.cgroup, the application's side");
+      return true;
+    }
     std::string address;
     for (const auto& l : config_.listeners()) {
       if (l.name() == sc.outbound_listener()) address = l.address();
@@ -274,6 +278,7 @@ class Zproxyd {
             "sidecar: connect4/6, getpeername4/6 and sockops attached to %s: outbound "
             "connections go to listener \"%s\" (%s)",
             sidecar_.cgroup().c_str(), sc.outbound_listener().c_str(), address.c_str());
+        StartLocalHops(sc, "");
         return true;
       case bpf::SidecarInterception::Outcome::kRefused:
         ZLOG_ERROR("sidecar: %s", why.c_str());
@@ -289,7 +294,33 @@ class Zproxyd {
         "hook output priority -100; }'; nft add rule inet zproxy_sidecar out socket "
         "cgroupv2 level 1 \"<app cgroup>\" meta l4proto tcp redirect to :%s",
         why.c_str(), port.c_str());
+    StartLocalHops(sc, "cgroup interception is unavailable: " + why);
     return true;
+  }
+
+  // sidecar.sk_msg (default on where available): local hops through sk_msg
+  // (docs/sidecar.md, "sk_msg"). One line whatever happens: on, off by config, or
+  // unavailable and why (`missing` non-empty: known before trying).
+  void StartLocalHops(const zproxy::v1::Sidecar& sc, const std::string& missing) {
+    if (sc.has_sk_msg() && !sc.sk_msg()) {
+      ZLOG_INFO("sidecar: sk_msg off (sidecar.sk_msg: false): local hops use loopback TCP");
+      return;
+    }
+    std::string why = missing;
+    if (why.empty()) {
+      bpf::BpfOptions options = bpf_options_;
+      options.pin_dir = config_.bpffs_path();
+      if (local_hops_.Attach(sc.cgroup(), options, &why)) {
+        std::string where;
+        for (const std::string& c : local_hops_.cgroups()) where += (where.empty() ? "" : ", ") + c;
+        ZLOG_INFO(
+            "sidecar: sk_msg on: sockops zproxy_lh_ops on %s (zproxyd's cgroup first), sk_msg "
+            "zproxy_lh_msg on zproxy_lh_socks: loopback connections between them skip TCP",
+            where.c_str());
+        return;
+      }
+    }
+    ZLOG_WARN("sidecar: sk_msg unavailable (%s); local hops use loopback TCP", why.c_str());
   }
 
   // sidecar.inbound_listener: the sk_lookup program on zproxyd's network namespace
@@ -379,6 +410,10 @@ class Zproxyd {
     if (!sidecar_.cgroup().empty()) {
       fds->push_back(sidecar_.orig_by_peer_fd());
       boot->set_sidecar_orig_by_peer_fd_index(static_cast<uint32_t>(fds->size() - 1));
+    }
+    if (local_hops_.attached()) {
+      fds->push_back(local_hops_.socks_fd());
+      boot->set_sidecar_local_hops_fd_index(static_cast<uint32_t>(fds->size() - 1));
     }
   }
 
@@ -524,6 +559,10 @@ class Zproxyd {
     h.metrics = [this, private_address](std::string* body, std::string* error) {
       if (!admin::ScrapeMetrics(private_address, 3000, body, error)) return false;
       if (discovery_ != nullptr) *body += discovery_->PrometheusText();  // zproxyd's own
+      if (sidecar_configured_) {
+        *body += bpf::LocalHopsPrometheusText(local_hops_.attached(),
+                                              local_hops_.attached() ? local_hops_.stats_fd() : -1);
+      }
       return true;
     };
     probe_server_ = probes::ProbeServer::Start(address, std::move(h), {}, &error_);
@@ -582,6 +621,8 @@ class Zproxyd {
   // Detached on destruction (a clean exit), before bpf_runtime_ unpins.
   bpf::SidecarInterception sidecar_;
   bpf::InboundInterception inbound_;  // detached on destruction too
+  bpf::LocalHops local_hops_;         // detached on destruction too
+  bool sidecar_configured_ = false;
   health::HealthService health_;
   std::string workers_note_;
   uint32_t workers_ = 0;
