@@ -101,9 +101,9 @@ def config(cgroup, sk_msg=None, tcp=False):
                                 "connect_timeout_ms": 2000}], sidecar=sidecar)
 
 
-def start_proxy(make_proxy, cgroups, **kw):
+def start_proxy(make_proxy, cgroups, expect_rc=0, **kw):
     app, proxy = cgroups
-    return make_proxy(config(app, **kw), wrapper=join_cgroup_cmd(proxy))
+    return make_proxy(config(app, **kw), wrapper=join_cgroup_cmd(proxy), expect_rc=expect_rc)
 
 
 def bpftool_json(*args):
@@ -473,3 +473,14 @@ def test_tcp_proxy_sockmap_still_splices_non_local_peers(cgroups, make_proxy):
     fams = scrape(z)
     assert total(fams, "zproxy_passthrough_connections_total", mode="sockmap") == 1
     assert total(fams, "zproxy_tunnel_fallbacks_total", reason="local_hop") == 0
+
+
+def test_sigkill_detaches_sockops(cgroups, make_proxy):
+    """zproxyd's bpf_links close with its descriptors: after a SIGKILL no sockops program
+    stays on either cgroup (new connections are no longer inserted)."""
+    app, proxy = cgroups
+    z = start_proxy(make_proxy, cgroups, expect_rc=None)
+    assert "zproxy_lh_ops" in attached(app) and attached(proxy) == ["zproxy_lh_ops"]
+    z.kill()
+    assert procs.wait_until(lambda: attached(app) == [] and attached(proxy) == [], 5), (
+        attached(app), attached(proxy))
