@@ -249,6 +249,16 @@ class Zproxyd {
       }
       groups.back().worker_fds.push_back(s.fd.get());
     }
+    // The sidecar's inbound listener goes into the sk_lookup SOCKMAP (StartInbound): a
+    // socket in eBPF steering's REUSEPORT_SOCKARRAY cannot join it (both keep their mark
+    // in sk_user_data: EBUSY), so that listener steers with CBPF.
+    if (config_.has_sidecar() && !config_.sidecar().inbound_listener().empty()) {
+      for (bpf::ListenerGroup& g : groups) {
+        if (g.listener == config_.sidecar().inbound_listener()) {
+          g.no_ebpf = "the sidecar's inbound listener: its sockets go into the sk_lookup SOCKMAP";
+        }
+      }
+    }
     bpf_runtime_.Start(config_.bpffs_path(), groups, bpf::WorkerCpus(workers_), bpf_options_);
   }
 

@@ -118,8 +118,17 @@ def counters():
     return total
 
 
-def test_inbound_port_goes_through_zproxy(apps, make_proxy):
-    z = make_proxy(inbound_config())
+# Two workers: the listener has two SO_REUSEPORT sockets, which eBPF steering would put in
+# its REUSEPORT_SOCKARRAY, and such a socket cannot join the sk_lookup SOCKMAP (EBUSY): the
+# inbound listener steers with CBPF instead.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_inbound_port_goes_through_zproxy(apps, make_proxy, workers):
+    cfg = inbound_config()
+    cfg["workers"] = workers
+    z = make_proxy(cfg)
+    if workers > 1:
+        assert ('listener "inbound": eBPF steering unavailable (the sidecar\'s inbound listener: '
+                "its sockets go into the sk_lookup SOCKMAP)") in z.stderr()
     assert len(sk_lookup_links()) == 1, sk_lookup_links()
     # Through zproxy: it adds X-Forwarded-For (the client's address) on the way.
     for _ in range(3):
