@@ -475,12 +475,25 @@ def test_tcp_proxy_sockmap_still_splices_non_local_peers(cgroups, make_proxy):
     assert total(fams, "zproxy_tunnel_fallbacks_total", reason="local_hop") == 0
 
 
-def test_sigkill_detaches_sockops(cgroups, make_proxy):
+def test_sigkill_detaches_sockops_and_a_restart_reattaches(cgroups, make_proxy, tmp_path):
     """zproxyd's bpf_links close with its descriptors: after a SIGKILL no sockops program
-    stays on either cgroup (new connections are no longer inserted)."""
+    stays on either cgroup (new connections are no longer inserted). The next zproxyd adopts
+    the pinned maps (the SOCKHASH still holds the old sk_msg program) and accelerates again."""
     app, proxy = cgroups
-    z = start_proxy(make_proxy, cgroups, expect_rc=None)
-    assert "zproxy_lh_ops" in attached(app) and attached(proxy) == ["zproxy_lh_ops"]
-    z.kill()
-    assert procs.wait_until(lambda: attached(app) == [] and attached(proxy) == [], 5), (
-        attached(app), attached(proxy))
+    backend, port = start_backend(app, str(tmp_path))
+    try:
+        z = start_proxy(make_proxy, cgroups, expect_rc=None)
+        assert "zproxy_lh_ops" in attached(app) and attached(proxy) == ["zproxy_lh_ops"]
+        z.kill()
+        assert procs.wait_until(lambda: attached(app) == [] and attached(proxy) == [], 5), (
+            attached(app), attached(proxy))
+        z.start()
+        assert z.stderr().count("sidecar: sk_msg on:") == 2, z.stderr()
+        before = lh_counters(z)
+        assert run_in(app, HTTP_APP, "post", UPSTREAM_IP, port, 65536) == [[200, 65536, True]] * 2
+        after = lh_counters(z)
+        assert after["redirected_bytes"] - before["redirected_bytes"] >= 4 * 65536, (before, after)
+        assert z.stop() == 0
+        assert attached(app) == [] and attached(proxy) == []
+    finally:
+        backend.stop()
