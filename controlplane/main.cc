@@ -327,6 +327,14 @@ class Zproxyd {
             "sidecar: sk_msg on: sockops zproxy_lh_ops on %s (zproxyd's cgroup first), sk_msg "
             "zproxy_lh_msg on zproxy_lh_socks: loopback connections between them skip TCP",
             where.c_str());
+        const std::string& own = local_hops_.cgroups().front();
+        if (int n = bpf::ForeignProcesses(own); n > 0) {
+          ZLOG_WARN(
+              "sidecar: zproxyd's cgroup %s holds %d other process(es): their loopback "
+              "connections to each other go through sk_msg too (docs/sidecar.md, \"sk_msg\"); "
+              "run zproxyd in a cgroup of its own",
+              own.c_str(), n);
+        }
         return;
       }
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "bpf/zproxy_structs.h"
 #include "common/unique_fd.h"
@@ -91,6 +92,19 @@ void LocalHops::Detach() {
   }
   msg_attached_ = false;
   skel_.Reset();
+}
+
+int ForeignProcesses(const std::string& dir) {
+  std::ifstream procs(dir + "/cgroup.procs");
+  int n = 0;
+  for (pid_t pid; procs >> pid;) {
+    if (pid == getpid()) continue;
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "zproxy-dataplane") n++;
+  }
+  return n;
 }
 
 std::string LocalHopsPrometheusText(bool enabled, int stats_fd) {

@@ -43,6 +43,10 @@ class LocalHops {
   bool msg_attached_ = false;
 };
 
+// Processes in cgroup `dir` other than this one and zproxy data planes (their loopback
+// connections to each other get sk_msg too, and its limits: docs/sidecar.md), for a warning.
+int ForeignProcesses(const std::string& dir);
+
 // Sums zproxy_lh_stats over CPUs as Prometheus text (zproxy_sidecar_sk_msg_*), "" when
 // `stats_fd` < 0.
 std::string LocalHopsPrometheusText(bool enabled, int stats_fd);

@@ -205,6 +205,7 @@ def test_http_one_megabyte_each_way_is_redirected(cgroups, make_proxy, tmp_path)
         assert "sidecar: sk_msg on: sockops zproxy_lh_ops on %s, %s" % (proxy, app) in z.stderr()
         # bpftool: the programs on both cgroups, the sk_msg program on the map.
         assert "zproxy_lh_ops" in attached(app) and attached(proxy) == ["zproxy_lh_ops"]
+        assert "other process(es)" not in z.stderr()  # zproxyd has its cgroup to itself
         names = {p.get("name") for p in bpftool_json("prog", "show")}
         assert {"zproxy_lh_ops", "zproxy_lh_msg"} <= names
         maps = {m.get("name") for m in bpftool_json("map", "show")}
@@ -497,3 +498,17 @@ def test_sigkill_detaches_sockops_and_a_restart_reattaches(cgroups, make_proxy, 
         assert attached(app) == [] and attached(proxy) == []
     finally:
         backend.stop()
+
+
+def test_warns_when_zproxyd_shares_its_cgroup(cgroups, make_proxy):
+    """Other processes in zproxyd's cgroup get sk_msg between their own loopback sockets
+    too (and its blocking-recv limitation): one warning says so."""
+    app, proxy = cgroups
+    other = InCgroup(proxy, ["sleep", "60"])
+    try:
+        z = start_proxy(make_proxy, cgroups)
+        assert ("sidecar: zproxyd's cgroup %s holds 1 other process(es): their loopback "
+                "connections to each other go through sk_msg too" % proxy) in z.stderr()
+        assert z.stop() == 0
+    finally:
+        other.stop()
