@@ -20,6 +20,7 @@
 #include "controlplane/bpf/bpf_runtime.h"
 #include "controlplane/bpf/inbound.h"
 #include "controlplane/bpf/local_hops.h"
+#include "controlplane/bpf/proxy_cgroup.h"
 #include "controlplane/bpf/sidecar.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
@@ -119,6 +120,7 @@ class Zproxyd {
     ChooseStartupConfig();
     if (!StartDnsDiscovery()) return 1;
     sync_server_ = startup::StartSyncServer(config_);
+    EnterProxyCgroup();
     if (!OpenListenSockets()) return 1;
     LogListeners();
     StartBpf();
@@ -306,6 +308,29 @@ class Zproxyd {
         why.c_str(), port.c_str());
     StartLocalHops(sc, "cgroup interception is unavailable: " + why);
     return true;
+  }
+
+  // sk_msg's sockops program reaches zproxy's sockets through zproxyd's cgroup, which must
+  // be its own (bpf/proxy_cgroup.h). Before any listen socket or the data plane exists, so
+  // that they are made in it.
+  void EnterProxyCgroup() {
+    if (!config_.has_sidecar() || config_.sidecar().cgroup().empty()) return;
+    const auto& sc = config_.sidecar();
+    if (sc.has_sk_msg() && !sc.sk_msg()) return;
+    std::string note;
+    switch (proxy_cgroup_.Enter(sc.cgroup(), config_.bpffs_path(), &note)) {
+      case bpf::ProxyCgroup::Outcome::kAlreadyOwn:
+        break;
+      case bpf::ProxyCgroup::Outcome::kMoved:
+        ZLOG_INFO(
+            "sidecar: zproxyd moved from %s (the root cgroup, or shared with other processes) "
+            "into a cgroup of its own, %s, for sk_msg; it leaves and removes it on exit",
+            proxy_cgroup_.previous().c_str(), proxy_cgroup_.path().c_str());
+        break;
+      case bpf::ProxyCgroup::Outcome::kNotMoved:
+        ZLOG_INFO("sidecar: zproxyd stays in its cgroup (%s)", note.c_str());
+        break;
+    }
   }
 
   // sidecar.sk_msg (default on where available): local hops through sk_msg
@@ -637,6 +662,7 @@ class Zproxyd {
   bpf::BpfRuntime bpf_runtime_;
   bpf::BpfOptions bpf_options_;
   // Detached on destruction (a clean exit), before bpf_runtime_ unpins.
+  bpf::ProxyCgroup proxy_cgroup_;  // left last: after the data plane has stopped
   bpf::SidecarInterception sidecar_;
   bpf::InboundInterception inbound_;  // detached on destruction too
   bpf::LocalHops local_hops_;         // detached on destruction too

@@ -270,14 +270,33 @@ def test_sk_msg_off_by_config(cgroups, make_proxy, tmp_path):
         backend.stop()
 
 
-def test_unavailable_when_zproxyd_runs_in_the_root_cgroup(cgroups, make_proxy):
-    with open("/proc/self/cgroup") as f:
-        if "0::/\n" not in f.read():
-            pytest.skip("this test runs outside the root cgroup")
-    z = make_proxy(config(cgroups[0]))  # no wrapper: zproxyd inherits the root cgroup
-    assert "sidecar: sk_msg unavailable (zproxyd runs in the root cgroup of" in z.stderr()
-    assert "zproxy_lh_ops" not in attached(cgroups[0])
-    assert total(scrape(z), "zproxy_sidecar_sk_msg_enabled") == 0
+def test_zproxyd_started_in_a_shared_or_root_cgroup_takes_one_of_its_own(cgroups, make_proxy,
+                                                                          tmp_path):
+    """Started from the test runner's cgroup (the root here, or one it shares with other
+    processes), zproxyd moves into a child cgroup it makes before it opens sockets, so
+    sk_msg works without a systemd unit; a clean stop removes the child."""
+    app, _ = cgroups
+    backend, port = start_backend(app, str(tmp_path))
+    try:
+        z = make_proxy(config(app))  # no wrapper: zproxyd inherits pytest's cgroup
+        err = z.stderr()
+        assert "sidecar: zproxyd moved from " in err, err
+        child = err.split("into a cgroup of its own, ", 1)[1].split(",", 1)[0]
+        assert os.path.basename(child).startswith("zproxyd-sidecar-"), child
+        with open(os.path.join(child, "cgroup.procs")) as f:
+            assert str(z.proc.pid) in f.read().split()
+        assert attached(child) == ["zproxy_lh_ops"] and "zproxy_lh_ops" in attached(app)
+        assert "other process(es)" not in err
+        before = lh_counters(z)
+        assert run_in(app, HTTP_APP, "post", UPSTREAM_IP, port, 65536) == [[200, 65536, True]] * 2
+        after = lh_counters(z)
+        assert after["redirected_bytes"] - before["redirected_bytes"] >= 4 * 65536, (before, after)
+        assert total(scrape(z), "zproxy_sidecar_sk_msg_enabled") == 1
+        assert z.stop() == 0
+        assert attached(app) == []
+        assert procs.wait_until(lambda: not os.path.exists(child), 5), child
+    finally:
+        backend.stop()
 
 
 # Upstream for the tcp_proxy tests, in the application's cgroup: per connection, the first
@@ -500,15 +519,21 @@ def test_sigkill_detaches_sockops_and_a_restart_reattaches(cgroups, make_proxy, 
         backend.stop()
 
 
-def test_warns_when_zproxyd_shares_its_cgroup(cgroups, make_proxy):
-    """Other processes in zproxyd's cgroup get sk_msg between their own loopback sockets
-    too (and its blocking-recv limitation): one warning says so."""
+def test_zproxyd_leaves_a_cgroup_it_shares(cgroups, make_proxy):
+    """Other processes in zproxyd's cgroup would get sk_msg between their own loopback
+    sockets too (and its blocking-recv limitation): zproxyd moves into a child of it."""
     app, proxy = cgroups
     other = InCgroup(proxy, ["sleep", "60"])
     try:
         z = start_proxy(make_proxy, cgroups)
-        assert ("sidecar: zproxyd's cgroup %s holds 1 other process(es): their loopback "
-                "connections to each other go through sk_msg too" % proxy) in z.stderr()
+        err = z.stderr()
+        assert "sidecar: zproxyd moved from %s (" % proxy in err, err
+        assert "other process(es)" not in err
+        child = [d for d in os.listdir(proxy) if d.startswith("zproxyd-sidecar-")]
+        assert len(child) == 1, os.listdir(proxy)
+        assert attached(os.path.join(proxy, child[0])) == ["zproxy_lh_ops"]
+        assert attached(proxy) == []  # the shared cgroup itself gets nothing
         assert z.stop() == 0
+        assert not [d for d in os.listdir(proxy) if d.startswith("zproxyd-sidecar-")]
     finally:
         other.stop()
