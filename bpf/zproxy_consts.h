@@ -26,5 +26,15 @@
  * oldest, never refuses), exclusions. */
 #define ZPROXY_SIDECAR_MAX_CONNS 65536
 #define ZPROXY_SIDECAR_MAX_EXCLUDES 256
+/* Inbound interception: sidecar.inbound_ports entries; zproxy_in_socks keys. */
+#define ZPROXY_INBOUND_MAX_PORTS 256
+#define ZPROXY_INBOUND_SOCK_V4 0
+#define ZPROXY_INBOUND_SOCK_V6 1
+
+/* Local hops (sk_msg): sockets in zproxy_lh_socks (both ends of each connection). */
+#define ZPROXY_LH_MAX_SOCKS 65536
+/* zproxy_lh_mode values: a socket's first send decides how all its sends go. */
+#define ZPROXY_LH_REDIRECT 1
+#define ZPROXY_LH_PASS 2
 
 #endif /* ZPROXY_BPF_CONSTS_H_ */

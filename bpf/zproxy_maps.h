@@ -1,5 +1,6 @@
 /* BPF map definitions, one block per object so each .bpf.c gets only its own maps (define
- * ZPROXY_REUSEPORT_MAPS / ZPROXY_SOCKMAP_MAPS / ZPROXY_HEALTH_MAPS before including).
+ * ZPROXY_REUSEPORT_MAPS / ZPROXY_SOCKMAP_MAPS / ZPROXY_HEALTH_MAPS / ZPROXY_SIDECAR_MAPS /
+ * ZPROXY_SK_LOOKUP_MAPS / ZPROXY_LOCAL_HOPS_MAPS before including).
  * C++ includes it for the pin names only: zproxyd pins map X at <bpffs_path>/X. */
 #ifndef ZPROXY_BPF_MAPS_H_
 #define ZPROXY_BPF_MAPS_H_
@@ -153,5 +154,60 @@ struct {
 } zproxy_sidecar_stats SEC(".maps");
 #endif /* ZPROXY_SIDECAR_MAPS */
 
+#ifdef ZPROXY_SK_LOOKUP_MAPS
+/* ZPROXY_INBOUND_SOCK_V4 / _V6 -> the inbound listener's first SO_REUSEPORT member of that
+ * family (the kernel then picks within its reuseport group). Filled by zproxyd, which owns
+ * the listen sockets; closing them drops the entries. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, 2);
+  __type(key, __u32);
+  __type(value, __u64);
+} zproxy_in_socks SEC(".maps");
+
+/* sidecar.inbound_ports (host byte order) -> 1. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, ZPROXY_INBOUND_MAX_PORTS);
+  __type(key, __u16);
+  __type(value, __u8);
+} zproxy_in_ports SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_inbound_counters);
+} zproxy_in_stats SEC(".maps");
+#endif /* ZPROXY_SK_LOOKUP_MAPS */
+#ifdef ZPROXY_LOCAL_HOPS_MAPS
+/* Established loopback sockets of the application's cgroup and of zproxy's, under their
+ * own 4-tuple; zproxy_lh_msg (sk_msg) is attached to this map. The kernel drops a socket
+ * from it when the socket closes. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, ZPROXY_LH_MAX_SOCKS);
+  __type(key, struct zproxy_lh_key);
+  __type(value, __u64);
+} zproxy_lh_socks SEC(".maps");
+
+/* Per socket: ZPROXY_LH_REDIRECT or ZPROXY_LH_PASS, fixed by its first send (a socket
+ * never mixes the two paths: bytes passed through TCP and bytes redirected later could be
+ * read out of order). Freed with the socket. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, __u32);
+} zproxy_lh_mode SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct zproxy_lh_counters);
+} zproxy_lh_stats SEC(".maps");
+#endif /* ZPROXY_LOCAL_HOPS_MAPS */
 #endif /* __bpf__ */
+
 #endif /* ZPROXY_BPF_MAPS_H_ */

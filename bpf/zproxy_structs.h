@@ -89,6 +89,14 @@ struct zproxy_sidecar_counters {
   __u64 record_failed;  /* a map update failed (full): the connection goes un-recorded */
 };
 
+/* zproxy_in_stats[0] (per CPU): what the sk_lookup program did (bpf/sk_lookup.bpf.c). */
+struct zproxy_inbound_counters {
+  __u64 steered;       /* assigned to zproxy's inbound listener */
+  __u64 loopback;      /* an inbound port, but to a loopback address: left to the app */
+  __u64 no_socket;     /* no inbound listener socket of that family: left to the app */
+  __u64 assign_failed; /* bpf_sk_assign refused: left to the normal lookup */
+};
+
 /* zproxy_sidecar_excl_v4 / _v6 keys: LPM tries of exclude_cidrs. */
 struct zproxy_lpm_v4 {
   __u32 prefixlen;
@@ -97,6 +105,28 @@ struct zproxy_lpm_v4 {
 struct zproxy_lpm_v6 {
   __u32 prefixlen;
   __u32 addr[4];
+};
+
+/* sk_msg acceleration of local hops (bpf/local_hops.bpf.c, docs/sidecar.md): a TCP socket
+ * by its 4-tuple as seen from that socket. IPv4 is stored v4-mapped (::ffff:a.b.c.d), so an
+ * IPv4 client and zproxy's dual-stack [::] listener name the same connection; the peer of
+ * a socket is the key with local and remote swapped. */
+struct zproxy_lh_key {
+  __u32 local_ip[4];  /* network byte order */
+  __u32 remote_ip[4]; /* network byte order */
+  __u32 local_port;   /* host byte order */
+  __u32 remote_port;  /* host byte order */
+};
+
+/* zproxy_lh_stats[0] (per CPU): what the local-hop programs did. */
+struct zproxy_lh_counters {
+  __u64 redirected_msgs;  /* sendmsg calls moved straight into the peer's receive queue */
+  __u64 redirected_bytes;
+  __u64 misses;           /* a socket's first send found no peer: it uses TCP for good */
+  __u64 passed_msgs;      /* sends of such sockets (and failed redirects) through TCP */
+  __u64 inserts;          /* sockops put an established loopback socket in the hash */
+  __u64 insert_failed;    /* the hash refused one (full, or in a conflicting map) */
+  __u64 removals;         /* an inserted socket closed (the kernel drops it from the hash) */
 };
 
 #endif /* ZPROXY_BPF_STRUCTS_H_ */

@@ -19,6 +19,9 @@
 #include "controlplane/admin/admin_server.h"
 #include "controlplane/admin/metrics_scrape.h"
 #include "controlplane/bpf/bpf_runtime.h"
+#include "controlplane/bpf/inbound.h"
+#include "controlplane/bpf/local_hops.h"
+#include "controlplane/bpf/proxy_cgroup.h"
 #include "controlplane/bpf/sidecar.h"
 #include "controlplane/config/defaults.h"
 #include "controlplane/config/load.h"
@@ -123,6 +126,7 @@ class Zproxyd {
     if (config_.has_config_source() && !ChooseFleetStartupConfig()) return 1;
     if (!StartDnsDiscovery()) return 1;
     sync_server_ = startup::StartSyncServer(config_);
+    EnterProxyCgroup();
     if (!OpenListenSockets()) return 1;
     LogListeners();
     StartBpf();
@@ -312,6 +316,16 @@ class Zproxyd {
       }
       groups.back().worker_fds.push_back(s.fd.get());
     }
+    // The sidecar's inbound listener goes into the sk_lookup SOCKMAP (StartInbound): a
+    // socket in eBPF steering's REUSEPORT_SOCKARRAY cannot join it (both keep their mark
+    // in sk_user_data: EBUSY), so that listener steers with CBPF.
+    if (config_.has_sidecar() && !config_.sidecar().inbound_listener().empty()) {
+      for (bpf::ListenerGroup& g : groups) {
+        if (g.listener == config_.sidecar().inbound_listener()) {
+          g.no_ebpf = "the sidecar's inbound listener: its sockets go into the sk_lookup SOCKMAP";
+        }
+      }
+    }
     bpf_runtime_.Start(config_.bpffs_path(), groups, bpf::WorkerCpus(workers_), bpf_options_);
   }
 
@@ -320,11 +334,13 @@ class Zproxyd {
   // nftables rules that do the same job (the data plane honours SO_ORIGINAL_DST).
   bool StartSidecar() {
     if (!config_.has_sidecar()) return true;
+    sidecar_configured_ = true;
     const auto& sc = config_.sidecar();
-    if (!sc.inbound_listener().empty() || sc.inbound_ports_size() > 0 || sc.has_sk_msg()) {
-      ZLOG_WARN(
-          "sidecar: inbound interception (inbound_listener, inbound_ports) and sk_msg "
-          "are not implemented yet; ignored");
+    StartInbound(sc);
+    // Inbound only: no cgroup, no outbound listener (validation allows that pair empty).
+    if (sc.cgroup().empty()) {
+      StartLocalHops(sc, "needs sidecar.cgroup, the application's side");
+      return true;
     }
     std::string address;
     for (const auto& l : config_.listeners()) {
@@ -339,6 +355,7 @@ class Zproxyd {
             "sidecar: connect4/6, getpeername4/6 and sockops attached to %s: outbound "
             "connections go to listener \"%s\" (%s)",
             sidecar_.cgroup().c_str(), sc.outbound_listener().c_str(), address.c_str());
+        StartLocalHops(sc, "");
         return true;
       case bpf::SidecarInterception::Outcome::kRefused:
         ZLOG_ERROR("sidecar: %s", why.c_str());
@@ -354,7 +371,102 @@ class Zproxyd {
         "hook output priority -100; }'; nft add rule inet zproxy_sidecar out socket "
         "cgroupv2 level 1 \"<app cgroup>\" meta l4proto tcp redirect to :%s",
         why.c_str(), port.c_str());
+    StartLocalHops(sc, "cgroup interception is unavailable: " + why);
     return true;
+  }
+
+  // sk_msg's sockops program reaches zproxy's sockets through zproxyd's cgroup, which must
+  // be its own (bpf/proxy_cgroup.h). Before any listen socket or the data plane exists, so
+  // that they are made in it.
+  void EnterProxyCgroup() {
+    if (!config_.has_sidecar() || config_.sidecar().cgroup().empty()) return;
+    const auto& sc = config_.sidecar();
+    if (sc.has_sk_msg() && !sc.sk_msg()) return;
+    std::string note;
+    switch (proxy_cgroup_.Enter(sc.cgroup(), config_.bpffs_path(), &note)) {
+      case bpf::ProxyCgroup::Outcome::kAlreadyOwn:
+        break;
+      case bpf::ProxyCgroup::Outcome::kMoved:
+        ZLOG_INFO(
+            "sidecar: zproxyd moved from %s (the root cgroup, or shared with other processes) "
+            "into a cgroup of its own, %s, for sk_msg; it leaves and removes it on exit",
+            proxy_cgroup_.previous().c_str(), proxy_cgroup_.path().c_str());
+        break;
+      case bpf::ProxyCgroup::Outcome::kNotMoved:
+        ZLOG_INFO("sidecar: zproxyd stays in its cgroup (%s)", note.c_str());
+        break;
+    }
+  }
+
+  // sidecar.sk_msg (default on where available): local hops through sk_msg
+  // (docs/sidecar.md, "sk_msg"). One line whatever happens: on, off by config, or
+  // unavailable and why (`missing` non-empty: known before trying).
+  void StartLocalHops(const zproxy::v1::Sidecar& sc, const std::string& missing) {
+    if (sc.has_sk_msg() && !sc.sk_msg()) {
+      ZLOG_INFO("sidecar: sk_msg off (sidecar.sk_msg: false): local hops use loopback TCP");
+      return;
+    }
+    std::string why = missing;
+    if (why.empty()) {
+      bpf::BpfOptions options = bpf_options_;
+      options.pin_dir = config_.bpffs_path();
+      if (local_hops_.Attach(sc.cgroup(), options, &why)) {
+        std::string where;
+        for (const std::string& c : local_hops_.cgroups()) where += (where.empty() ? "" : ", ") + c;
+        ZLOG_INFO(
+            "sidecar: sk_msg on: sockops zproxy_lh_ops on %s (zproxyd's cgroup first), sk_msg "
+            "zproxy_lh_msg on zproxy_lh_socks: loopback connections between them skip TCP",
+            where.c_str());
+        const std::string& own = local_hops_.cgroups().front();
+        if (int n = bpf::ForeignProcesses(own); n > 0) {
+          ZLOG_WARN(
+              "sidecar: zproxyd's cgroup %s holds %d other process(es): their loopback "
+              "connections to each other go through sk_msg too (docs/sidecar.md, \"sk_msg\"); "
+              "run zproxyd in a cgroup of its own",
+              own.c_str(), n);
+        }
+        return;
+      }
+    }
+    ZLOG_WARN("sidecar: sk_msg unavailable (%s); local hops use loopback TCP", why.c_str());
+  }
+
+  // sidecar.inbound_listener: the sk_lookup program on zproxyd's network namespace
+  // (docs/sidecar.md). Anything missing is one warning naming it and the iptables rule
+  // that does the same job.
+  void StartInbound(const zproxy::v1::Sidecar& sc) {
+    if (sc.inbound_listener().empty()) return;
+    std::vector<int> fds;
+    std::string address;
+    for (const ListenSocket& s : sockets_) {
+      if (s.listener != sc.inbound_listener()) continue;
+      fds.push_back(s.fd.get());
+      address = s.address;
+    }
+    std::string ports;
+    for (uint32_t p : sc.inbound_ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+    if (fds.empty()) {
+      ZLOG_WARN(
+          "sidecar: inbound_listener \"%s\" names no listener; nothing inbound is "
+          "intercepted",
+          sc.inbound_listener().c_str());
+      return;
+    }
+    std::string why;
+    if (inbound_.Attach(sc, fds, &why)) {
+      ZLOG_INFO(
+          "sidecar: sk_lookup attached to this network namespace: TCP to ports %s on "
+          "non-loopback local addresses goes to listener \"%s\" (%s)",
+          ports.c_str(), sc.inbound_listener().c_str(), address.c_str());
+      return;
+    }
+    std::string port = address.substr(address.rfind(':') + 1);
+    ZLOG_WARN(
+        "sidecar: inbound interception unavailable (%s); nothing inbound is intercepted "
+        "by zproxy. Use a REDIRECT rule instead, e.g.: iptables -t nat -A PREROUTING -p tcp "
+        "-m multiport --dports %s -j REDIRECT --to-ports %s (the listener then needs a "
+        "wildcard address, 0.0.0.0 or [::])",
+        why.c_str(), ports.c_str(), port.c_str());
   }
 
   // The config becomes the store's first snapshot; what the later steps need from it is
@@ -406,6 +518,10 @@ class Zproxyd {
     if (!sidecar_.cgroup().empty()) {
       fds->push_back(sidecar_.orig_by_peer_fd());
       boot->set_sidecar_orig_by_peer_fd_index(static_cast<uint32_t>(fds->size() - 1));
+    }
+    if (local_hops_.attached()) {
+      fds->push_back(local_hops_.socks_fd());
+      boot->set_sidecar_local_hops_fd_index(static_cast<uint32_t>(fds->size() - 1));
     }
   }
 
@@ -563,6 +679,10 @@ class Zproxyd {
     h.metrics = [this, private_address](std::string* body, std::string* error) {
       if (!admin::ScrapeMetrics(private_address, 3000, body, error)) return false;
       if (discovery_ != nullptr) *body += discovery_->PrometheusText();  // zproxyd's own
+      if (sidecar_configured_) {
+        *body += bpf::LocalHopsPrometheusText(local_hops_.attached(),
+                                              local_hops_.attached() ? local_hops_.stats_fd() : -1);
+      }
       if (const fleet::FleetSource* f = fleet_metrics_.load()) *body += f->PrometheusText();
       return true;
     };
@@ -622,7 +742,11 @@ class Zproxyd {
   bpf::BpfRuntime bpf_runtime_;
   bpf::BpfOptions bpf_options_;
   // Detached on destruction (a clean exit), before bpf_runtime_ unpins.
+  bpf::ProxyCgroup proxy_cgroup_;  // left last: after the data plane has stopped
   bpf::SidecarInterception sidecar_;
+  bpf::InboundInterception inbound_;  // detached on destruction too
+  bpf::LocalHops local_hops_;         // detached on destruction too
+  bool sidecar_configured_ = false;
   health::HealthService health_;
   std::string workers_note_;
   uint32_t workers_ = 0;

@@ -168,6 +168,7 @@ size_t ExpectedFdCount(const zproxy::v1::DataplaneBootstrap& bootstrap) {
   if (bootstrap.has_splice_peer_fd_index()) n++;
   if (bootstrap.has_splice_counters_fd_index()) n++;
   if (bootstrap.has_sidecar_orig_by_peer_fd_index()) n++;
+  if (bootstrap.has_sidecar_local_hops_fd_index()) n++;
   return n;
 }
 

@@ -37,8 +37,12 @@ void BpfRuntime::Start(const std::string& bpffs_path, const std::vector<Listener
   for (const ListenerGroup& g : groups) {
     BpfOptions o = options;
     o.pin_dir = bpffs_path.empty() ? "" : bpffs_path + "/steer/" + PathSafe(g.listener);
+    if (!g.no_ebpf.empty()) {
+      o.disable_ebpf = true;
+      o.disable_ebpf_why = g.no_ebpf;
+    }
     SteeringResult r = AttachSteering(g.worker_fds, worker_cpus, o);
-    if (r.mode == SteeringMode::kEbpf || g.worker_fds.size() < 2) {
+    if (r.mode == SteeringMode::kEbpf || g.worker_fds.size() < 2 || !g.no_ebpf.empty()) {
       ZLOG_INFO("listener \"%s\": %s", g.listener.c_str(), r.Describe().c_str());
     } else {
       ZLOG_WARN("listener \"%s\": %s", g.listener.c_str(), r.Describe().c_str());

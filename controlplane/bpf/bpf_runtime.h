@@ -17,6 +17,8 @@ namespace zproxy::controlplane::bpf {
 struct ListenerGroup {
   std::string listener;         // Listener.name
   std::vector<int> worker_fds;  // worker i's listen socket
+  // Non-empty: no eBPF steering for this group, and why (CBPF or the kernel's hash then).
+  std::string no_ebpf;
 };
 
 class BpfRuntime {

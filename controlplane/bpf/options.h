@@ -16,6 +16,8 @@ struct BpfOptions {
   SteerPolicy policy = SteerPolicy::kCpu;
   // Skip modes (tests, and operators debugging a kernel): eBPF -> CBPF -> plain reuseport.
   bool disable_ebpf = false;
+  // Why eBPF steering is disabled, for the log line ("disabled" when empty).
+  std::string disable_ebpf_why;
   bool disable_cbpf = false;
 };
 

@@ -30,16 +30,6 @@ bool Under(const std::string& path, const std::string& dir) {
                          (dir == "/" || path[dir.size()] == '/'));
 }
 
-// This process's cgroup v2 path relative to the mount ("0::/x/y" in /proc/self/cgroup).
-std::string OwnCgroup() {
-  std::ifstream f("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  }
-  return "";
-}
-
 bool ParseCidr(const std::string& text, int* family, uint32_t addr[4], uint32_t* prefix) {
   size_t slash = text.find('/');
   std::string ip = text.substr(0, slash);
@@ -58,6 +48,15 @@ bool ParseCidr(const std::string& text, int* family, uint32_t addr[4], uint32_t*
 }
 
 }  // namespace
+
+std::string OwnCgroup() {
+  std::ifstream f("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  }
+  return "";
+}
 
 std::string Cgroup2MountOf(const std::string& dir, std::string* error) {
   std::string real = RealPath(dir);

@@ -51,4 +51,8 @@ class SidecarInterception {
 // The cgroup2 mount that holds `dir` (both resolved), or "" with *error saying why not.
 std::string Cgroup2MountOf(const std::string& dir, std::string* error);
 
+// This process's cgroup v2 path relative to the mount ("/x/y" from "0::/x/y" in
+// /proc/self/cgroup; "/" for the root).
+std::string OwnCgroup();
+
 }  // namespace zproxy::controlplane::bpf

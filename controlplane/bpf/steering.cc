@@ -125,7 +125,7 @@ SteeringResult AttachSteering(const std::vector<int>& worker_fds,
     return result;
   }
   if (options.disable_ebpf) {
-    error = "disabled";
+    error = options.disable_ebpf_why.empty() ? "disabled" : options.disable_ebpf_why;
   } else {
     auto obj = std::make_unique<ReuseportObject>();
     if (obj->Load(worker_fds, worker_cpus, options, &error)) {

@@ -24,6 +24,21 @@ TEST(Load, ExampleFileIsValid) {
   EXPECT_EQ(r.config.listeners(0).http().max_headers(), 100u);  // default applied
 }
 
+// examples/sidecar.yaml (docs/sidecar.md's walkthrough): the config contract, valid.
+TEST(Load, SidecarExampleIsValid) {
+  LoadResult r = LoadConfigFile("examples/sidecar.yaml");
+  ASSERT_TRUE(r.ok()) << Joined(r.errors);
+  const auto& s = r.config.sidecar();
+  EXPECT_EQ(s.cgroup(), "/sys/fs/cgroup/unified/app");
+  EXPECT_EQ(s.outbound_listener(), "outbound");
+  EXPECT_EQ(s.inbound_listener(), "inbound");
+  ASSERT_EQ(s.inbound_ports_size(), 1);
+  EXPECT_EQ(s.inbound_ports(0), 8000u);
+  EXPECT_TRUE(s.has_sk_msg() && s.sk_msg());
+  EXPECT_TRUE(r.config.listeners(0).original_destination());
+  EXPECT_EQ(r.config.clusters(0).type(), zproxy::v1::CLUSTER_TYPE_ORIGINAL_DESTINATION);
+}
+
 // DESIGN.md's example is a contract: every key maps; the only complaint is that it refers to
 // a cluster "pg" it never defines.
 TEST(Load, DesignExampleMapsCleanly) {

@@ -121,5 +121,29 @@ TEST(ValidateOriginalDst, SidecarErrorsNameTheField) {
               "sidecar.exclude_cidrs[0]: invalid CIDR");
 }
 
+TEST(ValidateOriginalDst, InboundOnlySidecar) {
+  // sk_lookup needs no cgroup: inbound_listener alone is a complete sidecar.
+  LoadResult r = LoadConfigYaml(
+      std::string(kContract) + "sidecar: { inbound_listener: outbound, inbound_ports: [8000] }\n",
+      "c.yaml");
+  ASSERT_TRUE(r.ok()) << Joined(r.errors);
+  EXPECT_EQ(r.config.sidecar().inbound_ports(0), 8000u);
+  ExpectError(std::string(kContract) + "sidecar: { inbound_listener: outbound }\n",
+              "sidecar.inbound_ports: is required with inbound_listener");
+  ExpectError(
+      std::string(kContract) + "sidecar: { inbound_listener: outbound, inbound_ports: [70000] }\n",
+      "sidecar.inbound_ports[0]: must be a port");
+  LoadResult orphan =
+      LoadConfigYaml(std::string(kContract) + "sidecar: { inbound_ports: [8000] }\n", "c.yaml");
+  EXPECT_NE(Joined(orphan.errors).find("sidecar.inbound_ports: needs sidecar.inbound_listener"),
+            std::string::npos)
+      << Joined(orphan.errors);
+  // Half an outbound setup is still refused.
+  ExpectError(std::string(kContract) +
+                  "sidecar: { outbound_listener: outbound, inbound_listener: outbound, "
+                  "inbound_ports: [8000] }\n",
+              "sidecar.cgroup: must be an absolute path");
+}
+
 }  // namespace
 }  // namespace zproxy::config

@@ -83,6 +83,8 @@ const char* TunnelFallbackName(TunnelFallback reason) {
       return "half_closed";
     case TunnelFallback::kQueuedBytes:
       return "queued_bytes";
+    case TunnelFallback::kLocalHop:
+      return "local_hop";
     case TunnelFallback::kCount:
       break;
   }

@@ -30,6 +30,8 @@ struct PassthroughCaps {
   // Not a pass-through map but handed over with them: the sidecar's zproxy_orig_by_peer
   // (client address -> original destination, docs/sidecar.md); -1 = no sidecar programs.
   int orig_by_peer_fd = -1;
+  // The sidecar's zproxy_lh_socks (sk_msg local hops); -1 = sk_msg off.
+  int local_hops_fd = -1;
 };
 
 // What `auto` means: the fastest modes measured on the development kernel (6.18) with
@@ -65,6 +67,8 @@ enum class TunnelFallback : uint8_t {
                      // sockets (sockmap -> splice)
   kQueuedBytes,      // WebSocket/CONNECT: bytes queued behind ones userspace read at the
                      // pairing; the verdict would resend a partly read skb (-> splice)
+  kLocalHop,         // a socket its local peer's sk_msg redirects into: only a receive
+                     // reads those bytes, not the sk_skb verdict or splice (-> copy)
   kCount,
 };
 const char* TunnelFallbackName(TunnelFallback reason);

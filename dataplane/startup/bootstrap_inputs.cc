@@ -72,7 +72,9 @@ bool TakeSpliceMaps(const zproxy::v1::DataplaneBootstrap& boot, std::vector<Uniq
       !take(boot.has_splice_counters_fd_index(), boot.splice_counters_fd_index(),
             &caps->counters_fd) ||
       !take(boot.has_sidecar_orig_by_peer_fd_index(), boot.sidecar_orig_by_peer_fd_index(),
-            &caps->orig_by_peer_fd)) {
+            &caps->orig_by_peer_fd) ||
+      !take(boot.has_sidecar_local_hops_fd_index(), boot.sidecar_local_hops_fd_index(),
+            &caps->local_hops_fd)) {
     ZLOG_ERROR("bootstrap: a splice map fd index is out of range");
     return false;
   }

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/splice_pairs.h"
 #include "dataplane/io/tcp_counters.h"
+#include "dataplane/sidecar/local_hop.h"
 #include "dataplane/tunnel/tunnels.h"
 #include "dataplane/worker/worker.h"
 
@@ -27,6 +28,13 @@ void Tunnels::StartPassthrough(uint32_t ex_idx) {
   w_.conns_.Get(ex.client).flags |= kPassthrough;
   w_.conns_.Get(ex.upstream).flags |= kPassthrough;
   PassMode mode = static_cast<PassMode>(ex.tunnel.pass_mode);
+  int lh = w_.options_.passthrough.local_hops_fd;
+  if (mode != PassMode::kCopy && lh >= 0 &&
+      (IsLocalHop(lh, w_.conns_.Get(ex.client).fd) ||
+       IsLocalHop(lh, w_.conns_.Get(ex.upstream).fd))) {
+    CountFallback(TunnelFallback::kLocalHop);
+    mode = PassMode::kCopy;
+  }
   if (mode == PassMode::kSockmap && !StartSockmap(ex_idx)) {
     if (ex.tunnel.pairing_moved_bytes) {
       AbortPassthrough(ex_idx, true);

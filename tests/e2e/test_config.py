@@ -22,10 +22,11 @@ def _good():
                        admin_address="unix:/tmp/zp-check/admin.sock")
 
 
-def test_check_accepts_example_config():
-    example = os.path.join(procs.ROOT, "examples", "zproxy.yaml")
+@pytest.mark.parametrize("name", ["zproxy.yaml", "sidecar.yaml"])
+def test_check_accepts_example_config(name):
+    example = os.path.join(procs.ROOT, "examples", name)
     if not os.path.exists(example):
-        pytest.skip("no examples/zproxy.yaml")
+        pytest.skip("no examples/%s" % name)
     r = run_check(example)
     assert r.returncode == 0, r.stderr
 
