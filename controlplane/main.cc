@@ -5,6 +5,7 @@
 // steps. The order matters: signals are blocked before any thread exists, the sync socket
 // is up before the listen sockets (an orphaned data plane holding the ports dials it), BPF
 // steering needs the listen sockets, and the supervisor starts the data plane last.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,10 @@
 #include "controlplane/dns/discovery.h"
 #include "controlplane/dns/dns_settings.h"
 #include "controlplane/flags.h"
+#include "controlplane/fleet/etcd_client.h"
+#include "controlplane/fleet/fleet_doc.h"
+#include "controlplane/fleet/fleet_source.h"
+#include "controlplane/fleet/fleet_startup.h"
 #include "controlplane/health/health_service.h"
 #include "controlplane/listen_sockets.h"
 #include "controlplane/notify/sd_notify.h"
@@ -118,6 +123,7 @@ class Zproxyd {
     }
     workers_ = ResolveWorkers(config_.workers(), AffinityCpuCount(), &workers_note_);
     ChooseStartupConfig();
+    if (config_.has_config_source() && !ChooseFleetStartupConfig()) return 1;
     if (!StartDnsDiscovery()) return 1;
     sync_server_ = startup::StartSyncServer(config_);
     EnterProxyCgroup();
@@ -133,6 +139,7 @@ class Zproxyd {
     CreateConfigManager();
     if (sync_server_ != nullptr) PushConfigChangesOverSync();
     RefreshEndpointsOnDnsChanges();
+    StartFleet();
     StartAdminApi();
     StartReloader();
     RetireOrphans();
@@ -152,6 +159,8 @@ class Zproxyd {
       text << in.rdbuf();
       file_text_ = text.str();
     }
+    // Fleet mode decides with etcd and its own snapshot (ChooseFleetStartupConfig).
+    if (config_.has_config_source()) return;
     startup_ = state::ChooseStartupConfig(config_, flags_.config_path, file_text_);
     if (startup_.warn) {
       ZLOG_WARN("%s", startup_.note.c_str());
@@ -159,6 +168,62 @@ class Zproxyd {
       ZLOG_INFO("%s", startup_.note.c_str());
     }
     config_ = std::move(startup_.config);
+  }
+
+  // Fleet mode (docs/fleet.md): the fleet part comes from etcd, seeded from the file when
+  // the prefix is empty, else from the state_dir snapshot while etcd cannot be reached.
+  // Replaces the file-vs-state decision made just before (its state file is rewritten).
+  bool ChooseFleetStartupConfig() {
+    config_.mutable_node()->set_name(fleet::NodeName(config_));
+    fleet_client_ = fleet::EtcdClient::Create(config_.config_source().etcd(), &error_);
+    if (fleet_client_ == nullptr) {
+      ZLOG_ERROR("fleet: %s", error_.c_str());
+      return false;
+    }
+    fleet::FleetStart start =
+        fleet::ChooseFleetStartupConfig(config_, flags_.config_path, fleet_client_.get());
+    if (start.startup.warn) {
+      ZLOG_WARN("fleet: %s", start.startup.note.c_str());
+    } else {
+      ZLOG_INFO("fleet: %s", start.startup.note.c_str());
+    }
+    fleet_revision_ = start.revision;
+    fleet_reached_ = start.reached;
+    startup_.version = start.startup.version;
+    startup_.source = start.startup.source;
+    config_ = std::move(start.startup.config);
+    return true;
+  }
+
+  // The watcher (etcd -> this node) and the node's entry under <prefix>nodes/.
+  void StartFleet() {
+    if (fleet_client_ == nullptr) return;
+    const std::string prefix =
+        fleet::NormalizePrefix(store_.Current().config->config_source().etcd().prefix());
+    manager_->SetFleet(prefix, fleet_revision_);
+    manager_->SetFileMerge([](const zproxy::v1::Config& file, const zproxy::v1::Config& current) {
+      zproxy::v1::Config merged = fleet::MergeNode(file, fleet::FleetPart(current));
+      // The node name a file without one got at start.
+      merged.mutable_node()->set_name(current.node().name());
+      return merged;
+    });
+    fleet::FleetSource::Options o;
+    o.prefix = prefix;
+    o.node = store_.Current().config->node().name();
+    o.node_ttl_s = store_.Current().config->config_source().etcd().node_ttl_s();
+    if (o.node_ttl_s == 0) o.node_ttl_s = 10;
+    o.unreachable_at_start = !fleet_reached_;
+    auto health = [this] {
+      std::pair<uint32_t, uint32_t> counts{0, 0};
+      for (const health::EndpointHealth& e : health_.States()) {
+        (e.healthy ? counts.first : counts.second)++;
+      }
+      return counts;
+    };
+    fleet_ = std::make_unique<fleet::FleetSource>(std::move(fleet_client_), manager_.get(),
+                                                  std::move(o), health);
+    fleet_->Start();
+    fleet_metrics_.store(fleet_.get());
   }
 
   // Host-name endpoints ("api.internal:8080"): zproxyd looks them up (c-ares) before the
@@ -532,6 +597,18 @@ class Zproxyd {
       return admin::DataplaneStatus{s.pid, s.uptime_ms, s.restarts, s.handovers, s.adopted};
     };
     context.config_source = startup_.source;
+    if (fleet_ != nullptr) {
+      fleet::FleetSource* f = fleet_.get();
+      context.fleet_mutate = [f](uint64_t expected, const state::ConfigManager::EditFn& edit,
+                                 ConfigStore::Snapshot* out, int64_t* revision) {
+        return f->Mutate(expected, edit, out, revision);
+      };
+      context.fleet_status = [f](zproxy::v1::FleetStatus* out) { f->FillStatus(out); };
+      context.fleet_nodes = [f](zproxy::v1::FleetStatusResponse* out) { return f->Nodes(out); };
+      context.fleet_candidate = [this](const zproxy::v1::Config& request) {
+        return fleet::MergeNode(*store_.Current().config, fleet::FleetPart(request));
+      };
+    }
     context.state_path = state_path_;
     context.workers = workers_;
     context.health_events = &health_.events();
@@ -606,6 +683,7 @@ class Zproxyd {
         *body += bpf::LocalHopsPrometheusText(local_hops_.attached(),
                                               local_hops_.attached() ? local_hops_.stats_fd() : -1);
       }
+      if (const fleet::FleetSource* f = fleet_metrics_.load()) *body += f->PrometheusText();
       return true;
     };
     probe_server_ = probes::ProbeServer::Start(address, std::move(h), {}, &error_);
@@ -641,6 +719,8 @@ class Zproxyd {
   void Shutdown() {
     // First: its notifier thread pushes through manager_ and the supervisor.
     if (discovery_ != nullptr) discovery_->Stop();
+    fleet_metrics_.store(nullptr);
+    if (fleet_ != nullptr) fleet_->Stop();  // applies through manager_; revokes its lease
     if (reloader_ != nullptr) reloader_->Stop();
     notifier_->Stop();
     if (probe_server_ != nullptr) probe_server_->Stop();
@@ -684,6 +764,13 @@ class Zproxyd {
   std::unique_ptr<DataplaneSupervisor> supervisor_;
   std::unique_ptr<state::ConfigManager> manager_;
   std::unique_ptr<sync::Resyncer> resyncer_;
+  // Fleet mode: the client until StartFleet hands it to fleet_, which applies through
+  // manager_. fleet_metrics_ is what the /metrics thread reads (set once fleet_ runs).
+  std::unique_ptr<fleet::EtcdClient> fleet_client_;
+  int64_t fleet_revision_ = 0;
+  bool fleet_reached_ = false;
+  std::unique_ptr<fleet::FleetSource> fleet_;
+  std::atomic<const fleet::FleetSource*> fleet_metrics_{nullptr};
   std::unique_ptr<admin::AdminServer> admin_server_;
   std::unique_ptr<sync::OrphanRetirer> retire_orphans_;
   notify::SdNotify sd_;  // moved into notifier_ by StartProbes

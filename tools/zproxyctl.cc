@@ -209,6 +209,7 @@ class Commands {
     if (cmd == "health" && sub == "watch") return HealthWatch();
     if (cmd == "health" && (sub.empty() || sub == "show")) return HealthShow();
     if (cmd == "dataplane" && sub == "restart") return DataplaneRestart();
+    if (cmd == "fleet" && (sub.empty() || sub == "status")) return FleetStatus();
     return UsageError("unknown command \"" + cmd + (sub.empty() ? "" : " " + sub) + "\"");
   }
 
@@ -254,6 +255,38 @@ class Commands {
     t.Add({"workers", std::to_string(r.workers())});
     t.Add({"crash restarts", std::to_string(r.dataplane_restarts())});
     t.Add({"handovers", std::to_string(r.handovers())});
+    if (r.has_fleet()) {
+      const v1::FleetStatus& f = r.fleet();
+      t.Add({"fleet node", f.node() + " (prefix " + f.prefix() + ")"});
+      t.Add({"fleet revision", std::to_string(f.applied_revision())});
+      t.Add({"etcd", (f.connected() ? "connected to " : "unreachable, last tried ") + f.endpoint() +
+                         (f.last_error().empty() ? "" : ": " + f.last_error())});
+      if (f.refused_revision() != 0) {
+        t.Add(
+            {"refused revision", std::to_string(f.refused_revision()) + ": " + f.refused_error()});
+      }
+    }
+    std::fputs(t.Render().c_str(), stdout);
+    return kOk;
+  }
+
+  // Every live node of the fleet, as each published itself in etcd.
+  int FleetStatus() {
+    v1::FleetStatusResponse r;
+    if (int rc = c_->Check(c_->stub()->GetFleetStatus(c_->Context().get(), {}, &r)); rc) return rc;
+    if (Json()) {
+      std::printf("%s\n", ctl::Json(r).c_str());
+      return kOk;
+    }
+    std::printf("fleet %s at revision %lld, %d live node%s\n", r.prefix().c_str(),
+                static_cast<long long>(r.revision()), r.nodes_size(),
+                r.nodes_size() == 1 ? "" : "s");
+    Table t({"NODE", "REVISION", "VERSION", "HEALTHY", "UNHEALTHY", "REFUSED"});
+    for (const v1::FleetNode& n : r.nodes()) {
+      t.Add({n.name(), std::to_string(n.applied_revision()), std::to_string(n.config_version()),
+             std::to_string(n.endpoints_healthy()), std::to_string(n.endpoints_unhealthy()),
+             n.refused_revision() == 0 ? "-" : std::to_string(n.refused_revision())});
+    }
     std::fputs(t.Render().c_str(), stdout);
     return kOk;
   }

@@ -26,9 +26,11 @@ const char* Usage() {
          "  health [show] [--cluster NAME]\n"
          "  health watch [--cluster NAME] [--initial-state]\n"
          "  dataplane restart\n"
+         "  fleet [status]      every live node of the fleet (fleet mode, docs/fleet.md)\n"
          "--admin defaults to admin_address of --config (default /etc/zproxy/zproxy.yaml).\n"
          "TCP needs mutual TLS: --tls-cert FILE --tls-key FILE --tls-ca FILE.\n"
-         "Mutations take --expected-version N (compare-and-set). Exit: 0 ok, 1 error, 2 usage.\n";
+         "Mutations take --expected-version N (compare-and-set; in fleet mode the etcd revision).\n"
+         "Exit: 0 ok, 1 error, 2 usage.\n";
 }
 
 bool Args::Has(const std::string& flag) const {

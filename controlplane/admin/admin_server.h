@@ -33,7 +33,7 @@ struct DataplaneStatus {
 struct AdminContext {
   state::ConfigManager* manager = nullptr;
   std::function<DataplaneStatus()> dataplane_status;
-  std::string config_source;  // "file" or "state"
+  std::string config_source;  // "file" or "state"; fleet mode: "etcd", "snapshot", ...
   std::string state_path;
   uint32_t workers = 0;
   health::HealthEvents* health_events = nullptr;  // WatchHealth's source (null: none)
@@ -45,6 +45,16 @@ struct AdminContext {
   std::function<bool(std::string* prometheus_text)> latest_stats;
   // GetHealth: what DNS discovery knows of host-name endpoints (null: none).
   std::function<ResolvedNames()> dns_names;
+  // Fleet mode (docs/fleet.md), null otherwise: mutations become etcd transactions and
+  // the versions the API shows are etcd revisions of the fleet config.
+  std::function<state::OpStatus(uint64_t expected_revision, const state::ConfigManager::EditFn&,
+                                controlplane::ConfigStore::Snapshot* out, int64_t* revision)>
+      fleet_mutate;
+  std::function<void(zproxy::v1::FleetStatus*)> fleet_status;
+  std::function<state::OpStatus(zproxy::v1::FleetStatusResponse*)> fleet_nodes;
+  // Validate's candidate in fleet mode: this node's config with the request's listeners and
+  // clusters (and this node's listener address overrides).
+  std::function<zproxy::v1::Config(const zproxy::v1::Config& request)> fleet_candidate;
 };
 
 class AdminServer {

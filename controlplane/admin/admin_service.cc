@@ -41,6 +41,17 @@ grpc::Status AdminService::Mutate(uint64_t expected_version,
                                   const state::ConfigManager::EditFn& edit,
                                   v1::ConfigResponse* out) {
   controlplane::ConfigStore::Snapshot snap;
+  if (ctx_.fleet_mutate) {
+    int64_t revision = 0;
+    state::OpStatus st = ctx_.fleet_mutate(expected_version, edit, &snap, &revision);
+    if (!st.ok()) {
+      ZLOG_INFO("admin: fleet change refused: %s", st.message.c_str());
+      return ToGrpc(st);
+    }
+    Fill(snap, out);
+    out->set_version(static_cast<uint64_t>(revision));
+    return grpc::Status::OK;
+  }
   state::OpStatus st = ctx_.manager->Mutate(expected_version, edit, &snap);
   if (!st.ok()) {
     ZLOG_INFO("admin: change refused: %s", st.message.c_str());
@@ -54,11 +65,25 @@ grpc::Status AdminService::Mutate(uint64_t expected_version,
 grpc::Status AdminService::GetConfig(grpc::ServerContext*, const v1::GetConfigRequest*,
                                      v1::ConfigResponse* out) {
   Fill(ctx_.manager->Current(), out);
+  // Fleet mode: the version to compare on is the fleet's (the same on every node).
+  if (ctx_.fleet_mutate) out->set_version(static_cast<uint64_t>(ctx_.manager->etcd_revision()));
   return grpc::Status::OK;
 }
 
 grpc::Status AdminService::ApplyConfig(grpc::ServerContext*, const v1::ApplyConfigRequest* req,
                                        v1::ConfigResponse* out) {
+  if (ctx_.fleet_mutate) {
+    // Fleet mode: ApplyConfig replaces the fleet config (listeners, clusters); the node-local
+    // fields of the request are not the fleet's and come from each node's file.
+    return Mutate(
+        req->expected_version(),
+        [&](v1::Config* c) {
+          *c->mutable_listeners() = req->config().listeners();
+          *c->mutable_clusters() = req->config().clusters();
+          return state::OpStatus::Ok();
+        },
+        out);
+  }
   return Mutate(
       req->expected_version(),
       [&](v1::Config* c) {
@@ -70,7 +95,7 @@ grpc::Status AdminService::ApplyConfig(grpc::ServerContext*, const v1::ApplyConf
 
 grpc::Status AdminService::Validate(grpc::ServerContext*, const v1::ValidateRequest* req,
                                     v1::ValidateResponse* out) {
-  v1::Config candidate = req->config();
+  v1::Config candidate = ctx_.fleet_candidate ? ctx_.fleet_candidate(req->config()) : req->config();
   config::ApplyDefaults(&candidate);
   for (const auto& e : state::CandidateErrors(*ctx_.manager->Current().config, candidate)) {
     auto* v = out->add_errors();
@@ -240,7 +265,17 @@ grpc::Status AdminService::GetStatus(grpc::ServerContext*, const v1::GetStatusRe
   out->set_config_source(ctx_.config_source);
   out->set_state_path(ctx_.state_path);
   out->set_workers(ctx_.workers);
+  if (ctx_.fleet_status) ctx_.fleet_status(out->mutable_fleet());
   return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetFleetStatus(grpc::ServerContext*, const v1::GetFleetStatusRequest*,
+                                          v1::FleetStatusResponse* out) {
+  if (!ctx_.fleet_nodes) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "not in fleet mode: this zproxyd has no config_source (docs/fleet.md)");
+  }
+  return ToGrpc(ctx_.fleet_nodes(out));
 }
 
 grpc::Status AdminService::RestartDataplane(grpc::ServerContext*,

@@ -44,6 +44,8 @@ class AdminService final : public zproxy::v1::Admin::Service {
                          v1::StatusResponse* out) override;
   grpc::Status RestartDataplane(grpc::ServerContext*, const v1::RestartDataplaneRequest*,
                                 v1::RestartDataplaneResponse* out) override;
+  grpc::Status GetFleetStatus(grpc::ServerContext*, const v1::GetFleetStatusRequest*,
+                              v1::FleetStatusResponse* out) override;
 
  private:
   grpc::Status Mutate(uint64_t expected_version, const state::ConfigManager::EditFn& edit,

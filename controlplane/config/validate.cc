@@ -12,6 +12,7 @@
 #include "common/net_address.h"
 #include "common/route_policy_rules.h"
 #include "controlplane/config/tls_files.h"
+#include "controlplane/config/validate_config_source.h"
 #include "controlplane/dns/dns_settings.h"
 
 namespace zproxy::config {
@@ -678,6 +679,10 @@ bool IsHttpToken(const std::string& text) {
   return true;
 }
 
-ConfigErrors ValidateConfig(const zproxy::v1::Config& config) { return Validator(config).Run(); }
+ConfigErrors ValidateConfig(const zproxy::v1::Config& config) {
+  ConfigErrors errors = Validator(config).Run();
+  ValidateConfigSource(config, &errors);
+  return errors;
+}
 
 }  // namespace zproxy::config

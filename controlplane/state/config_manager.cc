@@ -91,7 +91,7 @@ OpStatus ConfigManager::ReplaceFromFile(const zproxy::v1::Config& file_config,
                                         controlplane::ConfigStore::Snapshot* out) {
   std::lock_guard<std::mutex> lock(mu_);
   auto replace = [&](zproxy::v1::Config* c) {
-    *c = file_config;
+    *c = file_merge_ ? file_merge_(file_config, *c) : file_config;
     return OpStatus::Ok();
   };
   const uint64_t before = store_->Current().version;
@@ -103,8 +103,7 @@ OpStatus ConfigManager::ReplaceFromFile(const zproxy::v1::Config& file_config,
   // name the new file's hash or the next start would call the file changed.
   const zproxy::v1::Config& config = *out->config;
   std::string error;
-  if (!SaveState(config.state_dir(), MakeState(config, out->version, file_path_, file_sha256),
-                 &error)) {
+  if (!SaveState(config.state_dir(), State(config, out->version, file_sha256), &error)) {
     return OpStatus::Error(OpStatus::kUnavailable,
                            "config version " + std::to_string(out->version) +
                                " serves, but saving the state failed: " + error);
@@ -140,7 +139,7 @@ OpStatus ConfigManager::MutateLocked(uint64_t expected_version, const EditFn& ed
   const uint64_t version = current.version + 1;
   const std::string& dir = candidate.state_dir();
   std::string error;
-  if (!SaveState(dir, MakeState(candidate, version, file_path_, sha), &error)) {
+  if (!SaveState(dir, State(candidate, version, sha), &error)) {
     return OpStatus::Error(OpStatus::kUnavailable, "cannot persist config version " +
                                                        std::to_string(version) + ": " + error +
                                                        "; nothing changed");
@@ -154,8 +153,7 @@ OpStatus ConfigManager::MutateLocked(uint64_t expected_version, const EditFn& ed
   if (!applied.ok()) {
     std::string restore_error;
     std::string restored = "";
-    if (!SaveState(dir, MakeState(*current.config, current.version, file_path_, file_sha256_),
-                   &restore_error)) {
+    if (!SaveState(dir, State(*current.config, current.version, file_sha256_), &restore_error)) {
       restored = " (and restoring the saved state failed: " + restore_error + ")";
     }
     return OpStatus::Error(applied.code, "the data plane did not take config version " +
@@ -184,6 +182,62 @@ OpStatus ConfigManager::Resync(uint64_t dataplane_version) {
   controlplane::ConfigStore::Snapshot current = store_->Current();
   if (current.version == dataplane_version || !resync_) return OpStatus::Ok();
   return resync_(View(*current.config), current.version, dataplane_version);
+}
+
+zproxy::v1::PersistedState ConfigManager::State(const zproxy::v1::Config& config, uint64_t version,
+                                                const std::string& sha) const {
+  zproxy::v1::PersistedState s = MakeState(config, version, file_path_, sha);
+  s.set_etcd_prefix(etcd_prefix_);
+  s.set_etcd_revision(etcd_revision_);
+  return s;
+}
+
+void ConfigManager::SetFleet(std::string prefix, int64_t revision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  etcd_prefix_ = std::move(prefix);
+  etcd_revision_ = revision;
+}
+
+int64_t ConfigManager::etcd_revision() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return etcd_revision_;
+}
+
+OpStatus ConfigManager::ApplyFleet(const EditFn& edit, int64_t revision, bool follow_store,
+                                   controlplane::ConfigStore::Snapshot* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!follow_store && revision <= etcd_revision_) {
+    *out = store_->Current();
+    return OpStatus::Ok();
+  }
+  const int64_t before = etcd_revision_;
+  // Saved with the state of the new config (MutateLocked persists State()).
+  etcd_revision_ = revision;
+  const uint64_t version_before = store_->Current().version;
+  OpStatus st = MutateLocked(0, edit, file_sha256_, out);
+  if (!st.ok()) {
+    etcd_revision_ = before;
+    // MutateLocked may have restored the state under the refused revision: name ours.
+    const controlplane::ConfigStore::Snapshot current = store_->Current();
+    std::string error;
+    if (current.config != nullptr) {
+      (void)SaveState(current.config->state_dir(),
+                      State(*current.config, current.version, file_sha256_), &error);
+    }
+    return st;
+  }
+  if (out->version == version_before) {
+    // Same config under a new revision (e.g. a write that changed nothing we serve):
+    // nothing was saved, but the state must name the revision.
+    std::string error;
+    const zproxy::v1::Config& config = *out->config;
+    if (!SaveState(config.state_dir(), State(config, out->version, file_sha256_), &error)) {
+      return OpStatus::Error(OpStatus::kUnavailable,
+                             "fleet revision " + std::to_string(revision) +
+                                 " serves, but saving the state failed: " + error);
+    }
+  }
+  return OpStatus::Ok();
 }
 
 zproxy::v1::Config ConfigManager::View(const zproxy::v1::Config& config) const {

@@ -10,6 +10,7 @@
 
 #include "controlplane/config_store.h"
 #include "controlplane/state/config_ops.h"
+#include "zproxy/v1/admin.pb.h"
 #include "zproxy/v1/config.pb.h"
 
 namespace zproxy::state {
@@ -87,6 +88,24 @@ class ConfigManager {
   void SetRefresh(RefreshFn refresh) { refresh_ = std::move(refresh); }
   OpStatus RefreshEndpoints();
 
+  // Fleet mode (docs/fleet.md): the persisted state records the etcd prefix and the
+  // revision of the fleet config it holds. Call before the first mutation.
+  void SetFleet(std::string prefix, int64_t revision);
+  // The fleet config at etcd `revision` (the edit merges it into the node's config): the
+  // same path as a mutation (validate, persist, apply, publish), remembering `revision`.
+  // A revision not newer than the one applied is skipped (the watch and the writer both
+  // deliver each one), unless `follow_store` (etcd was restored to an older revision, or a
+  // full re-read: the store is the truth).
+  OpStatus ApplyFleet(const EditFn& edit, int64_t revision, bool follow_store,
+                      controlplane::ConfigStore::Snapshot* out);
+  int64_t etcd_revision() const;
+
+  // Fleet mode: what a SIGHUP makes of the re-read file (its node-local fields with the
+  // current fleet part), applied under the mutation lock.
+  using FileMergeFn = std::function<zproxy::v1::Config(const zproxy::v1::Config& file_config,
+                                                       const zproxy::v1::Config& current)>;
+  void SetFileMerge(FileMergeFn merge) { file_merge_ = std::move(merge); }
+
   controlplane::ConfigStore::Snapshot Current() const { return store_->Current(); }
   std::string file_sha256() const;
   const std::string& file_path() const { return file_path_; }
@@ -97,6 +116,8 @@ class ConfigManager {
                         controlplane::ConfigStore::Snapshot* out);
 
   zproxy::v1::Config View(const zproxy::v1::Config& config) const;
+  zproxy::v1::PersistedState State(const zproxy::v1::Config& config, uint64_t version,
+                                   const std::string& sha) const;
 
   mutable std::mutex mu_;  // one mutation at a time, end to end
   controlplane::ConfigStore* store_;
@@ -107,6 +128,9 @@ class ConfigManager {
   ResyncFn resync_;
   ViewFn view_;
   RefreshFn refresh_;
+  FileMergeFn file_merge_;
+  std::string etcd_prefix_;    // under mu_; empty: not in fleet mode
+  int64_t etcd_revision_ = 0;  // under mu_
 };
 
 }  // namespace zproxy::state

@@ -159,5 +159,55 @@ TEST(ConfigManager, ReplaceFromFileAppliesRefusesAndRecordsTheNewFile) {
   EXPECT_EQ(saved.version(), 2u);
 }
 
+TEST(ConfigManager, FleetRevisionsAreAppliedOnceAndRecordedInTheState) {
+  const std::string dir = TempDir();
+  controlplane::ConfigStore store;
+  store.Publish(Base(dir), 1);
+  int handovers = 0;
+  ConfigManager m(&store, "f.yaml", "", [&](const Config&, uint64_t, std::string*) {
+    ++handovers;
+    return true;
+  });
+  m.SetFleet("/zproxy/a/", 10);
+  auto with_route = [](const std::string& prefix) {
+    return [prefix](Config* c) {
+      auto* r = c->mutable_listeners(0)->add_routes();
+      r->mutable_match()->set_prefix(prefix);
+      r->set_cluster("app");
+      return OpStatus::Ok();
+    };
+  };
+  controlplane::ConfigStore::Snapshot snap;
+  ASSERT_TRUE(m.ApplyFleet(with_route("/p/"), 12, false, &snap).ok());
+  EXPECT_EQ(snap.version, 2u);
+  EXPECT_EQ(m.etcd_revision(), 12);
+  // The writer's own apply and its watch event: the second is skipped, as is anything older.
+  ASSERT_TRUE(m.ApplyFleet(with_route("/q/"), 12, false, &snap).ok());
+  ASSERT_TRUE(m.ApplyFleet(with_route("/q/"), 11, false, &snap).ok());
+  EXPECT_EQ(snap.version, 2u);
+  EXPECT_EQ(handovers, 1);
+  // A store restored to an older revision is followed when the caller says so.
+  ASSERT_TRUE(m.ApplyFleet(with_route("/r/"), 8, true, &snap).ok());
+  EXPECT_EQ(m.etcd_revision(), 8);
+  EXPECT_EQ(snap.version, 3u);
+  zproxy::v1::PersistedState saved;
+  std::string error;
+  ASSERT_EQ(LoadState(dir, &saved, &error), LoadStatus::kOk) << error;
+  EXPECT_EQ(saved.etcd_revision(), 8);
+  EXPECT_EQ(saved.etcd_prefix(), "/zproxy/a/");
+  EXPECT_EQ(saved.version(), 3u);
+  // A refused revision keeps the applied one, in memory and on disk.
+  auto invalid = [](Config* c) {
+    c->mutable_listeners(0)->mutable_routes(0)->set_cluster("nope");
+    return OpStatus::Ok();
+  };
+  OpStatus st = m.ApplyFleet(invalid, 20, false, &snap);
+  EXPECT_EQ(st.code, OpStatus::kInvalidArgument);
+  EXPECT_NE(st.message.find("unknown cluster"), std::string::npos) << st.message;
+  EXPECT_EQ(m.etcd_revision(), 8);
+  ASSERT_EQ(LoadState(dir, &saved, &error), LoadStatus::kOk) << error;
+  EXPECT_EQ(saved.etcd_revision(), 8);
+}
+
 }  // namespace
 }  // namespace zproxy::state

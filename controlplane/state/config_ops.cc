@@ -229,6 +229,10 @@ config::ConfigErrors CandidateErrors(const Config& current, const Config& candid
   fixed("state_dir", candidate.state_dir() == current.state_dir());
   fixed("bpffs_path", candidate.bpffs_path() == current.bpffs_path());
   fixed("bpf", MessageDifferencer::Equals(candidate.bpf(), current.bpf()));
+  // Fleet mode is chosen at start (docs/fleet.md).
+  fixed("config_source",
+        MessageDifferencer::Equals(candidate.config_source(), current.config_source()));
+  fixed("node", MessageDifferencer::Equals(candidate.node(), current.node()));
   return errors;
 }
 
