@@ -13,8 +13,8 @@ Placement (all contenders alike): two cgroup v2 children made for the run, the a
 both hops) and zproxy's (zproxyd + data plane, 1 worker). zproxy and the backend on CPU 0, wrk
 on CPU 1. wrk dials 127.0.0.2:PORT (the upstream); interception sends it to zproxy's
 `original_destination` listener on 127.0.0.1, which forwards to 127.0.0.2:PORT. (An
-original-destination cluster keeps no upstream pool: each request opens its own upstream
-connection, in every contender.)
+original-destination cluster pools upstream connections per destination, in every
+contender: requests reuse zproxy's keep-alive connections to 127.0.0.2:PORT, for both loads.)
 
 Loads: keep-alive (wrk -c32) and new-connection (wrk -c16 with Connection: close). Per slot:
 req/s, p99, and machine CPU per request = busy jiffies of /proc/stat's "cpu" line (all CPUs,

@@ -165,7 +165,6 @@ std::shared_ptr<Snapshot> BuildSnapshot(const zproxy::v1::Config& config, uint64
     cr.min_retry_concurrency = c.min_retry_concurrency() != 0 ? c.min_retry_concurrency() : 3;
     cr.http2 = c.protocol() == zproxy::v1::HTTP2;
     cr.original_destination = c.type() == zproxy::v1::CLUSTER_TYPE_ORIGINAL_DESTINATION;
-    if (cr.original_destination) cr.pool_size = 0;  // one destination per client: no reuse
     if (c.has_tls()) {
       std::string tls_err;
       auto ctx = tls::ClientContext::Create(c.tls(), &tls_err, c.protocol() == zproxy::v1::HTTP2);

@@ -37,8 +37,9 @@ struct ClusterRuntime {
   uint32_t idle_timeout_ms = 60000;
   bool tcp_fast_open = false;
   bool http2 = false;  // protocol: http2 (one connection, many streams)
-  // type original_destination: no endpoints; each exchange connects to its client's
-  // original destination (Worker::ConnectOriginalDst), never pooled.
+  // type original_destination: no endpoints; each exchange goes to its client's original
+  // destination (Worker::ConnectOriginalDst), pooled per destination (pool_size idle
+  // connections per destination and worker).
   bool original_destination = false;
   // Passive outlier detection (0 failures = disabled).
   uint32_t outlier_failures = 5;

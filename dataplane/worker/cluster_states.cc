@@ -33,11 +33,17 @@ uint16_t ClusterStates::NewState(const std::shared_ptr<const Snapshot>& snap, si
   for (uint32_t k = 0; st->lb->size() != 0 && k < worker_index_ % st->lb->size(); k++) {
     st->lb->Pick();
   }
-  // type original_destination has no endpoints: one pool slot, never used (like CONNECT's
-  // states), so the pool's endpoint lookup stays valid.
-  size_t slots = c.original_destination ? 1 : c.lb.endpoints.size();
+  // type original_destination has no endpoints: its pool's slots are the destinations
+  // its clients dialled, assigned as they come (DestinationSlots), plus one for
+  // connections that found no slot free. Outlier detection does not apply (one entry, so
+  // lookups by endpoint stay valid).
+  size_t slots = c.lb.endpoints.size();
+  if (c.original_destination) {
+    st->dst_slots.Init();
+    slots = st->dst_slots.pool_slots();
+  }
   st->pool.Init(PoolLinkOf{conns_}, slots);
-  st->outliers.resize(slots);
+  st->outliers.resize(c.original_destination ? 1 : slots);
   if (c.tls != nullptr) st->tls_sessions.Resize(c.endpoint_names.size());
   st->t_connect = timers_->ListFor(c.connect_timeout_ms);
   st->t_read = timers_->ListFor(c.read_timeout_ms);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/metrics/worker_stats.h"
+#include "dataplane/sidecar/destination_slots.h"
 #include "dataplane/snapshot.h"
 #include "dataplane/tls/session_cache.h"
 #include "dataplane/upstream/connection_pool.h"
@@ -48,9 +49,12 @@ struct ClusterState {
   std::string definition;  // serialized config Cluster: equal definition => reusable
   std::unique_ptr<upstream::EndpointSet> lb;
   upstream::ConnectionPool<PoolLinkOf> pool;  // upstream connections by endpoint
-  std::vector<OutlierState> outliers;         // [endpoint]
-  tls::SessionCache tls_sessions;             // [endpoint]: clusters with tls resume these
-  const ConnectRuntime* connect = nullptr;    // a listener's CONNECT state: its allowlist
+  // type original_destination: the pool's slots are destinations, not endpoints (empty
+  // for other clusters).
+  sidecar::DestinationSlots dst_slots;
+  std::vector<OutlierState> outliers;       // [endpoint]
+  tls::SessionCache tls_sessions;           // [endpoint]: clusters with tls resume these
+  const ConnectRuntime* connect = nullptr;  // a listener's CONNECT state: its allowlist
   uint16_t t_connect = 0, t_read = 0, t_pool = 0;
   uint32_t refs = 0;
   // Exchanges of this worker that are retrying under a route's policy: the retry budget

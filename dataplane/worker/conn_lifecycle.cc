@@ -179,7 +179,12 @@ void Worker::MaybeFreeConn(uint32_t conn_idx) {
     c.io = kNil;
   }
   tls_.Release(conn_idx);
-  if (c.kind == ConnKind::kUpstream) UnrefCluster(c.owner);
+  if (c.kind == ConnKind::kUpstream) {
+    // Only now may its destination's slot go to another destination (destination_slots.h).
+    ClusterState& cs = Cs(c.owner);
+    if (cs.cfg->original_destination) cs.dst_slots.Closed(c.endpoint);
+    UnrefCluster(c.owner);
+  }
   c.gen++;
   c.fd = -1;
   conns_.Free(conn_idx);

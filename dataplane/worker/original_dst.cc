@@ -1,8 +1,9 @@
 // Listeners with original_destination and clusters of type original_destination
 // (docs/sidecar.md): the client's original destination is learned once per connection
-// right after accept, and each exchange of such a cluster connects to it (no balancer, no
-// pool: one destination per client connection). A connection that was not redirected
-// has none, and is refused rather than forwarded back to the listener it came in on.
+// right after accept, and each exchange of such a cluster goes to it (no balancer): on a
+// pooled connection to that same destination (the cluster's DestinationSlots say which
+// pool slot holds it), else on a new one. A connection that was not redirected has none,
+// and is refused rather than forwarded back to the listener it came in on.
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -35,18 +36,29 @@ void Worker::LearnOriginalDst(uint32_t conn_idx, bool fixed) {
   orig_dsts_.Set(conn_idx, c.gen, usable, dst);
 }
 
-bool Worker::ConnectOriginalDst(uint32_t ex_idx) {
+bool Worker::ConnectOriginalDst(uint32_t ex_idx, bool fresh) {
   Exchange& ex = exchanges_.Get(ex_idx);
   const Conn& c = conns_.Get(ex.client);
   const sidecar::SockAddr* dst = orig_dsts_.Get(ex.client, c.gen);
   if (dst == nullptr) return false;
+  ClusterState& cs = Cs(ex.cluster);
+  // The pool slot of this destination: every connection in it was opened to *dst
+  // (destination_slots.h). Tunnels never share upstream connections: they take none.
+  uint32_t slot = ex.tunnel.active ? cs.dst_slots.unpooled() : cs.dst_slots.Claim(*dst);
+  if (!fresh && cs.dst_slots.Pooled(slot)) {
+    uint32_t up = AcquireUpstream(ex.cluster, slot);
+    if (up != kNil) {
+      stats_.upstream_reused.Add();
+      AttachUpstream(ex_idx, up);
+      return true;
+    }
+  }
   NetAddress addr;
   addr.len = sidecar::SockAddrLen(*dst);
   memcpy(&addr.storage, dst, addr.len);
-  // Endpoint 0: the state's single pool slot, which never keeps a connection (an
-  // original destination is its client's alone); ex.endpoint stays kNil, so no balancer
-  // or outlier bookkeeping applies.
-  ConnectTo(ex_idx, 0, addr);
+  // ex.endpoint stays kNil: no balancer or outlier bookkeeping applies. The connection's
+  // endpoint is the slot (ConnectTo counts it in the slot's live connections).
+  ConnectTo(ex_idx, slot, addr);
   return true;
 }
 

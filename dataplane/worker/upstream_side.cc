@@ -113,6 +113,8 @@ void Worker::ConnectTo(uint32_t ex_idx, uint32_t endpoint, const NetAddress& add
   uint32_t up = NewConn(ConnKind::kUpstream, fd, ex.cluster);
   Conn& u = conns_.Get(up);
   u.endpoint = endpoint;
+  // Until the slot is freed (MaybeFreeConn): the slot keeps its destination meanwhile.
+  if (cluster.original_destination) Cs(ex.cluster).dst_slots.Opened(endpoint);
   // HTTP/1: one stream (this exchange) at a time. Tunnels and CONNECT never come back.
   Cs(ex.cluster).pool.Opened(up, endpoint, 1);
   if (cluster.http2) {
@@ -592,7 +594,13 @@ void Worker::OnUpstreamEof(uint32_t conn_idx, int err) {
       ex.upstream = kNil;
       ex.head_queued = false;
       stats_.upstream_retries.Add();
-      StartConnect(ex_idx, ex.endpoint);
+      // An original destination has no endpoint: a new connection to the client's.
+      if (Cs(ex.cluster).cfg->original_destination) {
+        if (!ConnectOriginalDst(ex_idx, true))
+          RespondUpstreamError(ex_idx, NoUpstreamCause(ex_idx));
+      } else {
+        StartConnect(ex_idx, ex.endpoint);
+      }
       return;
     case stream::Next::kRetryOtherEndpoint:
     case stream::Next::kReplyError:
@@ -621,9 +629,10 @@ void Worker::ReleaseUpstream(uint32_t ex_idx, bool reusable) {
   timers_.Disarm(up);
   ClusterState& cs = Cs(u.owner);
   // A paused receive means unread bytes behind the response: the framing is not intact.
-  // An original-destination connection belongs to its client's destination: never pooled.
+  // An original-destination connection is kept in its destination's slot; one opened when
+  // every slot held another destination's has none, and is closed.
   bool keep = reusable && !draining_ && !cs.retired && !(u.flags & kRecvPaused) &&
-              !cs.cfg->original_destination;
+              (!cs.cfg->original_destination || cs.dst_slots.Pooled(u.endpoint));
   switch (cs.pool.Release(up, u.endpoint, keep, cs.cfg->pool_size)) {
     case upstream::Released::kClose:
       CloseConn(up);

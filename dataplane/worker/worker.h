@@ -122,9 +122,10 @@ class Worker {
   // Recovers the client's original destination right after accept (regular fd): its
   // address too, synchronously (the by-peer map needs it).
   void LearnOriginalDst(uint32_t conn_idx, bool fixed);
-  // Connects the exchange to its client's original destination; false when there is none
-  // (not redirected, or unknown): the caller answers NoUpstreamCause.
-  bool ConnectOriginalDst(uint32_t ex_idx);
+  // Sends the exchange to its client's original destination, on a pooled connection to it
+  // unless `fresh` (a retry after a stale one), else on a new one; false when there is
+  // none (not redirected, or unknown): the caller answers NoUpstreamCause.
+  bool ConnectOriginalDst(uint32_t ex_idx, bool fresh = false);
   // Why AssignUpstream found no upstream for the exchange.
   ErrorCause NoUpstreamCause(uint32_t ex_idx);
   // The access log's upstream field of an exchange to an original destination.

@@ -5,6 +5,11 @@ dialled address with SO_ORIGINAL_DST and a cluster of type original_destination 
 there. Only sockets carrying this test's random SO_MARK match the rules, so nothing else on
 the machine is redirected; the table is deleted in a finally.
 
+HTTP upstream connections are pooled per destination (a pool slot per dialled address):
+requests on keep-alive connections reuse them, never across destinations; an upstream that
+closes a pooled connection costs no request (a third destination, a scripted upstream on
+127.0.0.4, closes its connections while idle or when the next request arrives).
+
 Output-chain REDIRECT of locally generated traffic to a 127.0.0.1 (or ::1) listener needs no
 route_localnet: the packet never leaves loopback, and REDIRECT picks the loopback address.
 """
@@ -18,10 +23,14 @@ import subprocess
 
 import pytest
 
+import time
+
+import httpraw
 import machine
 import promtext
 from conftest import cluster, listener
 from procs import Backend, base_config, wait_until
+from scripted_upstream import CLOSE, Script, ScriptedUpstream, response
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None,
                                 reason="nft missing (tools/install-deps installs nftables)")
@@ -94,8 +103,27 @@ def setup(tmp_path_factory):
         b.stop()
 
 
+def _scripted_answer(conn, index, method, target, body):
+    """/idle-close: answered, then the upstream closes the connection 0.2 s later (its
+    keep-alive timeout firing while zproxy holds it idle). Otherwise the first request on a
+    connection is answered and the second one gets the connection closed unanswered (a
+    pooled connection found closed when it is used)."""
+    if target.startswith("/idle-close"):
+        return Script(response(body=b"conn %d\n" % conn.index), 0.2, CLOSE)
+    if index == 0:
+        return response(body=b"conn %d\n" % conn.index)
+    return None
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    up = ScriptedUpstream(_scripted_answer, host="127.0.0.4")
+    yield up
+    up.close()
+
+
 @pytest.fixture
-def proxy(setup, make_proxy, tmp_path):
+def proxy(setup, scripted, make_proxy, tmp_path):
     d, backends = setup
     access_log = str(tmp_path / "access.log")
     pinned = [{"match": {"prefix": "/", "hosts": ["pinned.test"]}, "cluster": "static-b"},
@@ -120,7 +148,7 @@ def proxy(setup, make_proxy, tmp_path):
         nft("add", "chain", "inet", table, "out",
             "{ type nat hook output priority -100 ; }")
         for mark, port in ((MARK_HTTP, z.ports["outbound"]), (MARK_TCP, z.ports["outbound-tcp"])):
-            for ip, p in (A, B):
+            for ip, p in (A, B, ("127.0.0.4", scripted.port)):
                 nft("add", "rule", "inet", table, "out", "meta", "mark", str(mark), "ip",
                     "daddr", ip, "tcp", "dport", str(p), "redirect", "to", ":%d" % port)
         nft("add", "rule", "inet", table, "out", "meta", "mark", str(MARK_HTTP), "ip6",
@@ -209,3 +237,108 @@ def test_tcp_proxy_goes_to_the_dialled_backend(proxy):
     assert total(fams, "zproxy_original_destination_total", source="so_original_dst") >= 1
     if total(fams, "zproxy_passthrough_connections_total", mode="sockmap") == 0:
         machine.fallback("sockmap", "tcp_proxy to an original destination did not use sockmap")
+
+
+class MarkedConn(httpraw.Conn):
+    """A keep-alive client connection from a socket carrying `mark`, to `addr`."""
+
+    def __init__(self, addr, mark, timeout=10):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+        self.sock.settimeout(timeout)
+        self.sock.connect(addr)
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+
+    def get(self, target, host="app.test"):
+        self.send(httpraw.build_request(target=target, host=host))
+        return self.read_response()
+
+
+def test_keep_alive_client_reuses_one_upstream_connection(proxy, setup):
+    """Five requests on one keep-alive client connection reach the dialled backend over one
+    upstream connection; a second client connection to the same destination takes the same
+    pooled connection (one worker)."""
+    z, _, _ = proxy
+    backend_a = setup[1][0]
+    reused = total(scrape(z), "zproxy_upstream_reused_total")
+    mark = backend_a.log.mark()
+    with MarkedConn(A, MARK_HTTP) as c:
+        for i in range(5):
+            r = c.get("/echo?i=%d" % i)
+            assert r.status == 200, r
+            j, _ = echoed(r.body)
+            assert j["name"] == "orig-a" and j["target"] == "/echo?i=%d" % i, j
+    assert len(backend_a.log.conns_since(mark)) == 1, backend_a.log.lines_since(mark)
+    with MarkedConn(A, MARK_HTTP) as c:
+        r = c.get("/echo?i=5")
+        assert r.status == 200 and echoed(r.body)[0]["name"] == "orig-a", r
+    assert len(backend_a.log.conns_since(mark)) == 1, backend_a.log.lines_since(mark)
+    assert len(backend_a.log.reqs_since(mark)) == 6
+    assert total(scrape(z), "zproxy_upstream_reused_total") == reused + 5
+
+
+def test_two_destinations_interleaved_never_crossed(proxy, setup):
+    """Clients dialling A and B, interleaved on keep-alive connections (both requests in
+    flight at once) and on new connections: every response comes from the backend that
+    was dialled, for the request that was sent; the pooled connections are reused."""
+    z, _, _ = proxy
+    backend_a, backend_b = setup[1][0], setup[1][1]
+    marks = (backend_a.log.mark(), backend_b.log.mark())
+    reused = total(scrape(z), "zproxy_upstream_reused_total")
+    n = 150
+    with MarkedConn(A, MARK_HTTP) as ca, MarkedConn(B, MARK_HTTP) as cb:
+        for i in range(n):
+            ca.send(httpraw.build_request(target="/echo?a=%d" % i, host="app.test"))
+            cb.send(httpraw.build_request(target="/echo?b=%d" % i, host="app.test"))
+            for c, name, tgt in ((cb, "orig-b", "/echo?b=%d" % i),
+                                 (ca, "orig-a", "/echo?a=%d" % i)):
+                r = c.read_response()
+                assert r.status == 200, (i, r)
+                j, _ = echoed(r.body)
+                assert (j["name"], j["target"]) == (name, tgt), (i, j)
+            if i % 10 == 0:  # a short-lived client of either destination in between
+                addr, name = (A, "orig-a") if i % 20 == 0 else (B, "orig-b")
+                status, body = request(addr, MARK_HTTP, target="/echo?new=%d" % i)
+                assert status == 200 and echoed(body)[0]["name"] == name, (i, body)
+    # Two keep-alive clients in flight at once need two upstream connections per
+    # destination at most (the short-lived clients take an idle one).
+    assert 1 <= len(backend_a.log.conns_since(marks[0])) <= 2, backend_a.log.lines_since(marks[0])
+    assert 1 <= len(backend_b.log.conns_since(marks[1])) <= 2, backend_b.log.lines_since(marks[1])
+    assert total(scrape(z), "zproxy_upstream_reused_total") >= reused + 2 * n - 4
+
+
+def test_upstream_closing_idle_pooled_connection(proxy, scripted):
+    """The upstream closes a pooled connection while it is idle: zproxy drops it, and the
+    next request on the same client connection gets a new one (200, no error)."""
+    z, _, _ = proxy
+    c_addr = ("127.0.0.4", scripted.port)
+    first = len(scripted.conns)
+    errors = total(scrape(z), "zproxy_errors_total")
+    with MarkedConn(c_addr, MARK_HTTP) as c:
+        r = c.get("/idle-close-1")
+        assert r.status == 200 and r.body == b"conn %d\n" % first, r
+        assert wait_until(lambda: scripted.conns[first].closed_by_peer.is_set(), 5), \
+            "zproxy kept the connection the upstream closed"
+        r = c.get("/idle-close-2")
+        assert r.status == 200 and r.body == b"conn %d\n" % (first + 1), r
+    assert total(scrape(z), "zproxy_errors_total") == errors
+
+
+def test_stale_pooled_connection_retried_on_fresh_one(proxy, scripted):
+    """The pooled connection is found closed when the next request arrives (the upstream
+    closes it on reading it): the request goes again on a new connection to the same
+    destination, and the client gets its 200."""
+    z, _, _ = proxy
+    c_addr = ("127.0.0.4", scripted.port)
+    first = len(scripted.conns)
+    retries = total(scrape(z), "zproxy_upstream_retries_total")
+    with MarkedConn(c_addr, MARK_HTTP) as c:
+        r = c.get("/one")
+        assert r.status == 200 and r.body == b"conn %d\n" % first, r
+        r = c.get("/two")
+        assert r.status == 200 and r.body == b"conn %d\n" % (first + 1), r
+    got = [(conn - first, m, t) for conn, m, t in scripted.requests() if conn >= first]
+    assert got == [(0, "GET", "/one"), (0, "GET", "/two"), (1, "GET", "/two")], got
+    assert total(scrape(z), "zproxy_upstream_retries_total") == retries + 1
