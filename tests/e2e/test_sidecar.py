@@ -206,3 +206,32 @@ def test_root_cgroup_is_refused(backends, tmp_path):
 def procs_metrics(z):
     from test_original_destination import scrape
     return scrape(z)
+
+
+def test_ipv6_application_is_intercepted(cgroup, make_proxy, tmp_path):
+    """connect6 and getpeername6: with the outbound listener on ::1, an application's IPv6
+    connection to [::1]:P lands on zproxy, which forwards it to [::1]:P; the application
+    still sees [::1]:P as its peer. An IPv4 connection has no IPv4 listener to go to and is
+    left alone (connect4 has no target)."""
+    v6 = Backend("side-v6", str(tmp_path), listen="[::1]:0")
+    v4 = Backend("side-v4", str(tmp_path), listen="127.0.0.2:0")
+    try:
+        out = listener("outbound", [{"match": {"prefix": "/"}, "cluster": "passthrough"}])
+        out["original_destination"] = True
+        out["address"] = "[::1]:%d" % free_port("[::1]")
+        z = make_proxy(base_config([out], [{"name": "passthrough", "type": "original_destination"}],
+                                   sidecar={"cgroup": cgroup, "outbound_listener": "outbound"}))
+        (peer, status, echo), (peer4, status4, echo4) = run_app(
+            [("::1", v6.port), ("127.0.0.2", v4.port)], cgroup)
+        assert status == 200 and echo["name"] == "side-v6", echo
+        assert peer[:2] == ("::1", v6.port)  # getpeername6: what the application dialled
+        assert headers(echo).get("x-forwarded-for") == ["::1"], echo  # through zproxy
+        assert status4 == 200 and peer4 == ("127.0.0.2", v4.port)
+        assert "x-forwarded-for" not in headers(echo4), echo4  # direct
+        fams = procs_metrics(z)
+        assert fams["zproxy_original_destination_total"].value(source="bpf_map") == 1
+        assert z.stop() == 0
+        assert attached(cgroup) == []
+    finally:
+        v6.stop()
+        v4.stop()
