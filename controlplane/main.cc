@@ -312,7 +312,7 @@ class Zproxyd {
     std::vector<bpf::ListenerGroup> groups;
     for (const ListenSocket& s : sockets_) {
       if (groups.empty() || groups.back().listener != s.listener) {
-        groups.push_back({s.listener, {}});
+        groups.push_back({s.listener, {}, {}});
       }
       groups.back().worker_fds.push_back(s.fd.get());
     }

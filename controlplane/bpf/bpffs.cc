@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "controlplane/bpf/paths.h"
+
 namespace zproxy::controlplane::bpf {
 namespace {
 
@@ -25,11 +27,6 @@ bool MkdirP(const std::string& dir, mode_t mode, std::string* error) {
   return true;
 }
 
-bool Under(const std::string& path, const std::string& root) {
-  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-                          path[root.size()] == '/');
-}
-
 }  // namespace
 
 bool IsOnBpffs(const std::string& path) {
@@ -43,7 +40,7 @@ bool EnsureBpffsDir(const std::string& dir, std::string* error) {
     *error = "bpffs path must be absolute, got \"" + dir + "\"";
     return false;
   }
-  std::string mount_point = Under(dir, kDefaultMount) ? kDefaultMount : dir;
+  std::string mount_point = PathUnder(dir, kDefaultMount) ? kDefaultMount : dir;
   if (!MkdirP(mount_point, 0700, error)) return false;
   if (!IsOnBpffs(mount_point)) {
     if (mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0) {

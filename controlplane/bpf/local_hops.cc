@@ -12,23 +12,10 @@
 #include "bpf/zproxy_structs.h"
 #include "common/unique_fd.h"
 #include "controlplane/bpf/bpffs.h"
+#include "controlplane/bpf/paths.h"
 #include "controlplane/bpf/sidecar.h"
 
 namespace zproxy::controlplane::bpf {
-
-namespace {
-
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) != nullptr ? std::string(buf) : std::string();
-}
-
-bool Under(const std::string& path, const std::string& dir) {
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         path[dir.size()] == '/');
-}
-
-}  // namespace
 
 bool LocalHops::Attach(const std::string& app_cgroup, const BpfOptions& options,
                        std::string* error) {
@@ -46,7 +33,7 @@ bool LocalHops::Attach(const std::string& app_cgroup, const BpfOptions& options,
   // zproxyd's cgroup holding the application's covers both (attaching to both would run
   // the program twice on the application's sockets).
   std::vector<std::string> targets{own};
-  if (!Under(app, own)) targets.push_back(app);
+  if (!PathUnder(app, own)) targets.push_back(app);
   std::string pin_dir = options.pin_dir.empty() ? "" : options.pin_dir + "/sidecar";
   if (!pin_dir.empty() && !EnsureBpffsDir(pin_dir, error)) return false;
   if (!skel_.OpenAndLoad(pin_dir, options.keep_pins, "local_hops", error)) return false;

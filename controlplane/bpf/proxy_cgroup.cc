@@ -13,21 +13,12 @@
 #include <functional>
 
 #include "controlplane/bpf/local_hops.h"
+#include "controlplane/bpf/paths.h"
 #include "controlplane/bpf/sidecar.h"
 
 namespace zproxy::controlplane::bpf {
 
 namespace {
-
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) != nullptr ? std::string(buf) : std::string();
-}
-
-bool Under(const std::string& path, const std::string& dir) {
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         path[dir.size()] == '/');
-}
 
 // Writing a pid to cgroup.procs moves the whole process (every thread).
 bool MoveSelf(const std::string& dir, std::string* error) {
@@ -65,7 +56,7 @@ ProxyCgroup::Outcome ProxyCgroup::Enter(const std::string& app_cgroup, const std
   }
   // Inside the application's cgroup a child would be too: interception refuses that case
   // and names it; moving would not help.
-  if (Under(own, RealPath(app_cgroup))) {
+  if (PathUnder(own, RealPath(app_cgroup))) {
     *note = "zproxyd runs inside sidecar.cgroup";
     return Outcome::kNotMoved;
   }

@@ -15,20 +15,11 @@
 #include "common/net_address.h"
 #include "common/unique_fd.h"
 #include "controlplane/bpf/bpffs.h"
+#include "controlplane/bpf/paths.h"
 
 namespace zproxy::controlplane::bpf {
 
 namespace {
-
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) != nullptr ? std::string(buf) : std::string();
-}
-
-bool Under(const std::string& path, const std::string& dir) {
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
-                         (dir == "/" || path[dir.size()] == '/'));
-}
 
 bool ParseCidr(const std::string& text, int* family, uint32_t addr[4], uint32_t* prefix) {
   size_t slash = text.find('/');
@@ -72,7 +63,7 @@ std::string Cgroup2MountOf(const std::string& dir, std::string* error) {
     in >> dev >> mnt >> type;
     if (type != "cgroup2") continue;
     all += (all.empty() ? "" : ", ") + mnt;
-    if (Under(real, mnt) && mnt.size() > best.size()) best = mnt;
+    if (PathUnder(real, mnt) && mnt.size() > best.size()) best = mnt;
   }
   if (best.empty()) {
     *error = "sidecar.cgroup " + dir + " is not in a cgroup v2 mount (cgroup2 mounts: " +
@@ -95,7 +86,7 @@ SidecarInterception::Outcome SidecarInterception::Attach(const zproxy::v1::Sidec
     return Outcome::kRefused;
   }
   std::string own = mount + OwnCgroup();
-  if (Under(RealPath(own), real)) {
+  if (PathUnder(RealPath(own), real)) {
     *error = "zproxyd runs inside sidecar.cgroup " + config.cgroup() + " (its cgroup: " + own +
              "): its own connections would be intercepted";
     return Outcome::kRefused;
