@@ -30,7 +30,7 @@ int ThreadCount() {
   int n = 0;
   while (dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
-    char path[64], stat[512] = {};
+    char path[sizeof("/proc/self/task//stat") + sizeof(e->d_name)], stat[512] = {};
     snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
     unsigned long flags = 0;
     if (FILE* f = fopen(path, "r")) {
